@@ -1,0 +1,81 @@
+"""mpswarm: run Locust-style locustfiles across every core, with honest numbers.
+
+The names below are the locustfile API. They are imported on first use, so that
+``import mpswarm`` has no side effects and the command line can monkey-patch the standard
+library (gevent) before any networking module is imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from mpswarm._version import __version__
+
+if TYPE_CHECKING:
+    from mpswarm.events import events
+    from mpswarm.exceptions import (
+        InterruptTaskSet,
+        RescheduleTask,
+        RescheduleTaskImmediately,
+        StopTest,
+        StopUser,
+    )
+    from mpswarm.shape import LoadTestShape
+    from mpswarm.user.task import SequentialTaskSet, TaskSet, tag, task
+    from mpswarm.user.users import HttpUser, User
+    from mpswarm.user.wait_time import between, constant, constant_pacing, constant_throughput
+
+__all__ = [
+    "HttpUser",
+    "InterruptTaskSet",
+    "LoadTestShape",
+    "RescheduleTask",
+    "RescheduleTaskImmediately",
+    "SequentialTaskSet",
+    "StopTest",
+    "StopUser",
+    "TaskSet",
+    "User",
+    "__version__",
+    "between",
+    "constant",
+    "constant_pacing",
+    "constant_throughput",
+    "events",
+    "tag",
+    "task",
+]
+
+_WHERE = {
+    "User": "mpswarm.user.users",
+    "HttpUser": "mpswarm.user.users",
+    "TaskSet": "mpswarm.user.task",
+    "SequentialTaskSet": "mpswarm.user.task",
+    "task": "mpswarm.user.task",
+    "tag": "mpswarm.user.task",
+    "between": "mpswarm.user.wait_time",
+    "constant": "mpswarm.user.wait_time",
+    "constant_pacing": "mpswarm.user.wait_time",
+    "constant_throughput": "mpswarm.user.wait_time",
+    "events": "mpswarm.events",
+    "LoadTestShape": "mpswarm.shape",
+    "StopUser": "mpswarm.exceptions",
+    "StopTest": "mpswarm.exceptions",
+    "InterruptTaskSet": "mpswarm.exceptions",
+    "RescheduleTask": "mpswarm.exceptions",
+    "RescheduleTaskImmediately": "mpswarm.exceptions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mpswarm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

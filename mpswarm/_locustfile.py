@@ -1,0 +1,122 @@
+"""Import a locustfile and find its User and LoadTestShape classes."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import inspect
+import os
+import sys
+import traceback
+from types import ModuleType
+
+from mpswarm.exceptions import LocustfileError, UsageError
+from mpswarm.shape import LoadTestShape
+from mpswarm.user.users import HttpUser, User
+
+
+@dataclasses.dataclass
+class Locustfile:
+    """What a locustfile defines."""
+
+    path: str
+    module: ModuleType
+    user_classes: dict[str, type[User]]
+    shape_classes: dict[str, type[LoadTestShape]]
+
+
+def load_locustfile(path: str) -> Locustfile:
+    """Import the locustfile at ``path`` once, in this process.
+
+    Raises:
+        LocustfileError: missing file, import failure (with file:line), or no User class.
+    """
+    if not os.path.exists(path) and os.path.exists(path + ".py"):
+        path += ".py"
+    if not os.path.isfile(path):
+        raise LocustfileError(f"locustfile {path!r} not found: pass -f PATH to a locustfile")
+    full = os.path.abspath(path)
+    directory = os.path.dirname(full)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    name = os.path.splitext(os.path.basename(full))[0]
+    spec = importlib.util.spec_from_file_location(name, full)
+    if spec is None or spec.loader is None:
+        raise LocustfileError(f"cannot import {path!r}: it is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        where = f"{path}:{exc.lineno}" if exc.lineno else path
+        raise LocustfileError(f"{where}: SyntaxError: {exc.msg}") from exc
+    except Exception as exc:
+        raise LocustfileError(
+            f"{_import_location(exc, full, path)}: importing the locustfile failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    users = {
+        value.__name__: value
+        for value in vars(module).values()
+        if inspect.isclass(value) and issubclass(value, User) and not value.abstract
+    }
+    shapes = {
+        value.__name__: value
+        for value in vars(module).values()
+        if inspect.isclass(value)
+        and issubclass(value, LoadTestShape)
+        and value is not LoadTestShape
+        and not getattr(value, "abstract", False)
+    }
+    if not users:
+        raise LocustfileError(
+            f"no User class found in {path}: define a class that subclasses User or HttpUser"
+        )
+    return Locustfile(path=path, module=module, user_classes=users, shape_classes=shapes)
+
+
+def _import_location(exc: BaseException, full: str, shown: str) -> str:
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if os.path.abspath(frame.filename) == full:
+            line = frame.lineno
+    return f"{shown}:{line}" if line else shown
+
+
+def select_user_classes(
+    available: dict[str, type[User]], names: tuple[str, ...]
+) -> list[type[User]]:
+    """The classes named on the command line, or all of them when none are named.
+
+    Raises:
+        UsageError: a name is not a User class of the locustfile.
+    """
+    if not names:
+        return list(available.values())
+    chosen = []
+    for name in names:
+        if name not in available:
+            known = ", ".join(sorted(available))
+            raise UsageError(f"unknown User class {name!r} (the locustfile defines: {known})")
+        chosen.append(available[name])
+    return chosen
+
+
+def check_hosts(classes: list[type[User]], host: str | None) -> None:
+    """Every HttpUser needs a host with a scheme, from -H or the class.
+
+    Raises:
+        UsageError: a class has no usable host.
+    """
+    for cls in classes:
+        chosen = host or cls.host
+        if issubclass(cls, HttpUser) and not chosen:
+            raise UsageError(
+                f"no host for {cls.__name__}: pass -H/--host http://HOST:PORT or set host on "
+                "the class"
+            )
+        if chosen and not chosen.startswith(("http://", "https://")):
+            raise UsageError(
+                f"invalid host {chosen!r} for {cls.__name__}: it must start with http:// or "
+                "https://"
+            )

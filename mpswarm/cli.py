@@ -1,0 +1,315 @@
+"""The ``mpswarm`` command line: parse, build a frozen RunConfig, run, exit with a code.
+
+Exit codes: 0 success; 1 failed requests or exceptions in user code (``--exit-code-on-error``);
+2 usage or locustfile errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from mpswarm._version import __version__
+from mpswarm.config import RunConfig, parse_timespan, resolve_processes
+from mpswarm.exceptions import MpswarmError, UsageError
+
+logger = logging.getLogger("mpswarm")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _timespan(ctx: click.Context, param: click.Parameter, value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return parse_timespan(value)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple[str, ...] | None:
+    if not value:
+        return None
+    tags = [part.strip() for item in value for part in str(item).split(",") if part.strip()]
+    return tuple(tags) or None
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Also: 'mpswarm serve --help' for the built-in demo target. Every option can be set "
+    "as MPSWARM_<OPTION> in the environment or in mpswarm.conf / [tool.mpswarm] in "
+    "pyproject.toml; the command line wins over the environment, which wins over files.",
+)
+@click.argument("user_classes", nargs=-1)
+@click.option(
+    "-f",
+    "--locustfile",
+    default="locustfile.py",
+    show_default=True,
+    help="Python file defining User classes.",
+)
+@click.option("-H", "--host", help="Base URL of the target, e.g. http://127.0.0.1:8089.")
+@click.option(
+    "-u",
+    "--users",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Peak number of concurrent users.",
+)
+@click.option(
+    "-r",
+    "--spawn-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Users started per second, over all workers.",
+)
+@click.option("-t", "--run-time", callback=_timespan, help="Stop after e.g. 30s, 5m, 1h30m.")
+@click.option(
+    "--processes",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Worker processes; -1 for one per CPU core.",
+)
+@click.option("--headless", is_flag=True, help="Run without a web UI (the only mode for now).")
+@click.option(
+    "-T",
+    "--tags",
+    multiple=True,
+    callback=_split_tags,
+    help="Only run tasks with one of these tags (comma-separated, repeatable).",
+)
+@click.option(
+    "-E",
+    "--exclude-tags",
+    multiple=True,
+    callback=_split_tags,
+    help="Never run tasks with one of these tags (comma-separated, repeatable).",
+)
+@click.option(
+    "-l",
+    "--list",
+    "list_classes",
+    is_flag=True,
+    help="List the User classes of the locustfile and exit.",
+)
+@click.option(
+    "--loglevel",
+    "-L",
+    type=click.Choice(_LOG_LEVELS, case_sensitive=False),
+    default="INFO",
+    show_default=True,
+    help="Log level; DEBUG shows tracebacks.",
+)
+@click.option(
+    "--exit-code-on-error",
+    type=int,
+    default=EXIT_ERROR,
+    show_default=True,
+    help="Exit code when requests failed or user code raised.",
+)
+@click.option(
+    "-s",
+    "--stop-timeout",
+    callback=_timespan,
+    default="0",
+    help="Time users get to finish their task when the run stops (default 0).",
+)
+@click.option(
+    "--max-endpoints",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Distinct request names per worker before they fold into one row.",
+)
+@click.option("--config", "config_file", help="Config file (key = value lines) to read.")
+@click.version_option(__version__, "-V", "--version", prog_name="mpswarm")
+def run_command(**options: Any) -> int:
+    """Run a locustfile's users against a target, one gevent worker per process.
+
+    Example: mpswarm -f examples/shop.py -H http://127.0.0.1:8089 -u 200 -r 50 -t 30s
+    --processes -1
+    """
+    _setup_logging(options["loglevel"])
+    from mpswarm._locustfile import check_hosts, load_locustfile, select_user_classes
+
+    locustfile = load_locustfile(options["locustfile"])
+    if options["list_classes"]:
+        for name in locustfile.user_classes:
+            click.echo(name)
+        return EXIT_OK
+    classes = select_user_classes(locustfile.user_classes, options["user_classes"])
+    check_hosts(classes, options["host"])
+    config = RunConfig(
+        locustfile=locustfile.path,
+        user_classes=tuple(cls.__name__ for cls in classes),
+        host=options["host"],
+        users=options["users"],
+        spawn_rate=options["spawn_rate"],
+        run_time=options["run_time"],
+        processes=resolve_processes(options["processes"], _cpu_count()),
+        tags=options["tags"],
+        exclude_tags=options["exclude_tags"],
+        stop_timeout=options["stop_timeout"] or 0.0,
+        exit_code_on_error=options["exit_code_on_error"],
+        max_endpoints=options["max_endpoints"],
+        loglevel=options["loglevel"].upper(),
+    )
+    from mpswarm.runner.headless import run_headless
+
+    return run_headless(config, classes, sys.stdout, parsed_options=_namespace(options))
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _namespace(options: dict[str, Any]) -> Any:
+    import argparse
+
+    return argparse.Namespace(**options)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="[%(asctime)s] %(levelname)s/%(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def _known_options() -> dict[str, bool]:
+    return {
+        param.name: bool(getattr(param, "multiple", False))
+        for param in run_command.params
+        if isinstance(param, click.Option) and param.name and param.name != "config_file"
+    }
+
+
+def _explicit_config(argv: list[str]) -> str | None:
+    for index, arg in enumerate(argv):
+        if arg == "--config" and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return os.environ.get("MPSWARM_CONFIG") or None
+
+
+def run_main(argv: list[str]) -> int:
+    """Parse ``argv`` and run; returns the exit code. Errors are one line on stderr."""
+    debug = any(a.upper() in ("DEBUG", "--LOGLEVEL=DEBUG") for a in argv)
+    try:
+        from mpswarm._settings import find_config_values, to_default_map
+
+        values, source = find_config_values(_explicit_config(argv))
+        default_map = to_default_map(values, _known_options(), source) if values else {}
+        result = run_command.main(
+            args=argv,
+            prog_name="mpswarm",
+            standalone_mode=False,
+            auto_envvar_prefix="MPSWARM",
+            default_map=default_map,
+        )
+        return int(result) if isinstance(result, int) else EXIT_OK
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return 130
+    except click.ClickException as exc:
+        _error(exc.format_message(), debug)
+        return EXIT_USAGE
+    except MpswarmError as exc:
+        _error(str(exc), debug)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _error(message: str, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    first = " ".join(message.split("\n")).strip()
+    click.echo(f"mpswarm: error: {first}", err=True)
+
+
+def serve_main(argv: list[str]) -> int:
+    """``mpswarm serve``: run the demo target (optionally around a command)."""
+    try:
+        result = serve_command.main(args=argv, prog_name="mpswarm serve", standalone_mode=False)
+        return int(result) if isinstance(result, int) else EXIT_OK
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        _error(exc.format_message(), False)
+        return EXIT_USAGE
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8089,
+    show_default=True,
+    help="Port to bind; 0 picks a free one.",
+)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def serve_command(host: str, port: int, command: tuple[str, ...]) -> int:
+    """Serve the demo shop and JSON API (GET /__stats shows what it served).
+
+    With a COMMAND after '--', run it while serving and exit with its exit code, e.g.
+    mpswarm serve --port 8089 -- mpswarm -f examples/shop.py -H http://127.0.0.1:8089 -t 10s
+    """
+    import signal
+    import subprocess
+
+    import gevent
+
+    from mpswarm.demo import make_server
+
+    server = make_server(host, port)
+    try:
+        server.start()
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    bound = server.address[1]
+    click.echo(f"mpswarm demo target on http://{host}:{bound}", err=False)
+    sys.stdout.flush()
+    stop = gevent.event.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(signum, stop.set)
+    code = EXIT_OK
+    if command:
+        child = subprocess.Popen(list(command))
+        waiter = gevent.spawn(child.wait)
+        gevent.wait([waiter, stop], count=1)
+        if not waiter.ready():
+            child.terminate()
+        code = child.wait()
+    else:
+        stop.wait()
+    server.stop(timeout=1)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point behind the ``mpswarm`` command (after gevent's monkey-patching)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "serve":
+        return serve_main(args[1:])
+    return run_main(args)

@@ -1,0 +1,98 @@
+"""The run's configuration: one frozen record built once by an entry point."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from mpswarm.exceptions import UsageError
+
+_TIMESPAN = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+(?:\.\d+)?)s?)?$")
+
+
+def parse_timespan(text: str | int | float) -> float:
+    """Parse a duration such as ``30``, ``30s``, ``5m``, ``1h30m`` or ``1h2m3s`` into seconds.
+
+    Args:
+        text: the duration; a bare number means seconds.
+
+    Returns:
+        The duration in seconds.
+
+    Raises:
+        UsageError: the text is not a duration.
+    """
+    if isinstance(text, (int, float)):
+        if text < 0:
+            raise UsageError(f"invalid time span {text!r}: must not be negative")
+        return float(text)
+    cleaned = text.strip().lower().replace(" ", "")
+    match = _TIMESPAN.match(cleaned)
+    if not cleaned or match is None or not any(match.groupdict().values()):
+        raise UsageError(f"invalid time span {text!r}: use e.g. 30, 30s, 5m, 1h30m")
+    hours = int(match["h"] or 0)
+    minutes = int(match["m"] or 0)
+    seconds = float(match["s"] or 0)
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def resolve_processes(processes: int, cpu_count: int) -> int:
+    """Turn ``--processes`` into a worker count: -1 means one per CPU core.
+
+    Raises:
+        UsageError: zero or a negative number other than -1.
+    """
+    if processes == -1:
+        return max(1, cpu_count)
+    if processes < 1:
+        raise UsageError(f"--processes must be -1 (one per core) or at least 1, not {processes}")
+    return processes
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs to know, fixed before any process starts.
+
+    Attributes:
+        locustfile: path of the locustfile that was loaded.
+        user_classes: names of the User classes to run (empty: all of them).
+        host: base URL overriding the classes' ``host`` attribute, or None.
+        users: peak number of concurrent users.
+        spawn_rate: users started per second, in total over all workers.
+        run_time: seconds to run, or None to run until stopped.
+        processes: number of worker processes (already resolved, >= 1).
+        tags: only run tasks with one of these tags (None: no filter).
+        exclude_tags: never run tasks with one of these tags.
+        stop_timeout: seconds users get to finish their current task when stopping.
+        exit_code_on_error: exit code when requests failed or user code raised.
+        max_endpoints: distinct (method, name) rows per worker before folding into one row.
+        max_errors: distinct error rows per worker before folding into one row.
+        loglevel: logging level name.
+    """
+
+    locustfile: str = ""
+    user_classes: tuple[str, ...] = ()
+    host: str | None = None
+    users: int = 1
+    spawn_rate: float = 1.0
+    run_time: float | None = None
+    processes: int = 1
+    tags: tuple[str, ...] | None = None
+    exclude_tags: tuple[str, ...] | None = None
+    stop_timeout: float = 0.0
+    exit_code_on_error: int = 1
+    max_endpoints: int = 10_000
+    max_errors: int = 1_000
+    loglevel: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.users < 0:
+            raise UsageError(f"--users must not be negative, not {self.users}")
+        if self.spawn_rate <= 0:
+            raise UsageError(f"--spawn-rate must be positive, not {self.spawn_rate}")
+        if self.processes < 1:
+            raise UsageError(f"--processes must be at least 1, not {self.processes}")
+        if self.stop_timeout < 0:
+            raise UsageError(f"--stop-timeout must not be negative, not {self.stop_timeout}")
+        if self.max_endpoints < 1:
+            raise UsageError(f"--max-endpoints must be at least 1, not {self.max_endpoints}")

@@ -1,0 +1,93 @@
+"""Every exception mpswarm defines, in one place.
+
+Two families live here:
+
+* ``MpswarmError`` and its children: mistakes and failures of a run (bad options, a broken
+  locustfile). The CLI turns them into one-line messages and exit codes.
+* Locust's control-flow exceptions (``StopUser``, ``RescheduleTask`` ...), raised by user code to
+  steer a simulated user. They keep Locust's names and meaning so locustfiles run unchanged.
+"""
+
+from __future__ import annotations
+
+
+class MpswarmError(Exception):
+    """Base class of mpswarm's own errors."""
+
+    #: Process exit code the command line uses for this error.
+    exit_code = 1
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        # Errors may cross the pipe between a worker and the parent: keep them picklable
+        # whatever the subclass __init__ signature is.
+        return (self.__class__, self.args)
+
+
+class UsageError(MpswarmError):
+    """A wrong option or option value. Exit code 2."""
+
+    exit_code = 2
+
+
+class LocustfileError(MpswarmError):
+    """The locustfile is missing, cannot be imported, or defines nothing to run. Exit code 2."""
+
+    exit_code = 2
+
+
+class WorkerError(MpswarmError):
+    """A worker process could not be started or failed unrecoverably."""
+
+
+# --- Locust's control-flow exceptions -------------------------------------------------------
+
+
+class StopUser(Exception):
+    """Raised in a task or ``on_start`` to stop this simulated user (``on_stop`` still runs)."""
+
+
+class StopTest(Exception):
+    """Raised in user code to stop the whole test run, on every worker."""
+
+
+class InterruptTaskSet(Exception):
+    """Leave the current TaskSet and return control to its parent.
+
+    Args:
+        reschedule: if True the parent picks its next task at once, otherwise it waits first.
+    """
+
+    def __init__(self, reschedule: bool = True) -> None:
+        super().__init__(reschedule)
+        self.reschedule = reschedule
+
+
+class RescheduleTask(Exception):
+    """Abort the current task; the user waits, then picks its next task."""
+
+
+class RescheduleTaskImmediately(Exception):
+    """Abort the current task; the user picks its next task without waiting."""
+
+
+class ResponseError(Exception):
+    """A response was marked as failed (``catch_response`` with ``failure()``)."""
+
+
+class CatchResponseError(ResponseError):
+    """Raised by ``response.failure()`` use inside ``catch_response`` blocks (Locust's name)."""
+
+
+class HTTPError(Exception):
+    """``Response.raise_for_status()`` found a 4xx or 5xx status."""
+
+    def __init__(self, message: str, response: object = None) -> None:
+        super().__init__(message)
+        self.response = response
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return (self.__class__, (str(self),))
+
+
+class MissingWaitTimeError(Exception):
+    """Kept for Locust compatibility; mpswarm's default wait time is zero."""

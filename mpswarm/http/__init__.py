@@ -1,0 +1,1 @@
+"""HTTP clients used by users."""

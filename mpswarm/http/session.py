@@ -1,0 +1,387 @@
+"""``HttpSession``: HttpUser's client, a requests-like API on urllib3 with per-user cookies.
+
+Every request fires the ``request`` event exactly once, with Locust's argument names; the
+worker's recorder is a listener of that event. Connection errors, timeouts and garbage from the
+server never raise into user code: they come back as a response with ``status_code`` 0 and are
+recorded as failures with a readable error text.
+"""
+
+from __future__ import annotations
+
+import datetime
+import http.cookiejar
+import json as jsonlib
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import urllib3
+from gevent import GreenletExit
+
+from mpswarm.http._cookies import CookieRequest, CookieResponse
+from mpswarm.http.response import Request, Response, ResponseContextManager, status_error_text
+
+_REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
+_MAX_REDIRECTS = 30  # requests' default
+_ADDRESS = re.compile(r"<[^<>]* (?:object )?at 0x[0-9a-fA-F]+>(?::\s*)?|\s*at 0x[0-9a-fA-F]+")
+
+
+class _Interrupted(Exception):
+    """A request cut off because its user was stopped."""
+
+    def __str__(self) -> str:
+        return "request interrupted: user stopped while it was in flight"
+
+
+def error_text(exc: BaseException) -> str:
+    """A short, stable description of a request error, without memory addresses.
+
+    urllib3 wraps the interesting cause (refused, reset, bad status line) in layers; unwrap it
+    so the errors table reads ``ConnectionRefusedError: ...`` rather than ``MaxRetryError``.
+    """
+    cause: BaseException = exc
+    for _ in range(5):
+        inner = getattr(cause, "reason", None)
+        if isinstance(cause, urllib3.exceptions.ProtocolError) and len(cause.args) > 1:
+            inner = cause.args[1]
+        if not isinstance(inner, BaseException):
+            break
+        cause = inner
+    text = _ADDRESS.sub("", str(cause)).strip()
+    name = type(cause).__name__
+    return f"{name}: {text}" if text else name
+
+
+class _Recorder:
+    """Fires the request event once for one request (callable by ResponseContextManager)."""
+
+    __slots__ = ("context", "event", "length", "meta_url", "method", "name", "start", "wall")
+
+    def __init__(self, event: Any, method: str, name: str, url: str, context: Any) -> None:
+        self.event = event
+        self.method = method
+        self.name = name
+        self.meta_url = url
+        self.context = context
+        self.wall = time.time()
+        self.start = time.perf_counter()
+        self.length = 0
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.start) * 1000.0
+
+    def fire(self, response: Response | None, exception: BaseException | None, ms: float) -> None:
+        self.event.fire(
+            request_type=self.method,
+            name=self.name,
+            response_time=ms,
+            response_length=self.length,
+            response=response,
+            context=self.context,
+            exception=exception,
+            start_time=self.wall,
+            url=self.meta_url,
+        )
+
+
+class HttpSession:
+    """A user's HTTP session: connection reuse, cookies, and one request event per request.
+
+    Args:
+        base_url: the user's host; relative URLs are joined to it.
+        request_event: the event hook fired for every request.
+        user: the User owning the session (for its context and stop handling), or None.
+    """
+
+    def __init__(self, base_url: str, request_event: Any, user: Any = None) -> None:
+        self.base_url = base_url
+        self.request_event = request_event
+        self.user = user
+        self.headers: dict[str, str] = {}
+        self.auth: tuple[str, str] | None = None
+        self.cookies = http.cookiejar.CookieJar()
+        self.verify = True
+        # One greenlet per user, requests in sequence: one kept-alive connection per host.
+        self._pool = urllib3.PoolManager(num_pools=8, maxsize=1, block=False, retries=False)
+        self._insecure_pool: urllib3.PoolManager | None = None
+
+    # -- requests-like verbs ------------------------------------------------------------------
+    def get(self, url: str, **kwargs: Any) -> Any:
+        """Send a GET request."""
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, data: Any = None, json: Any = None, **kwargs: Any) -> Any:
+        """Send a POST request."""
+        return self.request("POST", url, data=data, json=json, **kwargs)
+
+    def put(self, url: str, data: Any = None, **kwargs: Any) -> Any:
+        """Send a PUT request."""
+        return self.request("PUT", url, data=data, **kwargs)
+
+    def patch(self, url: str, data: Any = None, **kwargs: Any) -> Any:
+        """Send a PATCH request."""
+        return self.request("PATCH", url, data=data, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> Any:
+        """Send a DELETE request."""
+        return self.request("DELETE", url, **kwargs)
+
+    def head(self, url: str, **kwargs: Any) -> Any:
+        """Send a HEAD request (redirects not followed unless asked, as in requests)."""
+        kwargs.setdefault("allow_redirects", False)
+        return self.request("HEAD", url, **kwargs)
+
+    def options(self, url: str, **kwargs: Any) -> Any:
+        """Send an OPTIONS request."""
+        return self.request("OPTIONS", url, **kwargs)
+
+    def close(self) -> None:
+        """Close the session's connections."""
+        self._pool.clear()
+        if self._insecure_pool is not None:
+            self._insecure_pool.clear()
+
+    # -- the one request path -----------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        url: str,
+        name: str | None = None,
+        catch_response: bool = False,
+        context: Mapping[str, Any] | None = None,
+        *,
+        params: Any = None,
+        data: Any = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        files: Any = None,
+        auth: tuple[str, str] | None = None,
+        timeout: Any = None,
+        allow_redirects: bool = True,
+        verify: bool | None = None,
+        **_ignored: Any,
+    ) -> Any:
+        """Send a request and record it; see the module docstring for error handling.
+
+        Args:
+            method: HTTP method.
+            url: absolute URL, or a path joined to ``base_url``.
+            name: the name the request is recorded under (default: its path and query).
+            catch_response: return a context manager that decides success or failure.
+            context: extra data passed to request event listeners.
+            params: query parameters (dict or list of pairs) added to the URL.
+            data: form dict, str or bytes body.
+            json: object sent as a JSON body.
+            headers: request headers, over the session's.
+            cookies: extra cookies for this request.
+            files: ``{field: file | (filename, content[, content_type])}`` for multipart.
+            auth: ``(user, password)`` for basic authentication.
+            timeout: seconds, or ``(connect, read)``; None waits forever.
+            allow_redirects: follow 3xx responses.
+            verify: False skips TLS certificate verification.
+
+        Returns:
+            A Response (or ResponseContextManager with ``catch_response``).
+        """
+        method = method.upper()
+        full_url = self._full_url(url, params)
+        if name is None:
+            parts = urlsplit(full_url)
+            name = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        user = self.user
+        ctx = {**user.context(), **(context or {})} if user is not None else dict(context or {})
+        recorder = _Recorder(self.request_event, method, name, full_url, ctx)
+        send_headers, body = self._encode(headers, data, json, files, auth)
+        if user is not None:
+            user._in_request += 1
+        try:
+            response = self._send(
+                method,
+                full_url,
+                send_headers,
+                body,
+                cookies,
+                timeout,
+                allow_redirects,
+                self.verify if verify is None else verify,
+            )
+        except GreenletExit:
+            # Killed mid-request (a stop past its grace time): the request was sent, so it is
+            # recorded, as a failure, before the user goes away.
+            recorder.fire(None, _Interrupted(), recorder.elapsed_ms())
+            raise
+        finally:
+            if user is not None:
+                user._in_request -= 1
+        elapsed_ms = recorder.elapsed_ms()
+        response.elapsed = datetime.timedelta(milliseconds=elapsed_ms)
+        recorder.length = len(response.content)
+        if catch_response:
+            return ResponseContextManager(response, _CatchReport(recorder, elapsed_ms, user))
+        if response.error is not None:
+            failure: BaseException | None = response.error
+        elif response.status_code >= 400:
+            failure = _StatusError(status_error_text(response, name))
+        else:
+            failure = None
+        recorder.fire(response, failure, elapsed_ms)
+        if user is not None and user._stop_after_request:
+            raise GreenletExit()
+        return response
+
+    def _full_url(self, url: str, params: Any) -> str:
+        if not url.startswith(("http://", "https://")):
+            url = urljoin(self.base_url, url) if self.base_url else url
+        if params:
+            query = urlencode(params, doseq=True) if not isinstance(params, str) else params
+            url = f"{url}{'&' if '?' in url else '?'}{query}"
+        return url
+
+    def _encode(
+        self, headers: Any, data: Any, json: Any, files: Any, auth: Any
+    ) -> tuple[dict[str, str], Any]:
+        send = {**self.headers, **(headers or {})}
+        lowered = {key.lower() for key in send}
+        body: Any = None
+        if files:
+            fields: list[tuple[str, Any]] = list(_pairs(data)) if data else []
+            for field, value in files.items() if isinstance(files, Mapping) else files:
+                fields.append((field, _file_field(field, value)))
+            body, content_type = urllib3.encode_multipart_formdata(fields)
+            send["Content-Type"] = content_type
+        elif json is not None:
+            body = jsonlib.dumps(json).encode()
+            if "content-type" not in lowered:
+                send["Content-Type"] = "application/json"
+        elif data is not None:
+            if isinstance(data, (Mapping, list, tuple)):
+                body = urlencode(list(_pairs(data)), doseq=True)
+                if "content-type" not in lowered:
+                    send["Content-Type"] = "application/x-www-form-urlencoded"
+            elif hasattr(data, "read"):
+                body = data.read()
+            else:
+                body = data
+        if isinstance(body, str):
+            body = body.encode()
+        auth = auth or self.auth
+        if auth is not None:
+            send.update(urllib3.make_headers(basic_auth=f"{auth[0]}:{auth[1]}"))
+        return send, body
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: Any,
+        extra_cookies: Any,
+        timeout: Any,
+        allow_redirects: bool,
+        verify: bool,
+    ) -> Response:
+        history: list[Response] = []
+        pool = self._pool if verify else self._insecure()
+        if isinstance(timeout, tuple):
+            timeout = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+        elif timeout is None:
+            timeout = urllib3.Timeout(connect=None, read=None)
+        while True:
+            sent = self._with_cookies(url, headers, extra_cookies)
+            request = Request(method, url, sent, body)
+            try:
+                raw = pool.request(
+                    method,
+                    url,
+                    body=body,
+                    headers=sent,
+                    redirect=False,
+                    retries=False,
+                    timeout=timeout,
+                    preload_content=True,
+                    decode_content=True,
+                )
+            except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+                response = Response(url=url, request=request, error=_RequestError(error_text(exc)))
+                response.history = history
+                return response
+            response = Response(raw.status, raw.reason or "", raw.headers, raw.data, url, request)
+            if raw.headers.get("Set-Cookie"):
+                self.cookies.extract_cookies(
+                    CookieResponse(raw.headers),  # type: ignore[arg-type]
+                    CookieRequest(url, sent),  # type: ignore[arg-type]
+                )
+            location = raw.headers.get("Location")
+            if not (allow_redirects and raw.status in _REDIRECT_STATUSES and location):
+                response.history = history
+                return response
+            if len(history) >= _MAX_REDIRECTS:
+                response.history = history
+                response.error = _RequestError(f"TooManyRedirects: over {_MAX_REDIRECTS}")
+                return response
+            history.append(response)
+            url = urljoin(url, location)
+            if raw.status == 303 or (raw.status in (301, 302) and method == "POST"):
+                method, body = ("GET" if method != "HEAD" else "HEAD"), None
+                headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+
+    def _with_cookies(self, url: str, headers: dict[str, str], extra: Any) -> dict[str, str]:
+        if not len(self.cookies) and not extra:
+            return headers
+        probe = CookieRequest(url, headers)
+        self.cookies.add_cookie_header(probe)  # type: ignore[arg-type]
+        sent = {**headers, **probe.added}
+        if extra:
+            pairs = "; ".join(f"{key}={value}" for key, value in extra.items())
+            existing = sent.get("Cookie")
+            sent["Cookie"] = f"{existing}; {pairs}" if existing else pairs
+        return sent
+
+    def _insecure(self) -> urllib3.PoolManager:
+        if self._insecure_pool is None:
+            self._insecure_pool = urllib3.PoolManager(
+                num_pools=8, maxsize=1, block=False, retries=False, cert_reqs="CERT_NONE"
+            )
+        return self._insecure_pool
+
+
+class _RequestError(Exception):
+    """A request that got no (valid) response; its text is already cleaned up."""
+
+
+class _StatusError(Exception):
+    """A 4xx/5xx status recorded as a failure (the text is Locust's HTTPError wording)."""
+
+
+class _CatchReport:
+    """Records a catch_response request when its ``with`` block ends."""
+
+    def __init__(self, recorder: _Recorder, elapsed_ms: float, user: Any) -> None:
+        self.recorder = recorder
+        self.elapsed_ms = elapsed_ms
+        self.user = user
+        self.name = recorder.name
+
+    def __call__(self, exception: BaseException | None) -> None:
+        self.recorder.fire(None, exception, self.elapsed_ms)
+        if self.user is not None and self.user._stop_after_request:
+            raise GreenletExit()
+
+
+def _pairs(data: Any) -> list[tuple[str, Any]]:
+    return list(data.items()) if isinstance(data, Mapping) else list(data)
+
+
+def _file_field(field: str, value: Any) -> Any:
+    if isinstance(value, tuple):
+        filename, content, *rest = value
+        if hasattr(content, "read"):
+            content = content.read()
+        return (filename, content, *rest)
+    if hasattr(value, "read"):
+        filename = getattr(value, "name", field)
+        return (str(filename).rsplit("/", 1)[-1], value.read())
+    return (field, value)

@@ -1,0 +1,1 @@
+"""Reporters: functions that read a Snapshot and write it somewhere."""

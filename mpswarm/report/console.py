@@ -1,0 +1,89 @@
+"""The end-of-run summary on stdout: endpoints, percentiles, errors, exceptions."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from tabulate import tabulate
+
+from mpswarm.stats.snapshot import EndpointStats, Snapshot
+
+_PERCENTILES = (90.0, 95.0, 99.0, 99.9)
+
+
+def format_ms(value: float | None) -> str:
+    """A response time in ms with about four significant digits, or 'N/A'."""
+    if value is None:
+        return "N/A"
+    if value < 10:
+        return f"{value:.2f}"
+    if value < 100:
+        return f"{value:.1f}"
+    return f"{value:.0f}"
+
+
+def _row(stats: EndpointStats, duration_s: float) -> list[str]:
+    median, *tail = stats.percentiles([50.0, *_PERCENTILES])
+    failures = f"{stats.failures}({stats.fail_ratio * 100:.2f}%)"
+    return [
+        stats.method,
+        stats.name,
+        str(stats.requests),
+        failures,
+        format_ms(median),
+        format_ms(stats.avg_ms),
+        format_ms(stats.min_ms),
+        format_ms(stats.max_ms),
+        *(format_ms(v) for v in tail),
+        f"{stats.rps(duration_s):.2f}",
+    ]
+
+
+def write_summary(snapshot: Snapshot, stream: TextIO) -> None:
+    """Write the endpoint table, then the errors and exceptions tables when there are any."""
+    headers = [
+        "Type",
+        "Name",
+        "# reqs",
+        "# fails",
+        "Median",
+        "Average",
+        "Min",
+        "Max",
+        "p90",
+        "p95",
+        "p99",
+        "p99.9",
+        "req/s",
+    ]
+    rows = [_row(stats, snapshot.duration_s) for stats in snapshot.endpoints]
+    rows.append(_row(snapshot.total, snapshot.duration_s))
+    stream.write(
+        f"\nResponse times (ms) over {snapshot.duration_s:.1f} s, "
+        f"{len(snapshot.endpoints)} endpoint(s):\n"
+    )
+    stream.write(tabulate(rows, headers=headers, disable_numparse=True, colalign=_align(headers)))
+    stream.write("\n")
+    if snapshot.errors:
+        stream.write("\nErrors:\n")
+        error_rows = [[e.occurrences, e.method, e.name, e.error] for e in snapshot.errors]
+        stream.write(tabulate(error_rows, headers=["# occurrences", "Type", "Name", "Error"]))
+        stream.write("\n")
+    if snapshot.exceptions:
+        stream.write("\nExceptions in user code:\n")
+        exception_rows = [[e.count, e.message, _where(e.traceback)] for e in snapshot.exceptions]
+        stream.write(tabulate(exception_rows, headers=["# count", "Exception", "Raised at"]))
+        stream.write("\n")
+    stream.flush()
+
+
+def _align(headers: list[str]) -> tuple[str, ...]:
+    return ("left", "left", *("right",) * (len(headers) - 2))
+
+
+def _where(traceback_text: str) -> str:
+    """The innermost 'File ..., line N' of a traceback, shortened."""
+    lines = [
+        line.strip() for line in traceback_text.splitlines() if line.strip().startswith("File ")
+    ]
+    return lines[-1] if lines else ""

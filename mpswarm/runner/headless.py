@@ -1,0 +1,141 @@
+"""A whole headless run: prepare classes, start the Swarm, wait, stop, summarise."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from typing import Any, TextIO
+
+import gevent
+
+from mpswarm.config import RunConfig
+from mpswarm.env import Environment
+from mpswarm.events import events
+from mpswarm.report.console import write_summary
+from mpswarm.runner.swarm import Swarm
+from mpswarm.runner.worker import WorkerSpec
+from mpswarm.stats.snapshot import Snapshot
+from mpswarm.user.task import filter_tasks_by_tags
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_classes(config: RunConfig, classes: list[type]) -> list[type]:
+    """Apply -H and tag filters to the classes (before the fork, so every worker agrees).
+
+    Classes left with no task by the tag filters are dropped with a warning.
+    """
+    kept = []
+    for cls in classes:
+        if config.host:
+            cls.host = config.host  # type: ignore[attr-defined]
+        if config.tags is not None or config.exclude_tags:
+            filter_tasks_by_tags(
+                cls,
+                set(config.tags) if config.tags is not None else None,
+                set(config.exclude_tags or ()),
+            )
+            if not cls.tasks:  # type: ignore[attr-defined]
+                logger.warning("%s has no task left after tag filtering: not run", cls.__name__)
+                continue
+        kept.append(cls)
+    return kept
+
+
+def exit_code_for(snapshot: Snapshot, config: RunConfig, environment: Environment) -> int:
+    """0, or ``exit_code_on_error`` when requests failed or user code raised.
+
+    A locustfile may decide itself by setting ``environment.process_exit_code``.
+    """
+    if environment.process_exit_code is not None:
+        return environment.process_exit_code
+    if snapshot.total.failures or snapshot.exceptions:
+        return config.exit_code_on_error
+    return 0
+
+
+def run_headless(
+    config: RunConfig, classes: list[type], out: TextIO, parsed_options: Any = None
+) -> int:
+    """Run the load test described by ``config`` and print the summary to ``out``.
+
+    Ctrl-C or SIGTERM stop the run gracefully; a second one stops it at once.
+
+    Returns:
+        The process exit code.
+    """
+    from mpswarm.exceptions import UsageError
+
+    classes = prepare_classes(config, classes)
+    if not classes:
+        raise UsageError("no User class has a task left after --tags / --exclude-tags")
+    environment = Environment(
+        user_classes=classes,
+        host=config.host,
+        events=events,
+        parsed_options=parsed_options,
+        stop_timeout=config.stop_timeout,
+    )
+    spec = WorkerSpec(
+        user_classes=tuple(classes),
+        host=config.host,
+        stop_timeout=config.stop_timeout,
+        max_endpoints=config.max_endpoints,
+        max_errors=config.max_errors,
+        parsed_options=parsed_options,
+    )
+    swarm = Swarm(spec, config.processes, environment)
+    # Before any greenlet exists (init listeners may start some): see runner/_zygote.py.
+    swarm.start_fork_server()
+    handlers: list[Any] = []
+    try:
+        environment.events.init.fire(environment=environment)
+        swarm.start()
+        handlers = _install_signal_handlers(swarm)
+        logger.info(
+            "starting %d users at %g/s on %d worker process(es)%s",
+            config.users,
+            config.spawn_rate,
+            config.processes,
+            f" for {config.run_time:g}s" if config.run_time else " (Ctrl-C to stop)",
+        )
+        swarm.set_target(config.users, config.spawn_rate)
+        swarm.wait(config.run_time)
+        if swarm.stop_reason:
+            logger.info("stopping: %s", swarm.stop_reason)
+        snapshot = swarm.stop()
+    finally:
+        for handler in handlers:
+            handler.cancel()
+        swarm.close()
+    write_summary(snapshot, out)
+    if swarm.stop_reason == "every worker exited":
+        logger.error("the run ended early: every worker process exited")
+        return max(1, exit_code_for(snapshot, config, environment))
+    return exit_code_for(snapshot, config, environment)
+
+
+def _install_signal_handlers(swarm: Swarm) -> list[Any]:
+    """First SIGINT/SIGTERM: graceful stop. Second: kill the workers now (data is kept)."""
+    received = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        name = signal.Signals(signum).name
+        if len(received) == 1:
+            logger.info("received %s: stopping (again to stop at once)", name)
+            swarm.request_stop(f"received {name}")
+        else:
+            logger.warning("stopping at once")
+            for handle in swarm.workers:
+                if handle.alive and handle.pid:
+                    try:
+                        os.kill(handle.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+
+    return [
+        gevent.signal_handler(signum, on_signal, signum)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    ]

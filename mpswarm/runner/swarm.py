@@ -1,0 +1,336 @@
+"""The parent's orchestrator: starts workers, sends them targets, stops them, sums their stats.
+
+One ``Swarm`` per run. It forks the fork server, asks it for one worker per slot, gives each
+worker a pipe and a shared-memory segment, and reads each pipe in a greenlet. Request counts
+never travel through the pipes: ``snapshot()`` sums the segments.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Sequence
+from functools import partial
+
+import gevent
+from gevent.event import Event
+
+from mpswarm.env import Environment
+from mpswarm.exceptions import WorkerError
+from mpswarm.runner._channel import Channel
+from mpswarm.runner._proc import describe_exit
+from mpswarm.runner._zygote import ForkServer
+from mpswarm.runner.dispatch import class_counts, dispatch_users, split_spawn_rate
+from mpswarm.runner.worker import HARD_STOP_GRACE_S, WorkerSpec, worker_main
+from mpswarm.stats.aggregate import Aggregator
+from mpswarm.stats.segment import H_USERS, Segment
+from mpswarm.stats.snapshot import Snapshot
+
+logger = logging.getLogger(__name__)
+
+_START_TIMEOUT_S = 30.0
+_QUIT_TIMEOUT_S = 5.0
+
+
+class WorkerHandle:
+    """The parent's view of one worker process."""
+
+    def __init__(self, slot: int, generation: int, channel: Channel, segment: Segment) -> None:
+        self.slot = slot
+        self.generation = generation
+        self.channel = channel
+        self.segment = segment
+        self.pid: int | None = None
+        self.ready = Event()
+        self.spawned = Event()
+        self.stopped = Event()
+        self.gone = Event()
+        self.exit_description: str | None = None
+        self.target: dict[str, int] = {}
+        self.reader: gevent.Greenlet | None = None
+
+    @property
+    def source_id(self) -> tuple[int, int]:
+        """Key of this worker's segment in the aggregator."""
+        return (self.slot, self.generation)
+
+    @property
+    def alive(self) -> bool:
+        """True until the worker's pipe closed."""
+        return not self.gone.is_set()
+
+    @property
+    def user_count(self) -> int:
+        """Users running in this worker, read from its segment."""
+        return int(self.segment.header[H_USERS]) if self.alive else 0
+
+
+class Swarm:
+    """Runs users across worker processes and aggregates their statistics.
+
+    Args:
+        spec: what every worker runs.
+        processes: number of workers.
+        environment: the parent's Environment (its ``runner`` becomes this Swarm).
+    """
+
+    def __init__(self, spec: WorkerSpec, processes: int, environment: Environment) -> None:
+        self.spec = spec
+        self.processes = processes
+        self.environment = environment
+        environment.runner = self
+        self.aggregator = Aggregator()
+        self.workers: list[WorkerHandle] = []
+        self._server = ForkServer(partial(worker_main, spec))
+        self._generations: dict[int, int] = {}
+        self._stop_event = Event()
+        self.stop_reason: str | None = None
+        self.started_at: float | None = None
+        self._t_start: float | None = None
+        self._t_end: float | None = None
+        self.target_user_count = 0
+        self._closing = False
+        self._overflow_warned = False
+        self._server_reader: gevent.Greenlet | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start_fork_server(self) -> None:
+        """Fork the fork server. Call before any greenlet runs (see ``_zygote``)."""
+        self._server.start()
+
+    def start(self) -> None:
+        """Start the workers and wait until each is ready.
+
+        Raises:
+            WorkerError: a worker did not come up.
+        """
+        if self._server.pid is None:
+            self.start_fork_server()
+        self._server_reader = gevent.spawn(self._read_server)
+        for slot in range(self.processes):
+            self.workers.append(self._spawn_worker(slot))
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        for handle in self.workers:
+            gevent.wait(
+                [handle.ready, handle.gone], timeout=max(0, deadline - time.monotonic()), count=1
+            )
+            if not handle.ready.is_set():
+                why = handle.exit_description or "no answer"
+                raise WorkerError(f"worker {handle.slot} did not start ({why})")
+
+    def _spawn_worker(self, slot: int) -> WorkerHandle:
+        generation = self._generations.get(slot, -1) + 1
+        self._generations[slot] = generation
+        segment = Segment.create(
+            self.spec.max_endpoints, self.spec.max_errors, label=f"mpswarm-w{slot}"
+        )
+        parent_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        handle = WorkerHandle(slot, generation, Channel(parent_end), segment)
+        self.aggregator.add_segment(handle.source_id, segment)
+        self._server.request_fork(slot, [segment.fd, worker_end.fileno()])
+        worker_end.close()
+        handle.reader = gevent.spawn(self._read_worker, handle)
+        return handle
+
+    def _read_server(self) -> None:
+        while True:
+            try:
+                message = self._server.receive()
+            except (EOFError, OSError):
+                return
+            if message[0] == "exited":
+                _, pid, status = message
+                for handle in self.workers:
+                    if handle.pid == pid:
+                        handle.exit_description = describe_exit(status)
+                        if not self._closing:
+                            logger.error(
+                                "worker %d (pid %d) ended unexpectedly: %s",
+                                handle.slot,
+                                pid,
+                                handle.exit_description,
+                            )
+
+    def _read_worker(self, handle: WorkerHandle) -> None:
+        aggregator = self.aggregator
+        while True:
+            try:
+                message = handle.channel.recv()
+            except (EOFError, OSError):
+                break
+            kind = message[0]
+            if kind == "row":
+                aggregator.on_row(handle.source_id, *message[1:])
+            elif kind == "error":
+                aggregator.on_error(handle.source_id, *message[1:])
+            elif kind == "exceptions":
+                aggregator.on_exceptions(message[1])
+            elif kind == "ready":
+                handle.pid = message[1]
+                handle.ready.set()
+            elif kind == "spawned":
+                handle.spawned.set()
+                self._check_spawning_complete()
+            elif kind == "stopped":
+                handle.stopped.set()
+            elif kind == "overflow":
+                self._warn_overflow(message[1], message[2])
+            elif kind == "stop_test":
+                logger.info("stopping the test: %s", message[1])
+                self.request_stop(message[1])
+        handle.gone.set()
+        if not self._closing and not any(h.alive for h in self.workers):
+            self.request_stop("every worker exited")
+
+    def _warn_overflow(self, method: str, name: str) -> None:
+        if self._overflow_warned:
+            return
+        self._overflow_warned = True
+        logger.warning(
+            "more than %d distinct request names: further names are counted in one 'other "
+            "names' row (first one: %s %s). Group URLs with name=, e.g. "
+            "self.client.get(f'/items/{id}', name='/items/[id]')",
+            self.spec.max_endpoints,
+            method,
+            name,
+        )
+
+    def _check_spawning_complete(self) -> None:
+        live = [h for h in self.workers if h.alive]
+        if live and all(h.spawned.is_set() for h in live):
+            self.environment.events.spawning_complete.fire(user_count=self.user_count)
+
+    # -- steering --------------------------------------------------------------------------------
+    def set_target(
+        self, users: int, spawn_rate: float, user_classes: Sequence[type] | None = None
+    ) -> None:
+        """Move to ``users`` users in total, started at ``spawn_rate`` per second overall."""
+        classes = list(user_classes or self.spec.user_classes)
+        live = [h for h in self.workers if h.alive]
+        if not live:
+            raise WorkerError("no worker is running")
+        counts = class_counts(classes, users)
+        for cls in self.spec.user_classes:
+            counts.setdefault(cls.__name__, 0)
+        shares = dispatch_users(counts, len(live))
+        rates = split_spawn_rate(spawn_rate, shares)
+        if self.started_at is None:
+            self.started_at = time.time()
+            self._t_start = time.perf_counter()
+            self.environment.events.test_start.fire(environment=self.environment)
+        self.target_user_count = users
+        for handle, share, rate in zip(live, shares, rates, strict=True):
+            handle.target = share
+            handle.spawned.clear()
+            try:
+                handle.channel.send(("target", share, rate))
+            except OSError:
+                pass  # it died: its reader notices
+
+    def request_stop(self, reason: str | None = None) -> None:
+        """Ask ``wait()`` to return (a signal, StopTest, a failed check)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._stop_event.set()
+
+    def wait(self, timeout: float | None) -> None:
+        """Block until ``timeout`` seconds pass or a stop is requested."""
+        self._stop_event.wait(timeout=timeout)
+
+    def stop(self, force: bool = False) -> Snapshot:
+        """Stop every user and return the exact final Snapshot.
+
+        Users get ``stop_timeout`` to finish their task, then a grace period to finish the
+        request in flight; a worker that does not confirm in time is killed (its recorded
+        requests still count: they are in its segment).
+        """
+        self.environment.events.test_stopping.fire(environment=self.environment)
+        live = [h for h in self.workers if h.alive]
+        for handle in live:
+            try:
+                handle.channel.send(("stop",))
+            except OSError:
+                pass
+        limit = 0.0 if force else self.spec.stop_timeout + HARD_STOP_GRACE_S + 5.0
+        deadline = time.monotonic() + limit
+        for handle in live:
+            gevent.wait(
+                [handle.stopped, handle.gone],
+                timeout=max(0.0, deadline - time.monotonic()),
+                count=1,
+            )
+            if not (handle.stopped.is_set() or handle.gone.is_set()):
+                logger.warning("worker %d did not stop in time: killing it", handle.slot)
+                self._kill(handle)
+        self._t_end = time.perf_counter()
+        self.environment.events.test_stop.fire(environment=self.environment)
+        return self.snapshot(final=True)
+
+    def close(self) -> None:
+        """Quit every worker and the fork server, and release the segments."""
+        self._closing = True
+        self.environment.events.quitting.fire(environment=self.environment)
+        for handle in self.workers:
+            if handle.alive:
+                try:
+                    handle.channel.send(("quit",))
+                except OSError:
+                    pass
+        gevent.wait([h.gone for h in self.workers], timeout=_QUIT_TIMEOUT_S)
+        for handle in self.workers:
+            if handle.alive:
+                self._kill(handle)
+        if self._server_reader is not None:
+            self._server_reader.kill(block=True)
+        self._server.close()
+        for handle in self.workers:
+            if handle.reader is not None:
+                handle.reader.kill(block=True)
+            handle.channel.close()
+        for segment in self.aggregator.segments:
+            segment.close()
+
+    def _kill(self, handle: WorkerHandle) -> None:
+        if handle.pid is not None:
+            try:
+                os.kill(handle.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        gevent.wait([handle.gone], timeout=2.0)
+
+    # -- reading ---------------------------------------------------------------------------------
+    @property
+    def user_count(self) -> int:
+        """Users running now, over all workers."""
+        return sum(h.user_count for h in self.workers)
+
+    @property
+    def worker_count(self) -> int:
+        """Workers alive now."""
+        return sum(1 for h in self.workers if h.alive)
+
+    def elapsed(self) -> float:
+        """Seconds since the load started (to the stop, once stopped)."""
+        if self._t_start is None:
+            return 0.0
+        end = self._t_end if self._t_end is not None else time.perf_counter()
+        return end - self._t_start
+
+    def snapshot(self, final: bool = False) -> Snapshot:
+        """Aggregate every segment now."""
+        return self.aggregator.snapshot(
+            started_at=self.started_at or time.time(),
+            duration_s=self.elapsed(),
+            users=self.user_count,
+            final=final,
+        )
+
+    def quit(self) -> None:
+        """Stop the run (``runner.quit()`` from user code in the parent)."""
+        self.request_stop("runner.quit() called")
+
+
+__all__ = ["Swarm", "WorkerHandle", "WorkerSpec"]

@@ -1,0 +1,238 @@
+"""A worker process: runs users as greenlets and records into its shared-memory segment.
+
+It obeys the parent's messages on its pipe (targets, stop, quit) and reports state changes
+back. It never outlives the parent: the kernel kills it when the fork server (its parent)
+dies, and the fork server dies with the parent; a closed pipe also makes it exit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import random
+import socket
+import traceback
+from typing import Any, NoReturn
+
+import gevent
+from gevent.pool import Group
+
+from mpswarm.env import Environment
+from mpswarm.exceptions import StopTest
+from mpswarm.runner._channel import Channel
+from mpswarm.runner._proc import die_with_parent
+from mpswarm.runner.dispatch import spawn_order
+from mpswarm.stats.recorder import Recorder
+from mpswarm.stats.segment import H_ITERATIONS, H_USERS, Segment
+
+logger = logging.getLogger(__name__)
+
+#: Once --stop-timeout has passed, users still in a request get this long to finish it before
+#: they are killed (and the request recorded as interrupted).
+HARD_STOP_GRACE_S = 5.0
+_EXCEPTION_FLUSH_S = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSpec:
+    """What every worker gets, fixed before the fork server starts."""
+
+    user_classes: tuple[type, ...]
+    host: str | None
+    stop_timeout: float
+    max_endpoints: int
+    max_errors: int
+    parsed_options: Any = None
+
+
+def worker_main(spec: WorkerSpec, slot: int, fds: list[int], server_pid: int) -> NoReturn:
+    """Entry point of a freshly forked worker; exits the process when done."""
+    code = 1
+    try:
+        die_with_parent(server_pid)
+        gevent.reinit()
+        random.seed()  # forked workers would otherwise share one random sequence
+        segment_fd, pipe_fd = fds
+        channel = Channel(socket.socket(fileno=pipe_fd))
+        segment = Segment(segment_fd, spec.max_endpoints, spec.max_errors)
+        WorkerRuntime(spec, slot, channel, segment).serve()
+        code = 0
+    except BaseException:  # the parent reports how we ended; leave the detail in the log
+        logger.error("worker %d failed:\n%s", slot, traceback.format_exc())
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
+class WorkerRuntime:
+    """The runner inside one worker process (``environment.runner`` there)."""
+
+    def __init__(self, spec: WorkerSpec, slot: int, channel: Channel, segment: Segment) -> None:
+        from mpswarm.events import events
+
+        self.spec = spec
+        self.worker_index = slot
+        self.channel = channel
+        self.segment = segment
+        self.environment = Environment(
+            user_classes=list(spec.user_classes),
+            host=spec.host,
+            events=events,
+            parsed_options=spec.parsed_options,
+            stop_timeout=spec.stop_timeout,
+        )
+        self.environment.runner = self
+        self.environment.exception_sink = self._on_exception
+        self.recorder = Recorder(segment, channel.send)
+        # Recording comes before any listener the locustfile added.
+        events.request._handlers.insert(0, self.recorder.on_request)
+        self._classes = {cls.__name__: cls for cls in spec.user_classes}
+        self.group = Group()
+        self.users: list[Any] = []
+        self._spawner: gevent.Greenlet | None = None
+        self._exceptions: dict[tuple[str, str], int] = {}
+        self._seen_exceptions: set[tuple[str, str]] = set()
+        self._started = False
+        self.state = "ready"
+
+    # -- the loop ------------------------------------------------------------------------------
+    def serve(self) -> None:
+        """Handle the parent's messages until told to quit or the pipe closes."""
+        self.environment.events.init.fire(environment=self.environment)
+        self.channel.send(("ready", os.getpid()))
+        flusher = gevent.spawn(self._flush_exceptions_forever)
+        try:
+            while True:
+                try:
+                    message = self.channel.recv()
+                except (EOFError, OSError):
+                    return  # the parent is gone: stop at once
+                kind = message[0]
+                if kind == "target":
+                    self._set_target(message[1], message[2])
+                elif kind == "stop":
+                    gevent.spawn(self._stop_and_report)
+                elif kind == "quit":
+                    self._kill_all()
+                    self.environment.events.quitting.fire(environment=self.environment)
+                    return
+        finally:
+            flusher.kill(block=False)
+
+    # -- users ----------------------------------------------------------------------------------
+    @property
+    def user_count(self) -> int:
+        """Users alive in this worker."""
+        return len(self.users)
+
+    def _set_target(self, counts: dict[str, int], rate: float) -> None:
+        if self._spawner is not None:
+            self._spawner.kill(block=True)
+        if not self._started:
+            self._started = True
+            self.environment.events.test_start.fire(environment=self.environment)
+        self.state = "spawning"
+        alive: dict[str, list[Any]] = {name: [] for name in self._classes}
+        for user in self.users:
+            alive[type(user).__name__].append(user)
+        deficits: dict[str, int] = {}
+        for name, want in counts.items():
+            have = alive.get(name, [])
+            if len(have) > want:
+                for user in have[want:]:
+                    self._retire(user)
+            deficits[name] = max(0, want - len(have))
+        self._spawner = gevent.spawn(self._spawn, spawn_order(deficits), rate)
+
+    def _spawn(self, order: list[str], rate: float) -> None:
+        interval = 1.0 / rate if rate > 0 else 0.0
+        started = gevent.get_hub().loop.now()
+        for done, name in enumerate(order):
+            user = self._classes[name](self.environment)
+            self.users.append(user)
+            greenlet = user.start(self.group)
+            greenlet.link(lambda _g, u=user: self._forget(u))
+            self.segment.header[H_USERS] = len(self.users)
+            # Pace against the start time, not the previous spawn, so delays do not add up.
+            delay = started + (done + 1) * interval - gevent.get_hub().loop.now()
+            if delay > 0:
+                gevent.sleep(delay)
+            else:
+                gevent.sleep(0)
+        self.state = "running"
+        self.channel.send(("spawned", len(self.users)))
+        self.environment.events.spawning_complete.fire(user_count=len(self.users))
+
+    def _forget(self, user: Any) -> None:
+        try:
+            self.users.remove(user)
+        except ValueError:
+            pass
+        self.segment.header[H_USERS] = len(self.users)
+
+    def _retire(self, user: Any) -> None:
+        """Stop one user as a stop would, without waiting for it here."""
+        self._forget(user)
+        if not user.stop(force=False):
+            gevent.spawn(self._hard_stop, [user], self.spec.stop_timeout)
+
+    def _stop_and_report(self) -> None:
+        if self._spawner is not None:
+            self._spawner.kill(block=True)
+        self.state = "stopping"
+        users = list(self.users)
+        for user in users:
+            user.stop(force=False)
+        self._hard_stop(users, self.spec.stop_timeout)
+        self._flush_exceptions()
+        self.state = "stopped"
+        self.environment.events.test_stop.fire(environment=self.environment)
+        self.channel.send(("stopped", self.segment.header[H_ITERATIONS]))
+
+    def _hard_stop(self, users: list[Any], timeout: float) -> None:
+        """Give users ``timeout`` to finish their task, then stop them between requests."""
+        greenlets = [u.greenlet for u in users if u.greenlet is not None]
+        gevent.joinall(greenlets, timeout=timeout)
+        for user in users:
+            if user.greenlet is None or user.greenlet.dead:
+                continue
+            if user._in_request:
+                user._stop_after_request = True  # its client stops it once the response is in
+            else:
+                user.greenlet.kill(block=False)
+        gevent.joinall(greenlets, timeout=HARD_STOP_GRACE_S)
+        for greenlet in greenlets:
+            if not greenlet.dead:
+                greenlet.kill(block=True, timeout=1.0)
+
+    def _kill_all(self) -> None:
+        if self._spawner is not None:
+            self._spawner.kill(block=False)
+        self.group.kill(block=True, timeout=2.0)
+
+    # -- what user code reaches -----------------------------------------------------------------
+    def quit(self) -> None:
+        """Ask the parent to stop the whole run (``runner.quit()`` from user code)."""
+        self.channel.send(("stop_test", "runner.quit() called in a worker"))
+
+    def _on_exception(self, exc: BaseException) -> None:
+        if isinstance(exc, StopTest):
+            self.channel.send(("stop_test", f"StopTest raised: {exc}"))
+            return
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        key = (f"{type(exc).__name__}: {exc}", text)
+        if key not in self._seen_exceptions:
+            self._seen_exceptions.add(key)
+            logger.error("user code raised an exception (further ones are counted):\n%s", text)
+        self._exceptions[key] = self._exceptions.get(key, 0) + 1
+
+    def _flush_exceptions(self) -> None:
+        if self._exceptions:
+            counts, self._exceptions = self._exceptions, {}
+            self.channel.send(("exceptions", counts))
+
+    def _flush_exceptions_forever(self) -> None:
+        while True:
+            gevent.sleep(_EXCEPTION_FLUSH_S)
+            self._flush_exceptions()

@@ -1,0 +1,1 @@
+"""What is recorded: shared-memory counters and histograms, and their aggregation."""

@@ -1,0 +1,97 @@
+"""One worker's shared-memory segment: counters and histograms as int64 words.
+
+The parent creates each segment before the worker starts, as an anonymous memory file
+(``memfd_create``) that it passes to the worker as a file descriptor. Both map it; the worker
+writes, the parent reads. It never has a name in /dev/shm, so no exit path, not even ``kill -9``
+of every process, can leave it behind: the kernel frees it with the last mapping.
+
+The file is sized for the full capacity (by default 10 000 endpoint rows, ~139 MB) but is
+sparse: the kernel backs only the pages a worker touches, so an unused row costs nothing. This
+replaces growing the segment in chunks with one mechanism the kernel already provides.
+
+Layout (int64 words)::
+
+    header[16]                   n_rows, n_errors, users, ...
+    rows[capacity + 2][ROW]      row 0: this worker's total; 1..: endpoints; last: overflow
+    errors[max_errors + 1]       occurrence counters; last: overflow
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from mpswarm.stats.histogram import NUM_BUCKETS
+
+HEADER_WORDS = 16
+H_ROWS = 0  # endpoint rows allocated (row indexes 1..n)
+H_ERRORS = 1  # error rows allocated
+H_USERS = 2  # users running in this worker
+H_ITERATIONS = 3  # task iterations completed
+
+# Columns of a row.
+REQUESTS, FAILURES, SUM_US, MIN_US, MAX_US, BYTES, HIST = range(7)
+ROW_WORDS = HIST + NUM_BUCKETS
+INT64_MAX = np.iinfo(np.int64).max
+
+TOTAL_ROW = 0
+
+
+class Segment:
+    """A mapped segment; see the module docstring for its layout.
+
+    Args:
+        fd: the memory file's descriptor (owned: closed by ``close()``).
+        max_endpoints: endpoint rows before names fold into the overflow row.
+        max_errors: error rows before texts fold into the overflow error row.
+    """
+
+    def __init__(self, fd: int, max_endpoints: int, max_errors: int) -> None:
+        self.fd = fd
+        self.max_endpoints = max_endpoints
+        self.max_errors = max_errors
+        self.row_capacity = max_endpoints + 2
+        self.overflow_row = max_endpoints + 1
+        self.errors_offset = HEADER_WORDS + self.row_capacity * ROW_WORDS
+        self.overflow_error = max_errors
+        self.size_words = self.errors_offset + max_errors + 1
+        self._map: mmap.mmap | None = mmap.mmap(fd, self.size_words * 8)
+        #: int64 view for the worker's hot path (indexing it is ~2x faster than numpy's).
+        self.words: Any = memoryview(self._map).cast("q")
+        flat = np.frombuffer(self._map, dtype=np.int64)
+        self.header: npt.NDArray[np.int64] = flat[:HEADER_WORDS]
+        self.rows: npt.NDArray[np.int64] = flat[HEADER_WORDS : self.errors_offset].reshape(
+            self.row_capacity, ROW_WORDS
+        )
+        self.errors: npt.NDArray[np.int64] = flat[self.errors_offset :]
+
+    @classmethod
+    def create(cls, max_endpoints: int, max_errors: int, label: str = "mpswarm") -> Segment:
+        """Create a new zeroed segment (a sparse anonymous memory file)."""
+        fd = os.memfd_create(label, 0)
+        words = HEADER_WORDS + (max_endpoints + 2) * ROW_WORDS + max_errors + 1
+        os.ftruncate(fd, words * 8)
+        segment = cls(fd, max_endpoints, max_errors)
+        segment.rows[TOTAL_ROW, MIN_US] = INT64_MAX
+        return segment
+
+    def row_offset(self, row: int) -> int:
+        """Word offset of a row's first column, for the ``words`` view."""
+        return HEADER_WORDS + row * ROW_WORDS
+
+    def close(self) -> None:
+        """Unmap and close the descriptor. Views taken from this segment must be gone."""
+        if self._map is None:
+            return
+        self.words.release()
+        del self.header, self.rows, self.errors
+        try:
+            self._map.close()
+        except BufferError:  # a numpy view still exists somewhere: the GC will unmap it
+            pass
+        self._map = None
+        os.close(self.fd)

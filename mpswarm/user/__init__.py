@@ -1,0 +1,1 @@
+"""What runs inside a worker: users, tasks and wait times."""

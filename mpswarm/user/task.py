@@ -1,0 +1,280 @@
+"""Tasks and TaskSets: what a simulated user does, with Locust's semantics.
+
+A task is a callable taking the user (or the TaskSet instance it belongs to), or a TaskSet
+class, which then runs as a nested behaviour until it calls ``interrupt()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import traceback
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from gevent import GreenletExit, sleep
+
+from mpswarm.exceptions import (
+    InterruptTaskSet,
+    RescheduleTask,
+    RescheduleTaskImmediately,
+    StopUser,
+)
+
+if TYPE_CHECKING:
+    from mpswarm.user.users import User
+
+logger = logging.getLogger(__name__)
+
+TAG_ATTR = "locust_tag_set"
+WEIGHT_ATTR = "locust_task_weight"
+
+# User states, with Locust's constant values (runners compare against these strings).
+STATE_RUNNING = "running"
+STATE_WAITING = "waiting"
+STATE_STOPPING = "stopping"
+
+
+def task(weight: int | Callable[..., Any] = 1) -> Any:
+    """Mark a method as a task; use as ``@task`` or ``@task(3)`` for a weight of 3."""
+
+    def mark(func: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(func, WEIGHT_ATTR, weight_value)
+        return func
+
+    if callable(weight):
+        weight_value = 1
+        return mark(weight)
+    weight_value = int(weight)
+    return mark
+
+
+def tag(*tags: str) -> Callable[[Any], Any]:
+    """Tag a task or TaskSet, for selection with ``--tags`` / ``--exclude-tags``."""
+    if len(tags) == 0 or any(not isinstance(t, str) for t in tags):
+        raise ValueError("tag() takes one or more string arguments: @tag('api', 'slow')")
+
+    def decorate(target: Any) -> Any:
+        setattr(target, TAG_ATTR, set(getattr(target, TAG_ATTR, set())) | set(tags))
+        if isinstance(target, type) and "tasks" in target.__dict__:
+            for inner in target.__dict__["tasks"]:
+                decorate(inner)
+        return target
+
+    return decorate
+
+
+def collect_tasks(bases: Iterable[type], namespace: dict[str, Any]) -> list[Any]:
+    """Build a class's weighted task list: inherited tasks, ``tasks`` and ``@task`` methods.
+
+    The list repeats each task by its weight, so ``random.choice`` picks by weight (Locust's
+    representation, which locustfiles may read and modify).
+    """
+    result: list[Any] = []
+    for base in bases:
+        result.extend(getattr(base, "tasks", None) or [])
+    declared = namespace.get("tasks")
+    if declared is not None:
+        items = declared.items() if isinstance(declared, dict) else declared
+        for item in items:
+            if isinstance(item, tuple):
+                target, weight = item
+                result.extend([target] * int(weight))
+            else:
+                result.append(item)
+    for value in namespace.values():
+        weight = getattr(value, WEIGHT_ATTR, None)
+        if weight is not None and callable(value):
+            result.extend([value] * weight)
+    return result
+
+
+def is_taskset_class(item: Any) -> bool:
+    """True for TaskSet subclasses (used as nested tasks)."""
+    return isinstance(item, type) and issubclass(item, TaskSet)
+
+
+def filter_tasks_by_tags(
+    holder: Any,
+    tags: set[str] | None,
+    exclude_tags: set[str] | None,
+    seen: dict[Any, bool] | None = None,
+) -> None:
+    """Keep only the tasks selected by tags, in place, recursing into nested TaskSets.
+
+    A task passes when ``tags`` is None or it carries one of them, and it carries none of
+    ``exclude_tags``. A nested TaskSet passes when any of its own tasks does.
+    """
+    seen = {} if seen is None else seen
+    kept: list[Any] = []
+    for item in holder.tasks:
+        if item not in seen:
+            if is_taskset_class(item):
+                filter_tasks_by_tags(item, tags, exclude_tags, seen)
+                seen[item] = len(item.tasks) > 0
+            else:
+                item_tags: set[str] = getattr(item, TAG_ATTR, set())
+                passing = tags is None or bool(item_tags & tags)
+                passing = passing and not (exclude_tags and item_tags & exclude_tags)
+                seen[item] = passing
+        if seen[item]:
+            kept.append(item)
+    holder.tasks = kept
+
+
+class TaskSetMeta(type):
+    """Collects ``@task`` methods and ``tasks`` into the weighted ``tasks`` list."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> Any:
+        namespace["tasks"] = collect_tasks(bases, namespace)
+        return super().__new__(mcs, name, bases, namespace)
+
+
+class TaskSet(metaclass=TaskSetMeta):
+    """A group of tasks run by one user, possibly nested inside another TaskSet.
+
+    Args:
+        parent: the User or TaskSet running this TaskSet.
+    """
+
+    tasks: list[Any] = []
+
+    def __init__(self, parent: Any) -> None:
+        self._parent = parent
+        self._user: User = parent if not isinstance(parent, TaskSet) else parent.user
+        self._task_queue: list[Any] = []
+
+    @property
+    def user(self) -> User:
+        """The user running this TaskSet."""
+        return self._user
+
+    @property
+    def parent(self) -> Any:
+        """The User or TaskSet that started this TaskSet."""
+        return self._parent
+
+    @property
+    def client(self) -> Any:
+        """The user's client (shortcut for ``self.user.client``)."""
+        return self._user.client  # type: ignore[attr-defined]
+
+    def on_start(self) -> None:
+        """Called when the TaskSet starts running."""
+
+    def on_stop(self) -> None:
+        """Called when the TaskSet stops (interrupted, or the user stops)."""
+
+    def get_next_task(self) -> Any:
+        """Pick the next task, by weight."""
+        if not self.tasks:
+            raise RuntimeError(
+                f"{type(self).__name__} has no tasks: add @task methods or a tasks attribute"
+            )
+        return random.choice(self.tasks)
+
+    def schedule_task(self, task_callable: Any, first: bool = False) -> None:
+        """Queue a task to run next (``first``) or after those already queued."""
+        if first:
+            self._task_queue.insert(0, task_callable)
+        else:
+            self._task_queue.append(task_callable)
+
+    def execute_task(self, item: Any) -> None:
+        """Run one task: a nested TaskSet class, or a callable taking this TaskSet."""
+        if is_taskset_class(item):
+            item(self).run()
+        else:
+            item(self)
+
+    def interrupt(self, reschedule: bool = True) -> None:
+        """Stop this TaskSet and hand control back to its parent."""
+        raise InterruptTaskSet(reschedule)
+
+    def wait_time(self) -> float:
+        """Seconds to wait after a task: the user's, unless a subclass sets ``wait_time``."""
+        return float(self._user.wait_time())
+
+    def wait(self) -> None:
+        """Wait after a task, as the user's state allows (a stopping user stops here)."""
+        user = self._user
+        user._check_stop()
+        user._state = STATE_WAITING
+        sleep(self.wait_time())
+        user._check_stop()
+        user._state = STATE_RUNNING
+
+    def run(self) -> None:
+        """Run tasks until interrupted or the user stops."""
+        user = self._user
+        try:
+            self.on_start()
+        except InterruptTaskSet as exc:
+            raise (RescheduleTaskImmediately if exc.reschedule else RescheduleTask)() from exc
+        while True:
+            try:
+                if not self._task_queue:
+                    self.schedule_task(self.get_next_task())
+                try:
+                    user._check_stop()
+                    self.execute_task(self._task_queue.pop(0))
+                except RescheduleTaskImmediately:
+                    pass
+                except RescheduleTask:
+                    self.wait()
+                else:
+                    user._task_done()
+                    self.wait()
+            except InterruptTaskSet as exc:
+                try:
+                    self.on_stop()
+                finally:
+                    raise (
+                        RescheduleTaskImmediately if exc.reschedule else RescheduleTask
+                    )() from exc
+            except (StopUser, GreenletExit):
+                try:
+                    self.on_stop()
+                finally:
+                    raise
+            except Exception as exc:
+                user._report_user_error(self, exc)
+                self.wait()
+
+
+class SequentialTaskSet(TaskSet):
+    """A TaskSet whose tasks run in declaration order, round and round."""
+
+    def __init__(self, parent: Any) -> None:
+        super().__init__(parent)
+        self._position = 0
+
+    def get_next_task(self) -> Any:
+        # Declaration order, a task with weight n n times in a row (Locust's cycle).
+        if not self.tasks:
+            raise RuntimeError(f"{type(self).__name__} has no tasks")
+        item = self.tasks[self._position % len(self.tasks)]
+        self._position += 1
+        return item
+
+
+class DefaultTaskSet(TaskSet):
+    """Runs a User's own tasks; tasks get the user, not the TaskSet, as argument."""
+
+    def get_next_task(self) -> Any:
+        if not self._user.tasks:
+            raise RuntimeError(
+                f"{type(self._user).__name__} has no tasks: add @task methods or a tasks attribute"
+            )
+        return random.choice(self._user.tasks)
+
+    def execute_task(self, item: Any) -> None:
+        if is_taskset_class(item):
+            item(self._user).run()
+        else:
+            item(self._user)
+
+
+def format_exception(exc: BaseException) -> str:
+    """Traceback text of an exception, for logs and the exceptions table."""
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

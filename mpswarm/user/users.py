@@ -1,0 +1,145 @@
+"""``User`` and ``HttpUser``: the classes a locustfile subclasses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gevent import GreenletExit
+from gevent.greenlet import Greenlet
+from gevent.pool import Group
+
+from mpswarm.exceptions import StopUser
+from mpswarm.http.session import HttpSession
+from mpswarm.user.task import (
+    STATE_RUNNING,
+    STATE_STOPPING,
+    STATE_WAITING,
+    DefaultTaskSet,
+    collect_tasks,
+)
+from mpswarm.user.wait_time import constant
+
+logger = logging.getLogger(__name__)
+
+
+class UserMeta(type):
+    """Collects tasks and makes subclasses concrete unless they say ``abstract = True``."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> Any:
+        namespace["tasks"] = collect_tasks(bases, namespace)
+        namespace.setdefault("abstract", False)
+        return super().__new__(mcs, name, bases, namespace)
+
+
+class User(metaclass=UserMeta):
+    """One simulated user: runs its tasks in a greenlet, waiting ``wait_time`` after each.
+
+    Class attributes (set them in a subclass):
+        host: base URL for relative requests.
+        wait_time: a function of the user giving seconds to wait after a task (default 0).
+        tasks: tasks as a list, a dict ``{task: weight}`` or a list of ``(task, weight)``.
+        weight: relative share of users of this class.
+        fixed_count: an exact number of users of this class (takes precedence over weight).
+        abstract: True for base classes that must not be run themselves.
+
+    Args:
+        environment: the run's Environment.
+    """
+
+    host: str | None = None
+    wait_time = constant(0)
+    tasks: list[Any] = []
+    weight: float = 1
+    fixed_count: int = 0
+    abstract = True
+
+    def __init__(self, environment: Any) -> None:
+        self.environment = environment
+        self._state: str | None = None
+        self._greenlet: Greenlet | None = None
+        self._taskset_instance: DefaultTaskSet | None = None
+        # Requests in flight: a stop never kills a user while this is non-zero (see stop()).
+        self._in_request = 0
+        self._stop_after_request = False
+
+    def on_start(self) -> None:
+        """Called when the user starts, before its first task."""
+
+    def on_stop(self) -> None:
+        """Called when the user stops."""
+
+    @property
+    def greenlet(self) -> Greenlet | None:
+        """The greenlet running this user."""
+        return self._greenlet
+
+    def run(self) -> None:
+        """Run ``on_start``, then tasks until stopped, then ``on_stop``."""
+        self._state = STATE_RUNNING
+        self._taskset_instance = DefaultTaskSet(self)
+        try:
+            self.on_start()
+            self._taskset_instance.run()
+        except (GreenletExit, StopUser):
+            self.on_stop()
+
+    def start(self, group: Group) -> Greenlet:
+        """Start running in a new greenlet of ``group``."""
+        self._greenlet = group.spawn(self._run_reporting_errors)
+        return self._greenlet
+
+    def _run_reporting_errors(self) -> None:
+        try:
+            self.run()
+        except GreenletExit:
+            pass
+        except Exception as exc:  # on_start / on_stop raised: the user ends, the run goes on
+            self._report_user_error(self, exc)
+
+    def stop(self, force: bool = False) -> bool:
+        """Stop the user: at once when forced or waiting, else after its current task.
+
+        Returns:
+            True if the greenlet was killed now, False if it will stop by itself.
+        """
+        if self._greenlet is None or self._greenlet.dead:
+            return True
+        if force or self._state == STATE_WAITING:
+            self._greenlet.kill(block=False)
+            return True
+        self._state = STATE_STOPPING
+        return False
+
+    def _check_stop(self) -> None:
+        if self._state == STATE_STOPPING:
+            raise StopUser()
+
+    def _report_user_error(self, source: Any, exc: BaseException) -> None:
+        self.environment.events.user_error.fire(
+            user_instance=source, exception=exc, tb=exc.__traceback__
+        )
+        self.environment.exception_sink(exc)
+
+    def _task_done(self) -> None:
+        """Hook called after every completed task (the worker counts iterations here)."""
+
+    def context(self) -> dict[str, Any]:
+        """Extra context added to every request event of this user (Locust's hook)."""
+        return {}
+
+
+class HttpUser(User):
+    """A user with ``self.client``, a requests-like HTTP session with per-user cookies."""
+
+    abstract = True
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        if not self.host:
+            raise ValueError(
+                f"{type(self).__name__} has no host: set host on the class or pass -H/--host"
+            )
+        self.client = HttpSession(
+            base_url=self.host, request_event=environment.events.request, user=self
+        )

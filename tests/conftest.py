@@ -1,0 +1,169 @@
+"""Shared fixtures: the demo server, running the real CLI, and leak checks.
+
+Everything that crosses the wire runs against real servers on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TAG_VAR = "MPSWARM_TEST_TAG"
+
+
+class DemoServer:
+    """A ``mpswarm serve`` subprocess on a free loopback port."""
+
+    def __init__(self) -> None:
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mpswarm", "serve", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "http://" not in line:
+            self.close()
+            raise RuntimeError(f"demo server did not start: {line!r}")
+        self.url = line.strip().rsplit(" ", 1)[-1]
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/__stats", timeout=5) as response:
+            return json.loads(response.read())
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.url}/__reset", method="POST")
+        urllib.request.urlopen(request, timeout=5).close()
+
+    def close(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def demo_server_session() -> Iterator[DemoServer]:
+    server = DemoServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture()
+def demo(demo_server_session: DemoServer) -> DemoServer:
+    """The demo server with its counters cleared."""
+    demo_server_session.reset()
+    return demo_server_session
+
+
+def tagged_processes(tag: str) -> list[int]:
+    """Pids of live processes whose environment carries ``tag``."""
+    found = []
+    needle = f"{TAG_VAR}={tag}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                environ = handle.read()
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                state = handle.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in environ.split(b"\0") and state != b"Z":
+            found.append(int(entry))
+    return found
+
+
+def wait_until_gone(tag: str, timeout: float = 5.0) -> list[int]:
+    """Poll until no tagged process is left; returns what survived the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = tagged_processes(tag)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+def shm_entries() -> set[str]:
+    try:
+        return {name for name in os.listdir("/dev/shm") if "mpswarm" in name or "psm_" in name}
+    except FileNotFoundError:
+        return set()
+
+
+class Run:
+    """A finished CLI run."""
+
+    def __init__(self, proc: subprocess.CompletedProcess[str]) -> None:
+        self.code = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+    def __repr__(self) -> str:
+        return f"<Run exit={self.code}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}>"
+
+
+def mpswarm_env(tag: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPSWARM_")}
+    env[TAG_VAR] = tag
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture()
+def run_cli(tmp_path: Path) -> Iterator[Any]:
+    """Run ``python -m mpswarm ARGS`` to completion; afterwards check nothing was left behind."""
+    tag = uuid.uuid4().hex
+    before = shm_entries()
+
+    def run(
+        *args: str, timeout: float = 90, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> Run:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mpswarm", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=mpswarm_env(tag, env),
+            cwd=cwd or ROOT,
+        )
+        return Run(proc)
+
+    run.tag = tag  # type: ignore[attr-defined]
+    yield run
+    survivors = wait_until_gone(tag)
+    for pid in survivors:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not survivors, f"processes left behind: {survivors}"
+    assert shm_entries() <= before, f"shared memory left behind: {shm_entries() - before}"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

@@ -1,0 +1,430 @@
+"""Whole runs of the real CLI with two worker processes against real loopback servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, mpswarm_env, shm_entries, tagged_processes, wait_until_gone, write
+
+
+def summary_counts(stdout: str) -> dict[tuple[str, str], tuple[int, int]]:
+    """(method, name) -> (requests, failures) from the summary table."""
+    rows = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[0] in ("GET", "POST", "PUT", "DELETE") and parts[2].isdigit():
+            rows[(parts[0], parts[1])] = (int(parts[2]), int(parts[3].split("(")[0]))
+    return rows
+
+
+def test_shop_example_counts_equal_server_counts(run_cli, demo) -> None:
+    run = run_cli(
+        "-f",
+        "examples/shop.py",
+        "-H",
+        demo.url,
+        "--headless",
+        "-u",
+        "30",
+        "-r",
+        "30",
+        "-t",
+        "4s",
+        "--processes",
+        "2",
+    )
+    assert run.code == 0, run
+    served = demo.stats()["routes"]
+    ours = summary_counts(run.stdout)
+    assert ours[("POST", "/login")][0] == served["POST /login"] == 30
+    assert ours[("GET", "/items/[id]")][0] == served["GET /items/<id>"]
+    assert ours[("GET", "/")][0] == served["GET /"]
+    assert ours[("POST", "/cart")][0] == served["POST /cart"]
+    assert ours[("GET", "/cart")][0] == served["GET /cart"]
+    total = sum(requests for requests, _ in ours.values())
+    assert total == demo.stats()["total"] > 100
+    assert all(failures == 0 for _, failures in ours.values())
+    assert "Aggregated" in run.stdout and "p99.9" in run.stdout
+
+
+WEIGHTED = """
+from mpswarm import HttpUser, constant, task
+
+class Base(HttpUser):
+    abstract = True
+    wait_time = constant(0.5)
+    marker = 0
+    def on_start(self):
+        self.client.get(f"/bytes/{self.marker}", name="start")
+    @task
+    def t(self):
+        self.client.get("/")
+
+class Heavy(Base):
+    weight = 3
+    marker = 1
+
+class Light(Base):
+    weight = 1
+    marker = 2
+
+class Solo(Base):
+    fixed_count = 1
+    marker = 3
+"""
+
+
+def test_class_weights_and_fixed_count_across_workers(run_cli, demo, tmp_path: Path) -> None:
+    lf = write(tmp_path / "weighted.py", WEIGHTED)
+    run = run_cli(
+        "-f",
+        str(lf),
+        "-H",
+        demo.url,
+        "--headless",
+        "-u",
+        "10",
+        "-r",
+        "50",
+        "-t",
+        "2s",
+        "--processes",
+        "2",
+    )
+    assert run.code == 0, run
+    paths = demo.stats()["paths"]
+    # 1 fixed, then 9 split 3:1 -> 6.75 / 2.25 -> 7 / 2 (nearest user)
+    assert paths.get("GET /bytes/1") == 7
+    assert paths.get("GET /bytes/2") == 2
+    assert paths.get("GET /bytes/3") == 1
+
+
+TAGGED = """
+from mpswarm import HttpUser, tag, task
+
+class Tagged(HttpUser):
+    @tag("read")
+    @task
+    def read(self):
+        self.client.get("/items/1")
+
+    @tag("write")
+    @task
+    def write(self):
+        self.client.post("/cart", data={"item_id": 1})
+
+    @task
+    def untagged(self):
+        self.client.get("/")
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "present", "absent"),
+    [
+        (["-T", "read"], {"GET /items/<id>"}, {"POST /cart", "GET /"}),
+        (["-E", "write"], {"GET /items/<id>", "GET /"}, {"POST /cart"}),
+        (
+            ["--tags", "read,write", "--exclude-tags", "write"],
+            {"GET /items/<id>"},
+            {"POST /cart", "GET /"},
+        ),
+    ],
+)
+def test_tags(run_cli, demo, tmp_path: Path, args, present, absent) -> None:
+    lf = write(tmp_path / "tagged.py", TAGGED)
+    run = run_cli(
+        "-f",
+        str(lf),
+        "-H",
+        demo.url,
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "10",
+        "-t",
+        "1s",
+        "--processes",
+        "2",
+        *args,
+    )
+    routes = demo.stats()["routes"]
+    assert present <= set(routes), (routes, run)
+    assert not absent & set(routes), (routes, run)
+
+
+FAILING = """
+from mpswarm import HttpUser, constant, task
+
+class Failing(HttpUser):
+    wait_time = constant(0.05)
+    @task
+    def fail(self):
+        self.client.get("/status/500")
+"""
+
+
+def test_failed_requests_exit_code_and_errors_table(run_cli, demo, tmp_path: Path) -> None:
+    lf = write(tmp_path / "failing.py", FAILING)
+    args = ["-f", str(lf), "-H", demo.url, "--headless", "-u", "2", "-t", "1s", "-r", "10"]
+    run = run_cli(*args, "--processes", "2")
+    assert run.code == 1, run
+    assert "500 Server Error: Internal Server Error for url: /status/500" in run.stdout
+    requests, failures = summary_counts(run.stdout)[("GET", "/status/500")]
+    assert requests == failures == demo.stats()["paths"]["GET /status/500"]
+    overridden = run_cli(*args, "--exit-code-on-error", "0")
+    assert overridden.code == 0, overridden
+
+
+RAISING = """
+from mpswarm import User, constant, task
+
+class Raising(User):
+    wait_time = constant(0.1)
+    @task
+    def boom(self):
+        raise KeyError("missing-thing")
+"""
+
+
+def test_exception_in_user_code(run_cli, tmp_path: Path) -> None:
+    lf = write(tmp_path / "raising.py", RAISING)
+    run = run_cli(
+        "-f", str(lf), "--headless", "-u", "2", "-r", "10", "-t", "1s", "--processes", "2"
+    )
+    assert run.code == 1, run
+    assert "Exceptions in user code" in run.stdout
+    assert "KeyError: 'missing-thing'" in run.stdout
+    assert "raising.py" in run.stdout  # where it was raised
+    assert run.stderr.count("Traceback") <= 2  # logged once per worker, then counted
+
+
+def test_unreachable_target_is_a_failure_not_a_crash(run_cli, tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    lf = write(tmp_path / "failing.py", FAILING)
+    run = run_cli(
+        "-f",
+        str(lf),
+        "-H",
+        f"http://127.0.0.1:{port}",
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "10",
+        "-t",
+        "1s",
+    )
+    assert run.code == 1, run
+    assert "Connection refused" in run.stdout
+    assert "Traceback" not in run.stderr
+
+
+class GarbageServer:
+    """Answers every connection with bytes that are not HTTP, then closes."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.reply = reply
+        self.connections = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                self.connections += 1
+                conn.settimeout(2)
+                try:
+                    conn.recv(65536)
+                    conn.sendall(self.reply)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"this is not http\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", b""],
+    ids=["garbage", "truncated", "empty"],
+)
+def test_misbehaving_server_is_a_failure_not_a_crash(run_cli, tmp_path: Path, reply) -> None:
+    server = GarbageServer(reply)
+    try:
+        lf = write(tmp_path / "failing.py", FAILING)
+        run = run_cli(
+            "-f", str(lf), "-H", server.url, "--headless", "-u", "1", "-r", "10", "-t", "1s"
+        )
+    finally:
+        server.close()
+    assert run.code == 1, run
+    assert "Errors:" in run.stdout
+    assert "Traceback" not in run.stderr
+    requests, failures = summary_counts(run.stdout)[("GET", "/status/500")]
+    assert requests == failures >= 1
+
+
+SLOW = """
+from mpswarm import HttpUser, constant, task
+
+class Slow(HttpUser):
+    wait_time = constant(0)
+    @task
+    def slow(self):
+        self.client.get("/slow?ms=1500", name="slow")
+"""
+
+
+def test_stop_timeout_lets_requests_finish(run_cli, demo, tmp_path: Path) -> None:
+    lf = write(tmp_path / "slow.py", SLOW)
+    run = run_cli(
+        "-f",
+        str(lf),
+        "-H",
+        demo.url,
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "100",
+        "-t",
+        "1s",
+        "-s",
+        "5s",
+        "--processes",
+        "2",
+    )
+    assert run.code == 0, run
+    requests, failures = summary_counts(run.stdout)[("GET", "slow")]
+    assert requests == demo.stats()["paths"]["GET /slow"] == 4
+    assert failures == 0
+
+
+def test_stop_without_timeout_still_counts_requests_in_flight(run_cli, demo, tmp_path) -> None:
+    lf = write(tmp_path / "slow.py", SLOW)
+    run = run_cli(
+        "-f",
+        str(lf),
+        "-H",
+        demo.url,
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "100",
+        "-t",
+        "1s",
+        "--processes",
+        "2",
+    )
+    assert run.code == 0, run
+    requests, _ = summary_counts(run.stdout)[("GET", "slow")]
+    assert requests == demo.stats()["paths"]["GET /slow"] == 4
+
+
+def start_background(args: list[str], tag: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mpswarm", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=mpswarm_env(tag),
+        cwd=ROOT,
+    )
+
+
+def wait_for_workers(tag: str, count: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while len(tagged_processes(tag)) < count:  # parent + fork server + workers
+        assert time.monotonic() < deadline, "workers did not start"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_gracefully_with_exact_counts(demo, signum) -> None:
+    tag = uuid.uuid4().hex
+    args = [
+        "-f",
+        "examples/shop.py",
+        "-H",
+        demo.url,
+        "--headless",
+        "-u",
+        "10",
+        "-r",
+        "50",
+        "--processes",
+        "2",
+    ]
+    proc = start_background(args, tag)
+    try:
+        wait_for_workers(tag, 4)
+        time.sleep(1.5)
+        proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "Aggregated" in stdout
+    total = sum(requests for requests, _ in summary_counts(stdout).values())
+    assert total == demo.stats()["total"] > 0
+    assert not wait_until_gone(tag)
+
+
+def test_kill_9_of_parent_leaves_nothing(demo) -> None:
+    tag = uuid.uuid4().hex
+    before = shm_entries()
+    args = [
+        "-f",
+        "examples/shop.py",
+        "-H",
+        demo.url,
+        "--headless",
+        "-u",
+        "10",
+        "-r",
+        "50",
+        "--processes",
+        "2",
+        "-t",
+        "60s",
+    ]
+    proc = start_background(args, tag)
+    try:
+        wait_for_workers(tag, 4)
+        time.sleep(0.5)
+        proc.kill()
+        proc.communicate(timeout=5)
+        survivors = wait_until_gone(tag, timeout=2.0)
+    finally:
+        for pid in tagged_processes(tag):
+            os.kill(pid, signal.SIGKILL)
+    assert survivors == []
+    assert shm_entries() <= before
+    # No traffic after the parent died.
+    settled = demo.stats()["total"]
+    time.sleep(0.5)
+    assert demo.stats()["total"] == settled

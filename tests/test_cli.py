@@ -1,0 +1,147 @@
+"""Bad input gets one clear line on stderr and exit code 2; options come from files, the
+environment and the command line, in that order of precedence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write
+
+GOOD = """
+from mpswarm import HttpUser, User, task
+
+class WebUser(HttpUser):
+    @task
+    def index(self):
+        self.client.get("/")
+
+class Idle(User):
+    @task
+    def nothing(self):
+        pass
+"""
+
+
+def assert_one_line_error(run, code: int, *fragments: str) -> None:
+    assert run.code == code, run
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, run
+    assert lines[0].startswith("mpswarm: error: "), run
+    for fragment in fragments:
+        assert fragment in lines[0], run
+    assert "Traceback" not in run.stderr
+
+
+def test_missing_locustfile(run_cli, tmp_path: Path) -> None:
+    run = run_cli("-f", str(tmp_path / "nope.py"), "--headless", "-t", "1s")
+    assert_one_line_error(run, 2, "nope.py", "not found")
+
+
+def test_syntax_error_names_file_and_line(run_cli, tmp_path: Path) -> None:
+    lf = write(tmp_path / "broken.py", "from mpswarm import User\n\ndef oops(:\n    pass\n")
+    run = run_cli("-f", str(lf), "--headless")
+    assert_one_line_error(run, 2, f"{lf}:3", "SyntaxError")
+
+
+def test_import_error_names_file_and_line(run_cli, tmp_path: Path) -> None:
+    lf = write(tmp_path / "imp.py", "from mpswarm import User\nimport no_such_module_here\n")
+    run = run_cli("-f", str(lf), "--headless")
+    assert_one_line_error(run, 2, f"{lf}:2", "ModuleNotFoundError", "no_such_module_here")
+
+
+def test_exception_at_import_names_file_and_line(run_cli, tmp_path: Path) -> None:
+    lf = write(tmp_path / "exc.py", "x = 1\nraise ValueError('bad config')\n")
+    run = run_cli("-f", str(lf), "--headless")
+    assert_one_line_error(run, 2, f"{lf}:2", "ValueError: bad config")
+
+
+def test_traceback_with_debug_loglevel(run_cli, tmp_path: Path) -> None:
+    lf = write(tmp_path / "exc.py", "raise ValueError('bad config')\n")
+    run = run_cli("-f", str(lf), "--headless", "--loglevel", "DEBUG")
+    assert run.code == 2
+    assert "Traceback" in run.stderr and "mpswarm: error:" in run.stderr
+
+
+def test_no_user_classes(run_cli, tmp_path: Path) -> None:
+    lf = write(tmp_path / "empty.py", "from mpswarm import User\nX = 1\n")
+    run = run_cli("-f", str(lf), "--headless")
+    assert_one_line_error(run, 2, "no User class found")
+
+
+def test_unknown_user_class(run_cli, tmp_path: Path) -> None:
+    lf = write(tmp_path / "lf.py", GOOD)
+    run = run_cli("-f", str(lf), "--headless", "Nobody")
+    assert_one_line_error(run, 2, "unknown User class 'Nobody'", "Idle", "WebUser")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["-u", "-5"], "--users"),
+        (["-r", "-1"], "--spawn-rate"),
+        (["-r", "0"], "--spawn-rate"),
+        (["--processes", "-3"], "--processes"),
+        (["--processes", "0"], "--processes"),
+        (["-t", "10x"], "invalid time span '10x'"),
+        (["-t", "soon"], "invalid time span"),
+        (["-s", "-1s"], "invalid time span"),
+        (["--no-such-option"], "No such option"),
+        (["-u", "many"], "'many' is not a valid integer"),
+    ],
+)
+def test_bad_option_values(run_cli, tmp_path: Path, args: list[str], fragment: str) -> None:
+    lf = write(tmp_path / "lf.py", GOOD)
+    run = run_cli("-f", str(lf), "--headless", "Idle", *args)
+    assert_one_line_error(run, 2, fragment)
+
+
+def test_no_host_for_http_user(run_cli, tmp_path: Path) -> None:
+    lf = write(tmp_path / "lf.py", GOOD)
+    run = run_cli("-f", str(lf), "--headless", "WebUser", "-t", "1s")
+    assert_one_line_error(run, 2, "no host for WebUser", "-H")
+
+
+def test_host_without_scheme(run_cli, tmp_path: Path) -> None:
+    lf = write(tmp_path / "lf.py", GOOD)
+    run = run_cli("-f", str(lf), "--headless", "WebUser", "-H", "127.0.0.1:9")
+    assert_one_line_error(run, 2, "http://")
+
+
+def test_list_classes(run_cli, tmp_path: Path) -> None:
+    lf = write(tmp_path / "lf.py", GOOD)
+    run = run_cli("-f", str(lf), "--list")
+    assert run.code == 0, run
+    assert run.stdout.split() == ["WebUser", "Idle"]
+
+
+def test_version(run_cli) -> None:
+    run = run_cli("--version")
+    assert run.code == 0 and "mpswarm" in run.stdout
+
+
+def test_unknown_key_in_config_file(run_cli, tmp_path: Path) -> None:
+    write(tmp_path / "lf.py", GOOD)
+    write(tmp_path / "mpswarm.conf", "users = 3\nfrobnicate = yes\n")
+    run = run_cli("-f", "lf.py", "--list", cwd=tmp_path)
+    assert_one_line_error(run, 2, "unknown option 'frobnicate'", "mpswarm.conf")
+
+
+def _started_users(run) -> int:
+    for line in run.stderr.splitlines():
+        if "starting " in line and " users at " in line:
+            return int(line.split("starting ", 1)[1].split()[0])
+    raise AssertionError(f"no start line in {run!r}")
+
+
+def test_precedence_file_then_environment_then_command_line(run_cli, tmp_path: Path) -> None:
+    write(tmp_path / "lf.py", GOOD)
+    write(tmp_path / "pyproject.toml", '[tool.mpswarm]\nusers = 2\nrun-time = "1s"\n')
+    base = ["-f", "lf.py", "--headless", "Idle", "-r", "100"]
+    assert _started_users(run_cli(*base, cwd=tmp_path)) == 2
+    write(tmp_path / "mpswarm.conf", "# overrides pyproject\nusers = 3\n")
+    assert _started_users(run_cli(*base, cwd=tmp_path)) == 3
+    env = {"MPSWARM_USERS": "4"}
+    assert _started_users(run_cli(*base, cwd=tmp_path, env=env)) == 4
+    assert _started_users(run_cli(*base, "-u", "5", cwd=tmp_path, env=env)) == 5
