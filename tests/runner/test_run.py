@@ -428,3 +428,100 @@ def test_kill_9_of_parent_leaves_nothing(demo) -> None:
     settled = demo.stats()["total"]
     time.sleep(0.5)
     assert demo.stats()["total"] == settled
+
+
+STEERED = """
+import gevent
+from mpswarm import HttpUser, constant, events, task
+
+class Steered(HttpUser):
+    wait_time = constant(0.2)
+    def on_start(self):
+        self.client.get("/bytes/1", name="start")
+    def on_stop(self):
+        self.client.get("/bytes/2", name="stop")
+    @task
+    def t(self):
+        self.client.get("/")
+
+@events.init.add_listener
+def steer_from_the_parent(environment, **kwargs):
+    runner = environment.runner
+    if not hasattr(runner, "workers"):
+        return  # a worker process
+    def steer():
+        gevent.sleep(1.0)
+        runner.set_target(10, 100)
+        gevent.sleep(1.0)
+        runner.set_target(3, 100)
+    gevent.spawn(steer)
+"""
+
+
+def test_new_targets_mid_run_start_and_stop_users(run_cli, demo, tmp_path: Path) -> None:
+    lf = write(tmp_path / "steered.py", STEERED)
+    run = run_cli(
+        "-f",
+        str(lf),
+        "-H",
+        demo.url,
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "100",
+        "-t",
+        "3.5s",
+        "--processes",
+        "2",
+    )
+    assert run.code == 0, run
+    paths = demo.stats()["paths"]
+    assert paths["GET /bytes/1"] == 10  # 4, then 6 more
+    assert paths["GET /bytes/2"] == 10  # 7 retired at 3 users, 3 at the end
+    assert summary_counts(run.stdout)[("GET", "stop")][0] == 10
+
+
+CRASHING = """
+import os
+from mpswarm import HttpUser, constant, task
+
+class Steady(HttpUser):
+    wait_time = constant(0.1)
+    @task
+    def t(self):
+        self.client.get("/")
+
+class Crasher(HttpUser):
+    fixed_count = 1
+    def on_start(self):
+        for _ in range(3):
+            self.client.get("/bytes/5", name="before-crash")
+        os._exit(3)
+    @task
+    def never(self):
+        pass
+"""
+
+
+def test_crashed_worker_keeps_its_recorded_requests(run_cli, demo, tmp_path: Path) -> None:
+    lf = write(tmp_path / "crashing.py", CRASHING)
+    run = run_cli(
+        "-f",
+        str(lf),
+        "-H",
+        demo.url,
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "100",
+        "-t",
+        "2s",
+        "--processes",
+        "2",
+    )
+    assert "ended unexpectedly: exit code 3" in run.stderr, run
+    ours = summary_counts(run.stdout)
+    assert ours[("GET", "before-crash")][0] == 3 == demo.stats()["paths"]["GET /bytes/5"]
+    assert sum(requests for requests, _ in ours.values()) == demo.stats()["total"]
