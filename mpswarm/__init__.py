@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from mpswarm._version import __version__
 
 if TYPE_CHECKING:
-    from mpswarm.events import events
+    from mpswarm.debug import run_single_user
+    from mpswarm.event import events
     from mpswarm.exceptions import (
         InterruptTaskSet,
         RescheduleTask,
@@ -21,15 +22,19 @@ if TYPE_CHECKING:
         StopTest,
         StopUser,
     )
+    from mpswarm.http.fast import FastHttpUser
     from mpswarm.shape import LoadTestShape
+    from mpswarm.user.markov import MarkovTaskSet, transition, transitions
     from mpswarm.user.task import SequentialTaskSet, TaskSet, tag, task
     from mpswarm.user.users import HttpUser, User
     from mpswarm.user.wait_time import between, constant, constant_pacing, constant_throughput
 
 __all__ = [
+    "FastHttpUser",
     "HttpUser",
     "InterruptTaskSet",
     "LoadTestShape",
+    "MarkovTaskSet",
     "RescheduleTask",
     "RescheduleTaskImmediately",
     "SequentialTaskSet",
@@ -43,8 +48,11 @@ __all__ = [
     "constant_pacing",
     "constant_throughput",
     "events",
+    "run_single_user",
     "tag",
     "task",
+    "transition",
+    "transitions",
 ]
 
 _WHERE = {
@@ -58,8 +66,13 @@ _WHERE = {
     "constant": "mpswarm.user.wait_time",
     "constant_pacing": "mpswarm.user.wait_time",
     "constant_throughput": "mpswarm.user.wait_time",
-    "events": "mpswarm.events",
+    "events": "mpswarm.event",
     "LoadTestShape": "mpswarm.shape",
+    "FastHttpUser": "mpswarm.http.fast",
+    "MarkovTaskSet": "mpswarm.user.markov",
+    "transition": "mpswarm.user.markov",
+    "transitions": "mpswarm.user.markov",
+    "run_single_user": "mpswarm.debug",
     "StopUser": "mpswarm.exceptions",
     "StopTest": "mpswarm.exceptions",
     "InterruptTaskSet": "mpswarm.exceptions",

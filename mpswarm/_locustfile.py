@@ -25,12 +25,18 @@ class Locustfile:
     shape_classes: dict[str, type[LoadTestShape]]
 
 
+_LOADED: dict[str, Locustfile] = {}
+
+
 def load_locustfile(path: str) -> Locustfile:
-    """Import the locustfile at ``path`` once, in this process.
+    """Import the locustfile at ``path`` once in this process (later calls reuse it).
 
     Raises:
         LocustfileError: missing file, import failure (with file:line), or no User class.
     """
+    known = _LOADED.get(os.path.abspath(path))
+    if known is not None:
+        return known
     if not os.path.exists(path) and os.path.exists(path + ".py"):
         path += ".py"
     if not os.path.isfile(path):
@@ -72,7 +78,10 @@ def load_locustfile(path: str) -> Locustfile:
         raise LocustfileError(
             f"no User class found in {path}: define a class that subclasses User or HttpUser"
         )
-    return Locustfile(path=path, module=module, user_classes=users, shape_classes=shapes)
+    loaded = Locustfile(path=path, module=module, user_classes=users, shape_classes=shapes)
+    _LOADED[os.path.abspath(loaded.path)] = loaded
+    _LOADED[os.path.abspath(path)] = loaded
+    return loaded
 
 
 def _import_location(exc: BaseException, full: str, shown: str) -> str:
@@ -83,23 +92,37 @@ def _import_location(exc: BaseException, full: str, shown: str) -> str:
     return f"{shown}:{line}" if line else shown
 
 
-def select_user_classes(
-    available: dict[str, type[User]], names: tuple[str, ...]
-) -> list[type[User]]:
-    """The classes named on the command line, or all of them when none are named.
+def select_classes(
+    locustfile: Locustfile, names: tuple[str, ...]
+) -> tuple[list[type[User]], type[LoadTestShape] | None]:
+    """The User classes and the LoadTestShape named on the command line.
+
+    Without User class names, all User classes run. A single LoadTestShape in the locustfile
+    is used automatically, as in Locust; with several, one must be named.
 
     Raises:
-        UsageError: a name is not a User class of the locustfile.
+        UsageError: an unknown name, or several shapes and none named.
     """
-    if not names:
-        return list(available.values())
-    chosen = []
+    users, shapes = locustfile.user_classes, locustfile.shape_classes
+    chosen: list[type[User]] = []
+    picked_shapes = []
     for name in names:
-        if name not in available:
-            known = ", ".join(sorted(available))
+        if name in users:
+            chosen.append(users[name])
+        elif name in shapes:
+            picked_shapes.append(shapes[name])
+        else:
+            known = ", ".join(sorted([*users, *shapes]))
             raise UsageError(f"unknown User class {name!r} (the locustfile defines: {known})")
-        chosen.append(available[name])
-    return chosen
+    if len(picked_shapes) > 1:
+        raise UsageError("name at most one LoadTestShape class")
+    if not picked_shapes and len(shapes) > 1:
+        raise UsageError(
+            f"the locustfile defines several LoadTestShape classes ({', '.join(sorted(shapes))}):"
+            " name the one to use on the command line"
+        )
+    shape = picked_shapes[0] if picked_shapes else next(iter(shapes.values()), None)
+    return (chosen or list(users.values())), shape
 
 
 def check_hosts(classes: list[type[User]], host: str | None) -> None:

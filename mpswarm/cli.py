@@ -127,6 +127,13 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
     help="Time users get to finish their task when the run stops (default 0).",
 )
 @click.option(
+    "-i",
+    "--iterations",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after exactly this many task runs in total.",
+)
+@click.option(
     "--max-endpoints",
     type=click.IntRange(min=1),
     default=10_000,
@@ -142,14 +149,16 @@ def run_command(**options: Any) -> int:
     --processes -1
     """
     _setup_logging(options["loglevel"])
-    from mpswarm._locustfile import check_hosts, load_locustfile, select_user_classes
+    from mpswarm import _locust_alias
+    from mpswarm._locustfile import check_hosts, load_locustfile, select_classes
 
+    _locust_alias.install()
     locustfile = load_locustfile(options["locustfile"])
     if options["list_classes"]:
         for name in locustfile.user_classes:
             click.echo(name)
         return EXIT_OK
-    classes = select_user_classes(locustfile.user_classes, options["user_classes"])
+    classes, shape = select_classes(locustfile, options["user_classes"])
     check_hosts(classes, options["host"])
     config = RunConfig(
         locustfile=locustfile.path,
@@ -165,10 +174,17 @@ def run_command(**options: Any) -> int:
         exit_code_on_error=options["exit_code_on_error"],
         max_endpoints=options["max_endpoints"],
         loglevel=options["loglevel"].upper(),
+        iterations=options["iterations"],
+        shape=shape.__name__ if shape is not None else None,
     )
+    from mpswarm.event import events
     from mpswarm.runner.headless import run_headless
 
-    return run_headless(config, classes, sys.stdout, parsed_options=_namespace(options))
+    code = run_headless(
+        config, classes, sys.stdout, parsed_options=_namespace(options), shape_class=shape
+    )
+    events.quit.fire(exit_code=code)
+    return code
 
 
 def _cpu_count() -> int:
@@ -193,12 +209,57 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _known_options() -> dict[str, bool]:
+def _known_options(command: click.Command) -> dict[str, bool]:
     return {
         param.name: bool(getattr(param, "multiple", False))
-        for param in run_command.params
+        for param in command.params
         if isinstance(param, click.Option) and param.name and param.name != "config_file"
     }
+
+
+def _prescan_locustfile(argv: list[str], values: dict[str, Any]) -> str:
+    """The locustfile the command line will name, before it is parsed."""
+    for index, arg in enumerate(argv):
+        if arg in ("-f", "--locustfile") and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith("--locustfile="):
+            return arg.split("=", 1)[1]
+        if arg.startswith("-f") and len(arg) > 2:
+            return arg[2:]
+    return os.environ.get("MPSWARM_LOCUSTFILE") or str(values.get("locustfile", "locustfile.py"))
+
+
+def _command_with_custom_arguments(path: str) -> click.Command:
+    """``run_command`` plus the options the locustfile declares in init_command_line_parser.
+
+    The locustfile has to be imported first (once; the run reuses it), so that its listeners
+    exist. A locustfile that cannot be imported is reported later, by the run itself.
+    """
+    if not (os.path.isfile(path) or os.path.isfile(path + ".py")):
+        return run_command
+    from mpswarm import _locust_alias
+    from mpswarm._custom_args import ArgumentCollector
+    from mpswarm._locustfile import load_locustfile
+    from mpswarm.event import events
+
+    _locust_alias.install()
+    try:
+        load_locustfile(path)
+    except MpswarmError:
+        return run_command
+    parser = ArgumentCollector()
+    events.init_command_line_parser.fire(parser=parser)
+    if not parser.options:
+        return run_command
+    command = click.Command(
+        name=run_command.name,
+        callback=run_command.callback,
+        params=[*run_command.params, *parser.options],
+        help=run_command.help,
+        epilog=run_command.epilog,
+        context_settings=run_command.context_settings,
+    )
+    return command
 
 
 def _explicit_config(argv: list[str]) -> str | None:
@@ -217,8 +278,9 @@ def run_main(argv: list[str]) -> int:
         from mpswarm._settings import find_config_values, to_default_map
 
         values, source = find_config_values(_explicit_config(argv))
-        default_map = to_default_map(values, _known_options(), source) if values else {}
-        result = run_command.main(
+        command = _command_with_custom_arguments(_prescan_locustfile(argv, values))
+        default_map = to_default_map(values, _known_options(command), source) if values else {}
+        result = command.main(
             args=argv,
             prog_name="mpswarm",
             standalone_mode=False,

@@ -68,6 +68,8 @@ class RunConfig:
         max_endpoints: distinct (method, name) rows per worker before folding into one row.
         max_errors: distinct error rows per worker before folding into one row.
         loglevel: logging level name.
+        iterations: stop after exactly this many task runs in total (None: no limit).
+        shape: name of the LoadTestShape class driving the run, or None.
     """
 
     locustfile: str = ""
@@ -84,6 +86,8 @@ class RunConfig:
     max_endpoints: int = 10_000
     max_errors: int = 1_000
     loglevel: str = "INFO"
+    iterations: int | None = None
+    shape: str | None = None
 
     def __post_init__(self) -> None:
         if self.users < 0:
@@ -94,5 +98,7 @@ class RunConfig:
             raise UsageError(f"--processes must be at least 1, not {self.processes}")
         if self.stop_timeout < 0:
             raise UsageError(f"--stop-timeout must not be negative, not {self.stop_timeout}")
+        if self.iterations is not None and self.iterations < 1:
+            raise UsageError(f"--iterations must be at least 1, not {self.iterations}")
         if self.max_endpoints < 1:
             raise UsageError(f"--max-endpoints must be at least 1, not {self.max_endpoints}")

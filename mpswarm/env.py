@@ -6,8 +6,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from mpswarm.events import Events
-from mpswarm.events import events as default_events
+from mpswarm.event import Events
+from mpswarm.event import events as default_events
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ class Environment:
     Args:
         user_classes: the User classes of the run.
         host: the ``-H`` host, or None.
-        events: the event hooks (the shared ``mpswarm.events`` by default).
+        events: the event hooks (the shared ``mpswarm.event`` by default).
         parsed_options: the run's options as attributes (an argparse-like namespace).
         stop_timeout: seconds users get to finish their task when stopped.
     """
@@ -43,7 +43,19 @@ class Environment:
         self.catch_exceptions = True
         # Set by the process that runs users: called with every exception user code raises.
         self.exception_sink: Callable[[BaseException], None] = self._log_exception
+        # Set by a worker running with -i: False once its share of iterations is used up.
+        self.claim_iteration: Callable[[], bool] = _always
+
+    def create_local_runner(self) -> Any:
+        """A runner that runs users in this process (Locust's API)."""
+        from mpswarm.runner.base import LocalRunner
+
+        return LocalRunner(self)
 
     @staticmethod
     def _log_exception(exc: BaseException) -> None:
         logger.error("user code raised %s: %s", type(exc).__name__, exc)
+
+
+def _always() -> bool:
+    return True

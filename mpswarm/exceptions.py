@@ -23,6 +23,10 @@ class MpswarmError(Exception):
         return (self.__class__, self.args)
 
 
+#: Locust's name for the base of its errors.
+LocustError = MpswarmError
+
+
 class UsageError(MpswarmError):
     """A wrong option or option value. Exit code 2."""
 

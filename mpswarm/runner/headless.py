@@ -11,10 +11,11 @@ import gevent
 
 from mpswarm.config import RunConfig
 from mpswarm.env import Environment
-from mpswarm.events import events
+from mpswarm.event import events
 from mpswarm.report.console import write_summary
 from mpswarm.runner.swarm import Swarm
 from mpswarm.runner.worker import WorkerSpec
+from mpswarm.shape import LoadTestShape
 from mpswarm.stats.snapshot import Snapshot
 from mpswarm.user.task import filter_tasks_by_tags
 
@@ -56,7 +57,11 @@ def exit_code_for(snapshot: Snapshot, config: RunConfig, environment: Environmen
 
 
 def run_headless(
-    config: RunConfig, classes: list[type], out: TextIO, parsed_options: Any = None
+    config: RunConfig,
+    classes: list[type],
+    out: TextIO,
+    parsed_options: Any = None,
+    shape_class: type[LoadTestShape] | None = None,
 ) -> int:
     """Run the load test described by ``config`` and print the summary to ``out``.
 
@@ -84,6 +89,7 @@ def run_headless(
         max_endpoints=config.max_endpoints,
         max_errors=config.max_errors,
         parsed_options=parsed_options,
+        processes=config.processes,
     )
     swarm = Swarm(spec, config.processes, environment)
     # Before any greenlet exists (init listeners may start some): see runner/_zygote.py.
@@ -91,7 +97,7 @@ def run_headless(
     handlers: list[Any] = []
     try:
         environment.events.init.fire(environment=environment)
-        swarm.start()
+        swarm.start_workers()
         handlers = _install_signal_handlers(swarm)
         logger.info(
             "starting %d users at %g/s on %d worker process(es)%s",
@@ -104,7 +110,7 @@ def run_headless(
         swarm.wait(config.run_time)
         if swarm.stop_reason:
             logger.info("stopping: %s", swarm.stop_reason)
-        snapshot = swarm.stop()
+        snapshot = swarm.stop_all()
     finally:
         for handler in handlers:
             handler.cancel()
@@ -114,6 +120,39 @@ def run_headless(
         logger.error("the run ended early: every worker process exited")
         return max(1, exit_code_for(snapshot, config, environment))
     return exit_code_for(snapshot, config, environment)
+
+
+#: Seconds between two ``LoadTestShape.tick()`` calls (Locust polls once a second).
+SHAPE_TICK_S = 1.0
+
+
+def _drive_shape(swarm: Swarm, shape: LoadTestShape, run_time: float | None) -> None:
+    """Poll the shape once a second and feed its targets to the dispatch path."""
+    shape.runner = swarm
+    shape.reset_time()
+    deadline = None if run_time is None else gevent.get_hub().loop.now() + run_time
+    by_name = {cls.__name__: cls for cls in swarm.spec.user_classes}
+    last: tuple[Any, ...] | None = None
+    while True:
+        target = shape.tick()
+        if target is None:
+            swarm.request_stop(f"{type(shape).__name__}.tick() returned None")
+            return
+        if tuple(target) != last:
+            last = tuple(target)
+            users, rate, *rest = target
+            classes = None
+            if rest and rest[0]:
+                classes = [by_name[c] if isinstance(c, str) else c for c in rest[0]]
+            swarm.set_target(int(users), float(rate), classes)
+        timeout = SHAPE_TICK_S
+        if deadline is not None:
+            timeout = min(timeout, max(0.0, deadline - gevent.get_hub().loop.now()))
+        swarm.wait(timeout)
+        if swarm.stop_requested or (
+            deadline is not None and gevent.get_hub().loop.now() >= deadline
+        ):
+            return
 
 
 def _install_signal_handlers(swarm: Swarm) -> list[Any]:

@@ -7,6 +7,7 @@ never travel through the pipes: ``snapshot()`` sums the segments.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ import socket
 import time
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import gevent
 from gevent.event import Event
@@ -23,9 +25,19 @@ from mpswarm.exceptions import WorkerError
 from mpswarm.runner._channel import Channel
 from mpswarm.runner._proc import describe_exit
 from mpswarm.runner._zygote import ForkServer
+from mpswarm.runner.base import (
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    STATE_STOPPED,
+    STATE_STOPPING,
+    MasterRunner,
+    WorkerNode,
+)
 from mpswarm.runner.dispatch import class_counts, dispatch_users, split_spawn_rate
+from mpswarm.runner.usage import UsageMonitor
 from mpswarm.runner.worker import HARD_STOP_GRACE_S, WorkerSpec, worker_main
 from mpswarm.stats.aggregate import Aggregator
+from mpswarm.stats.locust_view import CURRENT_WINDOW_S, RequestStats
 from mpswarm.stats.segment import H_USERS, Segment
 from mpswarm.stats.snapshot import Snapshot
 
@@ -53,6 +65,11 @@ class WorkerHandle:
         self.reader: gevent.Greenlet | None = None
 
     @property
+    def client_id(self) -> str:
+        """The worker's id in ``runner.clients`` and custom messages."""
+        return f"{socket.gethostname()}_{self.slot}"
+
+    @property
     def source_id(self) -> tuple[int, int]:
         """Key of this worker's segment in the aggregator."""
         return (self.slot, self.generation)
@@ -68,8 +85,11 @@ class WorkerHandle:
         return int(self.segment.header[H_USERS]) if self.alive else 0
 
 
-class Swarm:
+class Swarm(MasterRunner):
     """Runs users across worker processes and aggregates their statistics.
+
+    It is also ``environment.runner`` in the parent: Locust's MasterRunner API (``stats``,
+    ``user_count``, ``clients``, ``send_message``, ``quit()``...).
 
     Args:
         spec: what every worker runs.
@@ -78,10 +98,9 @@ class Swarm:
     """
 
     def __init__(self, spec: WorkerSpec, processes: int, environment: Environment) -> None:
+        super().__init__(environment)
         self.spec = spec
         self.processes = processes
-        self.environment = environment
-        environment.runner = self
         self.aggregator = Aggregator()
         self.workers: list[WorkerHandle] = []
         self._server = ForkServer(partial(worker_main, spec))
@@ -95,13 +114,20 @@ class Swarm:
         self._closing = False
         self._overflow_warned = False
         self._server_reader: gevent.Greenlet | None = None
+        self.clients: dict[str, WorkerNode] = {}
+        self.stats = RequestStats(self._recent_snapshot, self._current_rates)
+        self._snapshot_cache: tuple[float, Snapshot] | None = None
+        self._history: collections.deque[tuple[float, int, int]] = collections.deque(
+            maxlen=int(CURRENT_WINDOW_S) + 2
+        )
+        self._iterations_done: set[int] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start_fork_server(self) -> None:
         """Fork the fork server. Call before any greenlet runs (see ``_zygote``)."""
         self._server.start()
 
-    def start(self) -> None:
+    def start_workers(self) -> None:
         """Start the workers and wait until each is ready.
 
         Raises:
@@ -120,6 +146,34 @@ class Swarm:
             if not handle.ready.is_set():
                 why = handle.exit_description or "no answer"
                 raise WorkerError(f"worker {handle.slot} did not start ({why})")
+        self.greenlet.spawn(self._tick_forever)
+        self.greenlet.spawn(UsageMonitor(self.environment).run_forever)
+
+    def _tick_forever(self) -> None:
+        """Once a second: remember the totals, for ``current_rps``."""
+        while True:
+            totals = self.aggregator.totals()
+            self._history.append((time.monotonic(), int(totals[0]), int(totals[1])))
+            for handle in self.workers:
+                node = self.clients.get(handle.client_id)
+                if node is not None:
+                    node.user_count = handle.user_count
+            gevent.sleep(1.0)
+
+    def _current_rates(self) -> tuple[float, float]:
+        if len(self._history) < 2:
+            return (0.0, 0.0)
+        t0, r0, f0 = self._history[0]
+        t1, r1, f1 = self._history[-1]
+        span = t1 - t0
+        return ((r1 - r0) / span, (f1 - f0) / span) if span > 0 else (0.0, 0.0)
+
+    def _recent_snapshot(self) -> Snapshot:
+        # user code may read runner.stats in a loop: aggregate at most every 0.2 s
+        now = time.monotonic()
+        if self._snapshot_cache is None or now - self._snapshot_cache[0] > 0.2:
+            self._snapshot_cache = (now, self.snapshot())
+        return self._snapshot_cache[1]
 
     def _spawn_worker(self, slot: int) -> WorkerHandle:
         generation = self._generations.get(slot, -1) + 1
@@ -129,6 +183,7 @@ class Swarm:
         )
         parent_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         handle = WorkerHandle(slot, generation, Channel(parent_end), segment)
+        self.clients[handle.client_id] = WorkerNode(id=handle.client_id, index=slot)
         self.aggregator.add_segment(handle.source_id, segment)
         self._server.request_fork(slot, [segment.fd, worker_end.fileno()])
         worker_end.close()
@@ -170,18 +225,33 @@ class Swarm:
                 aggregator.on_exceptions(message[1])
             elif kind == "ready":
                 handle.pid = message[1]
+                self.clients[handle.client_id].pid = handle.pid
                 handle.ready.set()
             elif kind == "spawned":
                 handle.spawned.set()
                 self._check_spawning_complete()
             elif kind == "stopped":
                 handle.stopped.set()
+            elif kind == "msg":
+                self._deliver(message[1], message[2], handle.client_id)
+            elif kind == "report":
+                self.environment.events.worker_report.fire(
+                    client_id=handle.client_id, data=message[1]
+                )
+            elif kind == "usage":
+                node = self.clients[handle.client_id]
+                node.cpu_usage, node.memory_usage = message[1], message[2]
+            elif kind == "iterations_done":
+                self._iterations_done.add(handle.slot)
+                if all(h.slot in self._iterations_done for h in self.workers if h.alive):
+                    self.request_stop("the requested iterations are done")
             elif kind == "overflow":
                 self._warn_overflow(message[1], message[2])
             elif kind == "stop_test":
                 logger.info("stopping the test: %s", message[1])
                 self.request_stop(message[1])
         handle.gone.set()
+        self.clients[handle.client_id].state = "missing"
         if not self._closing and not any(h.alive for h in self.workers):
             self.request_stop("every worker exited")
 
@@ -201,6 +271,9 @@ class Swarm:
     def _check_spawning_complete(self) -> None:
         live = [h for h in self.workers if h.alive]
         if live and all(h.spawned.is_set() for h in live):
+            self.state = STATE_RUNNING
+            for handle in live:
+                self.clients[handle.client_id].state = STATE_RUNNING
             self.environment.events.spawning_complete.fire(user_count=self.user_count)
 
     # -- steering --------------------------------------------------------------------------------
@@ -222,6 +295,7 @@ class Swarm:
             self._t_start = time.perf_counter()
             self.environment.events.test_start.fire(environment=self.environment)
         self.target_user_count = users
+        self.state = STATE_SPAWNING
         for handle, share, rate in zip(live, shares, rates, strict=True):
             handle.target = share
             handle.spawned.clear()
@@ -236,17 +310,53 @@ class Swarm:
             self.stop_reason = reason
         self._stop_event.set()
 
+    @property
+    def stop_requested(self) -> bool:
+        """True once something asked the run to end."""
+        return self._stop_event.is_set()
+
     def wait(self, timeout: float | None) -> None:
         """Block until ``timeout`` seconds pass or a stop is requested."""
         self._stop_event.wait(timeout=timeout)
 
-    def stop(self, force: bool = False) -> Snapshot:
+    def start(
+        self,
+        user_count: int,
+        spawn_rate: float,
+        wait: bool = False,
+        user_classes: Sequence[type] | None = None,
+    ) -> None:
+        """Locust's ``runner.start()``: move to ``user_count`` users (same as set_target)."""
+        self.set_target(user_count, spawn_rate, user_classes)
+
+    def stop(self) -> None:
+        """Locust's ``runner.stop()``: end the run (the summary still prints)."""
+        self.request_stop("runner.stop() called")
+
+    def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
+        """Send a custom message to every worker, or to the one with ``client_id``."""
+        for handle in self.workers:
+            if handle.alive and client_id in (None, handle.client_id):
+                try:
+                    handle.channel.send(("msg", msg_type, data))
+                except OSError:
+                    pass
+
+    def set_iterations(self, total: int) -> None:
+        """Run exactly ``total`` task iterations over all workers, then stop."""
+        live = [h for h in self.workers if h.alive]
+        base, extra = divmod(total, len(live))
+        for index, handle in enumerate(live):
+            handle.channel.send(("iterations", base + (1 if index < extra else 0)))
+
+    def stop_all(self, force: bool = False) -> Snapshot:
         """Stop every user and return the exact final Snapshot.
 
         Users get ``stop_timeout`` to finish their task, then a grace period to finish the
         request in flight; a worker that does not confirm in time is killed (its recorded
         requests still count: they are in its segment).
         """
+        self.state = STATE_STOPPING
         self.environment.events.test_stopping.fire(environment=self.environment)
         live = [h for h in self.workers if h.alive]
         for handle in live:
@@ -266,12 +376,14 @@ class Swarm:
                 logger.warning("worker %d did not stop in time: killing it", handle.slot)
                 self._kill(handle)
         self._t_end = time.perf_counter()
+        self.state = STATE_STOPPED
         self.environment.events.test_stop.fire(environment=self.environment)
         return self.snapshot(final=True)
 
     def close(self) -> None:
         """Quit every worker and the fork server, and release the segments."""
         self._closing = True
+        self.greenlet.kill(block=True)
         self.environment.events.quitting.fire(environment=self.environment)
         for handle in self.workers:
             if handle.alive:

@@ -22,16 +22,28 @@ from mpswarm.env import Environment
 from mpswarm.exceptions import StopTest
 from mpswarm.runner._channel import Channel
 from mpswarm.runner._proc import die_with_parent
+from mpswarm.runner.base import (
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    STATE_STOPPED,
+    STATE_STOPPING,
+    WorkerRunner,
+)
 from mpswarm.runner.dispatch import spawn_order
+from mpswarm.runner.usage import UsageMonitor
+from mpswarm.stats.aggregate import Aggregator
+from mpswarm.stats.locust_view import RequestStats
 from mpswarm.stats.recorder import Recorder
 from mpswarm.stats.segment import H_ITERATIONS, H_USERS, Segment
+from mpswarm.stats.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
 
 #: Once --stop-timeout has passed, users still in a request get this long to finish it before
 #: they are killed (and the request recorded as interrupted).
 HARD_STOP_GRACE_S = 5.0
-_EXCEPTION_FLUSH_S = 1.0
+#: Seconds between two flushes of exception counts and ``report_to_master`` events.
+REPORT_INTERVAL_S = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +56,7 @@ class WorkerSpec:
     max_endpoints: int
     max_errors: int
     parsed_options: Any = None
+    processes: int = 1
 
 
 def worker_main(spec: WorkerSpec, slot: int, fds: list[int], server_pid: int) -> NoReturn:
@@ -65,26 +78,33 @@ def worker_main(spec: WorkerSpec, slot: int, fds: list[int], server_pid: int) ->
         os._exit(code)
 
 
-class WorkerRuntime:
+class WorkerRuntime(WorkerRunner):
     """The runner inside one worker process (``environment.runner`` there)."""
 
     def __init__(self, spec: WorkerSpec, slot: int, channel: Channel, segment: Segment) -> None:
-        from mpswarm.events import events
+        from mpswarm.event import events
 
-        self.spec = spec
-        self.worker_index = slot
-        self.channel = channel
-        self.segment = segment
-        self.environment = Environment(
+        environment = Environment(
             user_classes=list(spec.user_classes),
             host=spec.host,
             events=events,
             parsed_options=spec.parsed_options,
             stop_timeout=spec.stop_timeout,
         )
-        self.environment.runner = self
+        super().__init__(environment)
+        self.spec = spec
+        self.worker_index = slot
+        self.worker_count = spec.processes
+        self.client_id = f"{socket.gethostname()}_{slot}"
+        self.channel = channel
+        self.segment = segment
         self.environment.exception_sink = self._on_exception
-        self.recorder = Recorder(segment, channel.send)
+        # This worker's own view of its numbers, for runner.stats here.
+        self._local = Aggregator()
+        self._local.add_segment(0, segment)
+        self.recorder = Recorder(segment, self._announce)
+        self.stats = RequestStats(self._local_snapshot)
+        self._iterations_left: int | None = None
         # Recording comes before any listener the locustfile added.
         events.request._handlers.insert(0, self.recorder.on_request)
         self._classes = {cls.__name__: cls for cls in spec.user_classes}
@@ -94,14 +114,26 @@ class WorkerRuntime:
         self._exceptions: dict[tuple[str, str], int] = {}
         self._seen_exceptions: set[tuple[str, str]] = set()
         self._started = False
-        self.state = "ready"
+        self._t_start = 0.0
+
+    def _announce(self, message: tuple[Any, ...]) -> None:
+        if message[0] == "row":
+            self._local.on_row(0, *message[1:])
+        elif message[0] == "error":
+            self._local.on_error(0, *message[1:])
+        self.channel.send(message)
+
+    def _local_snapshot(self) -> Snapshot:
+        elapsed = gevent.get_hub().loop.now() - self._t_start if self._started else 0.0
+        return self._local.snapshot(started_at=0.0, duration_s=elapsed, users=self.user_count)
 
     # -- the loop ------------------------------------------------------------------------------
     def serve(self) -> None:
         """Handle the parent's messages until told to quit or the pipe closes."""
         self.environment.events.init.fire(environment=self.environment)
         self.channel.send(("ready", os.getpid()))
-        flusher = gevent.spawn(self._flush_exceptions_forever)
+        self.greenlet.spawn(self._report_forever)
+        self.greenlet.spawn(UsageMonitor(self.environment, self._report_usage).run_forever)
         try:
             while True:
                 try:
@@ -113,12 +145,17 @@ class WorkerRuntime:
                     self._set_target(message[1], message[2])
                 elif kind == "stop":
                     gevent.spawn(self._stop_and_report)
+                elif kind == "msg":
+                    self._deliver(message[1], message[2], "master")
+                elif kind == "iterations":
+                    self._iterations_left = message[1]
+                    self.environment.claim_iteration = self._claim_iteration
                 elif kind == "quit":
                     self._kill_all()
                     self.environment.events.quitting.fire(environment=self.environment)
                     return
         finally:
-            flusher.kill(block=False)
+            self.greenlet.kill(block=False)
 
     # -- users ----------------------------------------------------------------------------------
     @property
@@ -131,8 +168,10 @@ class WorkerRuntime:
             self._spawner.kill(block=True)
         if not self._started:
             self._started = True
+            self._t_start = gevent.get_hub().loop.now()
             self.environment.events.test_start.fire(environment=self.environment)
-        self.state = "spawning"
+        self.state = STATE_SPAWNING
+        self.target_user_count = sum(counts.values())
         alive: dict[str, list[Any]] = {name: [] for name in self._classes}
         for user in self.users:
             alive[type(user).__name__].append(user)
@@ -160,7 +199,7 @@ class WorkerRuntime:
                 gevent.sleep(delay)
             else:
                 gevent.sleep(0)
-        self.state = "running"
+        self.state = STATE_RUNNING
         self.channel.send(("spawned", len(self.users)))
         self.environment.events.spawning_complete.fire(user_count=len(self.users))
 
@@ -180,13 +219,14 @@ class WorkerRuntime:
     def _stop_and_report(self) -> None:
         if self._spawner is not None:
             self._spawner.kill(block=True)
-        self.state = "stopping"
+        self.state = STATE_STOPPING
         users = list(self.users)
         for user in users:
             user.stop(force=False)
         self._hard_stop(users, self.spec.stop_timeout)
         self._flush_exceptions()
-        self.state = "stopped"
+        self._report()
+        self.state = STATE_STOPPED
         self.environment.events.test_stop.fire(environment=self.environment)
         self.channel.send(("stopped", self.segment.header[H_ITERATIONS]))
 
@@ -232,7 +272,43 @@ class WorkerRuntime:
             counts, self._exceptions = self._exceptions, {}
             self.channel.send(("exceptions", counts))
 
-    def _flush_exceptions_forever(self) -> None:
+    def _report(self) -> None:
+        """Fire report_to_master; what listeners add to ``data`` reaches the parent."""
+        data: dict[str, Any] = {}
+        self.environment.events.report_to_master.fire(client_id=self.client_id, data=data)
+        if data:
+            self.channel.send(("report", data))
+
+    def _report_forever(self) -> None:
         while True:
-            gevent.sleep(_EXCEPTION_FLUSH_S)
+            gevent.sleep(REPORT_INTERVAL_S)
             self._flush_exceptions()
+            self._report()
+
+    def _report_usage(self, cpu: float, rss: int) -> None:
+        self.channel.send(("usage", cpu, rss))
+
+    def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
+        """Send a custom message to the parent (``client_id`` is ignored, as in Locust)."""
+        self.channel.send(("msg", msg_type, data))
+
+    def stop(self) -> None:
+        """Locust's ``runner.stop()`` in a worker: ask the parent to end the run."""
+        self.quit()
+
+    def _claim_iteration(self) -> bool:
+        """Take one task iteration from this worker's share of ``-i``."""
+        if self._iterations_left is None:
+            return True
+        if self._iterations_left <= 0:
+            return False
+        self._iterations_left -= 1
+        if self._iterations_left == 0:
+            gevent.spawn(self._report_iterations_done)
+        return True
+
+    def _report_iterations_done(self) -> None:
+        # Let the users finish the tasks they claimed, then tell the parent.
+        while any(u._state == "running" for u in self.users):
+            gevent.sleep(0.05)
+        self.channel.send(("iterations_done",))

@@ -87,6 +87,13 @@ class Aggregator:
         """User-code exceptions so far."""
         return sum(self._exceptions.values())
 
+    def totals(self) -> np.ndarray:
+        """The sum of every worker's total row: cheap (one row per segment)."""
+        total = _empty(1)
+        for source in self._sources.values():
+            _fold(total, np.array([0]), source.segment.rows[TOTAL_ROW : TOTAL_ROW + 1])
+        return total[0]
+
     def snapshot(
         self, started_at: float, duration_s: float, users: int, final: bool = False
     ) -> Snapshot:

@@ -217,7 +217,11 @@ class TaskSet(metaclass=TaskSetMeta):
                     self.schedule_task(self.get_next_task())
                 try:
                     user._check_stop()
-                    self.execute_task(self._task_queue.pop(0))
+                    item = self._task_queue.pop(0)
+                    # -i: a task run is one iteration (a nested TaskSet counts its own tasks)
+                    if not is_taskset_class(item) and not user.environment.claim_iteration():
+                        raise StopUser()
+                    self.execute_task(item)
                 except RescheduleTaskImmediately:
                     pass
                 except RescheduleTask:

@@ -133,6 +133,8 @@ class HttpUser(User):
     """A user with ``self.client``, a requests-like HTTP session with per-user cookies."""
 
     abstract = True
+    #: The client class; FastHttpUser swaps in its own.
+    session_class: type[HttpSession] = HttpSession
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -140,6 +142,6 @@ class HttpUser(User):
             raise ValueError(
                 f"{type(self).__name__} has no host: set host on the class or pass -H/--host"
             )
-        self.client = HttpSession(
+        self.client = self.session_class(
             base_url=self.host, request_event=environment.events.request, user=self
         )

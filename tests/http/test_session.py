@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mpswarm.events import EventHook
+from mpswarm.event import EventHook
 from mpswarm.exceptions import HTTPError
 from mpswarm.http.session import HttpSession
 

@@ -1,0 +1,76 @@
+"""``FastHttpUser`` with Locust's FastHttpUser client API.
+
+For now its client shares HttpUser's transport (urllib3); it adds Locust's ``rest()`` helper.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from mpswarm.http.response import ResponseContextManager
+from mpswarm.http.session import HttpSession
+from mpswarm.user.users import HttpUser
+
+
+class RestResponseContextManager(ResponseContextManager):
+    """A catch_response response with the body parsed as JSON in ``js`` (None if empty)."""
+
+    js: Any = None
+
+
+class FastHttpSession(HttpSession):
+    """FastHttpUser's client: HttpSession plus ``rest()``."""
+
+    @contextmanager
+    def rest(
+        self, method: str, url: str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> Iterator[RestResponseContextManager]:
+        """Send a JSON request; yields the response with ``js``, to check inside ``with``.
+
+        A body that is not JSON, a 4xx/5xx status, or an exception inside the block (an
+        assertion, a missing key) marks the request as failed instead of raising.
+        """
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            **(headers or {}),
+        }
+        with self.request(method, url, headers=headers, catch_response=True, **kwargs) as r:
+            response = r
+            response.__class__ = RestResponseContextManager
+            response.js = None
+            if response.error is not None:
+                response.failure(str(response.error))
+            elif response.content:
+                try:
+                    response.js = response.json()
+                except json.JSONDecodeError as exc:
+                    response.failure(
+                        f"Could not parse response as JSON. {response.text[:250]!r}, "
+                        f"response code {response.status_code}, error {exc}"
+                    )
+            try:
+                yield response
+            except AssertionError as exc:
+                response.failure(f"assert failed: {exc}" if str(exc) else "assert failed")
+            except Exception as exc:
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                response.failure(
+                    f"{type(exc).__name__}: {exc} at {where.filename}:{where.lineno}. "
+                    f"Response was {response.text[:100]!r}"
+                )
+
+
+class FastHttpUser(HttpUser):
+    """An HttpUser whose client has Locust's FastHttpUser API (``rest()``)."""
+
+    abstract = True
+    session_class = FastHttpSession
+    client: FastHttpSession
+
+
+FastResponse = ResponseContextManager
