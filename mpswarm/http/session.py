@@ -196,6 +196,8 @@ class HttpSession:
         recorder = _Recorder(self.request_event, method, name, full_url, ctx)
         send_headers, body = self._encode(headers, data, json, files, auth)
         if user is not None:
+            if user._stop_after_request:
+                raise GreenletExit()  # being stopped: send nothing new
             user._in_request += 1
         try:
             response = self._send(

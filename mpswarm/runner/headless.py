@@ -99,15 +99,26 @@ def run_headless(
         environment.events.init.fire(environment=environment)
         swarm.start_workers()
         handlers = _install_signal_handlers(swarm)
-        logger.info(
-            "starting %d users at %g/s on %d worker process(es)%s",
-            config.users,
-            config.spawn_rate,
-            config.processes,
-            f" for {config.run_time:g}s" if config.run_time else " (Ctrl-C to stop)",
-        )
-        swarm.set_target(config.users, config.spawn_rate)
-        swarm.wait(config.run_time)
+        if config.iterations:
+            swarm.set_iterations(config.iterations)
+        if shape_class is not None:
+            environment.shape_class = shape_class()
+            logger.info(
+                "running the %s load shape on %d worker process(es)",
+                shape_class.__name__,
+                config.processes,
+            )
+            _drive_shape(swarm, environment.shape_class, config.run_time)
+        else:
+            logger.info(
+                "starting %d users at %g/s on %d worker process(es)%s",
+                config.users,
+                config.spawn_rate,
+                config.processes,
+                f" for {config.run_time:g}s" if config.run_time else " (Ctrl-C to stop)",
+            )
+            swarm.set_target(config.users, config.spawn_rate)
+            swarm.wait(config.run_time)
         if swarm.stop_reason:
             logger.info("stopping: %s", swarm.stop_reason)
         snapshot = swarm.stop_all()

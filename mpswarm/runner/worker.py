@@ -235,11 +235,11 @@ class WorkerRuntime(WorkerRunner):
         greenlets = [u.greenlet for u in users if u.greenlet is not None]
         gevent.joinall(greenlets, timeout=timeout)
         for user in users:
-            if user.greenlet is None or user.greenlet.dead:
-                continue
-            if user._in_request:
-                user._stop_after_request = True  # its client stops it once the response is in
-            else:
+            # A user in a request stops as soon as its response is in; one that is not, and
+            # resumes before its kill lands, stops before sending anything (see HttpSession).
+            user._stop_after_request = True
+        for user in users:
+            if user.greenlet is not None and not user.greenlet.dead and not user._in_request:
                 user.greenlet.kill(block=False)
         gevent.joinall(greenlets, timeout=HARD_STOP_GRACE_S)
         for greenlet in greenlets:

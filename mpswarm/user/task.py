@@ -200,7 +200,11 @@ class TaskSet(metaclass=TaskSetMeta):
         user = self._user
         user._check_stop()
         user._state = STATE_WAITING
-        sleep(self.wait_time())
+        seconds = self.wait_time()
+        if seconds > 0:
+            user._wake.wait(timeout=seconds)  # stop() sets it to end the wait early
+        else:
+            sleep(0)
         user._check_stop()
         user._state = STATE_RUNNING
 

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from gevent import GreenletExit
+from gevent.event import Event
 from gevent.greenlet import Greenlet
 from gevent.pool import Group
 
@@ -62,6 +63,8 @@ class User(metaclass=UserMeta):
         # Requests in flight: a stop never kills a user while this is non-zero (see stop()).
         self._in_request = 0
         self._stop_after_request = False
+        # Set to cut a wait short when the user is stopped (see stop()).
+        self._wake = Event()
 
     def on_start(self) -> None:
         """Called when the user starts, before its first task."""
@@ -98,18 +101,25 @@ class User(metaclass=UserMeta):
             self._report_user_error(self, exc)
 
     def stop(self, force: bool = False) -> bool:
-        """Stop the user: at once when forced or waiting, else after its current task.
+        """Stop the user: killed at once when forced, else after its current task.
+
+        A waiting user is woken and stops at once (``on_stop`` runs). It is not killed: a kill
+        is delivered asynchronously, and a user resuming in between could be cut off in the
+        middle of its next request.
 
         Returns:
-            True if the greenlet was killed now, False if it will stop by itself.
+            True if the user stopped (or will before running anything else), False if it
+            finishes its current task first.
         """
         if self._greenlet is None or self._greenlet.dead:
             return True
-        if force or self._state == STATE_WAITING:
+        if force:
             self._greenlet.kill(block=False)
             return True
+        waiting = self._state == STATE_WAITING
         self._state = STATE_STOPPING
-        return False
+        self._wake.set()
+        return waiting
 
     def _check_stop(self) -> None:
         if self._state == STATE_STOPPING:

@@ -1,0 +1,497 @@
+"""Locustfiles written for Locust (``from locust import ...``) run unchanged under mpswarm.
+
+Each one runs through the real CLI with two worker processes against the demo server; the
+assertions are on what a user observes: the server's counts, files the locustfile wrote from
+its event listeners, exit codes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, write
+from tests.runner.test_run import summary_counts
+
+IMPORTS = """
+import locust
+from locust import (HttpUser, FastHttpUser, User, TaskSet, SequentialTaskSet, MarkovTaskSet,
+                    task, tag, between, constant, constant_pacing, constant_throughput, events,
+                    LoadTestShape, run_single_user, transition, transitions)
+from locust.user import HttpUser as HU
+from locust.user.wait_time import between as b2
+from locust.user.task import task as t2, TaskSet as TS2
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner, LocalRunner, STATE_RUNNING
+from locust.exception import (StopUser, RescheduleTask, RescheduleTaskImmediately,
+                              InterruptTaskSet, LocustError)
+from locust.event import EventHook
+from locust.clients import HttpSession, ResponseContextManager
+from locust.contrib.fasthttp import FastHttpUser as FHU
+from locust.stats import RequestStats, StatsEntry
+import locust.stats
+
+class Plain(HttpUser):
+    wait_time = lambda self: 0.05
+
+    def __init__(self, parent):
+        super().__init__(parent)
+        self.made_in_init = True
+
+    @task
+    def index(self):
+        assert self.made_in_init
+        self.client.get("/")
+"""
+
+
+def run_locustfile(run_cli, demo, tmp_path: Path, source: str, *args: str, name="lf.py"):
+    lf = write(tmp_path / name, source)
+    return run_cli("-f", str(lf), "-H", demo.url, "--headless", "--processes", "2", *args)
+
+
+def test_locust_imports_resolve_to_mpswarm(run_cli, demo, tmp_path: Path) -> None:
+    run = run_locustfile(run_cli, demo, tmp_path, IMPORTS, "-u", "2", "-r", "10", "-t", "1s")
+    assert run.code == 0, run
+    assert summary_counts(run.stdout)[("GET", "/")][0] == demo.stats()["paths"]["GET /"] > 0
+
+
+def test_nothing_is_shadowed_outside_a_run() -> None:
+    code = (
+        "import importlib.util, mpswarm, mpswarm.cli, mpswarm.locust_compat\n"
+        "spec = importlib.util.find_spec('locust')\n"
+        "print('none' if spec is None else spec.origin)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    real = importlib.util.find_spec("locust")
+    expected = "none" if real is None else real.origin
+    assert out.stdout.strip() == expected, out.stderr
+
+
+FLOWS = """
+import random
+from locust import (HttpUser, MarkovTaskSet, SequentialTaskSet, TaskSet, constant, task,
+                    transition, transitions)
+from locust.exception import InterruptTaskSet, RescheduleTaskImmediately, StopUser
+
+class Steps(SequentialTaskSet):
+    def on_start(self):
+        self.seen = []
+
+    @task
+    def one(self):
+        self.seen.append(1)
+        self.client.get("/bytes/1", name="seq")
+
+    @task
+    def two(self):
+        self.seen.append(2)
+        self.client.get("/bytes/2", name="seq")
+
+    @task
+    def three(self):
+        self.seen.append(3)
+        assert self.seen == [1, 2, 3] * (len(self.seen) // 3), self.seen
+        self.client.get("/bytes/3", name="seq")
+        if len(self.seen) >= 9:
+            self.interrupt()
+
+class Chain(MarkovTaskSet):
+    @transitions({"left": 3, "right": 1})
+    def hub(self):
+        self.client.get("/items/0", name="hub")
+
+    @transition("hub")
+    def left(self):
+        self.client.get("/items/1", name="left")
+
+    @transitions(["hub"])
+    def right(self):
+        self.client.get("/items/2", name="right")
+
+class SeqUser(HttpUser):
+    wait_time = constant(0)
+    tasks = [Steps]
+
+class MarkovUser(HttpUser):
+    wait_time = constant(0)
+    tasks = [Chain]
+"""
+
+
+def test_sequential_and_markov_tasksets(run_cli, demo, tmp_path: Path) -> None:
+    run = run_locustfile(run_cli, demo, tmp_path, FLOWS, "-u", "4", "-r", "100", "-t", "3s")
+    assert run.code == 0, run  # an out-of-order step would raise and exit 1
+    paths = demo.stats()["paths"]
+    steps = [paths.get(f"GET /bytes/{i}", 0) for i in (1, 2, 3)]
+    assert min(steps) > 10 and max(steps) - min(steps) <= 2  # ends mid-cycle at most
+    hub, left, right = (paths[f"GET /items/{i}"] for i in (0, 1, 2))
+    assert abs(hub - (left + right)) <= 2  # every visit out of the hub returns to it
+    assert 2.5 <= left / right <= 3.6, (left, right)  # transition weights 3:1
+
+
+SURFACE = """
+import json, os
+import gevent
+from locust import HttpUser, constant, events, task
+from locust.runners import MasterRunner, WorkerRunner, LocalRunner, STATE_RUNNING
+
+OUT = os.environ["SURFACE_OUT"]
+seen = {"events": []}
+
+def record(name):
+    def listener(**kwargs):
+        seen["events"].append(name)
+    return listener
+
+for name in ["init", "test_start", "spawning_complete", "test_stopping", "test_stop",
+             "quitting", "usage_monitor"]:
+    getattr(events, name).add_listener(record(name))
+
+@events.init_command_line_parser.add_listener
+def add_arguments(parser):
+    parser.add_argument("--my-flag", action="store_true", help="a flag")
+    parser.add_argument("--my-number", type=int, default=3, env_var="MY_NUMBER",
+                        include_in_web_ui=True, is_secret=False)
+    parser.add_argument("--my-list", is_multiple=True, is_required=False)
+
+class Surface(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def index(self):
+        self.client.get("/")
+
+    @task
+    def broken(self):
+        if self.environment.runner.worker_index == 0:
+            raise ValueError("counted as user_error")
+
+@events.user_error.add_listener
+def on_user_error(user_instance, exception, tb, **kwargs):
+    seen["user_errors"] = seen.get("user_errors", 0) + 1
+
+@events.report_to_master.add_listener
+def report(client_id, data):
+    data["user_errors"] = seen.pop("user_errors", 0)
+    data["pid"] = os.getpid()
+
+totals = {"user_errors": 0, "reports": 0}
+
+@events.worker_report.add_listener
+def worker_report(client_id, data):
+    totals["user_errors"] += data["user_errors"]
+    totals["reports"] += 1
+
+pongs = []
+
+def on_ping(environment, msg, **kwargs):
+    runner = environment.runner
+    runner.send_message("pong", {"index": runner.worker_index, "got": msg.data})
+
+def on_pong(environment, msg, **kwargs):
+    pongs.append([msg.node_id, msg.data])
+
+@events.init.add_listener
+def on_init(environment, **kwargs):
+    runner = environment.runner
+    options = environment.parsed_options
+    if isinstance(runner, WorkerRunner):
+        runner.register_message("ping", on_ping)
+        with open(f"{OUT}.worker{runner.worker_index}", "w") as handle:
+            json.dump({"master": isinstance(runner, MasterRunner),
+                       "worker": isinstance(runner, WorkerRunner),
+                       "local": isinstance(runner, LocalRunner),
+                       "worker_count": runner.worker_count,
+                       "options": [options.my_flag, options.my_number, list(options.my_list)],
+                       "web_ui": environment.web_ui}, handle)
+    else:
+        runner.register_message("pong", on_pong, concurrent=True)
+
+@events.spawning_complete.add_listener
+def ping(user_count, **kwargs):
+    from locust.runners import MasterRunner
+    runner = Surface.environment_runner
+    if isinstance(runner, MasterRunner):
+        seen["spawned_users"] = [user_count, runner.user_count]
+        runner.send_message("ping", "hello")
+        first = sorted(runner.clients)[0]
+        runner.send_message("ping", "only-first", client_id=first)
+
+@events.init.add_listener
+def keep_runner(environment, **kwargs):
+    Surface.environment_runner = environment.runner
+
+@events.test_stop.add_listener
+def dump(environment, **kwargs):
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner):
+        return
+    gevent.sleep(1.2)  # let the last reports in
+    total = runner.stats.total
+    entry = runner.stats.get("/", "GET")
+    data = {
+        "isinstance": [isinstance(runner, MasterRunner), isinstance(runner, WorkerRunner)],
+        "num_requests": total.num_requests, "num_failures": total.num_failures,
+        "fail_ratio": total.fail_ratio, "avg": total.avg_response_time,
+        "p95": total.get_response_time_percentile(0.95), "max": total.max_response_time,
+        "current_rps": total.current_rps, "total_rps": total.total_rps,
+        "entry": entry.num_requests, "missing": runner.stats.get("/nope", "GET").num_requests,
+        "user_count": seen["spawned_users"], "target_user_count": runner.target_user_count,
+        "worker_count": runner.worker_count, "clients": len(runner.clients),
+        "state": runner.state, "host": environment.host,
+        "options": [environment.parsed_options.my_flag, environment.parsed_options.my_number],
+        "web_ui": environment.web_ui, "totals": totals, "pongs": pongs,
+        "events": seen["events"], "greenlet": hasattr(runner.greenlet, "spawn"),
+    }
+    with open(OUT, "w") as handle:
+        json.dump(data, handle)
+
+@events.quit.add_listener
+def on_quit(exit_code, **kwargs):
+    with open(OUT + ".quit", "w") as handle:
+        json.dump({"exit_code": exit_code, "events": seen["events"]}, handle)
+"""
+
+
+def test_environment_runner_events_messages_and_custom_arguments(
+    run_cli, demo, tmp_path: Path
+) -> None:
+    out = tmp_path / "surface.json"
+    lf = write(tmp_path / "surface.py", SURFACE)
+    run = run_cli(
+        "-f",
+        str(lf),
+        "-H",
+        demo.url,
+        "--headless",
+        "--processes",
+        "2",
+        "-u",
+        "4",
+        "-r",
+        "100",
+        "-t",
+        "6s",
+        "--my-flag",
+        "--my-list",
+        "a",
+        "--my-list",
+        "b",
+        "--exit-code-on-error",
+        "0",
+        env={"SURFACE_OUT": str(out), "MY_NUMBER": "7"},
+    )
+    assert run.code == 0, run
+    parent = json.loads(out.read_text())
+    assert parent["isinstance"] == [True, False]
+    served = demo.stats()["total"]
+    assert (
+        parent["num_requests"] == served == sum(r for r, _ in summary_counts(run.stdout).values())
+    )
+    assert parent["entry"] == demo.stats()["paths"]["GET /"]
+    assert parent["missing"] == 0 and parent["num_failures"] == 0
+    assert 0 < parent["avg"] <= parent["p95"] <= parent["max"]
+    assert parent["total_rps"] > 0 and parent["current_rps"] >= 0
+    assert parent["user_count"] == [4, 4] and parent["target_user_count"] == 4
+    assert parent["worker_count"] == 2 and parent["clients"] == 2
+    assert parent["state"] == "stopped" and parent["web_ui"] is None
+    assert parent["host"] == demo.url
+    assert parent["options"] == [True, 7]
+    assert parent["greenlet"] is True
+    # user_error fired in worker 0 only; report_to_master data reached the parent
+    assert parent["totals"]["user_errors"] > 0 and parent["totals"]["reports"] >= 4
+    assert "ValueError: counted as user_error" in run.stdout
+    pongs = sorted(tuple(p[1].values()) for p in parent["pongs"])
+    assert pongs == sorted([(0, "hello"), (1, "hello"), (0, "only-first")])
+    assert parent["events"][:3] == ["init", "test_start", "spawning_complete"]
+    assert "test_stopping" in parent["events"] and "test_stop" in parent["events"]
+    assert "usage_monitor" in parent["events"]
+    quit_record = json.loads((tmp_path / "surface.json.quit").read_text())
+    assert quit_record["exit_code"] == 0 and "quitting" in quit_record["events"]
+    for index in (0, 1):
+        worker = json.loads((tmp_path / f"surface.json.worker{index}").read_text())
+        assert worker == {
+            "master": False,
+            "worker": True,
+            "local": False,
+            "worker_count": 2,
+            "options": [True, 7, ["a", "b"]],
+            "web_ui": None,
+        }
+
+
+SHAPE = """
+from locust import HttpUser, LoadTestShape, constant, task
+
+class Base(HttpUser):
+    abstract = True
+    wait_time = constant(0.2)
+    marker = 0
+    def on_start(self):
+        self.client.get(f"/bytes/{self.marker}", name="start")
+    @task
+    def t(self):
+        self.client.get("/")
+
+class First(Base):
+    marker = 1
+
+class Second(Base):
+    marker = 2
+
+class Steps(LoadTestShape):
+    def tick(self):
+        t = self.get_run_time()
+        if t < 1.5:
+            return (2, 100)
+        if t < 3:
+            return (6, 100)
+        if t < 4.5:
+            return (8, 100, [Second])
+        return None
+"""
+
+
+def test_load_test_shape_drives_the_users(run_cli, demo, tmp_path: Path) -> None:
+    run = run_locustfile(run_cli, demo, tmp_path, SHAPE, "-t", "60s")
+    assert run.code == 0, run
+    paths = demo.stats()["paths"]
+    # 2 -> 6 users split 3:3 between the classes, then 8 users, all Second: 5 more start
+    assert paths["GET /bytes/1"] == 3
+    assert paths["GET /bytes/2"] == 8
+    assert "Steps.tick() returned None" in run.stderr
+    assert "over 4." in run.stdout or "over 5." in run.stdout  # stopped by the shape
+
+
+def test_several_shapes_need_a_name(run_cli, demo, tmp_path: Path) -> None:
+    source = SHAPE + "\nclass Other(Steps):\n    pass\n"
+    run = run_locustfile(run_cli, demo, tmp_path, source, "-t", "1s")
+    assert run.code == 2 and "several LoadTestShape classes" in run.stderr
+    named = run_locustfile(run_cli, demo, tmp_path, source, "-t", "1s", "Other", "First", "Second")
+    assert named.code == 0, named
+
+
+ITERATIONS = """
+from locust import HttpUser, TaskSet, task
+
+class Inner(TaskSet):
+    @task
+    def inner(self):
+        self.client.get("/items/2", name="inner")
+        self.interrupt()
+
+class Counted(HttpUser):
+    tasks = {Inner: 1}
+
+    @task(2)
+    def outer(self):
+        self.client.get("/items/1", name="outer")
+"""
+
+
+def test_iterations_are_exact_across_workers(run_cli, demo, tmp_path: Path) -> None:
+    run = run_locustfile(
+        run_cli, demo, tmp_path, ITERATIONS, "-u", "6", "-r", "100", "-i", "41", "-t", "60s"
+    )
+    assert run.code == 0, run
+    paths = demo.stats()["paths"]
+    assert paths.get("GET /items/1", 0) + paths.get("GET /items/2", 0) == 41
+    assert "iterations are done" in run.stderr
+
+
+FAST = """
+from locust import FastHttpUser, task
+from locust.exception import StopUser
+
+class Api(FastHttpUser):
+    @task
+    def calls(self):
+        with self.client.rest("POST", "/api/items", json={"name": "w"}) as resp:
+            assert resp.js["name"] == "w"
+            self.created = resp.js["id"]
+        with self.client.rest("GET", f"/api/items/{self.created}", name="get") as resp:
+            if resp.js["id"] != self.created:
+                resp.failure("wrong item")
+        with self.client.rest("GET", "/", name="not-json"):
+            pass
+        with self.client.rest("GET", "/api/items/1", name="missing-key") as resp:
+            resp.js["no-such-key"]
+        with self.client.get("/status/404", catch_response=True, name="expected-404") as r:
+            if r.status_code == 404:
+                r.success()
+        raise StopUser()
+"""
+
+
+def test_fasthttpuser_rest_and_catch_response(run_cli, demo, tmp_path: Path) -> None:
+    run = run_locustfile(run_cli, demo, tmp_path, FAST, "-u", "2", "-r", "100", "-t", "2s")
+    counts = summary_counts(run.stdout)
+    assert counts[("POST", "/api/items")] == (2, 0)
+    assert counts[("GET", "get")] == (2, 0)
+    assert counts[("GET", "not-json")] == (2, 2)
+    assert counts[("GET", "missing-key")] == (2, 2)
+    assert counts[("GET", "expected-404")] == (2, 0)
+    assert "Could not parse response as JSON" in run.stdout
+    assert "KeyError: 'no-such-key'" in run.stdout
+    assert run.code == 1  # the failed requests
+
+
+SINGLE = """
+from mpswarm import HttpUser, run_single_user, task
+from mpswarm.exception import StopUser
+
+class Debugged(HttpUser):
+    host = "{host}"
+
+    @task
+    def t(self):
+        self.client.get("/items/5", name="/items/[id]")
+        self.n = getattr(self, "n", 0) + 1
+        if self.n == 3:
+            raise StopUser()
+
+if __name__ == "__main__":
+    run_single_user(Debugged, include_time=True)
+"""
+
+
+def test_run_single_user(demo, tmp_path: Path) -> None:
+    script = write(
+        tmp_path / "single.py",
+        SINGLE.replace("{host}", demo.url).replace("mpswarm.exception", "mpswarm.exceptions"),
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if "/items/[id]" in line]
+    assert len(lines) == 3 and all(line.rstrip().endswith("OK") for line in lines)
+    assert demo.stats()["paths"]["GET /items/5"] == 3
+
+
+@pytest.mark.parametrize("kind", ["lambda", "function"])
+def test_wait_time_as_plain_function(run_cli, demo, tmp_path: Path, kind: str) -> None:
+    wait = (
+        "wait_time = lambda self: 0.1"
+        if kind == "lambda"
+        else ("def wait_time(self):\n        return 0.1")
+    )
+    source = f"""
+from locust import HttpUser, task
+
+class U(HttpUser):
+    {wait}
+
+    @task
+    def t(self):
+        self.client.get("/")
+"""
+    run = run_locustfile(run_cli, demo, tmp_path, source, "-u", "2", "-r", "100", "-t", "1s")
+    assert run.code == 0, run
+    assert 5 <= demo.stats()["paths"]["GET /"] <= 25  # about 2 users x 10/s x 1 s
