@@ -14,8 +14,8 @@ from tests.conftest import ROOT
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "mpswarm", "tests", "examples"],
-        ["ruff", "format", "--check", "mpswarm", "tests", "examples"],
+        ["ruff", "check", "mpswarm", "tests", "examples", "bench"],
+        ["ruff", "format", "--check", "mpswarm", "tests", "examples", "bench"],
         ["mypy"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],

@@ -8,7 +8,9 @@ dies, and the fork server dies with the parent; a closed pipe also makes it exit
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
+import math
 import os
 import random
 import socket
@@ -185,20 +187,22 @@ class WorkerRuntime(WorkerRunner):
         self._spawner = gevent.spawn(self._spawn, spawn_order(deficits), rate)
 
     def _spawn(self, order: list[str], rate: float) -> None:
-        interval = 1.0 / rate if rate > 0 else 0.0
+        # Users start in one batch per second, as under Locust's master: at second k, enough
+        # to reach rate * (k + 1). Paced against the start time, so delays do not add up.
         started = gevent.get_hub().loop.now()
-        for done, name in enumerate(order):
-            user = self._classes[name](self.environment)
-            self.users.append(user)
-            greenlet = user.start(self.group)
-            greenlet.link(lambda _g, u=user: self._forget(u))
+        done = 0
+        for second in itertools.count():
+            due = min(len(order), max(1, math.floor(rate * (second + 1) + 1e-9)))
+            for name in order[done:due]:
+                user = self._classes[name](self.environment)
+                self.users.append(user)
+                greenlet = user.start(self.group)
+                greenlet.link(lambda _g, u=user: self._forget(u))
+            done = max(done, due)
             self.segment.header[H_USERS] = len(self.users)
-            # Pace against the start time, not the previous spawn, so delays do not add up.
-            delay = started + (done + 1) * interval - gevent.get_hub().loop.now()
-            if delay > 0:
-                gevent.sleep(delay)
-            else:
-                gevent.sleep(0)
+            if done >= len(order):
+                break
+            gevent.sleep(max(0.0, started + second + 1 - gevent.get_hub().loop.now()))
         self.state = STATE_RUNNING
         self.channel.send(("spawned", len(self.users)))
         self.environment.events.spawning_complete.fire(user_count=len(self.users))
