@@ -127,6 +127,11 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
     help="Time users get to finish their task when the run stops (default 0).",
 )
 @click.option(
+    "--reset-stats",
+    is_flag=True,
+    help="Start the statistics afresh once all users are spawned.",
+)
+@click.option(
     "-i",
     "--iterations",
     type=click.IntRange(min=1),
@@ -175,6 +180,7 @@ def run_command(**options: Any) -> int:
         max_endpoints=options["max_endpoints"],
         loglevel=options["loglevel"].upper(),
         iterations=options["iterations"],
+        reset_stats=options["reset_stats"],
         shape=shape.__name__ if shape is not None else None,
     )
     from mpswarm.event import events

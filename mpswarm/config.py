@@ -70,6 +70,7 @@ class RunConfig:
         loglevel: logging level name.
         iterations: stop after exactly this many task runs in total (None: no limit).
         shape: name of the LoadTestShape class driving the run, or None.
+        reset_stats: zero the statistics once the first spawning completes.
     """
 
     locustfile: str = ""
@@ -88,6 +89,7 @@ class RunConfig:
     loglevel: str = "INFO"
     iterations: int | None = None
     shape: str | None = None
+    reset_stats: bool = False
 
     def __post_init__(self) -> None:
         if self.users < 0:

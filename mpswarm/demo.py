@@ -99,7 +99,7 @@ class DemoApp:
                 self.paths.clear()
                 self.routes.clear()
             return _json(start_response, 200, {"reset": True})
-        as_method = "GET" if method == "HEAD" else method  # pywsgi drops HEAD bodies
+        as_method = "GET" if method == "HEAD" else method
         for route_method, pattern, name in _ROUTES:
             match = pattern.match(path)
             if match and route_method in (as_method, "*"):
@@ -107,7 +107,10 @@ class DemoApp:
                     self.paths[f"{method} {path}"] += 1
                     self.routes[f"{method} {_TEMPLATES.get(name, path)}"] += 1
                 handler = getattr(self, f"_{name}")
-                return handler(environ, start_response, **match.groupdict())
+                body = handler(environ, start_response, **match.groupdict())
+                # pywsgi would send a HEAD response's body, corrupting the next response on a
+                # kept-alive connection: send the GET headers only.
+                return [] if method == "HEAD" else body
         with self._lock:
             self.paths[f"{method} {path}"] += 1
             self.routes[f"{method} <unknown>"] += 1

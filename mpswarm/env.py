@@ -46,6 +46,11 @@ class Environment:
         # Set by a worker running with -i: False once its share of iterations is used up.
         self.claim_iteration: Callable[[], bool] = _always
 
+    @property
+    def stats(self) -> Any:
+        """The runner's live statistics (Locust's ``environment.stats``)."""
+        return self.runner.stats if self.runner is not None else None
+
     def create_local_runner(self) -> Any:
         """A runner that runs users in this process (Locust's API)."""
         from mpswarm.runner.base import LocalRunner

@@ -90,6 +90,7 @@ def run_headless(
         max_errors=config.max_errors,
         parsed_options=parsed_options,
         processes=config.processes,
+        reset_stats_after_spawn=config.reset_stats,
     )
     swarm = Swarm(spec, config.processes, environment)
     # Before any greenlet exists (init listeners may start some): see runner/_zygote.py.

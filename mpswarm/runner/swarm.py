@@ -121,6 +121,7 @@ class Swarm(MasterRunner):
             maxlen=int(CURRENT_WINDOW_S) + 2
         )
         self._iterations_done: set[int] = set()
+        self._reset_done = False
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start_fork_server(self) -> None:
@@ -275,6 +276,28 @@ class Swarm(MasterRunner):
             for handle in live:
                 self.clients[handle.client_id].state = STATE_RUNNING
             self.environment.events.spawning_complete.fire(user_count=self.user_count)
+            if self.spec.reset_stats_after_spawn and not self._reset_done:
+                self._reset_done = True
+                self.reset_stats()
+
+    def reset_stats(self) -> None:
+        """Start the statistics afresh: every worker zeroes its segment (``--reset-stats``).
+
+        Segments of workers that are gone are zeroed here, since nobody writes them any more.
+        """
+        for handle in self.workers:
+            if handle.alive:
+                try:
+                    handle.channel.send(("reset",))
+                    continue
+                except OSError:
+                    pass
+            handle.segment.reset_counts()
+        self.aggregator.reset_exceptions()
+        self.started_at = time.time()
+        self._t_start = time.perf_counter()
+        self._history.clear()
+        self.environment.events.reset_stats.fire()
 
     # -- steering --------------------------------------------------------------------------------
     def set_target(

@@ -59,6 +59,7 @@ class WorkerSpec:
     max_errors: int
     parsed_options: Any = None
     processes: int = 1
+    reset_stats_after_spawn: bool = False
 
 
 def worker_main(spec: WorkerSpec, slot: int, fds: list[int], server_pid: int) -> NoReturn:
@@ -149,6 +150,8 @@ class WorkerRuntime(WorkerRunner):
                     gevent.spawn(self._stop_and_report)
                 elif kind == "msg":
                     self._deliver(message[1], message[2], "master")
+                elif kind == "reset":
+                    self.reset_stats()
                 elif kind == "iterations":
                     self._iterations_left = message[1]
                     self.environment.claim_iteration = self._claim_iteration
@@ -275,6 +278,13 @@ class WorkerRuntime(WorkerRunner):
         if self._exceptions:
             counts, self._exceptions = self._exceptions, {}
             self.channel.send(("exceptions", counts))
+
+    def reset_stats(self) -> None:
+        """Zero this worker's counters (the parent asks all workers at once)."""
+        self.segment.reset_counts()
+        self._exceptions.clear()
+        self._t_start = gevent.get_hub().loop.now()
+        self.environment.events.reset_stats.fire()
 
     def _report(self) -> None:
         """Fire report_to_master; what listeners add to ``data`` reaches the parent."""

@@ -82,6 +82,10 @@ class Aggregator:
         for key, count in counts.items():
             self._exceptions[key] = self._exceptions.get(key, 0) + count
 
+    def reset_exceptions(self) -> None:
+        """Forget the exceptions counted so far."""
+        self._exceptions.clear()
+
     @property
     def exception_count(self) -> int:
         """User-code exceptions so far."""

@@ -79,6 +79,16 @@ class Segment:
         segment.rows[TOTAL_ROW, MIN_US] = INT64_MAX
         return segment
 
+    def reset_counts(self) -> None:
+        """Zero every counter, keeping the rows' names (``reset_stats``).
+
+        Called by the segment's writer, between two recordings: numpy does it in one go, with
+        no greenlet switch, so no request is half-counted.
+        """
+        self.rows[:] = 0
+        self.rows[:, MIN_US] = INT64_MAX
+        self.errors[:] = 0
+
     def row_offset(self, row: int) -> int:
         """Word offset of a row's first column, for the ``words`` view."""
         return HEADER_WORDS + row * ROW_WORDS

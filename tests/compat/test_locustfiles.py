@@ -495,3 +495,121 @@ class U(HttpUser):
     run = run_locustfile(run_cli, demo, tmp_path, source, "-u", "2", "-r", "100", "-t", "1s")
     assert run.code == 0, run
     assert 5 <= demo.stats()["paths"]["GET /"] <= 25  # about 2 users x 10/s x 1 s
+
+
+EXIT_CODE = """
+from locust import HttpUser, constant, events, task
+from locust.exception import StopTest
+
+class U(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def t(self):
+        self.client.get("/status/500")
+        self.n = getattr(self, "n", 0) + 1
+        if self.n >= 5:
+            raise StopTest()
+
+@events.quitting.add_listener
+def decide(environment, **kwargs):
+    # The usual CI pattern: the locustfile sets the exit code from the stats.
+    if environment.stats.total.fail_ratio > 0.5:
+        environment.process_exit_code = 3
+"""
+
+
+def test_stop_test_and_process_exit_code(run_cli, demo, tmp_path: Path) -> None:
+    run = run_locustfile(run_cli, demo, tmp_path, EXIT_CODE, "-u", "2", "-r", "100", "-t", "30s")
+    assert run.code == 3, run
+    assert "StopTest raised" in run.stderr
+    requests, failures = summary_counts(run.stdout)[("GET", "/status/500")]
+    assert requests == failures == demo.stats()["paths"]["GET /status/500"] >= 5
+
+
+RESET = """
+import os
+from locust import HttpUser, constant, events, task
+
+class U(HttpUser):
+    wait_time = constant(0.05)
+
+    def on_start(self):
+        self.client.get("/bytes/9", name="before-reset")
+
+    @task
+    def t(self):
+        self.client.get("/")
+
+@events.reset_stats.add_listener
+def on_reset(**kwargs):
+    with open(os.environ["RESET_OUT"], "a") as handle:
+        handle.write(f"{os.getpid()}\\n")
+"""
+
+
+def test_reset_stats_after_spawning(run_cli, demo, tmp_path: Path) -> None:
+    out = tmp_path / "resets.txt"
+    lf = write(tmp_path / "reset.py", RESET)
+    run = run_cli(
+        "-f",
+        str(lf),
+        "-H",
+        demo.url,
+        "--headless",
+        "--processes",
+        "2",
+        "-u",
+        "4",
+        "-r",
+        "2",
+        "-t",
+        "3s",
+        "--reset-stats",
+        env={"RESET_OUT": str(out)},
+    )
+    assert run.code == 0, run
+    counts = summary_counts(run.stdout)
+    # The first users' on_start requests were counted, then zeroed when spawning completed
+    # (the last users' may come just after the reset, as under Locust).
+    assert counts.get(("GET", "before-reset"), (0, 0))[0] < 4
+    assert demo.stats()["paths"]["GET /bytes/9"] == 4
+    assert 0 < counts[("GET", "/")][0] < demo.stats()["paths"]["GET /"]
+    assert len(set(out.read_text().split())) == 3  # the parent and both workers
+
+
+BUSY = """
+import time
+from locust import User, constant, events, task
+
+class Busy(User):
+    wait_time = constant(0)
+
+    @task
+    def burn(self):
+        end = time.perf_counter() + 0.05
+        while time.perf_counter() < end:
+            pass
+
+@events.cpu_warning.add_listener
+def on_cpu_warning(environment, cpu_usage, **kwargs):
+    if environment.runner.__class__.__name__ != "Swarm":
+        environment.runner.send_message("hot", cpu_usage)
+
+@events.init.add_listener
+def on_init(environment, **kwargs):
+    from locust.runners import MasterRunner
+    if isinstance(environment.runner, MasterRunner):
+        def hot(environment, msg, **kwargs):
+            print(f"HOT {msg.node_id} {msg.data:.0f}", flush=True)
+        environment.runner.register_message("hot", hot)
+"""
+
+
+def test_cpu_warning_fires_in_a_saturated_worker(run_cli, tmp_path: Path) -> None:
+    lf = write(tmp_path / "busy.py", BUSY)
+    run = run_cli("-f", str(lf), "--headless", "--processes", "1", "-u", "1", "-t", "6s")
+    assert run.code == 0, run
+    hot = [line for line in run.stdout.splitlines() if line.startswith("HOT ")]
+    assert hot and float(hot[0].split()[-1]) >= 90
+    assert "may be saturated" in run.stderr
