@@ -127,6 +127,64 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
     help="Time users get to finish their task when the run stops (default 0).",
 )
 @click.option(
+    "--csv",
+    "csv_prefix",
+    metavar="PREFIX",
+    help="Write Locust-compatible CSV files PREFIX_stats.csv, ... every second.",
+)
+@click.option(
+    "--csv-full-history",
+    is_flag=True,
+    help="Add a row per endpoint to PREFIX_stats_history.csv every second.",
+)
+@click.option(
+    "--json",
+    "json_stdout",
+    is_flag=True,
+    help="Print the final stats as JSON on stdout (the summary goes to stderr).",
+)
+@click.option("--json-file", metavar="FILE", help="Write the final stats as JSON to FILE.")
+@click.option(
+    "--html",
+    "html_file",
+    metavar="FILE",
+    help="Write a self-contained HTML report with charts to FILE.",
+)
+@click.option(
+    "--junit",
+    "junit_file",
+    metavar="FILE",
+    help="Write JUnit XML to FILE: one testcase per --check.",
+)
+@click.option(
+    "--check",
+    "checks",
+    multiple=True,
+    metavar="EXPR",
+    help="Threshold, e.g. 'p95<300ms', 'fail_ratio<0.01', 'GET /login: p99<1s'; "
+    "repeatable. A failed check sets exit code 3.",
+)
+@click.option(
+    "--check-abort",
+    is_flag=True,
+    help="Stop early once a check has been failing for --check-grace.",
+)
+@click.option(
+    "--check-grace",
+    callback=_timespan,
+    default="10s",
+    show_default=True,
+    help="How long a check may fail before --check-abort stops the run.",
+)
+@click.option(
+    "--print-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds between status lines when not on a terminal.",
+)
+@click.option("--only-summary", is_flag=True, help="No live status: only the final summary.")
+@click.option(
     "--reset-stats",
     is_flag=True,
     help="Start the statistics afresh once all users are spawned.",
@@ -181,6 +239,17 @@ def run_command(**options: Any) -> int:
         loglevel=options["loglevel"].upper(),
         iterations=options["iterations"],
         reset_stats=options["reset_stats"],
+        csv_prefix=options["csv_prefix"],
+        csv_full_history=options["csv_full_history"],
+        json_stdout=options["json_stdout"],
+        json_file=options["json_file"],
+        html_file=options["html_file"],
+        junit_file=options["junit_file"],
+        checks=tuple(options["checks"]),
+        check_abort=options["check_abort"],
+        check_grace=options["check_grace"] if options["check_grace"] is not None else 10.0,
+        print_interval=options["print_interval"],
+        only_summary=options["only_summary"],
         shape=shape.__name__ if shape is not None else None,
     )
     from mpswarm.event import events

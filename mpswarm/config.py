@@ -71,6 +71,14 @@ class RunConfig:
         iterations: stop after exactly this many task runs in total (None: no limit).
         shape: name of the LoadTestShape class driving the run, or None.
         reset_stats: zero the statistics once the first spawning completes.
+        csv_prefix: write Locust-compatible CSV files with this prefix.
+        csv_full_history: add per-endpoint rows to the CSV history.
+        json_stdout: print the JSON report on stdout (the summary then goes to stderr).
+        json_file, html_file, junit_file: reports to write at the end.
+        checks: threshold expressions (``--check``).
+        check_abort: stop early once a check has failed for ``check_grace`` seconds.
+        print_interval: seconds between status lines when stderr is not a terminal.
+        only_summary: no live status, only the summary at the end.
     """
 
     locustfile: str = ""
@@ -90,6 +98,17 @@ class RunConfig:
     iterations: int | None = None
     shape: str | None = None
     reset_stats: bool = False
+    csv_prefix: str | None = None
+    csv_full_history: bool = False
+    json_stdout: bool = False
+    json_file: str | None = None
+    html_file: str | None = None
+    junit_file: str | None = None
+    checks: tuple[str, ...] = ()
+    check_abort: bool = False
+    check_grace: float = 10.0
+    print_interval: float = 10.0
+    only_summary: bool = False
 
     def __post_init__(self) -> None:
         if self.users < 0:
@@ -102,5 +121,7 @@ class RunConfig:
             raise UsageError(f"--stop-timeout must not be negative, not {self.stop_timeout}")
         if self.iterations is not None and self.iterations < 1:
             raise UsageError(f"--iterations must be at least 1, not {self.iterations}")
+        if self.print_interval <= 0:
+            raise UsageError(f"--print-interval must be positive, not {self.print_interval}")
         if self.max_endpoints < 1:
             raise UsageError(f"--max-endpoints must be at least 1, not {self.max_endpoints}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from typing import Any, TextIO
 
 import gevent
@@ -12,7 +13,12 @@ import gevent
 from mpswarm.config import RunConfig
 from mpswarm.env import Environment
 from mpswarm.event import events
+from mpswarm.report.checks import CheckResult
 from mpswarm.report.console import write_summary
+from mpswarm.report.html import Point, write_html
+from mpswarm.report.json_report import write_json
+from mpswarm.report.junit import write_junit
+from mpswarm.runner.reporting import RunReporting
 from mpswarm.runner.swarm import Swarm
 from mpswarm.runner.worker import WorkerSpec
 from mpswarm.shape import LoadTestShape
@@ -44,14 +50,26 @@ def prepare_classes(config: RunConfig, classes: list[type]) -> list[type]:
     return kept
 
 
-def exit_code_for(snapshot: Snapshot, config: RunConfig, environment: Environment) -> int:
-    """0, or ``exit_code_on_error`` when requests failed or user code raised.
+EXIT_CHECKS_FAILED = 3
 
-    A locustfile may decide itself by setting ``environment.process_exit_code``.
+
+def exit_code_for(
+    snapshot: Snapshot,
+    config: RunConfig,
+    environment: Environment,
+    checks: list[CheckResult] | None = None,
+) -> int:
+    """The process exit code of a finished run.
+
+    A locustfile may decide itself by setting ``environment.process_exit_code``. With checks,
+    the checks decide: 3 when one failed. Otherwise failed requests decide. Exceptions in user
+    code always give ``exit_code_on_error``.
     """
     if environment.process_exit_code is not None:
         return environment.process_exit_code
-    if snapshot.total.failures or snapshot.exceptions:
+    if checks and not all(result.passed for result in checks):
+        return EXIT_CHECKS_FAILED
+    if snapshot.exceptions or (not checks and snapshot.total.failures):
         return config.exit_code_on_error
     return 0
 
@@ -93,6 +111,7 @@ def run_headless(
         reset_stats_after_spawn=config.reset_stats,
     )
     swarm = Swarm(spec, config.processes, environment)
+    reporting = RunReporting(config, swarm)
     # Before any greenlet exists (init listeners may start some): see runner/_zygote.py.
     swarm.start_fork_server()
     handlers: list[Any] = []
@@ -100,6 +119,7 @@ def run_headless(
         environment.events.init.fire(environment=environment)
         swarm.start_workers()
         handlers = _install_signal_handlers(swarm)
+        reporting.start()
         if config.iterations:
             swarm.set_iterations(config.iterations)
         if shape_class is not None:
@@ -123,15 +143,68 @@ def run_headless(
         if swarm.stop_reason:
             logger.info("stopping: %s", swarm.stop_reason)
         snapshot = swarm.stop_all()
+        checks = reporting.finish(snapshot)
     finally:
         for handler in handlers:
             handler.cancel()
         swarm.close()
-    write_summary(snapshot, out)
+    write_reports(config, snapshot, checks, reporting.series, out)
     if swarm.stop_reason == "every worker exited":
         logger.error("the run ended early: every worker process exited")
-        return max(1, exit_code_for(snapshot, config, environment))
-    return exit_code_for(snapshot, config, environment)
+        return max(1, exit_code_for(snapshot, config, environment, checks))
+    return exit_code_for(snapshot, config, environment, checks)
+
+
+def write_reports(
+    config: RunConfig,
+    snapshot: Snapshot,
+    checks: list[CheckResult],
+    series: list[Point],
+    out: TextIO,
+) -> None:
+    """The summary (on ``out``, or stderr when the JSON goes to stdout) and report files."""
+    settings = run_settings(config)
+    summary_stream = sys.stderr if config.json_stdout else out
+    write_summary(snapshot, summary_stream)
+    if checks:
+        summary_stream.write("\nChecks:\n")
+        for result in checks:
+            summary_stream.write(f"  {'ok  ' if result.passed else 'FAIL'} {result.describe()}\n")
+        failed = sum(1 for r in checks if not r.passed)
+        summary_stream.write(f"{len(checks) - failed} passed, {failed} failed\n")
+        summary_stream.flush()
+    if config.json_stdout:
+        write_json(snapshot, out, settings, checks)
+        out.flush()
+    if config.json_file:
+        with open(config.json_file, "w", encoding="utf-8") as handle:
+            write_json(snapshot, handle, settings, checks)
+    if config.html_file:
+        with open(config.html_file, "w", encoding="utf-8") as handle:
+            write_html(snapshot, handle, series, settings, checks)
+    if config.junit_file:
+        with open(config.junit_file, "w", encoding="utf-8") as handle:
+            write_junit(snapshot, handle, checks)
+
+
+def run_settings(config: RunConfig) -> dict[str, Any]:
+    """The settings of the run, as they appear in reports."""
+    keys = (
+        "locustfile",
+        "user_classes",
+        "host",
+        "users",
+        "spawn_rate",
+        "run_time",
+        "processes",
+        "tags",
+        "exclude_tags",
+        "stop_timeout",
+        "iterations",
+        "shape",
+        "checks",
+    )
+    return {key: getattr(config, key) for key in keys}
 
 
 #: Seconds between two ``LoadTestShape.tick()`` calls (Locust polls once a second).

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 import gevent
+import psutil
 from gevent.event import Event
 
 from mpswarm.env import Environment
@@ -63,6 +64,7 @@ class WorkerHandle:
         self.exit_description: str | None = None
         self.target: dict[str, int] = {}
         self.reader: gevent.Greenlet | None = None
+        self.process: psutil.Process | None = None
 
     @property
     def client_id(self) -> str:
@@ -223,7 +225,7 @@ class Swarm(MasterRunner):
             elif kind == "error":
                 aggregator.on_error(handle.source_id, *message[1:])
             elif kind == "exceptions":
-                aggregator.on_exceptions(message[1])
+                aggregator.on_exceptions(message[1], handle.client_id)
             elif kind == "ready":
                 handle.pid = message[1]
                 self.clients[handle.client_id].pid = handle.pid
@@ -437,6 +439,20 @@ class Swarm(MasterRunner):
         gevent.wait([handle.gone], timeout=2.0)
 
     # -- reading ---------------------------------------------------------------------------------
+    def worker_cpu(self) -> list[tuple[int, float]]:
+        """(slot, CPU % of one core since the last call) of every live worker."""
+        found = []
+        for handle in self.workers:
+            if not handle.alive or handle.pid is None:
+                continue
+            try:
+                if handle.process is None:
+                    handle.process = psutil.Process(handle.pid)
+                found.append((handle.slot, handle.process.cpu_percent()))
+            except psutil.Error:
+                continue
+        return found
+
     @property
     def user_count(self) -> int:
         """Users running now, over all workers."""

@@ -45,6 +45,10 @@ class Aggregator:
         self._error_ids: dict[tuple[str, str, str], int] = {}
         self._error_keys: list[tuple[str, str, str]] = []
         self._exceptions: dict[tuple[str, str], int] = {}
+        self._exception_nodes: dict[tuple[str, str], set[str]] = {}
+        # (first seen, last seen) wall-clock times per error row, for the failures CSV.
+        self._error_times: dict[tuple[str, str, str], list[float]] = {}
+        self._last_error_counts = np.zeros(0, dtype=np.int64)
 
     def add_segment(self, source_id: Any, segment: Segment) -> None:
         """Start summing ``segment``, announced under ``source_id``."""
@@ -73,18 +77,22 @@ class Aggregator:
         if gid is None:
             gid = self._error_ids[key] = len(self._error_keys)
             self._error_keys.append(key)
+            now = time.time()
+            self._error_times[key] = [now, now]
         source = self._sources[source_id]
         source.local_errors.append(index)
         source.global_errors.append(gid)
 
-    def on_exceptions(self, counts: dict[tuple[str, str], int]) -> None:
+    def on_exceptions(self, counts: dict[tuple[str, str], int], node: str = "") -> None:
         """Add user-code exception counts ((message, traceback) -> new occurrences)."""
         for key, count in counts.items():
             self._exceptions[key] = self._exceptions.get(key, 0) + count
+            self._exception_nodes.setdefault(key, set()).add(node)
 
     def reset_exceptions(self) -> None:
         """Forget the exceptions counted so far."""
         self._exceptions.clear()
+        self._exception_nodes.clear()
 
     @property
     def exception_count(self) -> int:
@@ -114,6 +122,7 @@ class Aggregator:
             if source.local_errors:
                 counts = source.segment.errors[np.asarray(source.local_errors)]
                 np.add.at(errors, np.asarray(source.global_errors), counts)
+        self._note_error_times(errors)
         endpoints = tuple(
             sorted(
                 (
@@ -149,8 +158,22 @@ class Aggregator:
             duration_s=duration_s,
             users=users,
             final=final,
-            extra={"taken_at": time.time()},
+            extra={
+                "taken_at": time.time(),
+                "error_times": {k: tuple(v) for k, v in self._error_times.items()},
+                "exception_nodes": {k: set(v) for k, v in self._exception_nodes.items()},
+            },
         )
+
+    def _note_error_times(self, errors: np.ndarray) -> None:
+        previous = self._last_error_counts
+        grown = np.flatnonzero(errors[: previous.size] > previous)
+        now = time.time()
+        for gid in [*grown.tolist(), *range(previous.size, errors.size)]:
+            times = self._error_times.get(self._error_keys[gid])
+            if times is not None and errors[gid] > 0:
+                times[1] = now
+        self._last_error_counts = errors.copy()
 
 
 def _empty(count: int) -> np.ndarray:

@@ -1,0 +1,196 @@
+"""CSV files with Locust's exact columns, so tooling that reads Locust's CSVs keeps working.
+
+``--csv PREFIX`` writes PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv and
+PREFIX_exceptions.csv. The run rewrites the first, third and fourth every second (write to a
+temporary file, then rename: a reader never sees half a file) and appends to the history, so a
+crash loses at most a second. Values come from mpswarm's histograms, with two decimals, where
+Locust rounds percentiles to whole milliseconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import os
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from mpswarm.stats.snapshot import EndpointStats, Snapshot
+from mpswarm.stats.window import Window
+
+PERCENTILES = (50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99, 100.0)
+PERCENTILE_COLUMNS = [
+    "50%",
+    "66%",
+    "75%",
+    "80%",
+    "90%",
+    "95%",
+    "98%",
+    "99%",
+    "99.9%",
+    "99.99%",
+    "100%",
+]
+STATS_COLUMNS = [
+    "Type",
+    "Name",
+    "Request Count",
+    "Failure Count",
+    "Median Response Time",
+    "Average Response Time",
+    "Min Response Time",
+    "Max Response Time",
+    "Average Content Size",
+    "Requests/s",
+    "Failures/s",
+    *PERCENTILE_COLUMNS,
+]
+HISTORY_COLUMNS = [
+    "Timestamp",
+    "User Count",
+    "Type",
+    "Name",
+    "Requests/s",
+    "Failures/s",
+    *PERCENTILE_COLUMNS,
+    "Total Request Count",
+    "Total Failure Count",
+    "Total Median Response Time",
+    "Total Average Response Time",
+    "Total Min Response Time",
+    "Total Max Response Time",
+    "Total Average Content Size",
+]
+FAILURES_COLUMNS = ["Method", "Name", "Error", "Occurrences", "First Seen", "Last Seen"]
+EXCEPTIONS_COLUMNS = ["Count", "Message", "Traceback", "Nodes"]
+
+
+def _num(value: float | None) -> str:
+    return "0" if value is None else f"{value:.2f}"
+
+
+def _percentiles(stats: EndpointStats) -> list[str]:
+    if not stats.requests:
+        return ["N/A"] * len(PERCENTILES)
+    return [_num(v) for v in stats.percentiles(PERCENTILES)]
+
+
+def stats_rows(snapshot: Snapshot) -> Iterable[list[Any]]:
+    """PREFIX_stats.csv rows: endpoints sorted by name then method, Aggregated last."""
+    for stats in [*snapshot.endpoints, snapshot.total]:
+        yield [
+            stats.method,
+            stats.name,
+            stats.requests,
+            stats.failures,
+            _num(stats.median_ms),
+            _num(stats.avg_ms),
+            _num(stats.min_ms),
+            _num(stats.max_ms),
+            _num(stats.avg_content_length),
+            _num(stats.rps(snapshot.duration_s)),
+            _num(stats.failures / snapshot.duration_s if snapshot.duration_s > 0 else 0.0),
+            *_percentiles(stats),
+        ]
+
+
+def _utc(timestamp: float | None) -> str:
+    if timestamp is None:
+        return ""
+    moment = datetime.datetime.fromtimestamp(int(timestamp), datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def failure_rows(snapshot: Snapshot) -> Iterable[list[Any]]:
+    """PREFIX_failures.csv rows, most frequent first."""
+    seen = snapshot.extra.get("error_times", {})
+    for error in snapshot.errors:
+        first, last = seen.get((error.method, error.name, error.error), (None, None))
+        yield [error.method, error.name, error.error, error.occurrences, _utc(first), _utc(last)]
+
+
+def exception_rows(snapshot: Snapshot) -> Iterable[list[Any]]:
+    """PREFIX_exceptions.csv rows."""
+    nodes = snapshot.extra.get("exception_nodes", {})
+    for exc in snapshot.exceptions:
+        where = ", ".join(sorted(nodes.get((exc.message, exc.traceback), ())))
+        yield [exc.count, exc.message, exc.traceback, where]
+
+
+def history_rows(
+    snapshot: Snapshot, window: Window | None, full: bool, timestamp: float
+) -> Iterable[list[Any]]:
+    """PREFIX_stats_history.csv rows for one second: Aggregated, or every endpoint too.
+
+    Rates and percentiles are those of the last seconds (the window); the totals cumulative.
+    """
+    chosen = [*snapshot.endpoints, snapshot.total] if full else [snapshot.total]
+    for stats in chosen:
+        key = (stats.method, stats.name)
+        if window is None:
+            recent, rates = stats, (0.0, 0.0)
+        elif stats is snapshot.total:
+            recent, rates = window.total, (window.rps, window.failures_per_s)
+        else:
+            recent = window.endpoints.get(key, stats)
+            rates = window.rates(key)
+        yield [
+            int(timestamp),
+            snapshot.users,
+            stats.method,
+            stats.name,
+            f"{rates[0]:.2f}",
+            f"{rates[1]:.2f}",
+            *_percentiles(recent),
+            stats.requests,
+            stats.failures,
+            _num(stats.median_ms),
+            _num(stats.avg_ms),
+            _num(stats.min_ms),
+            _num(stats.max_ms),
+            _num(stats.avg_content_length),
+        ]
+
+
+def _rewrite(path: str, columns: list[str], rows: Iterable[list[Any]]) -> None:
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    os.replace(temporary, path)
+
+
+class CsvWriter:
+    """Keeps the four CSV files of ``--csv PREFIX`` up to date.
+
+    Args:
+        prefix: path prefix of the files.
+        full_history: add a row per endpoint to the history every second.
+    """
+
+    def __init__(self, prefix: str, full_history: bool = False) -> None:
+        self.prefix = prefix
+        self.full_history = full_history
+        directory = os.path.dirname(prefix)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        self._history: TextIO = open(  # noqa: SIM115 - kept open for the run, closed in close()
+            f"{prefix}_stats_history.csv", "w", newline="", encoding="utf-8"
+        )
+        self._history_writer = csv.writer(self._history)
+        self._history_writer.writerow(HISTORY_COLUMNS)
+        self._history.flush()
+
+    def update(self, snapshot: Snapshot, window: Window | None, timestamp: float) -> None:
+        """Rewrite the stats, failures and exceptions files and append to the history."""
+        _rewrite(f"{self.prefix}_stats.csv", STATS_COLUMNS, stats_rows(snapshot))
+        _rewrite(f"{self.prefix}_failures.csv", FAILURES_COLUMNS, failure_rows(snapshot))
+        _rewrite(f"{self.prefix}_exceptions.csv", EXCEPTIONS_COLUMNS, exception_rows(snapshot))
+        self._history_writer.writerows(history_rows(snapshot, window, self.full_history, timestamp))
+        self._history.flush()
+
+    def close(self) -> None:
+        """Close the history file."""
+        self._history.close()

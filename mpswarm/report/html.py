@@ -1,0 +1,237 @@
+"""The HTML report (``--html FILE``): one self-contained file, charts as inline SVG.
+
+Nothing is loaded from the network: the charts are drawn here, in Python, as SVG polylines, so
+the file opens anywhere, offline, without JavaScript.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import html
+from collections.abc import Sequence
+from typing import TextIO
+
+import numpy as np
+
+from mpswarm.report.checks import CheckResult
+from mpswarm.report.console import format_ms
+from mpswarm.stats.histogram import MIDPOINTS_US
+from mpswarm.stats.snapshot import Snapshot
+
+_W, _H, _PAD = 720, 220, 48
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One second of the run, for the charts over time."""
+
+    t: float
+    users: int
+    rps: float
+    fps: float
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+def _polyline(
+    xs: Sequence[float], ys: Sequence[float | None], x_max: float, y_max: float, color: str
+) -> str:
+    points = [
+        f"{_PAD + x / x_max * (_W - 2 * _PAD):.1f},{_H - _PAD - y / y_max * (_H - 2 * _PAD):.1f}"
+        for x, y in zip(xs, ys, strict=True)
+        if y is not None
+    ]
+    if not points:
+        return ""
+    return (
+        f'<polyline class="series" fill="none" stroke="{color}" stroke-width="2" '
+        f'points="{" ".join(points)}"/>'
+    )
+
+
+def _axes(title: str, x_label: str, y_max: float, y_unit: str) -> str:
+    return (
+        f'<text x="{_PAD}" y="20" class="title">{html.escape(title)}</text>'
+        f'<line x1="{_PAD}" y1="{_H - _PAD}" x2="{_W - _PAD}" y2="{_H - _PAD}" class="axis"/>'
+        f'<line x1="{_PAD}" y1="{_PAD}" x2="{_PAD}" y2="{_H - _PAD}" class="axis"/>'
+        f'<text x="{_PAD + 4}" y="{_PAD - 6}" class="tick">'
+        f"{y_max:.4g}{y_unit}</text>"
+        f'<text x="{_PAD - 6}" y="{_H - _PAD}" class="tick" text-anchor="end">0</text>'
+        f'<text x="{_W - _PAD}" y="{_H - _PAD + 18}" class="tick" text-anchor="end">'
+        f"{html.escape(x_label)}</text>"
+    )
+
+
+def line_chart(
+    title: str, xs: Sequence[float], series: dict[str, Sequence[float | None]], unit: str = ""
+) -> str:
+    """An SVG line chart of several series over time."""
+    values = [v for ys in series.values() for v in ys if v is not None]
+    y_max = max(values) * 1.1 if values and max(values) > 0 else 1.0
+    x_max = max(xs) if xs and max(xs) > 0 else 1.0
+    lines = "".join(
+        _polyline(xs, ys, x_max, y_max, _COLORS[i % len(_COLORS)])
+        for i, ys in enumerate(series.values())
+    )
+    legend = "".join(
+        f'<text x="{_W - _PAD - 110 * (len(series) - i)}" y="20" class="legend" '
+        f'fill="{_COLORS[i % len(_COLORS)]}">{html.escape(name)}</text>'
+        for i, name in enumerate(series)
+    )
+    return (
+        f'<svg class="chart" viewBox="0 0 {_W} {_H}" role="img" '
+        f'aria-label="{html.escape(title)}">{_axes(title, f"{x_max:.0f} s", y_max, unit)}'
+        f"{lines}{legend}</svg>"
+    )
+
+
+def distribution_chart(snapshot: Snapshot) -> str:
+    """Bars: how many requests took how long (log-spaced buckets of the histogram)."""
+    hist = snapshot.total.histogram
+    used = np.flatnonzero(hist)
+    if not used.size:
+        return '<p class="empty">No requests.</p>'
+    edges = np.geomspace(max(MIDPOINTS_US[used[0]], 1.0), MIDPOINTS_US[used[-1]] + 1, 41)
+    counts, _ = np.histogram(MIDPOINTS_US[used], bins=edges, weights=hist[used])
+    top = counts.max() or 1
+    width = (_W - 2 * _PAD) / len(counts)
+    heights = counts / top * (_H - 2 * _PAD)
+    bars = "".join(
+        f'<rect class="bar" x="{_PAD + i * width:.1f}" y="{_H - _PAD - h:.1f}" '
+        f'width="{width - 1:.1f}" height="{h:.1f}" fill="{_COLORS[0]}">'
+        f"<title>{edges[i] / 1000:.3g}-{edges[i + 1] / 1000:.3g} ms: {int(c)}</title></rect>"
+        for i, (c, h) in enumerate(zip(counts, heights, strict=True))
+    )
+    low, high = edges[0] / 1000, edges[-1] / 1000
+    return (
+        f'<svg class="chart" viewBox="0 0 {_W} {_H}" role="img" aria-label="latency '
+        f'distribution">{_axes("Response time distribution", f"{high:.4g} ms", top, "")}'
+        f'<text x="{_PAD}" y="{_H - _PAD + 18}" class="tick">{low:.3g} ms</text>{bars}</svg>'
+    )
+
+
+def _table(headers: list[str], rows: list[list[str]], css: str) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+h1{font-size:1.4em} h2{font-size:1.1em;margin-top:2em}
+table{border-collapse:collapse;font-size:.85em}
+th,td{padding:.25em .6em;border-bottom:1px solid #ddd}
+td{text-align:right} td:nth-child(-n+2){text-align:left}
+.chart{width:100%;max-width:720px;display:block;background:#fafafa;margin:.5em 0}
+.axis{stroke:#888} .tick{font-size:11px;fill:#555} .legend{font-size:11px}
+.title{font-size:13px;font-weight:600}
+.failed{color:#b00;font-weight:600} .passed{color:#070}
+"""
+
+
+def write_html(
+    snapshot: Snapshot,
+    stream: TextIO,
+    series: list[Point],
+    settings: dict[str, object],
+    checks: list[CheckResult] | None = None,
+) -> None:
+    """Write the report."""
+    xs = [p.t for p in series]
+    started = datetime.datetime.fromtimestamp(snapshot.started_at).isoformat(timespec="seconds")
+    rows = []
+    for stats in [*snapshot.endpoints, snapshot.total]:
+        p50, p95, p99 = stats.percentiles([50, 95, 99])
+        rows.append(
+            [
+                stats.method,
+                stats.name,
+                str(stats.requests),
+                str(stats.failures),
+                format_ms(p50),
+                format_ms(p95),
+                format_ms(p99),
+                format_ms(stats.avg_ms),
+                format_ms(stats.min_ms),
+                format_ms(stats.max_ms),
+                f"{stats.avg_content_length:.0f}",
+                f"{stats.rps(snapshot.duration_s):.2f}",
+            ]
+        )
+    endpoints = _table(
+        [
+            "Type",
+            "Name",
+            "Requests",
+            "Failures",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "Avg ms",
+            "Min ms",
+            "Max ms",
+            "Size B",
+            "req/s",
+        ],
+        rows,
+        "endpoints",
+    )
+    errors = (
+        _table(
+            ["Occurrences", "Type", "Name", "Error"],
+            [[str(e.occurrences), e.method, e.name, e.error] for e in snapshot.errors],
+            "errors",
+        )
+        if snapshot.errors
+        else "<p>No errors.</p>"
+    )
+    check_html = ""
+    if checks:
+        items = "".join(
+            f'<li class="{"passed" if r.passed else "failed"}">{html.escape(r.describe())}</li>'
+            for r in checks
+        )
+        check_html = f"<h2>Checks</h2><ul>{items}</ul>"
+    options = ", ".join(f"{k}={v}" for k, v in settings.items() if v not in (None, False, ()))
+    stream.write(f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>mpswarm report</title>
+<style>{_STYLE}</style></head><body>
+<h1>mpswarm report</h1>
+<p>Started {html.escape(started)}, ran {snapshot.duration_s:.1f} s:
+{snapshot.total.requests} requests, {snapshot.total.failures} failures.</p>
+<p class="settings">{html.escape(options)}</p>
+{check_html}
+<h2>Over time</h2>
+{line_chart("Users", xs, {"users": [p.users for p in series]})}
+{
+        line_chart(
+            "Requests per second",
+            xs,
+            {"req/s": [p.rps for p in series], "failures/s": [p.fps for p in series]},
+        )
+    }
+{
+        line_chart(
+            "Response times",
+            xs,
+            {
+                "p50": [p.p50 for p in series],
+                "p95": [p.p95 for p in series],
+                "p99": [p.p99 for p in series],
+            },
+            " ms",
+        )
+    }
+<h2>Latency distribution</h2>
+{distribution_chart(snapshot)}
+<h2>Endpoints</h2>
+{endpoints}
+<h2>Errors</h2>
+{errors}
+</body></html>
+""")

@@ -1,0 +1,79 @@
+"""The JSON report (``--json``, ``--json-file``); its schema is in the README."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TextIO
+
+from mpswarm.report.checks import CheckResult
+from mpswarm.stats.snapshot import EndpointStats, Snapshot
+
+SCHEMA_VERSION = 1
+JSON_PERCENTILES = (50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99, 100.0)
+
+
+def _key(q: float) -> str:
+    return f"{q:g}"
+
+
+def endpoint_dict(stats: EndpointStats, duration_s: float) -> dict[str, Any]:
+    """One endpoint (or the total) as JSON-ready data; times in ms, None without data."""
+    values = stats.percentiles(JSON_PERCENTILES)
+    return {
+        "method": stats.method,
+        "name": stats.name,
+        "requests": stats.requests,
+        "failures": stats.failures,
+        "fail_ratio": stats.fail_ratio,
+        "rps": stats.rps(duration_s),
+        "avg_ms": stats.avg_ms,
+        "min_ms": stats.min_ms,
+        "max_ms": stats.max_ms,
+        "median_ms": stats.median_ms,
+        "avg_content_length": stats.avg_content_length,
+        "percentiles_ms": {_key(q): v for q, v in zip(JSON_PERCENTILES, values, strict=True)},
+    }
+
+
+def report_dict(
+    snapshot: Snapshot, settings: dict[str, Any], checks: list[CheckResult] | None = None
+) -> dict[str, Any]:
+    """The whole report as JSON-ready data."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "settings": settings,
+        "started_at": snapshot.started_at,
+        "duration_s": snapshot.duration_s,
+        "total": endpoint_dict(snapshot.total, snapshot.duration_s),
+        "endpoints": [endpoint_dict(e, snapshot.duration_s) for e in snapshot.endpoints],
+        "errors": [
+            {"method": e.method, "name": e.name, "error": e.error, "occurrences": e.occurrences}
+            for e in snapshot.errors
+        ],
+        "exceptions": [
+            {"count": e.count, "message": e.message, "traceback": e.traceback}
+            for e in snapshot.exceptions
+        ],
+        "checks": [
+            {
+                "check": r.check.expression,
+                "scope": r.check.scope,
+                "metric": r.check.metric,
+                "passed": r.passed,
+                "actual": r.actual,
+            }
+            for r in checks or []
+        ],
+        "recovery_events": list(snapshot.extra.get("recovery_events", [])),
+    }
+
+
+def write_json(
+    snapshot: Snapshot,
+    stream: TextIO,
+    settings: dict[str, Any],
+    checks: list[CheckResult] | None = None,
+) -> None:
+    """Write the report as indented JSON."""
+    json.dump(report_dict(snapshot, settings, checks), stream, indent=2)
+    stream.write("\n")

@@ -1,0 +1,209 @@
+"""Structure of every report format."""
+
+from __future__ import annotations
+
+import io
+import json
+from xml.etree import ElementTree
+
+from mpswarm.report.checks import evaluate_all, parse_check
+from mpswarm.report.csv_report import (
+    EXCEPTIONS_COLUMNS,
+    FAILURES_COLUMNS,
+    HISTORY_COLUMNS,
+    STATS_COLUMNS,
+    exception_rows,
+    failure_rows,
+    history_rows,
+    stats_rows,
+)
+from mpswarm.report.html import Point, write_html
+from mpswarm.report.json_report import write_json
+from mpswarm.report.junit import write_junit
+
+# Locust 2.x's headers, in order (facts from Locust's CSV output, kept here to compare with).
+LOCUST_PERCENTILES = [
+    "50%",
+    "66%",
+    "75%",
+    "80%",
+    "90%",
+    "95%",
+    "98%",
+    "99%",
+    "99.9%",
+    "99.99%",
+    "100%",
+]
+LOCUST_STATS = [
+    "Type",
+    "Name",
+    "Request Count",
+    "Failure Count",
+    "Median Response Time",
+    "Average Response Time",
+    "Min Response Time",
+    "Max Response Time",
+    "Average Content Size",
+    "Requests/s",
+    "Failures/s",
+    *LOCUST_PERCENTILES,
+]
+LOCUST_HISTORY = [
+    "Timestamp",
+    "User Count",
+    "Type",
+    "Name",
+    "Requests/s",
+    "Failures/s",
+    *LOCUST_PERCENTILES,
+    "Total Request Count",
+    "Total Failure Count",
+    "Total Median Response Time",
+    "Total Average Response Time",
+    "Total Min Response Time",
+    "Total Max Response Time",
+    "Total Average Content Size",
+]
+LOCUST_FAILURES = ["Method", "Name", "Error", "Occurrences", "First Seen", "Last Seen"]
+LOCUST_EXCEPTIONS = ["Count", "Message", "Traceback", "Nodes"]
+
+
+def test_csv_headers_are_locusts() -> None:
+    assert STATS_COLUMNS == LOCUST_STATS
+    assert HISTORY_COLUMNS == LOCUST_HISTORY
+    assert FAILURES_COLUMNS == LOCUST_FAILURES
+    assert EXCEPTIONS_COLUMNS == LOCUST_EXCEPTIONS
+
+
+def test_stats_rows(snapshot) -> None:
+    rows = list(stats_rows(snapshot))
+    assert [(r[0], r[1]) for r in rows] == [("POST", "/a"), ("GET", "/b"), ("", "Aggregated")]
+    assert all(len(r) == len(STATS_COLUMNS) for r in rows)
+    get_b = rows[1]
+    assert get_b[2:4] == [100, 0]
+    assert float(get_b[6]) == 10.0 and float(get_b[7]) == 109.0  # exact min and max
+    percentiles = [float(v) for v in get_b[11:]]
+    assert percentiles == sorted(percentiles) and percentiles[-1] == 109.0
+    assert rows[-1][2:4] == [200, 10]
+
+
+def test_empty_endpoint_percentiles_are_na(snapshot) -> None:
+    from mpswarm.stats.snapshot import EndpointStats
+
+    empty = EndpointStats("GET", "/none", 0, 0, 0, 0, 0, 0, snapshot.total.histogram * 0)
+    row = next(
+        iter(
+            stats_rows(
+                type(snapshot)(
+                    endpoints=(empty,),
+                    total=empty,
+                    errors=(),
+                    exceptions=(),
+                    started_at=0,
+                    duration_s=1,
+                    users=0,
+                )
+            )
+        )
+    )
+    assert row[11:] == ["N/A"] * 11
+
+
+def test_failure_exception_and_history_rows(snapshot) -> None:
+    [failure] = list(failure_rows(snapshot))
+    assert failure[:4] == ["POST", "/a", "RuntimeError: boom", 10]
+    assert failure[4].endswith("Z") and failure[5].endswith("Z")
+    [exception] = list(exception_rows(snapshot))
+    assert exception == [3, "KeyError: 'x'", "Traceback...\nKeyError: 'x'", "node0"]
+    short = list(history_rows(snapshot, None, False, 1_700_000_010))
+    assert [r[3] for r in short] == ["Aggregated"]
+    full = list(history_rows(snapshot, None, True, 1_700_000_010))
+    assert [r[3] for r in full] == ["/a", "/b", "Aggregated"]
+    assert all(len(r) == len(HISTORY_COLUMNS) for r in full)
+
+
+def test_json_schema(snapshot) -> None:
+    checks = evaluate_all([parse_check("p95<1s")], snapshot)
+    out = io.StringIO()
+    write_json(snapshot, out, {"users": 5}, checks)
+    data = json.loads(out.getvalue())
+    assert set(data) == {
+        "schema",
+        "settings",
+        "started_at",
+        "duration_s",
+        "total",
+        "endpoints",
+        "errors",
+        "exceptions",
+        "checks",
+        "recovery_events",
+    }
+    assert data["total"]["requests"] == 200 and data["total"]["name"] == "Aggregated"
+    endpoint = data["endpoints"][0]
+    assert set(endpoint) == {
+        "method",
+        "name",
+        "requests",
+        "failures",
+        "fail_ratio",
+        "rps",
+        "avg_ms",
+        "min_ms",
+        "max_ms",
+        "median_ms",
+        "avg_content_length",
+        "percentiles_ms",
+    }
+    assert list(endpoint["percentiles_ms"]) == [
+        "50",
+        "66",
+        "75",
+        "80",
+        "90",
+        "95",
+        "98",
+        "99",
+        "99.9",
+        "99.99",
+        "100",
+    ]
+    assert endpoint["percentiles_ms"]["100"] == endpoint["max_ms"]
+    assert data["checks"] == [
+        {
+            "check": "p95<1s",
+            "scope": "all requests",
+            "metric": "p95",
+            "passed": True,
+            "actual": checks[0].actual,
+        }
+    ]
+
+
+def test_junit(snapshot) -> None:
+    checks = evaluate_all([parse_check("p95<1s"), parse_check("fail_ratio<0.01")], snapshot)
+    out = io.StringIO()
+    write_junit(snapshot, out, checks)
+    suite = ElementTree.fromstring(out.getvalue().split("?>", 1)[1])
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["p95<1s", "fail_ratio<0.01"]
+    assert cases[0].find("failure") is None and cases[1].find("failure") is not None
+    plain = io.StringIO()
+    write_junit(snapshot, plain, [])
+    assert "no failed requests" in plain.getvalue() and "10 of 200" in plain.getvalue()
+
+
+def test_html_is_self_contained(snapshot) -> None:
+    series = [
+        Point(t=i, users=5, rps=20.0, fps=1.0, p50=10.0 + i, p95=50.0, p99=None)
+        for i in range(1, 11)
+    ]
+    out = io.StringIO()
+    write_html(snapshot, out, series, {"users": 5})
+    page = out.getvalue()
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert page.count("<svg") == 4 and page.count('class="series"') >= 5
+    assert page.count('class="bar"') > 0 and "RuntimeError: boom" in page
+    assert "/a" in page and "Aggregated" in page
