@@ -1,7 +1,8 @@
 """The ``mpswarm`` command line: parse, build a frozen RunConfig, run, exit with a code.
 
 Exit codes: 0 success; 1 failed requests or exceptions in user code (``--exit-code-on-error``);
-2 usage or locustfile errors.
+2 usage or locustfile errors; 3 a failed ``--check``; 4 a resource failure (``--max-memory``, a
+crash loop).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import click
 
 from mpswarm._version import __version__
-from mpswarm.config import RunConfig, parse_timespan, resolve_processes
+from mpswarm.config import RunConfig, parse_size, parse_timespan, resolve_processes
 from mpswarm.exceptions import MpswarmError, UsageError
 
 logger = logging.getLogger("mpswarm")
@@ -34,6 +35,25 @@ def _timespan(ctx: click.Context, param: click.Parameter, value: Any) -> float |
         return parse_timespan(value)
     except UsageError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return parse_size(value)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _duration_ms(ctx: click.Context, param: click.Parameter, value: Any) -> float:
+    text = str(value).strip().lower()
+    try:
+        if text.endswith("ms"):
+            return float(text[:-2])
+        return parse_timespan(text) * 1000.0
+    except (UsageError, ValueError):
+        raise click.BadParameter(f"invalid duration {value!r}: use e.g. 50ms or 0.1s") from None
 
 
 def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple[str, ...] | None:
@@ -185,6 +205,39 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
 )
 @click.option("--only-summary", is_flag=True, help="No live status: only the final summary.")
 @click.option(
+    "--cpu-warn",
+    type=click.FloatRange(min=0, min_open=True),
+    default=90.0,
+    show_default=True,
+    help="Worker CPU %% (of one core) counted as saturation.",
+)
+@click.option(
+    "--lag-warn",
+    callback=_duration_ms,
+    default="50ms",
+    show_default=True,
+    help="Worker event-loop lag p99 counted as saturation (e.g. 50ms).",
+)
+@click.option(
+    "--max-worker-memory",
+    callback=_size,
+    metavar="SIZE",
+    help="Recycle a worker whose RSS exceeds SIZE (e.g. 512MB).",
+)
+@click.option(
+    "--max-memory",
+    callback=_size,
+    metavar="SIZE",
+    help="Stop the run (exit 4) when all processes together exceed SIZE.",
+)
+@click.option(
+    "--max-restarts",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Worker deaths tolerated within a minute before the run stops (exit 4).",
+)
+@click.option(
     "--reset-stats",
     is_flag=True,
     help="Start the statistics afresh once all users are spawned.",
@@ -250,6 +303,11 @@ def run_command(**options: Any) -> int:
         check_grace=options["check_grace"] if options["check_grace"] is not None else 10.0,
         print_interval=options["print_interval"],
         only_summary=options["only_summary"],
+        cpu_warn=options["cpu_warn"],
+        lag_warn_ms=options["lag_warn"],
+        max_worker_memory=options["max_worker_memory"],
+        max_memory=options["max_memory"],
+        max_restarts=options["max_restarts"],
         shape=shape.__name__ if shape is not None else None,
     )
     from mpswarm.event import events

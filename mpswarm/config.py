@@ -36,6 +36,27 @@ def parse_timespan(text: str | int | float) -> float:
     return hours * 3600 + minutes * 60 + seconds
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(text: str | int) -> int:
+    """Parse a memory size such as ``512MB``, ``1.5G``, ``800MiB`` or ``1048576`` into bytes.
+
+    Units are powers of 1024 (as ``free`` and ``ps`` count memory).
+
+    Raises:
+        UsageError: the text is not a size.
+    """
+    if isinstance(text, int):
+        return text
+    match = _SIZE.match(text)
+    if match is None:
+        raise UsageError(f"invalid size {text!r}: use e.g. 512MB, 2GB, 800MiB")
+    unit = match[2].lower().rstrip("b").rstrip("i")
+    return int(float(match[1]) * _UNITS[unit])
+
+
 def resolve_processes(processes: int, cpu_count: int) -> int:
     """Turn ``--processes`` into a worker count: -1 means one per CPU core.
 
@@ -79,6 +100,11 @@ class RunConfig:
         check_abort: stop early once a check has failed for ``check_grace`` seconds.
         print_interval: seconds between status lines when stderr is not a terminal.
         only_summary: no live status, only the summary at the end.
+        cpu_warn: a worker at or above this CPU % (of one core) counts as saturated.
+        lag_warn_ms: a worker whose event-loop lag p99 reaches this counts as saturated.
+        max_worker_memory: recycle a worker whose RSS exceeds this many bytes.
+        max_memory: stop the run (exit 4) when all processes together exceed this.
+        max_restarts: worker deaths tolerated within a minute before the run stops (exit 4).
     """
 
     locustfile: str = ""
@@ -109,6 +135,11 @@ class RunConfig:
     check_grace: float = 10.0
     print_interval: float = 10.0
     only_summary: bool = False
+    cpu_warn: float = 90.0
+    lag_warn_ms: float = 50.0
+    max_worker_memory: int | None = None
+    max_memory: int | None = None
+    max_restarts: int = 5
 
     def __post_init__(self) -> None:
         if self.users < 0:

@@ -69,6 +69,22 @@ def write_summary(snapshot: Snapshot, stream: TextIO) -> None:
         error_rows = [[e.occurrences, e.method, e.name, e.error] for e in snapshot.errors]
         stream.write(tabulate(error_rows, headers=["# occurrences", "Type", "Name", "Error"]))
         stream.write("\n")
+    saturation = snapshot.extra.get("saturation")
+    if saturation and saturation["saturated_seconds"]:
+        stream.write(
+            f"\nThe load generator was saturated {saturation['share']:.0%} of the run "
+            f"({saturation['saturated_seconds']} of {saturation['seconds']} s; worst event-loop "
+            f"lag {saturation['worst_loop_lag_ms']:.0f} ms): response times from those seconds "
+            "may be inflated by the generator itself.\n"
+        )
+    events = snapshot.extra.get("recovery_events") or []
+    if events:
+        stream.write("\nRecovery events:\n")
+        rows = [
+            [f"{e['at_s']:.1f}", e["worker"], e["pid"], e["cause"], e["action"]] for e in events
+        ]
+        stream.write(tabulate(rows, headers=["At (s)", "Worker", "Pid", "Cause", "Action"]))
+        stream.write("\n")
     if snapshot.exceptions:
         stream.write("\nExceptions in user code:\n")
         exception_rows = [[e.count, e.message, _where(e.traceback)] for e in snapshot.exceptions]

@@ -62,6 +62,9 @@ HISTORY_COLUMNS = [
     "Total Max Response Time",
     "Total Average Content Size",
 ]
+#: Appended after Locust's columns (readers that go by name or position are unaffected):
+#: 1 when the load generator was saturated in that second, so its latencies may be inflated.
+SATURATION_COLUMN = "Generator Saturated"
 FAILURES_COLUMNS = ["Method", "Name", "Error", "Occurrences", "First Seen", "Last Seen"]
 EXCEPTIONS_COLUMNS = ["Count", "Message", "Traceback", "Nodes"]
 
@@ -126,6 +129,7 @@ def history_rows(
     Rates and percentiles are those of the last seconds (the window); the totals cumulative.
     """
     chosen = [*snapshot.endpoints, snapshot.total] if full else [snapshot.total]
+    saturated = int(bool(snapshot.extra.get("saturation", {}).get("now")))
     for stats in chosen:
         key = (stats.method, stats.name)
         if window is None:
@@ -150,6 +154,7 @@ def history_rows(
             _num(stats.min_ms),
             _num(stats.max_ms),
             _num(stats.avg_content_length),
+            saturated,
         ]
 
 
@@ -180,7 +185,7 @@ class CsvWriter:
             f"{prefix}_stats_history.csv", "w", newline="", encoding="utf-8"
         )
         self._history_writer = csv.writer(self._history)
-        self._history_writer.writerow(HISTORY_COLUMNS)
+        self._history_writer.writerow([*HISTORY_COLUMNS, SATURATION_COLUMN])
         self._history.flush()
 
     def update(self, snapshot: Snapshot, window: Window | None, timestamp: float) -> None:

@@ -34,6 +34,7 @@ class Point:
     p50: float | None
     p95: float | None
     p99: float | None
+    saturated: bool = False
 
 
 def _polyline(
@@ -197,6 +198,25 @@ def write_html(
             for r in checks
         )
         check_html = f"<h2>Checks</h2><ul>{items}</ul>"
+    saturation = snapshot.extra.get("saturation") or {}
+    saturation_html = ""
+    if saturation.get("saturated_seconds"):
+        marked = ", ".join(f"{p.t:.0f}" for p in series if p.saturated) or "-"
+        saturation_html = (
+            f'<p class="failed">The load generator was saturated {saturation["share"]:.0%} of '
+            f"the run (worst event-loop lag {saturation['worst_loop_lag_ms']:.0f} ms): response "
+            f"times from those seconds may be inflated (seconds: {html.escape(marked)}).</p>"
+        )
+    events = snapshot.extra.get("recovery_events") or []
+    if events:
+        saturation_html += "<h2>Recovery events</h2>" + _table(
+            ["At (s)", "Worker", "Pid", "Cause", "Action"],
+            [
+                [f"{e['at_s']:.1f}", str(e["worker"]), str(e["pid"]), e["cause"], e["action"]]
+                for e in events
+            ],
+            "recovery",
+        )
     options = ", ".join(f"{k}={v}" for k, v in settings.items() if v not in (None, False, ()))
     stream.write(f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mpswarm report</title>
@@ -206,6 +226,7 @@ def write_html(
 {snapshot.total.requests} requests, {snapshot.total.failures} failures.</p>
 <p class="settings">{html.escape(options)}</p>
 {check_html}
+{saturation_html}
 <h2>Over time</h2>
 {line_chart("Users", xs, {"users": [p.users for p in series]})}
 {

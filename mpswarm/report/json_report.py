@@ -65,6 +65,7 @@ def report_dict(
             for r in checks or []
         ],
         "recovery_events": list(snapshot.extra.get("recovery_events", [])),
+        "saturation": snapshot.extra.get("saturation"),
     }
 
 

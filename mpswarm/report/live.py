@@ -45,6 +45,8 @@ def status_lines(snapshot: Snapshot, window: Window | None, info: RunInfo) -> li
         rps = fps = 0.0
         p50 = p95 = None
     cpu = "  ".join(f"w{slot}: {value:3.0f}%" for slot, value in info.worker_cpu) or "-"
+    if snapshot.extra.get("saturation", {}).get("now"):
+        cpu += "  SATURATED: response times may be inflated"
     return [
         f"mpswarm  {progress}",
         f"  users {snapshot.users}/{info.target_users}   requests {snapshot.total.requests}"

@@ -51,6 +51,7 @@ def prepare_classes(config: RunConfig, classes: list[type]) -> list[type]:
 
 
 EXIT_CHECKS_FAILED = 3
+EXIT_RESOURCE_FAILURE = 4
 
 
 def exit_code_for(
@@ -110,7 +111,18 @@ def run_headless(
         processes=config.processes,
         reset_stats_after_spawn=config.reset_stats,
     )
-    swarm = Swarm(spec, config.processes, environment)
+    swarm = Swarm(
+        spec,
+        config.processes,
+        environment,
+        supervision={
+            "cpu_warn": config.cpu_warn,
+            "lag_warn_ms": config.lag_warn_ms,
+            "max_worker_memory": config.max_worker_memory,
+            "max_memory": config.max_memory,
+            "max_restarts": config.max_restarts,
+        },
+    )
     reporting = RunReporting(config, swarm)
     # Before any greenlet exists (init listeners may start some): see runner/_zygote.py.
     swarm.start_fork_server()
@@ -149,6 +161,9 @@ def run_headless(
             handler.cancel()
         swarm.close()
     write_reports(config, snapshot, checks, reporting.series, out)
+    if swarm.fatal_reason is not None:
+        logger.error("the run was stopped: %s", swarm.fatal_reason)
+        return EXIT_RESOURCE_FAILURE
     if swarm.stop_reason == "every worker exited":
         logger.error("the run ended early: every worker process exited")
         return max(1, exit_code_for(snapshot, config, environment, checks))

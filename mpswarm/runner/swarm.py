@@ -35,6 +35,7 @@ from mpswarm.runner.base import (
     WorkerNode,
 )
 from mpswarm.runner.dispatch import class_counts, dispatch_users, split_spawn_rate
+from mpswarm.runner.supervisor import Supervisor
 from mpswarm.runner.usage import UsageMonitor
 from mpswarm.runner.worker import HARD_STOP_GRACE_S, WorkerSpec, worker_main
 from mpswarm.stats.aggregate import Aggregator
@@ -65,6 +66,8 @@ class WorkerHandle:
         self.target: dict[str, int] = {}
         self.reader: gevent.Greenlet | None = None
         self.process: psutil.Process | None = None
+        self.exited = Event()  # set when the fork server reported how it ended
+        self.retiring = False  # being replaced on purpose (memory recycling)
 
     @property
     def client_id(self) -> str:
@@ -99,7 +102,13 @@ class Swarm(MasterRunner):
         environment: the parent's Environment (its ``runner`` becomes this Swarm).
     """
 
-    def __init__(self, spec: WorkerSpec, processes: int, environment: Environment) -> None:
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        processes: int,
+        environment: Environment,
+        supervision: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(environment)
         self.spec = spec
         self.processes = processes
@@ -124,6 +133,11 @@ class Swarm(MasterRunner):
         )
         self._iterations_done: set[int] = set()
         self._reset_done = False
+        self.retired: list[WorkerHandle] = []
+        self.fatal_reason: str | None = None
+        self._last_rate = 1.0
+        self._last_classes: list[type] | None = None
+        self.supervisor = Supervisor(self, **(supervision or {}))
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start_fork_server(self) -> None:
@@ -151,6 +165,7 @@ class Swarm(MasterRunner):
                 raise WorkerError(f"worker {handle.slot} did not start ({why})")
         self.greenlet.spawn(self._tick_forever)
         self.greenlet.spawn(UsageMonitor(self.environment).run_forever)
+        self.greenlet.spawn(self.supervisor.run_forever)
 
     def _tick_forever(self) -> None:
         """Once a second: remember the totals, for ``current_rps``."""
@@ -201,16 +216,16 @@ class Swarm(MasterRunner):
                 return
             if message[0] == "exited":
                 _, pid, status = message
-                for handle in self.workers:
+                for handle in [*self.workers, *self.retired]:
                     if handle.pid == pid:
                         handle.exit_description = describe_exit(status)
-                        if not self._closing:
-                            logger.error(
-                                "worker %d (pid %d) ended unexpectedly: %s",
-                                handle.slot,
-                                pid,
-                                handle.exit_description,
-                            )
+                        handle.exited.set()
+                        logger.debug(
+                            "worker %d (pid %d) ended: %s",
+                            handle.slot,
+                            pid,
+                            handle.exit_description,
+                        )
 
     def _read_worker(self, handle: WorkerHandle) -> None:
         aggregator = self.aggregator
@@ -254,8 +269,12 @@ class Swarm(MasterRunner):
                 logger.info("stopping the test: %s", message[1])
                 self.request_stop(message[1])
         handle.gone.set()
+        if handle.retiring:
+            return
         self.clients[handle.client_id].state = "missing"
-        if not self._closing and not any(h.alive for h in self.workers):
+        if not self._closing and handle.ready.is_set() and self.started_at is not None:
+            self.greenlet.spawn(self.supervisor.on_worker_lost, handle)
+        elif not self._closing and not any(h.alive for h in self.workers):
             self.request_stop("every worker exited")
 
     def _warn_overflow(self, method: str, name: str) -> None:
@@ -320,6 +339,8 @@ class Swarm(MasterRunner):
             self._t_start = time.perf_counter()
             self.environment.events.test_start.fire(environment=self.environment)
         self.target_user_count = users
+        self._last_rate = spawn_rate
+        self._last_classes = list(user_classes) if user_classes else None
         self.state = STATE_SPAWNING
         for handle, share, rate in zip(live, shares, rates, strict=True):
             handle.target = share
@@ -328,6 +349,63 @@ class Swarm(MasterRunner):
                 handle.channel.send(("target", share, rate))
             except OSError:
                 pass  # it died: its reader notices
+
+    # -- recovery ------------------------------------------------------------------------------
+    @property
+    def fork_server_pid(self) -> int | None:
+        """The fork server's pid (for memory accounting)."""
+        return self._server.pid
+
+    def fail(self, reason: str) -> None:
+        """Stop the run because of a resource failure (exit code 4)."""
+        if self.fatal_reason is None:
+            self.fatal_reason = reason
+            logger.error("stopping the run: %s", reason)
+        self.request_stop(reason)
+
+    def _swap_in(self, old: WorkerHandle) -> WorkerHandle | None:
+        """Fork a fresh worker for ``old``'s slot and put it in ``old``'s place once ready."""
+        new = self._spawn_worker(old.slot)
+        gevent.wait([new.ready, new.gone], timeout=_START_TIMEOUT_S, count=1)
+        if not new.ready.is_set():
+            self.fail(f"the replacement of worker {old.slot} did not start")
+            return None
+        self.workers[self.workers.index(old)] = new
+        self.retired.append(old)
+        return new
+
+    def replace_worker(self, old: WorkerHandle) -> None:
+        """Replace a dead worker and give the new one its users back."""
+        if self._swap_in(old) is not None:
+            self._redispatch()
+
+    def recycle_worker(self, old: WorkerHandle) -> None:
+        """Replace a live worker: start a fresh one, stop the old one, move the users over.
+
+        The old worker's users stop as at the end of a run (their requests in flight finish),
+        so nothing it recorded is lost; then the new worker starts them at the spawn rate.
+        """
+        old.retiring = True
+        if self._swap_in(old) is None:
+            return
+        try:
+            old.channel.send(("stop",))
+        except OSError:
+            pass
+        limit = self.spec.stop_timeout + HARD_STOP_GRACE_S + 5.0
+        gevent.wait([old.stopped, old.gone], timeout=limit, count=1)
+        try:
+            old.channel.send(("quit",))
+        except OSError:
+            pass
+        gevent.wait([old.gone], timeout=_QUIT_TIMEOUT_S)
+        if old.alive:
+            self._kill(old)
+        self._redispatch()
+
+    def _redispatch(self) -> None:
+        if self.started_at is not None and not self.stop_requested:
+            self.set_target(self.target_user_count, self._last_rate, self._last_classes)
 
     def request_stop(self, reason: str | None = None) -> None:
         """Ask ``wait()`` to return (a signal, StopTest, a failed check)."""
@@ -471,13 +549,16 @@ class Swarm(MasterRunner):
         return end - self._t_start
 
     def snapshot(self, final: bool = False) -> Snapshot:
-        """Aggregate every segment now."""
-        return self.aggregator.snapshot(
+        """Aggregate every segment now (with saturation figures and recovery events)."""
+        snapshot = self.aggregator.snapshot(
             started_at=self.started_at or time.time(),
             duration_s=self.elapsed(),
             users=self.user_count,
             final=final,
         )
+        snapshot.extra["saturation"] = self.supervisor.summary()
+        snapshot.extra["recovery_events"] = [e.as_dict() for e in self.supervisor.events]
+        return snapshot
 
     def quit(self) -> None:
         """Stop the run (``runner.quit()`` from user code in the parent)."""

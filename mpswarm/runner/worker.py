@@ -7,6 +7,7 @@ dies, and the fork server dies with the parent; a closed pipe also makes it exit
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import logging
@@ -14,6 +15,7 @@ import math
 import os
 import random
 import socket
+import time
 import traceback
 from typing import Any, NoReturn
 
@@ -36,7 +38,7 @@ from mpswarm.runner.usage import UsageMonitor
 from mpswarm.stats.aggregate import Aggregator
 from mpswarm.stats.locust_view import RequestStats
 from mpswarm.stats.recorder import Recorder
-from mpswarm.stats.segment import H_ITERATIONS, H_USERS, Segment
+from mpswarm.stats.segment import H_ITERATIONS, H_LAG_MAX_US, H_LAG_P99_US, H_USERS, Segment
 from mpswarm.stats.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ logger = logging.getLogger(__name__)
 #: Once --stop-timeout has passed, users still in a request get this long to finish it before
 #: they are killed (and the request recorded as interrupted).
 HARD_STOP_GRACE_S = 5.0
+#: Period of the event-loop lag probe.
+LAG_PROBE_S = 0.05
 #: Seconds between two flushes of exception counts and ``report_to_master`` events.
 REPORT_INTERVAL_S = 1.0
 
@@ -136,6 +140,7 @@ class WorkerRuntime(WorkerRunner):
         self.environment.events.init.fire(environment=self.environment)
         self.channel.send(("ready", os.getpid()))
         self.greenlet.spawn(self._report_forever)
+        self.greenlet.spawn(self._measure_loop_lag)
         self.greenlet.spawn(UsageMonitor(self.environment, self._report_usage).run_forever)
         try:
             while True:
@@ -298,6 +303,25 @@ class WorkerRuntime(WorkerRunner):
             gevent.sleep(REPORT_INTERVAL_S)
             self._flush_exceptions()
             self._report()
+
+    def _measure_loop_lag(self) -> None:
+        """How late a short timer fires: the honest sign of a saturated event loop.
+
+        Every 50 ms; the p99 of the last 5 s (100 samples) and the worst value go to the
+        segment's header, where the parent reads them.
+        """
+        samples: collections.deque[float] = collections.deque(maxlen=100)
+        worst = 0.0
+        while True:
+            before = time.perf_counter()
+            gevent.sleep(LAG_PROBE_S)
+            lag = max(0.0, time.perf_counter() - before - LAG_PROBE_S)
+            samples.append(lag)
+            worst = max(worst, lag)
+            ordered = sorted(samples)
+            p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+            self.segment.header[H_LAG_P99_US] = int(p99 * 1e6)
+            self.segment.header[H_LAG_MAX_US] = int(worst * 1e6)
 
     def _report_usage(self, cpu: float, rss: int) -> None:
         self.channel.send(("usage", cpu, rss))

@@ -32,6 +32,8 @@ H_ROWS = 0  # endpoint rows allocated (row indexes 1..n)
 H_ERRORS = 1  # error rows allocated
 H_USERS = 2  # users running in this worker
 H_ITERATIONS = 3  # task iterations completed
+H_LAG_P99_US = 4  # event-loop lag, p99 of the last 5 s, in microseconds
+H_LAG_MAX_US = 5  # worst event-loop lag seen, in microseconds
 
 # Columns of a row.
 REQUESTS, FAILURES, SUM_US, MIN_US, MAX_US, BYTES, HIST = range(7)

@@ -120,7 +120,7 @@ def test_failure_exception_and_history_rows(snapshot) -> None:
     assert [r[3] for r in short] == ["Aggregated"]
     full = list(history_rows(snapshot, None, True, 1_700_000_010))
     assert [r[3] for r in full] == ["/a", "/b", "Aggregated"]
-    assert all(len(r) == len(HISTORY_COLUMNS) for r in full)
+    assert all(len(r) == len(HISTORY_COLUMNS) + 1 for r in full)  # + saturation column
 
 
 def test_json_schema(snapshot) -> None:
@@ -139,6 +139,7 @@ def test_json_schema(snapshot) -> None:
         "exceptions",
         "checks",
         "recovery_events",
+        "saturation",
     }
     assert data["total"]["requests"] == 200 and data["total"]["name"] == "Aggregated"
     endpoint = data["endpoints"][0]

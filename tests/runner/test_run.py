@@ -497,7 +497,10 @@ class Crasher(HttpUser):
     def on_start(self):
         for _ in range(3):
             self.client.get("/bytes/5", name="before-crash")
-        os._exit(3)
+        marker = os.environ["CRASH_MARKER"]
+        if not os.path.exists(marker):  # crash once; the replacement worker carries on
+            open(marker, "w").close()
+            os._exit(3)
     @task
     def never(self):
         pass
@@ -517,11 +520,15 @@ def test_crashed_worker_keeps_its_recorded_requests(run_cli, demo, tmp_path: Pat
         "-r",
         "100",
         "-t",
-        "2s",
+        "3s",
         "--processes",
         "2",
+        env={"CRASH_MARKER": str(tmp_path / "crashed")},
     )
-    assert "ended unexpectedly: exit code 3" in run.stderr, run
+    assert run.code == 0, run
+    assert "died (exit code 3)" in run.stdout and "replaced" in run.stdout
     ours = summary_counts(run.stdout)
-    assert ours[("GET", "before-crash")][0] == 3 == demo.stats()["paths"]["GET /bytes/5"]
-    assert sum(requests for requests, _ in ours.values()) == demo.stats()["total"]
+    # 3 recorded by the worker that died, 3 by its replacement: none lost
+    assert ours[("GET", "before-crash")][0] == 6 == demo.stats()["paths"]["GET /bytes/5"]
+    total = sum(requests for requests, _ in ours.values())
+    assert demo.stats()["total"] - 2 <= total <= demo.stats()["total"]  # in flight at the crash

@@ -1,0 +1,220 @@
+"""The parent's supervision of its workers: saturation, memory limits, crashes.
+
+Once a second it samples each worker's CPU and RSS (psutil) and reads the event-loop lag the
+worker measures itself (in its segment's header). A worker is saturated in a second when its
+CPU or its loop lag reaches the limits; five such seconds in a row get a warning, and every
+saturated second is marked in the outputs, because response times measured by a saturated
+generator include its own queueing. A worker over ``--max-worker-memory`` is recycled; one
+that dies is replaced, and its users restored. Requests it recorded stay counted: its segment
+stays with the aggregator.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import gevent
+import psutil
+
+from mpswarm.stats.segment import H_LAG_MAX_US, H_LAG_P99_US
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a worker must stay saturated before the warning.
+SATURATION_WARN_AFTER_S = 5
+#: The window within which more than --max-restarts deaths stop the run.
+CRASH_WINDOW_S = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RecoveryEvent:
+    """Something the supervisor did: when (seconds into the run), to which worker, why."""
+
+    at_s: float
+    worker: int
+    pid: int | None
+    cause: str
+    action: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return dataclasses.asdict(self)
+
+
+def _mb(value: float) -> str:
+    return f"{value / 1024 / 1024:.0f} MB"
+
+
+class Supervisor:
+    """Watches a Swarm's workers; see the module docstring.
+
+    Args:
+        swarm: the Swarm to supervise.
+        cpu_warn: CPU % of one core counted as saturation.
+        lag_warn_ms: loop lag p99 counted as saturation.
+        max_worker_memory: bytes of RSS above which a worker is recycled (None: no limit).
+        max_memory: bytes of RSS of all processes above which the run stops (None: no limit).
+        max_restarts: deaths within a minute that are tolerated.
+    """
+
+    def __init__(
+        self,
+        swarm: Any,
+        cpu_warn: float = 90.0,
+        lag_warn_ms: float = 50.0,
+        max_worker_memory: int | None = None,
+        max_memory: int | None = None,
+        max_restarts: int = 5,
+    ) -> None:
+        self.swarm = swarm
+        self.cpu_warn = cpu_warn
+        self.lag_warn_us = lag_warn_ms * 1000.0
+        self.max_worker_memory = max_worker_memory
+        self.max_memory = max_memory
+        self.max_restarts = max_restarts
+        self.events: list[RecoveryEvent] = []
+        self.seconds = 0
+        self.saturated_seconds = 0
+        self.saturated_now = False
+        self.worst_lag_us = 0
+        self._streaks: dict[int, int] = collections.defaultdict(int)
+        self._deaths: collections.deque[float] = collections.deque()
+        self._recycling: set[int] = set()
+        self._parent = psutil.Process()
+
+    def record(self, handle: Any, cause: str, action: str) -> None:
+        """Add a recovery event and log it."""
+        event = RecoveryEvent(
+            round(self.swarm.elapsed(), 1), handle.slot, handle.pid, cause, action
+        )
+        self.events.append(event)
+        logger.warning("worker %d (pid %s): %s -> %s", handle.slot, handle.pid, cause, action)
+
+    # -- the once-a-second sample -----------------------------------------------------------------
+    def run_forever(self) -> None:
+        """Sample once a second until killed."""
+        while True:
+            gevent.sleep(1.0)
+            try:
+                self.sample()
+            except Exception:  # supervision must never take the run down
+                logger.exception("supervising the workers failed")
+
+    def sample(self) -> None:
+        """One round of monitoring."""
+        total_rss = self._rss(self._parent) + self._rss_of_pid(self.swarm.fork_server_pid)
+        any_saturated = False
+        for handle in list(self.swarm.workers):
+            if not handle.alive or handle.pid is None or not handle.ready.is_set():
+                continue
+            cpu, rss = self._usage(handle)
+            total_rss += rss
+            lag = int(handle.segment.header[H_LAG_P99_US])
+            self.worst_lag_us = max(self.worst_lag_us, int(handle.segment.header[H_LAG_MAX_US]))
+            node = self.swarm.clients.get(handle.client_id)
+            if node is not None:
+                node.cpu_usage, node.memory_usage = cpu, rss
+            saturated = cpu >= self.cpu_warn or lag >= self.lag_warn_us
+            any_saturated = any_saturated or saturated
+            self._streaks[handle.slot] = self._streaks[handle.slot] + 1 if saturated else 0
+            if self._streaks[handle.slot] == SATURATION_WARN_AFTER_S:
+                logger.warning(
+                    "worker %d (pid %d) is saturated: CPU %.0f%%, event-loop lag p99 %.0f ms "
+                    "for %d s; response times it measures now include its own delays (use "
+                    "more --processes, fewer users per worker, or a lighter locustfile)",
+                    handle.slot,
+                    handle.pid,
+                    cpu,
+                    lag / 1000,
+                    SATURATION_WARN_AFTER_S,
+                )
+            if (
+                self.max_worker_memory is not None
+                and rss > self.max_worker_memory
+                and handle.slot not in self._recycling
+            ):
+                self._recycling.add(handle.slot)
+                gevent.spawn(self._recycle, handle, rss)
+        if self.swarm.started_at is not None and not self.swarm.stop_requested:
+            self.seconds += 1
+            self.saturated_seconds += int(any_saturated)
+        self.saturated_now = any_saturated
+        if self.max_memory is not None and total_rss > self.max_memory:
+            self.swarm.fail(
+                f"all processes together use {_mb(total_rss)}, over --max-memory "
+                f"{_mb(self.max_memory)}"
+            )
+
+    @staticmethod
+    def _rss(process: psutil.Process) -> int:
+        try:
+            return int(process.memory_info().rss)
+        except psutil.Error:
+            return 0
+
+    def _rss_of_pid(self, pid: int | None) -> int:
+        if pid is None:
+            return 0
+        try:
+            return self._rss(psutil.Process(pid))
+        except psutil.Error:
+            return 0
+
+    @staticmethod
+    def _usage(handle: Any) -> tuple[float, int]:
+        try:
+            if handle.process is None:
+                handle.process = psutil.Process(handle.pid)
+            return float(handle.process.cpu_percent()), int(handle.process.memory_info().rss)
+        except psutil.Error:
+            return 0.0, 0
+
+    # -- recovery ------------------------------------------------------------------------------
+    def _recycle(self, handle: Any, rss: int) -> None:
+        try:
+            self.record(
+                handle,
+                f"RSS {_mb(rss)} over --max-worker-memory {_mb(self.max_worker_memory or 0)}",
+                "recycled: a fresh worker takes over its users",
+            )
+            self.swarm.recycle_worker(handle)
+        finally:
+            self._recycling.discard(handle.slot)
+
+    def on_worker_lost(self, handle: Any) -> None:
+        """A worker's pipe closed while the run goes on: replace it, or stop on a crash loop."""
+        handle.exited.wait(timeout=1.0)  # the fork server tells how it ended
+        cause = f"died ({handle.exit_description or 'exit status unknown'})"
+        now = time.monotonic()
+        self._deaths.append(now)
+        while self._deaths and now - self._deaths[0] > CRASH_WINDOW_S:
+            self._deaths.popleft()
+        if self.swarm.stop_requested:
+            self.record(handle, cause, "not replaced: the run is stopping")
+            return
+        if len(self._deaths) > self.max_restarts:
+            self.record(handle, cause, "not replaced: crash loop")
+            self.swarm.fail(
+                f"crash loop: workers died {len(self._deaths)} times within "
+                f"{CRASH_WINDOW_S:.0f} s (more than --max-restarts {self.max_restarts}); "
+                f"the last one {cause}"
+            )
+            return
+        users = sum(handle.target.values())
+        self.record(handle, cause, f"replaced; its {users} user(s) restored")
+        self.swarm.replace_worker(handle)
+
+    def summary(self) -> dict[str, Any]:
+        """Saturation figures for the reports."""
+        share = self.saturated_seconds / self.seconds if self.seconds else 0.0
+        return {
+            "share": share,
+            "saturated_seconds": self.saturated_seconds,
+            "seconds": self.seconds,
+            "worst_loop_lag_ms": self.worst_lag_us / 1000.0,
+            "now": self.saturated_now,
+        }

@@ -1,0 +1,231 @@
+"""Supervision with real processes against the demo server: crashes, memory, saturation."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+from tests.conftest import tagged_processes, wait_until_gone, write
+from tests.runner.test_run import start_background, summary_counts, wait_for_workers
+
+STEADY = """
+from mpswarm import HttpUser, constant, task
+
+class Steady(HttpUser):
+    wait_time = constant(0.1)
+
+    def on_start(self):
+        self.client.get("/bytes/1", name="start")
+
+    @task
+    def t(self):
+        self.client.get("/items/1", name="/items/[id]")
+"""
+
+
+def test_kill_9_of_a_worker_is_recovered(demo, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex
+    lf = write(tmp_path / "steady.py", STEADY)
+    proc = start_background(
+        [
+            "-f",
+            str(lf),
+            "-H",
+            demo.url,
+            "--headless",
+            "-u",
+            "6",
+            "-r",
+            "100",
+            "-t",
+            "6s",
+            "--processes",
+            "2",
+            "--json-file",
+            str(tmp_path / "r.json"),
+        ],
+        tag,
+    )
+    try:
+        wait_for_workers(tag, 4)
+        time.sleep(2.0)
+        parent = proc.pid
+        workers = [p for p in tagged_processes(tag) if p != parent and _ppid(p) != parent]
+        os.kill(workers[0], signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "died (signal 9 (SIGKILL))" in stdout and "replaced; its 3 user(s) restored" in stdout
+    served = demo.stats()
+    # 6 users, then the killed worker's 3 again on the replacement
+    assert served["paths"]["GET /bytes/1"] == 9
+    ours = sum(requests for requests, _ in summary_counts(stdout).values())
+    assert served["total"] - 3 <= ours <= served["total"]  # at most its in-flight requests
+    report = json.loads((tmp_path / "r.json").read_text())
+    [event] = report["recovery_events"]
+    assert event["cause"].startswith("died") and event["action"].startswith("replaced")
+    assert not wait_until_gone(tag)
+
+
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[1])
+
+
+LEAKY = """
+from mpswarm import HttpUser, constant, task
+
+HOARD = []
+
+class Leaky(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def leak(self):
+        self.client.get("/items/2", name="/items/[id]")
+        HOARD.append(bytearray(2 * 1024 * 1024))  # 40 MB a second per user
+"""
+
+
+def test_worker_over_memory_limit_is_recycled_without_losing_counts(
+    run_cli, demo, tmp_path: Path
+) -> None:
+    lf = write(tmp_path / "leaky.py", LEAKY)
+    run = run_cli(
+        "-f",
+        str(lf),
+        "-H",
+        demo.url,
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "100",
+        "-t",
+        "6s",
+        "--processes",
+        "1",
+        "--max-worker-memory",
+        "150MB",
+    )
+    assert run.code == 0, run
+    assert "over --max-worker-memory 150 MB" in run.stdout
+    assert "recycled" in run.stdout
+    ours = summary_counts(run.stdout)[("GET", "/items/[id]")][0]
+    assert ours == demo.stats()["paths"]["GET /items/2"]  # nothing lost in the handover
+
+
+BURNER = """
+import time
+from mpswarm import User, constant, task
+
+class Burner(User):
+    wait_time = constant(0)
+
+    @task
+    def burn(self):
+        end = time.perf_counter() + 0.2  # blocks the event loop: lag and CPU both go up
+        while time.perf_counter() < end:
+            pass
+"""
+
+
+def test_saturation_is_flagged_with_figures(run_cli, tmp_path: Path) -> None:
+    lf = write(tmp_path / "burner.py", BURNER)
+    prefix = tmp_path / "sat"
+    run = run_cli(
+        "-f",
+        str(lf),
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "100",
+        "-t",
+        "8s",
+        "--processes",
+        "1",
+        "--csv",
+        str(prefix),
+        "--json-file",
+        str(tmp_path / "r.json"),
+        "--html",
+        str(tmp_path / "r.html"),
+    )
+    assert run.code == 0, run
+    assert "is saturated: CPU" in run.stderr and "event-loop lag p99" in run.stderr
+    assert "The load generator was saturated" in run.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["saturation"]["share"] > 0.5
+    assert report["saturation"]["worst_loop_lag_ms"] >= 150
+    history = Path(f"{prefix}_stats_history.csv").read_text().splitlines()
+    assert history[0].endswith(",Generator Saturated")
+    assert any(line.endswith(",1") for line in history[1:])
+    assert "was saturated" in (tmp_path / "r.html").read_text()
+
+
+CRASHER = """
+import os
+from mpswarm import User, task
+
+class Crasher(User):
+    def on_start(self):
+        os._exit(7)
+
+    @task
+    def never(self):
+        pass
+"""
+
+
+def test_crash_loop_stops_with_exit_code_4(run_cli, tmp_path: Path) -> None:
+    lf = write(tmp_path / "crasher.py", CRASHER)
+    run = run_cli(
+        "-f",
+        str(lf),
+        "--headless",
+        "-u",
+        "1",
+        "-r",
+        "10",
+        "-t",
+        "60s",
+        "--max-restarts",
+        "2",
+        "--json-file",
+        str(tmp_path / "r.json"),
+    )
+    assert run.code == 4, run
+    assert "crash loop" in run.stderr and "exit code 7" in run.stderr
+    assert "not replaced: crash loop" in run.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["recovery_events"]
+
+
+def test_total_memory_limit_stops_with_exit_code_4(run_cli, demo, tmp_path: Path) -> None:
+    lf = write(tmp_path / "steady.py", STEADY)
+    run = run_cli(
+        "-f",
+        str(lf),
+        "-H",
+        demo.url,
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "10",
+        "-t",
+        "60s",
+        "--max-memory",
+        "10MB",
+        "--json-file",
+        str(tmp_path / "r.json"),
+    )
+    assert run.code == 4, run
+    assert "over --max-memory 10 MB" in run.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["total"]["requests"] >= 0
