@@ -229,3 +229,45 @@ def test_total_memory_limit_stops_with_exit_code_4(run_cli, demo, tmp_path: Path
     assert run.code == 4, run
     assert "over --max-memory 10 MB" in run.stderr
     assert json.loads((tmp_path / "r.json").read_text())["total"]["requests"] >= 0
+
+
+RUNAWAY = """
+import itertools
+from mpswarm import HttpUser, constant, task
+
+COUNTER = itertools.count()
+
+class Runaway(HttpUser):
+    wait_time = constant(0.02)
+
+    @task
+    def unique(self):
+        self.client.get(f"/items/{next(COUNTER)}")  # no name=: a new name per request
+"""
+
+
+def test_runaway_names_fold_with_a_warning_naming_the_fix(run_cli, demo, tmp_path: Path) -> None:
+    lf = write(tmp_path / "runaway.py", RUNAWAY)
+    run = run_cli(
+        "-f",
+        str(lf),
+        "-H",
+        demo.url,
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "100",
+        "-t",
+        "2s",
+        "--max-endpoints",
+        "5",
+    )
+    assert run.code == 0, run
+    assert "more than 5 distinct request names" in run.stderr
+    assert "GET /items/" in run.stderr and "name=" in run.stderr
+    counts = summary_counts(run.stdout)
+    assert len(counts) == 5  # 5 names; the rest is in the 'other names' row (method '*')
+    assert "other names (more than 5 distinct)" in run.stdout
+    total_line = next(line for line in run.stdout.splitlines() if "Aggregated" in line)
+    assert int(total_line.split()[1]) == demo.stats()["total"]
