@@ -238,6 +238,11 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
     help="Worker deaths tolerated within a minute before the run stops (exit 4).",
 )
 @click.option(
+    "--insecure",
+    is_flag=True,
+    help="Skip TLS certificate verification (HttpUser and FastHttpUser).",
+)
+@click.option(
     "--reset-stats",
     is_flag=True,
     help="Start the statistics afresh once all users are spawned.",

@@ -1,7 +1,4 @@
-"""``FastHttpUser`` with Locust's FastHttpUser client API.
-
-For now its client shares HttpUser's transport (urllib3); it adds Locust's ``rest()`` helper.
-"""
+"""``FastHttpUser``: Locust's FastHttpUser API on mpswarm's lean client (``fastclient``)."""
 
 from __future__ import annotations
 
@@ -11,9 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from mpswarm.http.fastclient import FastHttpSession as _LeanSession
 from mpswarm.http.response import ResponseContextManager
-from mpswarm.http.session import HttpSession
-from mpswarm.user.users import HttpUser
+from mpswarm.user.users import HttpUser, User
 
 
 class RestResponseContextManager(ResponseContextManager):
@@ -22,8 +19,8 @@ class RestResponseContextManager(ResponseContextManager):
     js: Any = None
 
 
-class FastHttpSession(HttpSession):
-    """FastHttpUser's client: HttpSession plus ``rest()``."""
+class FastHttpSession(_LeanSession):
+    """FastHttpUser's client: the lean transport plus Locust's ``rest()``."""
 
     @contextmanager
     def rest(
@@ -66,11 +63,36 @@ class FastHttpSession(HttpSession):
 
 
 class FastHttpUser(HttpUser):
-    """An HttpUser whose client has Locust's FastHttpUser API (``rest()``)."""
+    """A user whose client is the lean HTTP/1.1 client, with Locust's FastHttpUser API.
+
+    Class attributes, as Locust's: ``insecure`` (skip TLS verification; also ``--insecure``),
+    ``connection_timeout``, ``network_timeout`` (seconds) and ``max_redirects``.
+    """
 
     abstract = True
     session_class = FastHttpSession
     client: FastHttpSession
+    insecure = False
+    connection_timeout = 60.0
+    network_timeout = 60.0
+    max_redirects = 5
+
+    def __init__(self, environment: Any) -> None:
+        User.__init__(self, environment)
+        if not self.host:
+            raise ValueError(
+                f"{type(self).__name__} has no host: set host on the class or pass -H/--host"
+            )
+        options = environment.parsed_options
+        self.client = FastHttpSession(
+            base_url=self.host,
+            request_event=environment.events.request,
+            user=self,
+            insecure=self.insecure or bool(getattr(options, "insecure", False)),
+            connection_timeout=self.connection_timeout,
+            network_timeout=self.network_timeout,
+            max_redirects=self.max_redirects,
+        )
 
 
 FastResponse = ResponseContextManager

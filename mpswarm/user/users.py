@@ -99,6 +99,10 @@ class User(metaclass=UserMeta):
             pass
         except Exception as exc:  # on_start / on_stop raised: the user ends, the run goes on
             self._report_user_error(self, exc)
+        finally:
+            close = getattr(getattr(self, "client", None), "close", None)
+            if callable(close):
+                close()  # the user's kept-alive connections go with it
 
     def stop(self, force: bool = False) -> bool:
         """Stop the user: killed at once when forced, else after its current task.
@@ -155,3 +159,5 @@ class HttpUser(User):
         self.client = self.session_class(
             base_url=self.host, request_event=environment.events.request, user=self
         )
+        if getattr(environment.parsed_options, "insecure", False):
+            self.client.verify = False

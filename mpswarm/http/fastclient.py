@@ -1,0 +1,365 @@
+"""FastHttpUser's transport: a lean HTTP/1.1 client on gevent sockets and httptools (llhttp).
+
+One kept-alive connection per origin and user, requests written with one ``sendall``,
+responses parsed by llhttp. Everything else (events, cookies, bodies, catch_response, the
+errors a user sees) is HttpSession's: only ``_send`` differs.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import socket
+import ssl
+import zlib
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httptools
+from urllib3 import HTTPHeaderDict
+
+from mpswarm.http._cookies import CookieRequest, CookieResponse
+from mpswarm.http.response import Request, Response
+from mpswarm.http.session import HttpSession, _RequestError
+
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+_RECV = 65536
+_DEFAULT_TIMEOUT_S = 60.0
+_NO_BODY_STATUS = frozenset((204, 304))
+
+
+class _Parsed:
+    """httptools callbacks collecting one response."""
+
+    __slots__ = (
+        "body",
+        "complete",
+        "headers",
+        "headers_done",
+        "keep_alive",
+        "parser",
+        "reason",
+        "status",
+    )
+
+    def __init__(self) -> None:
+        self.parser: Any = None
+        self.keep_alive = False
+        self.status = 0
+        self.headers: list[tuple[str, str]] = []
+        self.body: list[bytes] = []
+        self.headers_done = False
+        self.complete = False
+        self.reason = b""
+
+    def on_status(self, status: bytes) -> None:
+        self.reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        # Read these now: llhttp resets its flags once the message is complete.
+        self.keep_alive = self.parser.should_keep_alive()
+        self.status = self.parser.get_status_code()
+        self.headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+class BadResponse(Exception):
+    """The server's answer is not valid HTTP/1.1, or ended too early."""
+
+
+class _Connection:
+    """A socket to one origin, reused while the server keeps it alive."""
+
+    __slots__ = ("sock", "used")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.used = False
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class FastHttpSession(HttpSession):
+    """HttpSession API on the lean client; Locust's FastHttpSession options.
+
+    Args:
+        base_url: the user's host.
+        request_event: fired once per request.
+        user: the owning user.
+        insecure: skip TLS certificate verification.
+        connection_timeout: seconds to connect.
+        network_timeout: seconds to wait for each read.
+        max_redirects: redirects followed before giving up.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        request_event: Any,
+        user: Any = None,
+        insecure: bool = False,
+        connection_timeout: float = _DEFAULT_TIMEOUT_S,
+        network_timeout: float = _DEFAULT_TIMEOUT_S,
+        max_redirects: int = 5,
+    ) -> None:
+        self.base_url = base_url
+        self.request_event = request_event
+        self.user = user
+        self.headers: dict[str, str] = {}
+        self.auth = None
+        self.cookies = http.cookiejar.CookieJar()
+        self.verify = not insecure
+        self.connection_timeout = connection_timeout
+        self.network_timeout = network_timeout
+        self.max_redirects = max_redirects
+        self._connections: dict[tuple[str, str, int], _Connection] = {}
+        self._tls: dict[bool, ssl.SSLContext] = {}
+
+    def close(self) -> None:
+        """Close every kept-alive connection."""
+        for connection in self._connections.values():
+            connection.close()
+        self._connections.clear()
+
+    # -- transport -----------------------------------------------------------------------------
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: Any,
+        extra_cookies: Any,
+        timeout: Any,
+        allow_redirects: bool,
+        verify: bool,
+    ) -> Response:
+        connect_timeout, read_timeout = self._timeouts(timeout)
+        history: list[Response] = []
+        while True:
+            sent = self._with_cookies(url, headers, extra_cookies)
+            request = Request(method, url, sent, body)
+            try:
+                response = self._exchange(
+                    method, url, sent, body, verify, connect_timeout, read_timeout
+                )
+            except (OSError, BadResponse, httptools.HttpParserError, ValueError) as exc:
+                failed = Response(url=url, request=request, error=_RequestError(_describe(exc)))
+                failed.history = history
+                return failed
+            response.request = request
+            if response.headers.get("Set-Cookie"):
+                self.cookies.extract_cookies(
+                    CookieResponse(response.headers),  # type: ignore[arg-type]
+                    CookieRequest(url, sent),  # type: ignore[arg-type]
+                )
+            location = response.headers.get("Location")
+            if not (allow_redirects and response.status_code in _REDIRECTS and location):
+                response.history = history
+                return response
+            if len(history) >= self.max_redirects:
+                response.history = history
+                response.error = _RequestError(f"TooManyRedirects: over {self.max_redirects}")
+                return response
+            history.append(response)
+            url = urljoin(url, location)
+            if response.status_code == 303 or (
+                response.status_code in (301, 302) and method not in ("GET", "HEAD")
+            ):
+                method, body = "GET", None
+                headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+
+    def _timeouts(self, timeout: Any) -> tuple[float, float]:
+        if isinstance(timeout, tuple):
+            return float(timeout[0]), float(timeout[1])
+        if timeout is not None:
+            return float(timeout), float(timeout)
+        return self.connection_timeout, self.network_timeout
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: Any,
+        verify: bool,
+        connect_timeout: float,
+        read_timeout: float,
+    ) -> Response:
+        parts = urlsplit(url)
+        scheme = parts.scheme or "http"
+        host = parts.hostname or ""
+        port = parts.port or (443 if scheme == "https" else 80)
+        key = (scheme, host, port)
+        payload = self._serialize(method, parts, host, port, scheme, headers, body)
+        connection = self._connections.pop(key, None)
+        if connection is not None:
+            try:
+                return self._roundtrip(connection, key, method, url, payload, read_timeout)
+            except _StaleConnection:
+                pass  # the server closed the idle connection: one retry on a fresh one
+        connection = self._connect(scheme, host, port, verify, connect_timeout)
+        try:
+            return self._roundtrip(connection, key, method, url, payload, read_timeout)
+        except _StaleConnection as exc:
+            raise BadResponse("the server closed the connection without a response") from exc
+
+    @staticmethod
+    def _serialize(
+        method: str,
+        parts: Any,
+        host: str,
+        port: int,
+        scheme: str,
+        headers: dict[str, str],
+        body: Any,
+    ) -> bytes:
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        shown = f"[{host}]" if ":" in host else host
+        if port != (443 if scheme == "https" else 80):
+            shown = f"{shown}:{port}"
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {shown}"]
+        lowered = {name.lower() for name in headers}
+        if "accept-encoding" not in lowered:
+            lines.append("Accept-Encoding: gzip, deflate")
+        if "user-agent" not in lowered:
+            lines.append("User-Agent: mpswarm")
+        lines.extend(f"{name}: {value}" for name, value in headers.items())
+        data = body if isinstance(body, bytes) else (body.encode() if body else b"")
+        if data or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(data)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
+
+    def _connect(
+        self, scheme: str, host: str, port: int, verify: bool, timeout: float
+    ) -> _Connection:
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if scheme == "https":
+            sock = self._context(verify).wrap_socket(sock, server_hostname=host)
+        return _Connection(sock)
+
+    def _context(self, verify: bool) -> ssl.SSLContext:
+        context = self._tls.get(verify)
+        if context is None:
+            context = ssl.create_default_context()
+            if not verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            self._tls[verify] = context
+        return context
+
+    def _roundtrip(
+        self,
+        connection: _Connection,
+        key: tuple[str, str, int],
+        method: str,
+        url: str,
+        payload: bytes,
+        read_timeout: float,
+    ) -> Response:
+        sock = connection.sock
+        reused = connection.used
+        connection.used = True
+        parsed = _Parsed()
+        parser = httptools.HttpResponseParser(parsed)
+        parsed.parser = parser
+        got_bytes = False
+        try:
+            sock.settimeout(read_timeout)
+            sock.sendall(payload)
+            while not parsed.complete:
+                chunk = sock.recv(_RECV)
+                if not chunk:
+                    if not got_bytes and reused:
+                        raise _StaleConnection()
+                    if parsed.headers_done and _close_delimited(parsed):
+                        break  # the body ends with the connection
+                    raise BadResponse(_truncation(parsed))
+                got_bytes = True
+                parser.feed_data(chunk)
+                if parsed.headers_done and (method == "HEAD" or parsed.status in _NO_BODY_STATUS):
+                    break
+        except TimeoutError as exc:
+            connection.close()
+            raise TimeoutError(f"read timed out after {read_timeout:g} s") from exc
+        except ConnectionResetError:
+            connection.close()
+            if not got_bytes and reused:
+                raise _StaleConnection() from None
+            raise
+        except BaseException:
+            connection.close()
+            raise
+        status = parsed.status
+        headers = HTTPHeaderDict(parsed.headers)
+        finished = parsed.complete or (
+            parsed.headers_done and (method == "HEAD" or status in _NO_BODY_STATUS)
+        )
+        if finished and parsed.keep_alive:
+            self._connections[key] = connection
+        else:
+            connection.close()
+        content = b"".join(parsed.body)
+        encoding = headers.get("Content-Encoding", "").lower()
+        if content and encoding in ("gzip", "deflate"):
+            content = _decompress(content, encoding)
+        return Response(status, parsed.reason.decode("latin-1"), headers, content, url)
+
+
+class _StaleConnection(Exception):
+    """A reused connection was closed by the server before it answered."""
+
+
+def _close_delimited(parsed: _Parsed) -> bool:
+    names = {name.lower() for name, _ in parsed.headers}
+    return "content-length" not in names and "transfer-encoding" not in names
+
+
+def _truncation(parsed: _Parsed) -> str:
+    if not parsed.headers_done:
+        return "the connection closed before a complete response header"
+    expected = next((v for k, v in parsed.headers if k.lower() == "content-length"), None)
+    got = sum(len(part) for part in parsed.body)
+    if expected is not None:
+        return f"IncompleteRead: the connection closed after {got} of {expected} body bytes"
+    return f"IncompleteRead: the connection closed after {got} body bytes of a chunked body"
+
+
+def _decompress(content: bytes, encoding: str) -> bytes:
+    try:
+        if encoding == "gzip":
+            return zlib.decompress(content, 16 + zlib.MAX_WBITS)
+        try:
+            return zlib.decompress(content)
+        except zlib.error:
+            return zlib.decompress(content, -zlib.MAX_WBITS)  # raw deflate, as some servers send
+    except zlib.error as exc:
+        raise BadResponse(f"cannot decode the {encoding} body: {exc}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, httptools.HttpParserError):
+        return f"BadResponse: not valid HTTP ({exc})"
+    if isinstance(exc, BadResponse):
+        text = str(exc)
+        return text if text.startswith("IncompleteRead") else f"BadResponse: {text}"
+    if isinstance(exc, TimeoutError):
+        return f"ReadTimeout: {exc}"
+    if isinstance(exc, ssl.SSLError):
+        return f"SSLError: {exc.reason or exc}"
+    if isinstance(exc, socket.gaierror):
+        return f"NameResolutionError: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: [Errno {exc.errno}] {exc.strerror}"
+    return f"{type(exc).__name__}: {exc}"
