@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 TAG_ATTR = "locust_tag_set"
 WEIGHT_ATTR = "locust_task_weight"
 
+_YIELD_S = 1e-6
+
 # User states, with Locust's constant values (runners compare against these strings).
 STATE_RUNNING = "running"
 STATE_WAITING = "waiting"
@@ -204,7 +206,11 @@ class TaskSet(metaclass=TaskSetMeta):
         if seconds > 0:
             user._wake.wait(timeout=seconds)  # stop() sets it to end the wait early
         else:
-            sleep(0)
+            # Not sleep(0): that queues a callback, and gevent runs up to 50 queued callbacks
+            # before it polls again, so users with CPU-heavy tasks and no wait time starved
+            # timers and sockets for seconds (a 0.2 s task: 10 s before a stop was seen). A
+            # timer goes through the poll like any other event.
+            sleep(_YIELD_S)
         user._check_stop()
         user._state = STATE_RUNNING
 
