@@ -15,11 +15,10 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httptools
-from urllib3 import HTTPHeaderDict
 
 from mpswarm.http._cookies import CookieRequest, CookieResponse
 from mpswarm.http.response import Request, Response
-from mpswarm.http.session import HttpSession, _RequestError
+from mpswarm.http.session import HttpSession, _origin, _RequestError
 
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _RECV = 65536
@@ -70,6 +69,53 @@ class _Parsed:
         self.complete = True
 
 
+class Headers:
+    """Case-insensitive response headers, built lazily (cheaper than a full mapping)."""
+
+    __slots__ = ("_index", "_pairs")
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._pairs = pairs
+        self._index: dict[str, str] | None = None
+
+    def _lookup(self) -> dict[str, str]:
+        if self._index is None:
+            index: dict[str, str] = {}
+            for name, value in self._pairs:
+                key = name.lower()
+                index[key] = f"{index[key]}, {value}" if key in index else value
+            self._index = index
+        return self._index
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._lookup().get(name.lower(), default)
+
+    def __getitem__(self, name: str) -> str:
+        return self._lookup()[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._lookup()
+
+    def getlist(self, name: str) -> list[str]:
+        lowered = name.lower()
+        return [value for key, value in self._pairs if key.lower() == lowered]
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._pairs)
+
+    def keys(self) -> list[str]:
+        return [key for key, _ in self._pairs]
+
+    def __iter__(self) -> Any:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._pairs!r})"
+
+
 class BadResponse(Exception):
     """The server's answer is not valid HTTP/1.1, or ended too early."""
 
@@ -77,11 +123,12 @@ class BadResponse(Exception):
 class _Connection:
     """A socket to one origin, reused while the server keeps it alive."""
 
-    __slots__ = ("sock", "used")
+    __slots__ = ("sock", "timeout", "used")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.used = False
+        self.timeout: float | None = None
 
     def close(self) -> None:
         try:
@@ -114,6 +161,8 @@ class FastHttpSession(HttpSession):
         max_redirects: int = 5,
     ) -> None:
         self.base_url = base_url
+        self._origin = _origin(base_url)
+        self._targets: dict[str, tuple[tuple[str, str, int], str, str]] = {}
         self.request_event = request_event
         self.user = user
         self.headers: dict[str, str] = {}
@@ -196,12 +245,9 @@ class FastHttpSession(HttpSession):
         connect_timeout: float,
         read_timeout: float,
     ) -> Response:
-        parts = urlsplit(url)
-        scheme = parts.scheme or "http"
-        host = parts.hostname or ""
-        port = parts.port or (443 if scheme == "https" else 80)
-        key = (scheme, host, port)
-        payload = self._serialize(method, parts, host, port, scheme, headers, body)
+        key, target, host_header = self._target(url)
+        scheme, host, port = key
+        payload = self._serialize(method, target, host_header, headers, body)
         connection = self._connections.pop(key, None)
         if connection is not None:
             try:
@@ -214,31 +260,41 @@ class FastHttpSession(HttpSession):
         except _StaleConnection as exc:
             raise BadResponse("the server closed the connection without a response") from exc
 
+    def _target(self, url: str) -> tuple[tuple[str, str, int], str, str]:
+        """(origin key, request target, Host header) of a URL, parsed once per URL."""
+        found = self._targets.get(url)
+        if found is None:
+            parts = urlsplit(url)
+            scheme = parts.scheme or "http"
+            host = parts.hostname or ""
+            port = parts.port or (443 if scheme == "https" else 80)
+            shown = f"[{host}]" if ":" in host else host
+            if port != (443 if scheme == "https" else 80):
+                shown = f"{shown}:{port}"
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            found = ((scheme, host, port), target, shown)
+            if len(self._targets) < 1024:  # unique URLs must not grow this without end
+                self._targets[url] = found
+        return found
+
     @staticmethod
     def _serialize(
-        method: str,
-        parts: Any,
-        host: str,
-        port: int,
-        scheme: str,
-        headers: dict[str, str],
-        body: Any,
+        method: str, target: str, host_header: str, headers: dict[str, str], body: Any
     ) -> bytes:
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        shown = f"[{host}]" if ":" in host else host
-        if port != (443 if scheme == "https" else 80):
-            shown = f"{shown}:{port}"
-        lines = [f"{method} {target} HTTP/1.1", f"Host: {shown}"]
-        lowered = {name.lower() for name in headers}
-        if "accept-encoding" not in lowered:
-            lines.append("Accept-Encoding: gzip, deflate")
-        if "user-agent" not in lowered:
-            lines.append("User-Agent: mpswarm")
-        lines.extend(f"{name}: {value}" for name, value in headers.items())
+        head = f"{method} {target} HTTP/1.1\r\nHost: {host_header}\r\n"
+        if headers:
+            lowered = {name.lower() for name in headers}
+            if "accept-encoding" not in lowered:
+                head += "Accept-Encoding: gzip, deflate\r\n"
+            if "user-agent" not in lowered:
+                head += "User-Agent: mpswarm\r\n"
+            head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        else:
+            head += "Accept-Encoding: gzip, deflate\r\nUser-Agent: mpswarm\r\n"
         data = body if isinstance(body, bytes) else (body.encode() if body else b"")
         if data or method in ("POST", "PUT", "PATCH"):
-            lines.append(f"Content-Length: {len(data)}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
+            head += f"Content-Length: {len(data)}\r\n"
+        return (head + "\r\n").encode("latin-1") + data
 
     def _connect(
         self, scheme: str, host: str, port: int, verify: bool, timeout: float
@@ -276,7 +332,9 @@ class FastHttpSession(HttpSession):
         parsed.parser = parser
         got_bytes = False
         try:
-            sock.settimeout(read_timeout)
+            if connection.timeout != read_timeout:  # settimeout costs a gevent Timeout each time
+                sock.settimeout(read_timeout)
+                connection.timeout = read_timeout
             sock.sendall(payload)
             while not parsed.complete:
                 chunk = sock.recv(_RECV)
@@ -302,7 +360,7 @@ class FastHttpSession(HttpSession):
             connection.close()
             raise
         status = parsed.status
-        headers = HTTPHeaderDict(parsed.headers)
+        headers = Headers(parsed.headers)
         finished = parsed.complete or (
             parsed.headers_done and (method == "HEAD" or status in _NO_BODY_STATUS)
         )

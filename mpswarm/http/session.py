@@ -97,6 +97,7 @@ class HttpSession:
 
     def __init__(self, base_url: str, request_event: Any, user: Any = None) -> None:
         self.base_url = base_url
+        self._origin = _origin(base_url)
         self.request_event = request_event
         self.user = user
         self.headers: dict[str, str] = {}
@@ -235,7 +236,9 @@ class HttpSession:
         return response
 
     def _full_url(self, url: str, params: Any) -> str:
-        if not url.startswith(("http://", "https://")):
+        if url.startswith("/") and not url.startswith("//") and self._origin:
+            url = self._origin + url  # the common case, without urljoin's parsing (~30 us)
+        elif not url.startswith(("http://", "https://")):
             url = urljoin(self.base_url, url) if self.base_url else url
         if params:
             query = urlencode(params, doseq=True) if not isinstance(params, str) else params
@@ -371,6 +374,14 @@ class _CatchReport:
         self.recorder.fire(None, exception, self.elapsed_ms)
         if self.user is not None and self.user._stop_after_request:
             raise GreenletExit()
+
+
+def _origin(base_url: str) -> str:
+    """``scheme://host:port`` of a base URL with no path, or "" when a path must be joined."""
+    parts = urlsplit(base_url or "")
+    if parts.scheme in ("http", "https") and parts.netloc and parts.path in ("", "/"):
+        return f"{parts.scheme}://{parts.netloc}"
+    return ""
 
 
 def _pairs(data: Any) -> list[tuple[str, Any]]:

@@ -1,0 +1,7 @@
+from mpswarm import FastHttpUser, task
+
+
+class Fast(FastHttpUser):
+    @task
+    def index(self):
+        self.client.get("/")
