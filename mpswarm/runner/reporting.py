@@ -56,7 +56,10 @@ class RunReporting:
 
     def sample(self, final: Snapshot | None = None) -> Snapshot:
         """Take a snapshot (or use ``final``) and update history, CSV, status and checks."""
-        snapshot = final if final is not None else self.swarm.snapshot()
+        # Per-endpoint rows only when an output needs them every second (CSV, --check-abort);
+        # the live status and the charts need the totals alone.
+        needs_rows = self.csv is not None or (self.config.check_abort and bool(self.checks))
+        snapshot = final if final is not None else self.swarm.snapshot(totals_only=not needs_rows)
         if snapshot.total.requests < (self._previous.total.requests if self._previous else 0):
             self.history.clear()  # the statistics were reset
             self._previous = None

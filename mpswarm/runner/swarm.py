@@ -548,13 +548,14 @@ class Swarm(MasterRunner):
         end = self._t_end if self._t_end is not None else time.perf_counter()
         return end - self._t_start
 
-    def snapshot(self, final: bool = False) -> Snapshot:
+    def snapshot(self, final: bool = False, totals_only: bool = False) -> Snapshot:
         """Aggregate every segment now (with saturation figures and recovery events)."""
         snapshot = self.aggregator.snapshot(
             started_at=self.started_at or time.time(),
             duration_s=self.elapsed(),
             users=self.user_count,
             final=final,
+            totals_only=totals_only,
         )
         snapshot.extra["saturation"] = self.supervisor.summary()
         snapshot.extra["recovery_events"] = [e.as_dict() for e in self.supervisor.events]

@@ -107,15 +107,25 @@ class Aggregator:
         return total[0]
 
     def snapshot(
-        self, started_at: float, duration_s: float, users: int, final: bool = False
+        self,
+        started_at: float,
+        duration_s: float,
+        users: int,
+        final: bool = False,
+        totals_only: bool = False,
     ) -> Snapshot:
-        """Sum every segment into a frozen Snapshot (copies: it outlives the segments)."""
-        table = _empty(len(self._row_keys))
+        """Sum every segment into a frozen Snapshot (copies: it outlives the segments).
+
+        With ``totals_only`` the endpoint rows are skipped: each worker's total row and the
+        error counters are enough for the live status. With 2 workers and 1 000 names that
+        is the difference between folding ~28 MB and ~30 KB a second.
+        """
+        table = _empty(0 if totals_only else len(self._row_keys))
         total = _empty(1)
         errors = np.zeros(len(self._error_keys), dtype=np.int64)
         for source in self._sources.values():
             rows = source.segment.rows
-            if source.local_rows:
+            if source.local_rows and not totals_only:
                 local = np.asarray(source.local_rows)
                 _fold(table, np.asarray(source.global_rows), rows[local])
             _fold(total, np.array([0]), rows[TOTAL_ROW : TOTAL_ROW + 1])
@@ -127,7 +137,7 @@ class Aggregator:
             sorted(
                 (
                     _endpoint(method, name, table[gid])
-                    for gid, (method, name) in enumerate(self._row_keys)
+                    for gid, (method, name) in enumerate(self._row_keys[: len(table)])
                     if table[gid, 0] > 0
                 ),
                 key=lambda row: (row.name, row.method),
