@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from mpswarm._version import __version__
 
 if TYPE_CHECKING:
+    from mpswarm.api import RunResult, run
     from mpswarm.debug import run_single_user
     from mpswarm.event import events
     from mpswarm.exceptions import (
@@ -37,6 +38,7 @@ __all__ = [
     "MarkovTaskSet",
     "RescheduleTask",
     "RescheduleTaskImmediately",
+    "RunResult",
     "SequentialTaskSet",
     "StopTest",
     "StopUser",
@@ -48,6 +50,7 @@ __all__ = [
     "constant_pacing",
     "constant_throughput",
     "events",
+    "run",
     "run_single_user",
     "tag",
     "task",
@@ -73,6 +76,8 @@ _WHERE = {
     "transition": "mpswarm.user.markov",
     "transitions": "mpswarm.user.markov",
     "run_single_user": "mpswarm.debug",
+    "run": "mpswarm.api",
+    "RunResult": "mpswarm.api",
     "StopUser": "mpswarm.exceptions",
     "StopTest": "mpswarm.exceptions",
     "InterruptTaskSet": "mpswarm.exceptions",

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
+import numpy as np
+
 from mpswarm.report.checks import CheckResult
-from mpswarm.stats.snapshot import EndpointStats, Snapshot
+from mpswarm.stats.histogram import NUM_BUCKETS
+from mpswarm.stats.snapshot import EndpointStats, ErrorStats, ExceptionStats, Snapshot
 
 SCHEMA_VERSION = 1
 JSON_PERCENTILES = (50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99, 100.0)
@@ -32,7 +35,53 @@ def endpoint_dict(stats: EndpointStats, duration_s: float) -> dict[str, Any]:
         "median_ms": stats.median_ms,
         "avg_content_length": stats.avg_content_length,
         "percentiles_ms": {_key(q): v for q, v in zip(JSON_PERCENTILES, values, strict=True)},
+        "total_us": stats.total_us,
+        "min_us": stats.min_us,
+        "max_us": stats.max_us,
+        "content_bytes": stats.content_bytes,
+        # sparse: bucket index -> count (see mpswarm.stats.histogram), for any percentile later
+        "histogram": {str(i): int(stats.histogram[i]) for i in np.flatnonzero(stats.histogram)},
     }
+
+
+def endpoint_from_dict(data: dict[str, Any]) -> EndpointStats:
+    """Rebuild an EndpointStats from ``endpoint_dict`` output (exact, histogram included)."""
+    histogram = np.zeros(NUM_BUCKETS, dtype=np.int64)
+    for index, count in data["histogram"].items():
+        histogram[int(index)] = count
+    return EndpointStats(
+        method=data["method"],
+        name=data["name"],
+        requests=data["requests"],
+        failures=data["failures"],
+        total_us=data["total_us"],
+        min_us=data["min_us"],
+        max_us=data["max_us"],
+        content_bytes=data["content_bytes"],
+        histogram=histogram,
+    )
+
+
+def snapshot_from_dict(data: dict[str, Any]) -> Snapshot:
+    """Rebuild the final Snapshot from a JSON report."""
+    return Snapshot(
+        endpoints=tuple(endpoint_from_dict(e) for e in data["endpoints"]),
+        total=endpoint_from_dict(data["total"]),
+        errors=tuple(
+            ErrorStats(e["method"], e["name"], e["error"], e["occurrences"]) for e in data["errors"]
+        ),
+        exceptions=tuple(
+            ExceptionStats(e["count"], e["message"], e["traceback"]) for e in data["exceptions"]
+        ),
+        started_at=data["started_at"],
+        duration_s=data["duration_s"],
+        users=0,
+        final=True,
+        extra={
+            "saturation": data.get("saturation"),
+            "recovery_events": data.get("recovery_events", []),
+        },
+    )
 
 
 def report_dict(

@@ -156,6 +156,11 @@ def test_json_schema(snapshot) -> None:
         "median_ms",
         "avg_content_length",
         "percentiles_ms",
+        "total_us",
+        "min_us",
+        "max_us",
+        "content_bytes",
+        "histogram",
     }
     assert list(endpoint["percentiles_ms"]) == [
         "50",
@@ -180,6 +185,23 @@ def test_json_schema(snapshot) -> None:
             "actual": checks[0].actual,
         }
     ]
+
+
+def test_json_round_trip_is_exact(snapshot) -> None:
+    from mpswarm.report.json_report import report_dict, snapshot_from_dict
+
+    again = snapshot_from_dict(json.loads(json.dumps(report_dict(snapshot, {}))))
+    for before, after in zip(
+        [*snapshot.endpoints, snapshot.total], [*again.endpoints, again.total], strict=True
+    ):
+        assert (before.method, before.name, before.requests, before.failures) == (
+            after.method,
+            after.name,
+            after.requests,
+            after.failures,
+        )
+        assert before.percentiles([50, 99.9, 100]) == after.percentiles([50, 99.9, 100])
+    assert again.errors == snapshot.errors
 
 
 def test_junit(snapshot) -> None:

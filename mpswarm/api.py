@@ -1,0 +1,269 @@
+"""``mpswarm.run()``: a load test from Python, returning a ``RunResult``.
+
+The run happens in a child process (the ``mpswarm`` command with a JSON report), so the
+caller's process is never monkey-patched and every process and segment of the run is gone when
+``run()`` returns, also when it fails, times out or is interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mpswarm.exceptions import MpswarmError, UsageError
+from mpswarm.report.checks import CheckResult, evaluate_all, parse_check
+from mpswarm.report.json_report import snapshot_from_dict
+from mpswarm.stats.snapshot import EndpointStats, Snapshot
+
+
+class EndpointResult:
+    """One endpoint's (or the total's) numbers; times in seconds."""
+
+    def __init__(self, stats: EndpointStats, duration_s: float) -> None:
+        self._stats = stats
+        self.method = stats.method
+        self.name = stats.name
+        self.requests = stats.requests
+        self.failures = stats.failures
+        self.fail_ratio = stats.fail_ratio
+        self.rps = stats.rps(duration_s)
+        self.avg = None if stats.avg_ms is None else stats.avg_ms / 1000
+        self.min = None if stats.min_ms is None else stats.min_ms / 1000
+        self.max = None if stats.max_ms is None else stats.max_ms / 1000
+
+    def percentile(self, q: float) -> float | None:
+        """The q-th percentile (0-100) of response times in seconds, None without requests."""
+        value = self._stats.percentile(q)
+        return None if value is None else value / 1000
+
+    def __repr__(self) -> str:
+        return f"<EndpointResult {self.method} {self.name}: {self.requests} requests>"
+
+
+class RunResult(EndpointResult):
+    """The outcome of ``run()``: totals (this object), endpoints, errors, checks, reports.
+
+    Attributes:
+        endpoints: ``{(method, name): EndpointResult}``.
+        errors: ``[(method, name, error, occurrences)]``.
+        exceptions: ``[(count, message)]`` raised by user code.
+        recovery_events: what the supervisor did (dicts).
+        checks: every ``CheckResult``; ``failed_checks`` those that failed.
+        exit_code: the exit code the command line would have returned.
+        duration_s: how long the load ran.
+    """
+
+    def __init__(
+        self, snapshot: Snapshot, data: dict[str, Any], exit_code: int, checks: list[CheckResult]
+    ) -> None:
+        super().__init__(snapshot.total, snapshot.duration_s)
+        self.snapshot = snapshot
+        self.data = data
+        self.exit_code = exit_code
+        self.duration_s = snapshot.duration_s
+        self.endpoints = {
+            (e.method, e.name): EndpointResult(e, snapshot.duration_s) for e in snapshot.endpoints
+        }
+        self.errors = [(e.method, e.name, e.error, e.occurrences) for e in snapshot.errors]
+        self.exceptions = [(e.count, e.message) for e in snapshot.exceptions]
+        self.recovery_events = list(data.get("recovery_events") or [])
+        self.checks = checks
+        self.failed_checks = [c for c in checks if not c.passed]
+
+    def endpoint(self, name: str, method: str | None = None) -> EndpointResult | None:
+        """One endpoint's result, by name (and method)."""
+        for (m, n), result in self.endpoints.items():
+            if n == name and (method is None or m == method):
+                return result
+        return None
+
+    def check(self, *expressions: str) -> list[CheckResult]:
+        """Evaluate threshold expressions against this result (see ``--check``)."""
+        return evaluate_all([parse_check(e) for e in expressions], self.snapshot)
+
+    def summary(self) -> str:
+        """The end-of-run tables as text."""
+        import io
+
+        from mpswarm.report.console import write_summary
+
+        out = io.StringIO()
+        write_summary(self.snapshot, out)
+        return out.getvalue()
+
+    def write_json(self, path: str | os.PathLike[str]) -> None:
+        """Write the JSON report."""
+        Path(path).write_text(json.dumps(self.data, indent=2) + "\n")
+
+    def write_csv(self, prefix: str) -> None:
+        """Write the final PREFIX_stats.csv, PREFIX_failures.csv and PREFIX_exceptions.csv."""
+        import csv
+
+        from mpswarm.report import csv_report
+
+        for suffix, columns, rows in (
+            ("stats", csv_report.STATS_COLUMNS, csv_report.stats_rows(self.snapshot)),
+            ("failures", csv_report.FAILURES_COLUMNS, csv_report.failure_rows(self.snapshot)),
+            ("exceptions", csv_report.EXCEPTIONS_COLUMNS, csv_report.exception_rows(self.snapshot)),
+        ):
+            with open(f"{prefix}_{suffix}.csv", "w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(columns)
+                writer.writerows(rows)
+
+    def write_html(self, path: str | os.PathLike[str]) -> None:
+        """Write the HTML report (without the charts over time: those need the live run)."""
+        from mpswarm.report.html import write_html
+
+        with open(path, "w", encoding="utf-8") as handle:
+            write_html(self.snapshot, handle, [], self.data.get("settings", {}), self.checks)
+
+
+def _locate(user_classes: Sequence[type]) -> tuple[str, list[str]]:
+    """The file that defines the classes (the locustfile of the child run) and their names."""
+    files = set()
+    for cls in user_classes:
+        module = sys.modules.get(cls.__module__)
+        path = getattr(module, "__file__", None)
+        if path is None or "<locals>" in cls.__qualname__:
+            raise UsageError(
+                f"{cls.__qualname__} must be defined at the top level of a module file so that "
+                "the workers can import it (not in a function or a notebook cell): put it in a "
+                "locustfile and pass locustfile=..."
+            )
+        files.add(path)
+    if len(files) != 1:
+        raise UsageError("all user classes must come from one module (or pass locustfile=...)")
+    return files.pop(), [cls.__name__ for cls in user_classes]
+
+
+def run(
+    user_classes: type | Sequence[type] | None = None,
+    *,
+    locustfile: str | None = None,
+    users: int = 1,
+    spawn_rate: float | None = None,
+    run_time: str | float = "10s",
+    host: str | None = None,
+    processes: int = 1,
+    checks: Sequence[str] = (),
+    shape: str | None = None,
+    iterations: int | None = None,
+    stop_timeout: str | float = 0,
+    extra_args: Sequence[str] = (),
+    timeout: float | None = None,
+    env: dict[str, str] | None = None,
+) -> RunResult:
+    """Run a load test and return its result; blocks until it is over.
+
+    Args:
+        user_classes: User classes (defined at module level) or None with ``locustfile``.
+        locustfile: path of a locustfile (all its User classes run unless classes are given).
+        users: peak number of users.
+        spawn_rate: users started per second (default: all at once).
+        run_time: how long, e.g. "5s", "1m" or seconds.
+        host: base URL of the target.
+        processes: worker processes (-1: one per core).
+        checks: threshold expressions, as ``--check``.
+        shape: name of a LoadTestShape class in the locustfile.
+        iterations: stop after exactly this many task runs.
+        stop_timeout: time users get to finish their task at the end.
+        extra_args: further command-line options.
+        timeout: seconds after which the run is killed (default: run_time + 120).
+        env: extra environment variables for the run.
+
+    Raises:
+        UsageError: bad arguments, or the run failed before producing a report (the message
+            carries its error output).
+    """
+    from mpswarm.config import parse_timespan
+
+    classes: list[type] = []
+    if user_classes is not None:
+        classes = [user_classes] if isinstance(user_classes, type) else list(user_classes)
+    if locustfile is None:
+        if not classes:
+            raise UsageError("pass user classes or locustfile=")
+        locustfile, names = _locate(classes)
+    else:
+        names = [cls.__name__ for cls in classes]
+    if shape:
+        names.append(shape)
+    seconds = parse_timespan(run_time)
+    with tempfile.TemporaryDirectory(prefix="mpswarm-run-") as tmp:
+        report = Path(tmp) / "report.json"
+        args = [
+            sys.executable,
+            "-m",
+            "mpswarm",
+            "-f",
+            str(locustfile),
+            *names,
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(spawn_rate if spawn_rate else max(users, 1)),
+            "-t",
+            f"{seconds}s",
+            "--processes",
+            str(processes),
+            "-s",
+            str(stop_timeout),
+            "--only-summary",
+            "--json-file",
+            str(report),
+        ]
+        if host:
+            args += ["-H", host]
+        if iterations:
+            args += ["-i", str(iterations)]
+        for expression in checks:
+            args += ["--check", expression]
+        args += list(extra_args)
+        proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+        try:
+            _, stderr = proc.communicate(timeout=timeout or seconds + 120)
+        except BaseException:  # a timeout, Ctrl-C, a test framework's own timeout
+            _stop(proc)
+            raise
+        if not report.exists():
+            last = (stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise UsageError(f"the run failed (exit code {proc.returncode}): {last}")
+        data = json.loads(report.read_text())
+    snapshot = snapshot_from_dict(data)
+    check_results = evaluate_all([parse_check(e) for e in checks], snapshot)
+    return RunResult(snapshot, data, proc.returncode, check_results)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Stop a run: SIGTERM (graceful, reports written), then SIGKILL (its workers follow)."""
+    for signum, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+        if proc.poll() is not None:
+            break
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    proc.communicate()
+
+
+__all__ = ["EndpointResult", "MpswarmError", "RunResult", "run"]
