@@ -110,3 +110,17 @@ def test_run_with_a_locustfile(demo) -> None:
     )
     assert result.exit_code == 0 and not result.failed_checks
     assert result.requests == demo.stats()["total"]
+
+
+def test_run_timeout_stops_everything(demo, tagged) -> None:
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        run(
+            locustfile=str(Path(__file__).parent.parent / "examples" / "shop.py"),
+            users=4,
+            run_time="60s",
+            host=demo.url,
+            processes=2,
+            timeout=3,
+        )
+    assert time.monotonic() - started < 30
