@@ -46,9 +46,17 @@ def error_text(exc: BaseException) -> str:
         inner = getattr(cause, "reason", None)
         if isinstance(cause, urllib3.exceptions.ProtocolError) and len(cause.args) > 1:
             inner = cause.args[1]
+        if (
+            inner is None
+            and isinstance(cause, urllib3.exceptions.NewConnectionError)
+            and not isinstance(cause, urllib3.exceptions.NameResolutionError)  # names the host
+        ):
+            inner = cause.__cause__ or cause.__context__  # the OSError behind it: refused...
         if not isinstance(inner, BaseException):
             break
         cause = inner
+    if isinstance(cause, OSError) and cause.strerror and cause.errno:
+        return f"{type(cause).__name__}: [Errno {cause.errno}] {cause.strerror}"
     text = _ADDRESS.sub("", str(cause)).strip()
     name = type(cause).__name__
     return f"{name}: {text}" if text else name

@@ -140,7 +140,7 @@ def test_connection_refused_is_a_failed_response(events: Events) -> None:
     response = client.get("/")
     assert response.status_code == 0 and not response.ok
     text = str(events.fired[0]["exception"])
-    assert "Connection refused" in text and "0x" not in text
+    assert text == "ConnectionRefusedError: [Errno 111] Connection refused"  # as FastHttpUser
     with pytest.raises(Exception, match="Connection refused"):
         response.raise_for_status()
 
