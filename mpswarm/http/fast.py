@@ -10,7 +10,7 @@ from typing import Any
 
 from mpswarm.http.fastclient import FastHttpSession as _LeanSession
 from mpswarm.http.response import ResponseContextManager
-from mpswarm.user.users import HttpUser, User
+from mpswarm.user.users import HttpUser
 
 
 class RestResponseContextManager(ResponseContextManager):
@@ -70,25 +70,18 @@ class FastHttpUser(HttpUser):
     """
 
     abstract = True
-    session_class = FastHttpSession
     client: FastHttpSession
     insecure = False
     connection_timeout = 60.0
     network_timeout = 60.0
     max_redirects = 5
 
-    def __init__(self, environment: Any) -> None:
-        User.__init__(self, environment)
-        if not self.host:
-            raise ValueError(
-                f"{type(self).__name__} has no host: set host on the class or pass -H/--host"
-            )
-        options = environment.parsed_options
-        self.client = FastHttpSession(
-            base_url=self.host,
-            request_event=environment.events.request,
+    def _create_client(self, host: str, request_event: Any, insecure: bool) -> Any:
+        return FastHttpSession(
+            base_url=host,
+            request_event=request_event,
             user=self,
-            insecure=self.insecure or bool(getattr(options, "insecure", False)),
+            insecure=self.insecure or insecure,
             connection_timeout=self.connection_timeout,
             network_timeout=self.network_timeout,
             max_redirects=self.max_redirects,

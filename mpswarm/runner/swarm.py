@@ -518,18 +518,16 @@ class Swarm(MasterRunner):
 
     # -- reading ---------------------------------------------------------------------------------
     def worker_cpu(self) -> list[tuple[int, float]]:
-        """(slot, CPU % of one core since the last call) of every live worker."""
-        found = []
-        for handle in self.workers:
-            if not handle.alive or handle.pid is None:
-                continue
-            try:
-                if handle.process is None:
-                    handle.process = psutil.Process(handle.pid)
-                found.append((handle.slot, handle.process.cpu_percent()))
-            except psutil.Error:
-                continue
-        return found
+        """(slot, CPU % of one core) of every live worker, as the supervisor last sampled it.
+
+        Read from the supervisor's sample: a second ``cpu_percent()`` caller would split the
+        measuring interval between the two and skew both figures.
+        """
+        return [
+            (handle.slot, self.clients[handle.client_id].cpu_usage)
+            for handle in self.workers
+            if handle.alive and handle.pid is not None
+        ]
 
     @property
     def user_count(self) -> int:

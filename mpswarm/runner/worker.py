@@ -38,7 +38,7 @@ from mpswarm.runner.usage import UsageMonitor
 from mpswarm.stats.aggregate import Aggregator
 from mpswarm.stats.locust_view import RequestStats
 from mpswarm.stats.recorder import Recorder
-from mpswarm.stats.segment import H_ITERATIONS, H_LAG_MAX_US, H_LAG_P99_US, H_USERS, Segment
+from mpswarm.stats.segment import H_LAG_MAX_US, H_LAG_P99_US, H_USERS, Segment
 from mpswarm.stats.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ class WorkerRuntime(WorkerRunner):
         self._report()
         self.state = STATE_STOPPED
         self.environment.events.test_stop.fire(environment=self.environment)
-        self.channel.send(("stopped", self.segment.header[H_ITERATIONS]))
+        self.channel.send(("stopped",))
 
     def _hard_stop(self, users: list[Any], timeout: float) -> None:
         """Give users ``timeout`` to finish their task, then stop them between requests."""

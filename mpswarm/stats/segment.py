@@ -31,7 +31,6 @@ HEADER_WORDS = 16
 H_ROWS = 0  # endpoint rows allocated (row indexes 1..n)
 H_ERRORS = 1  # error rows allocated
 H_USERS = 2  # users running in this worker
-H_ITERATIONS = 3  # task iterations completed
 H_LAG_P99_US = 4  # event-loop lag, p99 of the last 5 s, in microseconds
 H_LAG_MAX_US = 5  # worst event-loop lag seen, in microseconds
 

@@ -147,8 +147,6 @@ class HttpUser(User):
     """A user with ``self.client``, a requests-like HTTP session with per-user cookies."""
 
     abstract = True
-    #: The client class; FastHttpUser swaps in its own.
-    session_class: type[HttpSession] = HttpSession
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -156,8 +154,11 @@ class HttpUser(User):
             raise ValueError(
                 f"{type(self).__name__} has no host: set host on the class or pass -H/--host"
             )
-        self.client = self.session_class(
-            base_url=self.host, request_event=environment.events.request, user=self
-        )
-        if getattr(environment.parsed_options, "insecure", False):
-            self.client.verify = False
+        insecure = bool(getattr(environment.parsed_options, "insecure", False))
+        self.client = self._create_client(self.host, environment.events.request, insecure)
+
+    def _create_client(self, host: str, request_event: Any, insecure: bool) -> Any:
+        """The user's session; FastHttpUser returns its lean client instead."""
+        client = HttpSession(base_url=host, request_event=request_event, user=self)
+        client.verify = not insecure
+        return client
