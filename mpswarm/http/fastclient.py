@@ -17,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 import httptools
 
 from mpswarm.http._cookies import CookieRequest, CookieResponse
+from mpswarm.http._transport import Connection, GeventConnection, PlainConnection
 from mpswarm.http.response import Request, Response
 from mpswarm.http.session import HttpSession, _origin, _RequestError
 
@@ -42,6 +43,10 @@ class _Parsed:
 
     def __init__(self) -> None:
         self.parser: Any = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Ready for the next response on the same connection (one parser per connection)."""
         self.keep_alive = False
         self.status = 0
         self.headers: list[tuple[str, str]] = []
@@ -120,23 +125,6 @@ class BadResponse(Exception):
     """The server's answer is not valid HTTP/1.1, or ended too early."""
 
 
-class _Connection:
-    """A socket to one origin, reused while the server keeps it alive."""
-
-    __slots__ = ("sock", "timeout", "used")
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.used = False
-        self.timeout: float | None = None
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
 class FastHttpSession(HttpSession):
     """HttpSession API on the lean client; Locust's FastHttpSession options.
 
@@ -172,7 +160,7 @@ class FastHttpSession(HttpSession):
         self.connection_timeout = connection_timeout
         self.network_timeout = network_timeout
         self.max_redirects = max_redirects
-        self._connections: dict[tuple[str, str, int], _Connection] = {}
+        self._connections: dict[tuple[str, str, int], Connection] = {}
         self._tls: dict[bool, ssl.SSLContext] = {}
 
     def close(self) -> None:
@@ -298,12 +286,12 @@ class FastHttpSession(HttpSession):
 
     def _connect(
         self, scheme: str, host: str, port: int, verify: bool, timeout: float
-    ) -> _Connection:
+    ) -> Connection:
         sock = socket.create_connection((host, port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if scheme == "https":
-            sock = self._context(verify).wrap_socket(sock, server_hostname=host)
-        return _Connection(sock)
+            return GeventConnection(self._context(verify).wrap_socket(sock, server_hostname=host))
+        return PlainConnection(sock)
 
     def _context(self, verify: bool) -> ssl.SSLContext:
         context = self._tls.get(verify)
@@ -317,27 +305,27 @@ class FastHttpSession(HttpSession):
 
     def _roundtrip(
         self,
-        connection: _Connection,
+        connection: Connection,
         key: tuple[str, str, int],
         method: str,
         url: str,
         payload: bytes,
         read_timeout: float,
     ) -> Response:
-        sock = connection.sock
         reused = connection.used
         connection.used = True
-        parsed = _Parsed()
-        parser = httptools.HttpResponseParser(parsed)
-        parsed.parser = parser
+        parser = connection.parser
+        if parser is None:
+            parsed = connection.parsed = _Parsed()
+            parser = connection.parser = parsed.parser = httptools.HttpResponseParser(parsed)
+        else:
+            parsed = connection.parsed
+            parsed.reset()
         got_bytes = False
         try:
-            if connection.timeout != read_timeout:  # settimeout costs a gevent Timeout each time
-                sock.settimeout(read_timeout)
-                connection.timeout = read_timeout
-            sock.sendall(payload)
+            connection.sendall(payload, read_timeout)
             while not parsed.complete:
-                chunk = sock.recv(_RECV)
+                chunk = connection.recv(_RECV, read_timeout, not got_bytes)
                 if not chunk:
                     if not got_bytes and reused:
                         raise _StaleConnection()
@@ -359,6 +347,8 @@ class FastHttpSession(HttpSession):
         except BaseException:
             connection.close()
             raise
+        if not parsed.complete:
+            connection.parser = None  # ended early (HEAD): llhttp would wait for a body
         status = parsed.status
         headers = Headers(parsed.headers)
         finished = parsed.complete or (

@@ -21,6 +21,7 @@ import urllib3
 from gevent import GreenletExit
 
 from mpswarm.http._cookies import CookieRequest, CookieResponse
+from mpswarm.http._transport import OriginPools
 from mpswarm.http.response import Request, Response, ResponseContextManager, status_error_text
 
 _REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
@@ -112,9 +113,7 @@ class HttpSession:
         self.auth: tuple[str, str] | None = None
         self.cookies = http.cookiejar.CookieJar()
         self.verify = True
-        # One greenlet per user, requests in sequence: one kept-alive connection per host.
-        self._pool = urllib3.PoolManager(num_pools=8, maxsize=1, block=False, retries=False)
-        self._insecure_pool: urllib3.PoolManager | None = None
+        self._pools = OriginPools()
 
     # -- requests-like verbs ------------------------------------------------------------------
     def get(self, url: str, **kwargs: Any) -> Any:
@@ -148,9 +147,7 @@ class HttpSession:
 
     def close(self) -> None:
         """Close the session's connections."""
-        self._pool.clear()
-        if self._insecure_pool is not None:
-            self._insecure_pool.clear()
+        self._pools.close()
 
     # -- the one request path -----------------------------------------------------------------
     def request(
@@ -297,7 +294,6 @@ class HttpSession:
         verify: bool,
     ) -> Response:
         history: list[Response] = []
-        pool = self._pool if verify else self._insecure()
         if isinstance(timeout, tuple):
             timeout = urllib3.Timeout(connect=timeout[0], read=timeout[1])
         elif timeout is None:
@@ -306,9 +302,10 @@ class HttpSession:
             sent = self._with_cookies(url, headers, extra_cookies)
             request = Request(method, url, sent, body)
             try:
-                raw = pool.request(
+                pool, target = self._pools.route(url, verify)
+                raw = pool.urlopen(
                     method,
-                    url,
+                    target,
                     body=body,
                     headers=sent,
                     redirect=False,
@@ -316,6 +313,7 @@ class HttpSession:
                     timeout=timeout,
                     preload_content=True,
                     decode_content=True,
+                    assert_same_host=False,
                 )
             except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
                 response = Response(url=url, request=request, error=_RequestError(error_text(exc)))
@@ -342,7 +340,7 @@ class HttpSession:
                 headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
 
     def _with_cookies(self, url: str, headers: dict[str, str], extra: Any) -> dict[str, str]:
-        if not len(self.cookies) and not extra:
+        if not extra and not self.cookies._cookies:  # type: ignore[attr-defined]  # len() walks
             return headers
         probe = CookieRequest(url, headers)
         self.cookies.add_cookie_header(probe)  # type: ignore[arg-type]
@@ -352,13 +350,6 @@ class HttpSession:
             existing = sent.get("Cookie")
             sent["Cookie"] = f"{existing}; {pairs}" if existing else pairs
         return sent
-
-    def _insecure(self) -> urllib3.PoolManager:
-        if self._insecure_pool is None:
-            self._insecure_pool = urllib3.PoolManager(
-                num_pools=8, maxsize=1, block=False, retries=False, cert_reqs="CERT_NONE"
-            )
-        return self._insecure_pool
 
 
 class _RequestError(Exception):

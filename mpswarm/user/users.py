@@ -65,6 +65,7 @@ class User(metaclass=UserMeta):
         self._stop_after_request = False
         # Set to cut a wait short when the user is stopped (see stop()).
         self._wake = Event()
+        self._yield_timer: Any = None  # the zero-wait yield's timer, made on first use
 
     def on_start(self) -> None:
         """Called when the user starts, before its first task."""

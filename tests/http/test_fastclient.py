@@ -5,20 +5,16 @@ a TLS server with a self-signed certificate."""
 from __future__ import annotations
 
 import gzip
-import shutil
 import socket
-import ssl
-import subprocess
-import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
 from mpswarm.event import EventHook
 from mpswarm.http.fast import FastHttpSession
+from tests.http.conftest import reply
 
 
 class Recorded:
@@ -32,85 +28,9 @@ class Recorded:
         return str(self.fired[-1]["exception"])
 
 
-Handler = Callable[[socket.socket, bytes], bool]  # returns True to keep the connection
-
-
-class ScriptedServer:
-    """A raw socket server on loopback answering each request with ``handler``."""
-
-    def __init__(
-        self, handler: Handler, family: int = socket.AF_INET, tls: ssl.SSLContext | None = None
-    ):
-        self.handler = handler
-        self.sock = socket.socket(family)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
-        self.sock.listen(16)
-        self.tls = tls
-        port = self.sock.getsockname()[1]
-        host = "[::1]" if family == socket.AF_INET6 else "127.0.0.1"
-        self.url = f"{'https' if tls else 'http'}://{host}:{port}"
-        self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
-
-    def _connection(self, conn: socket.socket) -> None:
-        try:
-            if self.tls is not None:
-                conn = self.tls.wrap_socket(conn, server_side=True)
-            conn.settimeout(5)
-            buffer = b""
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    buffer += chunk
-                head, _, buffer = buffer.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                while len(buffer) < length:
-                    buffer += conn.recv(65536)
-                buffer = buffer[length:]
-                if not self.handler(conn, head):
-                    return
-        except (OSError, ssl.SSLError):
-            return
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.fixture()
 def events() -> Recorded:
     return Recorded()
-
-
-@pytest.fixture()
-def serve() -> Iterator[Callable[..., ScriptedServer]]:
-    servers: list[ScriptedServer] = []
-
-    def start(handler: Handler, **kwargs) -> ScriptedServer:
-        server = ScriptedServer(handler, **kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 _OPEN: list[FastHttpSession] = []
@@ -127,19 +47,6 @@ def client(url: str, events: Recorded, **kwargs) -> FastHttpSession:
     session = FastHttpSession(base_url=url, request_event=events.hook, **kwargs)
     _OPEN.append(session)
     return session
-
-
-def reply(status: str, headers: list[str], body: bytes = b"", keep: bool = True) -> Handler:
-    def handler(conn: socket.socket, head: bytes) -> bool:
-        conn.sendall(
-            f"HTTP/1.1 {status}\r\n".encode()
-            + "".join(f"{h}\r\n" for h in headers).encode()
-            + b"\r\n"
-            + body
-        )
-        return keep
-
-    return handler
 
 
 def test_demo_app_keep_alive_cookies_redirects_json(demo, events: Recorded) -> None:
@@ -195,6 +102,23 @@ def test_no_body_statuses(serve, events: Recorded) -> None:
     assert session.get("/204").status_code == 204
     assert session.get("/304").status_code == 304 and session.get("/304").content == b""
     assert server.connections == 1
+
+
+def test_head_then_get_on_one_connection(serve, events: Recorded) -> None:
+    """A HEAD answer announces a body it does not send: the next answer must parse cleanly."""
+
+    def handler(conn: socket.socket, head: bytes) -> bool:
+        body = b"" if head.startswith(b"HEAD") else b"hello"
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" + body)
+        return True
+
+    server = serve(handler)
+    session = client(server.url, events)
+    for _ in range(3):
+        assert session.head("/").status_code == 200
+        assert session.get("/").content == b"hello"
+    assert server.connections == 1
+    assert all(e["exception"] is None for e in events.fired)
 
 
 @pytest.mark.parametrize(
@@ -289,38 +213,6 @@ def test_ipv6_literal(serve, events: Recorded) -> None:
     server = serve(handler, family=socket.AF_INET6)
     assert client(server.url, events).get("/").content == b"v6"
     assert b"Host: [::1]:" in seen[0]
-
-
-@pytest.fixture(scope="module")
-def tls_context(tmp_path_factory) -> ssl.SSLContext:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    folder: Path = tmp_path_factory.mktemp("tls")
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(folder / "key.pem"),
-            "-out",
-            str(folder / "cert.pem"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    return context
 
 
 def test_tls_verifies_by_default(serve, events: Recorded, tls_context) -> None:

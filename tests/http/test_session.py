@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from mpswarm.event import EventHook
 from mpswarm.exceptions import HTTPError
 from mpswarm.http.session import HttpSession
+from tests.http.conftest import reply
 
 
 class Events:
@@ -156,3 +158,31 @@ def test_absolute_urls_and_elapsed(session: HttpSession, demo) -> None:
     assert response.content == b"x" * 10
     assert response.elapsed.total_seconds() > 0
     assert response.request is not None and response.request.method == "GET"
+
+
+def test_tls_verifies_by_default_and_insecure_skips(serve, events: Events, tls_context) -> None:
+    server = serve(reply("200 OK", ["Content-Length: 3"], b"tls"), tls=tls_context)
+    client = HttpSession(base_url=server.url, request_event=events.hook)
+    try:
+        refused = client.get("/")
+        assert refused.status_code == 0 and "CERTIFICATE_VERIFY_FAILED" in str(refused.error)
+        client.verify = False
+        assert client.get("/").content == b"tls"
+        assert client.get("/").content == b"tls"
+        assert server.connections == 2  # the refused handshake, then one kept-alive connection
+    finally:
+        client.close()
+
+
+def test_connection_closed_by_server_while_idle_is_replaced(serve, events: Events) -> None:
+    """The server closes after each answer without saying so: the next request must not fail."""
+    server = serve(reply("200 OK", ["Content-Length: 2"], b"ok", keep=False))
+    client = HttpSession(base_url=server.url, request_event=events.hook)
+    try:
+        for _ in range(3):
+            assert client.get("/").content == b"ok"
+            time.sleep(0.05)  # the close has arrived
+        assert all(event["exception"] is None for event in events.fired)
+        assert server.connections == 3
+    finally:
+        client.close()
