@@ -16,7 +16,9 @@ import socket
 from typing import Any
 
 import urllib3
-from gevent import get_hub, getcurrent, monkey
+from gevent import get_hub, monkey
+
+from mpswarm._waits import wait_for
 
 
 class Connection:
@@ -63,20 +65,8 @@ class PlainConnection(Connection):
                 self._timer.close()
             self._timer = self._hub.loop.timer(timeout)
             self._timer_after = timeout
-        timer = self._timer
-        wake = getcurrent().switch
-        watcher.start(wake, watcher)
-        timer.start(wake, timer)
-        try:
-            woken_by = self._hub.switch()
-        finally:
-            # Stopping also drops a callback that became pending in the same loop iteration.
-            watcher.stop()
-            timer.stop()
-        if woken_by is timer:
+        if wait_for(self._hub, watcher, self._timer) is self._timer:
             raise TimeoutError("timed out")
-        if woken_by is not watcher:
-            raise RuntimeError(f"unexpected switch into a waiting request: {woken_by!r}")
 
     def sendall(self, data: bytes, timeout: float) -> None:
         try:

@@ -63,9 +63,18 @@ class Response:
         self.request = request
         self.error = error
         self.history: list[Response] = []
-        self.elapsed = datetime.timedelta(0)
+        self._elapsed_ms = 0.0
         self.encoding: str | None = None
         self._cookies: dict[str, str] | None = None
+
+    @property
+    def elapsed(self) -> datetime.timedelta:
+        """Time from sending the request to having the whole response."""
+        return datetime.timedelta(milliseconds=self._elapsed_ms)
+
+    @elapsed.setter
+    def elapsed(self, value: datetime.timedelta) -> None:
+        self._elapsed_ms = value.total_seconds() * 1000.0
 
     @property
     def ok(self) -> bool:

@@ -8,7 +8,6 @@ recorded as failures with a readable error text.
 
 from __future__ import annotations
 
-import datetime
 import http.cookiejar
 import json as jsonlib
 import re
@@ -82,17 +81,20 @@ class _Recorder:
         return (time.perf_counter() - self.start) * 1000.0
 
     def fire(self, response: Response | None, exception: BaseException | None, ms: float) -> None:
-        self.event.fire(
-            request_type=self.method,
-            name=self.name,
-            response_time=ms,
-            response_length=self.length,
-            response=response,
-            context=self.context,
-            exception=exception,
-            start_time=self.wall,
-            url=self.meta_url,
-        )
+        # The listeners are called directly, not through EventHook.fire: its **kwargs cost a
+        # dict per request (the recorder is the first listener of every worker).
+        for handler in self.event._handlers:
+            handler(
+                request_type=self.method,
+                name=self.name,
+                response_time=ms,
+                response_length=self.length,
+                response=response,
+                context=self.context,
+                exception=exception,
+                start_time=self.wall,
+                url=self.meta_url,
+            )
 
 
 class HttpSession:
@@ -194,6 +196,8 @@ class HttpSession:
         """
         method = method.upper()
         full_url = self._full_url(url, params)
+        if name is None and not params and self._origin and _plain_path(url):
+            name = url  # a path and query on the host: its own name, without urlsplit
         if name is None:
             parts = urlsplit(full_url)
             name = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -225,7 +229,7 @@ class HttpSession:
             if user is not None:
                 user._in_request -= 1
         elapsed_ms = recorder.elapsed_ms()
-        response.elapsed = datetime.timedelta(milliseconds=elapsed_ms)
+        response._elapsed_ms = elapsed_ms
         recorder.length = len(response.content)
         if catch_response:
             return ResponseContextManager(response, _CatchReport(recorder, elapsed_ms, user))
@@ -373,6 +377,11 @@ class _CatchReport:
         self.recorder.fire(None, exception, self.elapsed_ms)
         if self.user is not None and self.user._stop_after_request:
             raise GreenletExit()
+
+
+def _plain_path(url: str) -> bool:
+    """A URL that is a path (and query) on the user's host, with no fragment."""
+    return url.startswith("/") and not url.startswith("//") and "#" not in url
 
 
 def _origin(base_url: str) -> str:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from gevent import GreenletExit, get_hub
 
+from mpswarm._waits import wait_for
 from mpswarm.exceptions import (
     InterruptTaskSet,
     RescheduleTask,
@@ -211,10 +212,11 @@ class TaskSet(metaclass=TaskSetMeta):
             # timers and sockets for seconds (a 0.2 s task: 10 s before a stop was seen). A
             # timer goes through the poll like any other event; each user keeps its own (a new
             # timer per task run cost about 5 us).
+            hub = get_hub()
             timer = user._yield_timer
             if timer is None:
-                timer = user._yield_timer = get_hub().loop.timer(_YIELD_S)
-            get_hub().wait(timer)
+                timer = user._yield_timer = hub.loop.timer(_YIELD_S)
+            wait_for(hub, timer)
         user._check_stop()
         user._state = STATE_RUNNING
 
