@@ -13,6 +13,7 @@ from __future__ import annotations
 import _socket
 import select
 import socket
+import ssl
 from typing import Any
 
 import urllib3
@@ -24,12 +25,10 @@ from mpswarm._waits import wait_for
 class Connection:
     """A connection to one origin, reused while the server keeps it alive."""
 
-    __slots__ = ("parsed", "parser", "used")
+    __slots__ = ("used",)
 
     def __init__(self) -> None:
         self.used = False
-        self.parser: Any = None  # the fast client's response parser, kept while in step
-        self.parsed: Any = None
 
     def sendall(self, data: bytes, timeout: float) -> None:
         raise NotImplementedError
@@ -55,7 +54,7 @@ class PlainConnection(Connection):
         self._hub = get_hub()
         loop = self._hub.loop
         self._read = loop.io(self._sock.fileno(), 1)
-        self._write = loop.io(self._sock.fileno(), 2)
+        self._write: Any = None  # made when the send buffer first fills up
         self._timer: Any = None
         self._timer_after = -1.0
 
@@ -80,6 +79,8 @@ class PlainConnection(Connection):
             try:
                 view = view[self._sock.send(view) :]
             except BlockingIOError:
+                if self._write is None:
+                    self._write = self._hub.loop.io(self._sock.fileno(), 2)
                 self._wait(self._write, timeout)
 
     def recv(self, size: int, timeout: float, answer: bool = False) -> bytes:
@@ -130,6 +131,21 @@ class GeventConnection(Connection):
             self._sock.close()
         except OSError:
             pass
+
+
+def tls_context(verify: bool) -> ssl.SSLContext:
+    """The process's TLS context for verifying or not (loading the CA store once, not per user)."""
+    context = _TLS_CONTEXTS.get(verify)
+    if context is None:
+        context = ssl.create_default_context()
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        _TLS_CONTEXTS[verify] = context
+    return context
+
+
+_TLS_CONTEXTS: dict[bool, ssl.SSLContext] = {}
 
 
 # -- HttpUser's urllib3 pools ------------------------------------------------------------------
@@ -228,5 +244,6 @@ def _new_pool(scheme: str, host: str, port: int, verify: bool) -> urllib3.HTTPCo
             block=False,
             retries=False,
             cert_reqs=None if verify else "CERT_NONE",
+            ssl_context=tls_context(verify),
         )
     return _HTTPPool(host, port, maxsize=1, block=False, retries=False)

@@ -8,6 +8,7 @@ errors a user sees) is HttpSession's: only ``_send`` differs.
 from __future__ import annotations
 
 import http.cookiejar
+import ipaddress
 import socket
 import ssl
 import zlib
@@ -17,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 import httptools
 
 from mpswarm.http._cookies import CookieRequest, CookieResponse
-from mpswarm.http._transport import Connection, GeventConnection, PlainConnection
+from mpswarm.http._transport import Connection, GeventConnection, PlainConnection, tls_context
 from mpswarm.http.response import Request, Response
 from mpswarm.http.session import HttpSession, _origin, _RequestError
 
@@ -25,6 +26,12 @@ _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _RECV = 65536
 _DEFAULT_TIMEOUT_S = 60.0
 _NO_BODY_STATUS = frozenset((204, 304))
+# Parsers are reused (a new one costs about 1 us) from a free list shared by the process: one
+# per request in flight, not one per connection (600 bytes for each idle user).
+_PARSERS: list[_Parsed] = []
+_SPARE_PARSERS = 1024
+# (origin key, request target, Host header) of each URL, shared by every user of the process.
+_TARGETS: dict[str, tuple[tuple[str, str, int], str, str]] = {}
 
 
 class _Parsed:
@@ -150,18 +157,16 @@ class FastHttpSession(HttpSession):
     ) -> None:
         self.base_url = base_url
         self._origin = _origin(base_url)
-        self._targets: dict[str, tuple[tuple[str, str, int], str, str]] = {}
         self.request_event = request_event
         self.user = user
         self.headers: dict[str, str] = {}
         self.auth = None
-        self.cookies = http.cookiejar.CookieJar()
+        self._jar: http.cookiejar.CookieJar | None = None
         self.verify = not insecure
         self.connection_timeout = connection_timeout
         self.network_timeout = network_timeout
         self.max_redirects = max_redirects
         self._connections: dict[tuple[str, str, int], Connection] = {}
-        self._tls: dict[bool, ssl.SSLContext] = {}
 
     def close(self) -> None:
         """Close every kept-alive connection."""
@@ -250,7 +255,7 @@ class FastHttpSession(HttpSession):
 
     def _target(self, url: str) -> tuple[tuple[str, str, int], str, str]:
         """(origin key, request target, Host header) of a URL, parsed once per URL."""
-        found = self._targets.get(url)
+        found = _TARGETS.get(url)
         if found is None:
             parts = urlsplit(url)
             scheme = parts.scheme or "http"
@@ -261,8 +266,8 @@ class FastHttpSession(HttpSession):
                 shown = f"{shown}:{port}"
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             found = ((scheme, host, port), target, shown)
-            if len(self._targets) < 1024:  # unique URLs must not grow this without end
-                self._targets[url] = found
+            if len(_TARGETS) < 4096:  # unique URLs must not grow this without end
+                _TARGETS[url] = found
         return found
 
     @staticmethod
@@ -287,21 +292,11 @@ class FastHttpSession(HttpSession):
     def _connect(
         self, scheme: str, host: str, port: int, verify: bool, timeout: float
     ) -> Connection:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = _open_socket(host, port, timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if scheme == "https":
-            return GeventConnection(self._context(verify).wrap_socket(sock, server_hostname=host))
+            return GeventConnection(tls_context(verify).wrap_socket(sock, server_hostname=host))
         return PlainConnection(sock)
-
-    def _context(self, verify: bool) -> ssl.SSLContext:
-        context = self._tls.get(verify)
-        if context is None:
-            context = ssl.create_default_context()
-            if not verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            self._tls[verify] = context
-        return context
 
     def _roundtrip(
         self,
@@ -314,13 +309,12 @@ class FastHttpSession(HttpSession):
     ) -> Response:
         reused = connection.used
         connection.used = True
-        parser = connection.parser
-        if parser is None:
-            parsed = connection.parsed = _Parsed()
-            parser = connection.parser = parsed.parser = httptools.HttpResponseParser(parsed)
+        if _PARSERS:
+            parsed = _PARSERS.pop()
         else:
-            parsed = connection.parsed
-            parsed.reset()
+            parsed = _Parsed()
+            parsed.parser = httptools.HttpResponseParser(parsed)
+        parser = parsed.parser
         got_bytes = False
         try:
             connection.sendall(payload, read_timeout)
@@ -347,8 +341,6 @@ class FastHttpSession(HttpSession):
         except BaseException:
             connection.close()
             raise
-        if not parsed.complete:
-            connection.parser = None  # ended early (HEAD): llhttp would wait for a body
         status = parsed.status
         headers = Headers(parsed.headers)
         finished = parsed.complete or (
@@ -359,10 +351,32 @@ class FastHttpSession(HttpSession):
         else:
             connection.close()
         content = b"".join(parsed.body)
+        reason = parsed.reason.decode("latin-1")
+        if parsed.complete and len(_PARSERS) < _SPARE_PARSERS:
+            # Back to the free list, at a message boundary (a HEAD answer is not: llhttp
+            # would wait for the body its Content-Length announced).
+            parsed.reset()
+            _PARSERS.append(parsed)
         encoding = headers.get("Content-Encoding", "").lower()
         if content and encoding in ("gzip", "deflate"):
             content = _decompress(content, encoding)
-        return Response(status, parsed.reason.decode("latin-1"), headers, content, url)
+        return Response(status, reason, headers, content, url)
+
+
+def _open_socket(host: str, port: int, timeout: float) -> socket.socket:
+    """A connected socket; an IP literal skips getaddrinfo, which gevent runs in a thread."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return socket.create_connection((host, port), timeout=timeout)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class _StaleConnection(Exception):

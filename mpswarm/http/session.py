@@ -113,9 +113,20 @@ class HttpSession:
         self.user = user
         self.headers: dict[str, str] = {}
         self.auth: tuple[str, str] | None = None
-        self.cookies = http.cookiejar.CookieJar()
+        self._jar: http.cookiejar.CookieJar | None = None  # made when a cookie arrives
         self.verify = True
         self._pools = OriginPools()
+
+    @property
+    def cookies(self) -> http.cookiejar.CookieJar:
+        """The user's cookie jar (created on first use: an idle user without cookies has none)."""
+        if self._jar is None:
+            self._jar = http.cookiejar.CookieJar()
+        return self._jar
+
+    @cookies.setter
+    def cookies(self, jar: http.cookiejar.CookieJar) -> None:
+        self._jar = jar
 
     # -- requests-like verbs ------------------------------------------------------------------
     def get(self, url: str, **kwargs: Any) -> Any:
@@ -344,7 +355,8 @@ class HttpSession:
                 headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
 
     def _with_cookies(self, url: str, headers: dict[str, str], extra: Any) -> dict[str, str]:
-        if not extra and not self.cookies._cookies:  # type: ignore[attr-defined]  # len() walks
+        jar = self._jar
+        if not extra and (jar is None or not jar._cookies):  # type: ignore[attr-defined]
             return headers
         probe = CookieRequest(url, headers)
         self.cookies.add_cookie_header(probe)  # type: ignore[arg-type]

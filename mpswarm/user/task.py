@@ -12,9 +12,8 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from gevent import GreenletExit, get_hub
+from gevent import GreenletExit
 
-from mpswarm._waits import wait_for
 from mpswarm.exceptions import (
     InterruptTaskSet,
     RescheduleTask,
@@ -30,7 +29,6 @@ logger = logging.getLogger(__name__)
 TAG_ATTR = "locust_tag_set"
 WEIGHT_ATTR = "locust_task_weight"
 
-_YIELD_S = 1e-6
 
 # User states, with Locust's constant values (runners compare against these strings).
 STATE_RUNNING = "running"
@@ -203,20 +201,7 @@ class TaskSet(metaclass=TaskSetMeta):
         user = self._user
         user._check_stop()
         user._state = STATE_WAITING
-        seconds = self.wait_time()
-        if seconds > 0:
-            user._wake.wait(timeout=seconds)  # stop() sets it to end the wait early
-        else:
-            # Not sleep(0): that queues a callback, and gevent runs up to 50 queued callbacks
-            # before it polls again, so users with CPU-heavy tasks and no wait time starved
-            # timers and sockets for seconds (a 0.2 s task: 10 s before a stop was seen). A
-            # timer goes through the poll like any other event; each user keeps its own (a new
-            # timer per task run cost about 5 us).
-            hub = get_hub()
-            timer = user._yield_timer
-            if timer is None:
-                timer = user._yield_timer = hub.loop.timer(_YIELD_S)
-            wait_for(hub, timer)
+        user._sleep(self.wait_time())
         user._check_stop()
         user._state = STATE_RUNNING
 

@@ -223,3 +223,18 @@ def test_tls_verifies_by_default(serve, events: Recorded, tls_context) -> None:
     trusting = client(server.url, events, insecure=True)
     assert trusting.get("/").content == b"tls"
     assert trusting.get("/").content == b"tls"  # kept alive over TLS
+
+
+def test_large_body_waits_for_the_send_buffer(serve, events: Recorded) -> None:
+    """A body larger than the socket buffers: the client must wait to write, not fail."""
+    sizes: list[int] = []
+
+    def handler(conn: socket.socket, head: bytes) -> bool:
+        sizes.append(int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0]))
+        return reply("200 OK", ["Content-Length: 3"], b"got")(conn, head)
+
+    server = serve(handler)
+    body = b"x" * (8 * 1024 * 1024)
+    response = client(server.url, events).post("/upload", data=body)
+    assert response.status_code == 200 and response.content == b"got"
+    assert sizes == [len(body)]
