@@ -11,12 +11,13 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from mpswarm._version import __version__
-from mpswarm.config import RunConfig, parse_size, parse_timespan, resolve_processes
+from mpswarm.config import RunConfig, parse_rate, parse_size, parse_timespan, resolve_processes
 from mpswarm.exceptions import MpswarmError, UsageError
 
 logger = logging.getLogger("mpswarm")
@@ -28,22 +29,23 @@ EXIT_USAGE = 2
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def _timespan(ctx: click.Context, param: click.Parameter, value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        return parse_timespan(value)
-    except UsageError as exc:
-        raise click.BadParameter(str(exc)) from None
+def _converter(parse: Callable[[str], Any]) -> Callable[..., Any]:
+    """A click callback: ``parse`` the value (None when absent); its UsageError, one line."""
+
+    def convert(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        try:
+            return parse(value)
+        except UsageError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return convert
 
 
-def _size(ctx: click.Context, param: click.Parameter, value: Any) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        return parse_size(value)
-    except UsageError as exc:
-        raise click.BadParameter(str(exc)) from None
+_timespan = _converter(parse_timespan)
+_size = _converter(parse_size)
+_arrival_rate = _converter(parse_rate)
 
 
 def _duration_ms(ctx: click.Context, param: click.Parameter, value: Any) -> float:
@@ -255,6 +257,26 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
     help="Stop after exactly this many task runs in total.",
 )
 @click.option(
+    "--arrival-rate",
+    callback=_arrival_rate,
+    help="Open model: start iterations (one task run) at this rate, e.g. 500/s, 30000/m, "
+    "whatever the responses take. -u then pre-allocates users.",
+)
+@click.option(
+    "--arrivals",
+    type=click.Choice(["constant", "poisson"]),
+    default="constant",
+    show_default=True,
+    help="Open model: evenly spaced iterations, or Poisson arrivals.",
+)
+@click.option(
+    "--max-users",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Open model: most users at once; an iteration due when all are busy is dropped "
+    "[default: 1000, or -u if larger].",
+)
+@click.option(
     "--max-endpoints",
     type=click.IntRange(min=1),
     default=10_000,
@@ -314,6 +336,9 @@ def run_command(**options: Any) -> int:
         max_memory=options["max_memory"],
         max_restarts=options["max_restarts"],
         shape=shape.__name__ if shape is not None else None,
+        arrival_rate=options["arrival_rate"],
+        arrivals=options["arrivals"],
+        max_users=options["max_users"],
     )
     from mpswarm.event import events
     from mpswarm.runner.headless import run_headless

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 
 from mpswarm.exceptions import UsageError
@@ -57,6 +58,30 @@ def parse_size(text: str | int) -> int:
     return int(float(match[1]) * _UNITS[unit])
 
 
+_RATE_UNITS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*([a-z]+))?\s*$")
+
+
+def parse_rate(text: str | float) -> float:
+    """Iterations per second from ``500/s``, ``30000/m``, ``10/h`` or a number (per second).
+
+    Raises:
+        UsageError: not a positive rate in that form.
+    """
+    if isinstance(text, (int, float)):
+        rate = float(text)
+    else:
+        match = _RATE.match(text.lower())
+        if match is None or (match[2] and match[2] not in _RATE_UNITS):
+            raise UsageError(
+                f"invalid arrival rate {text!r}: use e.g. '500/s', '30000/m' or '10/h'"
+            )
+        rate = float(match[1]) / _RATE_UNITS[match[2] or "s"]
+    if not rate > 0 or math.isinf(rate):
+        raise UsageError(f"the arrival rate must be positive, not {text!r}")
+    return rate
+
+
 def resolve_processes(processes: int, cpu_count: int) -> int:
     """Turn ``--processes`` into a worker count: -1 means one per CPU core.
 
@@ -105,6 +130,9 @@ class RunConfig:
         max_worker_memory: recycle a worker whose RSS exceeds this many bytes.
         max_memory: stop the run (exit 4) when all processes together exceed this.
         max_restarts: worker deaths tolerated within a minute before the run stops (exit 4).
+        arrival_rate: open model: iterations started per second in total (None: closed model).
+        arrivals: open model schedule: "constant" (evenly spaced) or "poisson".
+        max_users: open model: most users at once (None: 1000, or ``users`` if larger).
     """
 
     locustfile: str = ""
@@ -140,6 +168,9 @@ class RunConfig:
     max_worker_memory: int | None = None
     max_memory: int | None = None
     max_restarts: int = 5
+    arrival_rate: float | None = None
+    arrivals: str = "constant"
+    max_users: int | None = None
 
     def __post_init__(self) -> None:
         if self.users < 0:
@@ -154,5 +185,16 @@ class RunConfig:
             raise UsageError(f"--iterations must be at least 1, not {self.iterations}")
         if self.print_interval <= 0:
             raise UsageError(f"--print-interval must be positive, not {self.print_interval}")
+        if self.arrival_rate is not None and not self.arrival_rate > 0:
+            raise UsageError(f"--arrival-rate must be positive, not {self.arrival_rate}")
+        if self.arrivals not in ("constant", "poisson"):
+            raise UsageError(f"--arrivals must be constant or poisson, not {self.arrivals!r}")
+        if self.max_users is not None and self.max_users < 1:
+            raise UsageError(f"--max-users must be at least 1, not {self.max_users}")
         if self.max_endpoints < 1:
             raise UsageError(f"--max-endpoints must be at least 1, not {self.max_endpoints}")
+
+    @property
+    def user_cap(self) -> int:
+        """Open model: the most users at once (``--max-users``, default 1000 or ``users``)."""
+        return self.max_users if self.max_users is not None else max(1000, self.users)

@@ -36,6 +36,6 @@ class LoadTestShape:
         """Users running now (0 without a runner)."""
         return int(getattr(self.runner, "user_count", 0)) if self.runner is not None else 0
 
-    def tick(self) -> tuple[Any, ...] | None:
+    def tick(self) -> tuple[Any, ...] | dict[str, Any] | None:
         """Return the next target, or None to stop. Must be overridden."""
         raise NotImplementedError("LoadTestShape subclasses must define tick()")

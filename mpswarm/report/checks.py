@@ -4,6 +4,11 @@ Grammar: ``[SCOPE:] METRIC OP VALUE[UNIT]``. SCOPE is an endpoint name, optional
 its method (``GET /login``); without it the check applies to all requests. METRIC is one of
 avg, min, max, median, pNN or pNN.N, rps, fail_ratio, failures, requests. OP is <, <=, >, >=,
 == or !=. Times take ms (default) or s.
+
+Open model (``--arrival-rate``): time metrics are corrected (from each iteration's scheduled
+start); ``uncorrected_`` before one (``uncorrected_p99<1s``) names the time from the send.
+``dropped`` (iterations not started for want of a free user) and ``dropped_ratio`` (of the
+scheduled ones) apply to the whole run, without a scope.
 """
 
 from __future__ import annotations
@@ -25,11 +30,14 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
 }
 _EXPR = re.compile(
-    r"^\s*(?:(?P<scope>.+?)\s*:\s+)?(?P<metric>[a-z_]+|p\d{1,2}(?:\.\d+)?|p100)\s*"
+    r"^\s*(?:(?P<scope>.+?)\s*:\s+)?"
+    r"(?P<metric>(?:uncorrected_)?(?:[a-z_]+|p\d{1,2}(?:\.\d+)?|p100))\s*"
     r"(?P<op><=|>=|==|!=|<|>)\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|s)?\s*$"
 )
 _TIME_METRICS = {"avg", "min", "max", "median"}
 _PLAIN_METRICS = {"rps", "fail_ratio", "failures", "requests"}
+_RUN_METRICS = {"dropped", "dropped_ratio"}  # open model, whole run only
+_RAW = "uncorrected_"
 _METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 
 
@@ -69,7 +77,8 @@ class CheckResult:
 
 
 def _is_time(metric: str) -> bool:
-    return metric in _TIME_METRICS or metric.startswith("p")
+    metric = metric.removeprefix(_RAW)
+    return metric in _TIME_METRICS or (metric.startswith("p") and metric not in _PLAIN_METRICS)
 
 
 def parse_check(expression: str) -> Check:
@@ -85,14 +94,19 @@ def parse_check(expression: str) -> Check:
             "'rps>500' or 'GET /login: p99<1s'"
         )
     metric, unit = match["metric"], match["unit"]
-    if metric not in _TIME_METRICS | _PLAIN_METRICS and not re.fullmatch(
-        r"p\d{1,3}(\.\d+)?", metric
+    base = metric.removeprefix(_RAW)
+    known = _TIME_METRICS | _PLAIN_METRICS | _RUN_METRICS
+    if (base not in known and not re.fullmatch(r"p\d{1,3}(\.\d+)?", base)) or (
+        base != metric and not _is_time(base)
     ):
         raise UsageError(
             f"invalid --check {expression!r}: unknown metric {metric!r} (use avg, min, max, "
-            "median, pNN, rps, fail_ratio, failures, requests)"
+            "median, pNN, rps, fail_ratio, failures, requests, dropped, dropped_ratio; "
+            "uncorrected_ before a time metric)"
         )
-    if metric.startswith("p") and metric not in _PLAIN_METRICS and float(metric[1:]) > 100:
+    if metric in _RUN_METRICS and match["scope"]:
+        raise UsageError(f"invalid --check {expression!r}: {metric} applies to the whole run")
+    if _is_time(base) and base.startswith("p") and float(base[1:]) > 100:
         raise UsageError(f"invalid --check {expression!r}: a percentile is at most p100")
     if unit and not _is_time(metric):
         raise UsageError(f"invalid --check {expression!r}: {metric} takes no time unit")
@@ -110,6 +124,10 @@ def parse_check(expression: str) -> Check:
 
 def metric_value(stats: EndpointStats, metric: str, duration_s: float) -> float | None:
     """The value of ``metric`` for ``stats`` (times in ms), None when there is no data."""
+    if metric.startswith(_RAW):
+        # A closed-model run has no correction: its times are the uncorrected ones.
+        raw = stats.uncorrected if stats.uncorrected is not None else stats
+        return metric_value(raw, metric.removeprefix(_RAW), duration_s)
     if metric == "requests":
         return float(stats.requests)
     if metric == "failures":
@@ -135,7 +153,11 @@ def evaluate(check: Check, snapshot: Snapshot) -> CheckResult:
         stats: EndpointStats | None = snapshot.total
     else:
         stats = snapshot.endpoint(check.name, check.method)
-    if stats is None:
+    if check.metric in _RUN_METRICS:
+        actual: float | None = float(
+            snapshot.dropped if check.metric == "dropped" else snapshot.dropped_ratio
+        )
+    elif stats is None:
         actual = 0.0 if check.metric in ("requests", "failures") else None
     else:
         actual = metric_value(stats, check.metric, snapshot.duration_s)

@@ -64,6 +64,8 @@ def write_summary(snapshot: Snapshot, stream: TextIO) -> None:
     )
     stream.write(tabulate(rows, headers=headers, disable_numparse=True, colalign=_align(headers)))
     stream.write("\n")
+    if snapshot.open_model:
+        stream.write(open_model_text(snapshot))
     if snapshot.errors:
         stream.write("\nErrors:\n")
         error_rows = [[e.occurrences, e.method, e.name, e.error] for e in snapshot.errors]
@@ -91,6 +93,23 @@ def write_summary(snapshot: Snapshot, stream: TextIO) -> None:
         stream.write(tabulate(exception_rows, headers=["# count", "Exception", "Raised at"]))
         stream.write("\n")
     stream.flush()
+
+
+def open_model_text(snapshot: Snapshot) -> str:
+    """Open model: iterations, dropped ones, and the uncorrected percentiles of all requests."""
+    text = (
+        f"\nOpen model: {snapshot.iterations} iterations started, {snapshot.dropped} dropped "
+        f"({snapshot.dropped_ratio:.2%} of {snapshot.scheduled} scheduled). Response times "
+        "above are corrected: from each iteration's scheduled start.\n"
+    )
+    raw = snapshot.total.uncorrected
+    if raw is not None and raw.requests:
+        p50, p95, p99 = raw.percentiles([50.0, 95.0, 99.0])
+        text += (
+            f"Uncorrected (from the send): median {format_ms(p50)}, p95 {format_ms(p95)}, "
+            f"p99 {format_ms(p99)}, max {format_ms(raw.max_ms)} ms.\n"
+        )
+    return text
 
 
 def _align(headers: list[str]) -> tuple[str, ...]:

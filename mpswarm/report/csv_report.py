@@ -65,6 +65,8 @@ HISTORY_COLUMNS = [
 #: Appended after Locust's columns (readers that go by name or position are unaffected):
 #: 1 when the load generator was saturated in that second, so its latencies may be inflated.
 SATURATION_COLUMN = "Generator Saturated"
+#: Then the open model's iterations dropped so far (always 0 in a closed-model run).
+DROPPED_COLUMN = "Dropped Iterations"
 FAILURES_COLUMNS = ["Method", "Name", "Error", "Occurrences", "First Seen", "Last Seen"]
 EXCEPTIONS_COLUMNS = ["Count", "Message", "Traceback", "Nodes"]
 
@@ -155,6 +157,7 @@ def history_rows(
             _num(stats.max_ms),
             _num(stats.avg_content_length),
             saturated,
+            snapshot.dropped,
         ]
 
 
@@ -185,7 +188,7 @@ class CsvWriter:
             f"{prefix}_stats_history.csv", "w", newline="", encoding="utf-8"
         )
         self._history_writer = csv.writer(self._history)
-        self._history_writer.writerow([*HISTORY_COLUMNS, SATURATION_COLUMN])
+        self._history_writer.writerow([*HISTORY_COLUMNS, SATURATION_COLUMN, DROPPED_COLUMN])
         self._history.flush()
 
     def update(self, snapshot: Snapshot, window: Window | None, timestamp: float) -> None:

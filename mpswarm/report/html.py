@@ -15,7 +15,7 @@ from typing import TextIO
 import numpy as np
 
 from mpswarm.report.checks import CheckResult
-from mpswarm.report.console import format_ms
+from mpswarm.report.console import format_ms, open_model_text
 from mpswarm.stats.histogram import MIDPOINTS_US
 from mpswarm.stats.snapshot import Snapshot
 
@@ -217,6 +217,8 @@ def write_html(
             ],
             "recovery",
         )
+    if snapshot.open_model:
+        saturation_html += f'<p class="open-model">{html.escape(open_model_text(snapshot))}</p>'
     options = ", ".join(f"{k}={v}" for k, v in settings.items() if v not in (None, False, ()))
     stream.write(f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mpswarm report</title>

@@ -20,7 +20,18 @@ def _key(q: float) -> str:
 
 
 def endpoint_dict(stats: EndpointStats, duration_s: float) -> dict[str, Any]:
-    """One endpoint (or the total) as JSON-ready data; times in ms, None without data."""
+    """One endpoint (or the total) as JSON-ready data; times in ms, None without data.
+
+    In an open-model run its times are corrected, and ``uncorrected`` holds the same keys
+    for the times from the actual send.
+    """
+    data = _times_dict(stats, duration_s)
+    if stats.uncorrected is not None:
+        data["uncorrected"] = _times_dict(stats.uncorrected, duration_s)
+    return data
+
+
+def _times_dict(stats: EndpointStats, duration_s: float) -> dict[str, Any]:
     values = stats.percentiles(JSON_PERCENTILES)
     return {
         "method": stats.method,
@@ -59,6 +70,7 @@ def endpoint_from_dict(data: dict[str, Any]) -> EndpointStats:
         max_us=data["max_us"],
         content_bytes=data["content_bytes"],
         histogram=histogram,
+        uncorrected=endpoint_from_dict(data["uncorrected"]) if "uncorrected" in data else None,
     )
 
 
@@ -81,6 +93,9 @@ def snapshot_from_dict(data: dict[str, Any]) -> Snapshot:
             "saturation": data.get("saturation"),
             "recovery_events": data.get("recovery_events", []),
         },
+        open_model=data.get("open_model") is not None,
+        iterations=(data.get("open_model") or {}).get("iterations", 0),
+        dropped=(data.get("open_model") or {}).get("dropped", 0),
     )
 
 
@@ -115,6 +130,17 @@ def report_dict(
         ],
         "recovery_events": list(snapshot.extra.get("recovery_events", [])),
         "saturation": snapshot.extra.get("saturation"),
+        "open_model": (
+            {
+                "iterations": snapshot.iterations,
+                "dropped": snapshot.dropped,
+                "scheduled": snapshot.scheduled,
+                "dropped_ratio": snapshot.dropped_ratio,
+                "corrected": True,
+            }
+            if snapshot.open_model
+            else None
+        ),
     }
 
 

@@ -29,6 +29,13 @@ def write_junit(snapshot: Snapshot, stream: TextIO, checks: list[CheckResult]) -
         errors="0",
         time=f"{snapshot.duration_s:.3f}",
     )
+    if snapshot.open_model:
+        properties = ElementTree.SubElement(suite, "properties")
+        for key, value in (
+            ("iterations", snapshot.iterations),
+            ("dropped_iterations", snapshot.dropped),
+        ):
+            ElementTree.SubElement(properties, "property", name=key, value=str(value))
     for name, message in cases:
         case = ElementTree.SubElement(
             suite,

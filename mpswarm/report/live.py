@@ -47,10 +47,11 @@ def status_lines(snapshot: Snapshot, window: Window | None, info: RunInfo) -> li
     cpu = "  ".join(f"w{slot}: {value:3.0f}%" for slot, value in info.worker_cpu) or "-"
     if snapshot.extra.get("saturation", {}).get("now"):
         cpu += "  SATURATED: response times may be inflated"
+    dropped = f"   dropped iterations {snapshot.dropped}" if snapshot.open_model else ""
     return [
         f"mpswarm  {progress}",
         f"  users {snapshot.users}/{info.target_users}   requests {snapshot.total.requests}"
-        f"   failures {snapshot.total.failures} ({snapshot.total.fail_ratio:.2%})",
+        f"   failures {snapshot.total.failures} ({snapshot.total.fail_ratio:.2%}){dropped}",
         f"  last 10 s: {rps:.1f} req/s, {fps:.1f} failures/s, "
         f"p50 {format_ms(p50)} ms, p95 {format_ms(p95)} ms",
         f"  worker CPU: {cpu}",

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 import gevent
 
-from mpswarm.config import RunConfig
+from mpswarm.config import RunConfig, parse_rate
 from mpswarm.env import Environment
 from mpswarm.event import events
 from mpswarm.report.checks import CheckResult
@@ -141,7 +141,20 @@ def run_headless(
                 shape_class.__name__,
                 config.processes,
             )
-            _drive_shape(swarm, environment.shape_class, config.run_time)
+            _drive_shape(swarm, environment.shape_class, config)
+        elif config.arrival_rate is not None:
+            logger.info(
+                "starting iterations at %g/s (%s), at most %d users, on %d worker process(es)%s",
+                config.arrival_rate,
+                config.arrivals,
+                config.user_cap,
+                config.processes,
+                f" for {config.run_time:g}s" if config.run_time else " (Ctrl-C to stop)",
+            )
+            swarm.set_arrival(
+                config.arrival_rate, config.user_cap, config.arrivals, prealloc=config.users
+            )
+            swarm.wait(config.run_time)
         else:
             logger.info(
                 "starting %d users at %g/s on %d worker process(es)%s",
@@ -218,16 +231,27 @@ def run_settings(config: RunConfig) -> dict[str, Any]:
         "iterations",
         "shape",
         "checks",
+        "arrival_rate",
+        "arrivals",
+        "max_users",
     )
-    return {key: getattr(config, key) for key in keys}
+    settings = {key: getattr(config, key) for key in keys}
+    if config.arrival_rate is not None:
+        settings["max_users"] = config.user_cap
+    return settings
 
 
 #: Seconds between two ``LoadTestShape.tick()`` calls (Locust polls once a second).
 SHAPE_TICK_S = 1.0
 
 
-def _drive_shape(swarm: Swarm, shape: LoadTestShape, run_time: float | None) -> None:
-    """Poll the shape once a second and feed its targets to the dispatch path."""
+def _drive_shape(swarm: Swarm, shape: LoadTestShape, config: RunConfig) -> None:
+    """Poll the shape once a second and feed its targets to the dispatch path.
+
+    ``tick()`` returns ``(users, spawn_rate[, user_classes])`` as in Locust, or, for an
+    open-model run, a dict ``{"rate": per_second, "max_users": n, "user_classes": [...]}``.
+    """
+    run_time = config.run_time
     shape.runner = swarm
     shape.reset_time()
     deadline = None if run_time is None else gevent.get_hub().loop.now() + run_time
@@ -238,13 +262,22 @@ def _drive_shape(swarm: Swarm, shape: LoadTestShape, run_time: float | None) -> 
         if target is None:
             swarm.request_stop(f"{type(shape).__name__}.tick() returned None")
             return
-        if tuple(target) != last:
-            last = tuple(target)
-            users, rate, *rest = target
-            classes = None
-            if rest and rest[0]:
-                classes = [by_name[c] if isinstance(c, str) else c for c in rest[0]]
-            swarm.set_target(int(users), float(rate), classes)
+        key = tuple(sorted(target.items(), key=str)) if isinstance(target, dict) else tuple(target)
+        if key != last:
+            last = key
+            if isinstance(target, dict):
+                names = target.get("user_classes")
+                swarm.set_arrival(
+                    parse_rate(target["rate"]) if target["rate"] else 0.0,
+                    int(target.get("max_users", config.user_cap)),
+                    config.arrivals,
+                    prealloc=config.users,
+                    user_classes=_classes(names, by_name),
+                )
+            else:
+                users, rate, *rest = target
+                classes = _classes(rest[0] if rest else None, by_name)
+                swarm.set_target(int(users), float(rate), classes)
         timeout = SHAPE_TICK_S
         if deadline is not None:
             timeout = min(timeout, max(0.0, deadline - gevent.get_hub().loop.now()))
@@ -253,6 +286,13 @@ def _drive_shape(swarm: Swarm, shape: LoadTestShape, run_time: float | None) -> 
             deadline is not None and gevent.get_hub().loop.now() >= deadline
         ):
             return
+
+
+def _classes(names: Any, by_name: dict[str, type]) -> list[type] | None:
+    """User classes named (or given) by a shape's tick, None for all of them."""
+    if not names:
+        return None
+    return [by_name[c] if isinstance(c, str) else c for c in names]
 
 
 def _install_signal_handlers(swarm: Swarm) -> list[Any]:

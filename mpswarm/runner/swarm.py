@@ -18,14 +18,15 @@ from functools import partial
 from typing import Any
 
 import gevent
-import psutil
 from gevent.event import Event
 
 from mpswarm.env import Environment
 from mpswarm.exceptions import WorkerError
 from mpswarm.runner._channel import Channel
+from mpswarm.runner._handle import WorkerHandle
 from mpswarm.runner._proc import describe_exit
 from mpswarm.runner._zygote import ForkServer
+from mpswarm.runner.arrivals import worker_shares
 from mpswarm.runner.base import (
     STATE_RUNNING,
     STATE_SPAWNING,
@@ -40,54 +41,13 @@ from mpswarm.runner.usage import UsageMonitor
 from mpswarm.runner.worker import HARD_STOP_GRACE_S, WorkerSpec, worker_main
 from mpswarm.stats.aggregate import Aggregator
 from mpswarm.stats.locust_view import CURRENT_WINDOW_S, RequestStats
-from mpswarm.stats.segment import H_USERS, Segment
+from mpswarm.stats.segment import Segment
 from mpswarm.stats.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
 
 _START_TIMEOUT_S = 30.0
 _QUIT_TIMEOUT_S = 5.0
-
-
-class WorkerHandle:
-    """The parent's view of one worker process."""
-
-    def __init__(self, slot: int, generation: int, channel: Channel, segment: Segment) -> None:
-        self.slot = slot
-        self.generation = generation
-        self.channel = channel
-        self.segment = segment
-        self.pid: int | None = None
-        self.ready = Event()
-        self.spawned = Event()
-        self.stopped = Event()
-        self.gone = Event()
-        self.exit_description: str | None = None
-        self.target: dict[str, int] = {}
-        self.reader: gevent.Greenlet | None = None
-        self.process: psutil.Process | None = None
-        self.exited = Event()  # set when the fork server reported how it ended
-        self.retiring = False  # being replaced on purpose (memory recycling)
-
-    @property
-    def client_id(self) -> str:
-        """The worker's id in ``runner.clients`` and custom messages."""
-        return f"{socket.gethostname()}_{self.slot}"
-
-    @property
-    def source_id(self) -> tuple[int, int]:
-        """Key of this worker's segment in the aggregator."""
-        return (self.slot, self.generation)
-
-    @property
-    def alive(self) -> bool:
-        """True until the worker's pipe closed."""
-        return not self.gone.is_set()
-
-    @property
-    def user_count(self) -> int:
-        """Users running in this worker, read from its segment."""
-        return int(self.segment.header[H_USERS]) if self.alive else 0
 
 
 class Swarm(MasterRunner):
@@ -137,6 +97,8 @@ class Swarm(MasterRunner):
         self.fatal_reason: str | None = None
         self._last_rate = 1.0
         self._last_classes: list[type] | None = None
+        #: Open model: the last set_arrival() arguments (for a replaced worker), else None.
+        self.arrival: dict[str, Any] | None = None
         self.supervisor = Supervisor(self, **(supervision or {}))
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -350,6 +312,40 @@ class Swarm(MasterRunner):
             except OSError:
                 pass  # it died: its reader notices
 
+    def set_arrival(
+        self,
+        rate: float,
+        max_users: int,
+        kind: str = "constant",
+        prealloc: int = 0,
+        user_classes: Sequence[type] | None = None,
+    ) -> None:
+        """Open model: start ``rate`` iterations per second in total, at most ``max_users``."""
+        classes = list(user_classes or self.spec.user_classes)
+        live = [h for h in self.workers if h.alive]
+        if not live:
+            raise WorkerError("no worker is running")
+        if self.started_at is None:
+            self.started_at = time.time()
+            self._t_start = time.perf_counter()
+            self.environment.events.test_start.fire(environment=self.environment)
+        self.aggregator.open_model = True
+        self.arrival = {
+            "rate": rate,
+            "max_users": max_users,
+            "kind": kind,
+            "prealloc": prealloc,
+            "user_classes": user_classes,
+        }
+        self.target_user_count = max_users
+        self.state = STATE_RUNNING
+        shares = worker_shares(rate, max_users, kind, prealloc, classes, len(live))
+        for handle, settings in zip(live, shares, strict=True):
+            try:
+                handle.channel.send(("arrival", settings))
+            except OSError:
+                pass  # it died: its reader notices
+
     # -- recovery ------------------------------------------------------------------------------
     @property
     def fork_server_pid(self) -> int | None:
@@ -404,7 +400,11 @@ class Swarm(MasterRunner):
         self._redispatch()
 
     def _redispatch(self) -> None:
-        if self.started_at is not None and not self.stop_requested:
+        if self.started_at is None or self.stop_requested:
+            return
+        if self.arrival is not None:
+            self.set_arrival(**self.arrival)
+        else:
             self.set_target(self.target_user_count, self._last_rate, self._last_classes)
 
     def request_stop(self, reason: str | None = None) -> None:

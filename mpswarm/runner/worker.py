@@ -26,6 +26,7 @@ from mpswarm.env import Environment
 from mpswarm.exceptions import StopTest
 from mpswarm.runner._channel import Channel
 from mpswarm.runner._proc import die_with_parent
+from mpswarm.runner.arrivals import OpenModel
 from mpswarm.runner.base import (
     STATE_RUNNING,
     STATE_SPAWNING,
@@ -122,6 +123,7 @@ class WorkerRuntime(WorkerRunner):
         self._seen_exceptions: set[tuple[str, str]] = set()
         self._started = False
         self._t_start = 0.0
+        self.open_model: OpenModel | None = None
 
     def _announce(self, message: tuple[Any, ...]) -> None:
         if message[0] == "row":
@@ -151,6 +153,8 @@ class WorkerRuntime(WorkerRunner):
                 kind = message[0]
                 if kind == "target":
                     self._set_target(message[1], message[2])
+                elif kind == "arrival":
+                    self._set_arrival(message[1])
                 elif kind == "stop":
                     gevent.spawn(self._stop_and_report)
                 elif kind == "msg":
@@ -176,10 +180,7 @@ class WorkerRuntime(WorkerRunner):
     def _set_target(self, counts: dict[str, int], rate: float) -> None:
         if self._spawner is not None:
             self._spawner.kill(block=True)
-        if not self._started:
-            self._started = True
-            self._t_start = gevent.get_hub().loop.now()
-            self.environment.events.test_start.fire(environment=self.environment)
+        self._begin_test()
         self.state = STATE_SPAWNING
         self.target_user_count = sum(counts.values())
         alive: dict[str, list[Any]] = {name: [] for name in self._classes}
@@ -193,6 +194,22 @@ class WorkerRuntime(WorkerRunner):
                     self._retire(user)
             deficits[name] = max(0, want - len(have))
         self._spawner = gevent.spawn(self._spawn, spawn_order(deficits), rate)
+
+    def _begin_test(self) -> None:
+        if not self._started:
+            self._started = True
+            self._t_start = gevent.get_hub().loop.now()
+            self.environment.events.test_start.fire(environment=self.environment)
+
+    def _set_arrival(self, settings: dict[str, Any]) -> None:
+        """Open model: run this worker's share of the arrival rate (runner/arrivals.py)."""
+        self._begin_test()
+        if self.open_model is None:
+            self.open_model = OpenModel(self)
+            self.recorder.open_model(self.open_model.delays)
+        self.state = STATE_RUNNING
+        self.target_user_count = int(settings["max_users"])
+        self.open_model.configure(settings)
 
     def _spawn(self, order: list[str], rate: float) -> None:
         # Users start in one batch per second, as under Locust's master: at second k, enough
@@ -231,6 +248,8 @@ class WorkerRuntime(WorkerRunner):
     def _stop_and_report(self) -> None:
         if self._spawner is not None:
             self._spawner.kill(block=True)
+        if self.open_model is not None:
+            self.open_model.stop()
         self.state = STATE_STOPPING
         users = list(self.users)
         for user in users:
@@ -261,6 +280,8 @@ class WorkerRuntime(WorkerRunner):
     def _kill_all(self) -> None:
         if self._spawner is not None:
             self._spawner.kill(block=False)
+        if self.open_model is not None:
+            self.open_model.stop()
         self.group.kill(block=True, timeout=2.0)
 
     # -- what user code reaches -----------------------------------------------------------------

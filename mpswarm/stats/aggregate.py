@@ -14,6 +14,8 @@ import numpy as np
 
 from mpswarm.stats.segment import (
     BYTES,
+    H_DROPPED,
+    H_ITERATIONS,
     INT64_MAX,
     MAX_US,
     MIN_US,
@@ -49,6 +51,8 @@ class Aggregator:
         # (first seen, last seen) wall-clock times per error row, for the failures CSV.
         self._error_times: dict[tuple[str, str, str], list[float]] = {}
         self._last_error_counts = np.zeros(0, dtype=np.int64)
+        #: Open model: snapshots also sum the raw rows (uncorrected times).
+        self.open_model = False
 
     def add_segment(self, source_id: Any, segment: Segment) -> None:
         """Start summing ``segment``, announced under ``source_id``."""
@@ -122,13 +126,22 @@ class Aggregator:
         """
         table = _empty(0 if totals_only else len(self._row_keys))
         total = _empty(1)
+        raw_table = _empty(len(table) if self.open_model else 0)
+        raw_total = _empty(1)
         errors = np.zeros(len(self._error_keys), dtype=np.int64)
+        iterations = dropped = 0
         for source in self._sources.values():
-            rows = source.segment.rows
-            if source.local_rows and not totals_only:
-                local = np.asarray(source.local_rows)
-                _fold(table, np.asarray(source.global_rows), rows[local])
-            _fold(total, np.array([0]), rows[TOTAL_ROW : TOTAL_ROW + 1])
+            segment = source.segment
+            blocks = [(segment.rows, table, total)]
+            if self.open_model:
+                blocks.append((segment.raw_rows, raw_table, raw_total))
+            for rows, into, into_total in blocks:
+                if source.local_rows and not totals_only:
+                    local = np.asarray(source.local_rows)
+                    _fold(into, np.asarray(source.global_rows), rows[local])
+                _fold(into_total, np.array([0]), rows[TOTAL_ROW : TOTAL_ROW + 1])
+            iterations += int(segment.header[H_ITERATIONS])
+            dropped += int(segment.header[H_DROPPED])
             if source.local_errors:
                 counts = source.segment.errors[np.asarray(source.local_errors)]
                 np.add.at(errors, np.asarray(source.global_errors), counts)
@@ -136,7 +149,12 @@ class Aggregator:
         endpoints = tuple(
             sorted(
                 (
-                    _endpoint(method, name, table[gid])
+                    _endpoint(
+                        method,
+                        name,
+                        table[gid],
+                        raw_table[gid] if self.open_model else None,
+                    )
                     for gid, (method, name) in enumerate(self._row_keys[: len(table)])
                     if table[gid, 0] > 0
                 ),
@@ -161,7 +179,7 @@ class Aggregator:
         )
         return Snapshot(
             endpoints=endpoints,
-            total=_endpoint("", "Aggregated", total[0]),
+            total=_endpoint("", "Aggregated", total[0], raw_total[0] if self.open_model else None),
             errors=error_rows,
             exceptions=exceptions,
             started_at=started_at,
@@ -173,6 +191,9 @@ class Aggregator:
                 "error_times": {k: tuple(v) for k, v in self._error_times.items()},
                 "exception_nodes": {k: set(v) for k, v in self._exception_nodes.items()},
             },
+            open_model=self.open_model,
+            iterations=iterations,
+            dropped=dropped,
         )
 
     def _note_error_times(self, errors: np.ndarray) -> None:
@@ -200,7 +221,7 @@ def _fold(table: np.ndarray, targets: np.ndarray, rows: np.ndarray) -> None:
     table[targets, BYTES:] += rows[:, BYTES:]
 
 
-def _endpoint(method: str, name: str, row: np.ndarray) -> EndpointStats:
+def _endpoint(method: str, name: str, row: np.ndarray, raw: np.ndarray | None) -> EndpointStats:
     requests = int(row[0])
     return EndpointStats(
         method=method,
@@ -212,4 +233,13 @@ def _endpoint(method: str, name: str, row: np.ndarray) -> EndpointStats:
         max_us=int(row[MAX_US]),
         content_bytes=int(row[BYTES]),
         histogram=row[BYTES + 1 :].copy(),
+        # Raw rows hold times only: failures and sizes are the row's own.
+        uncorrected=None if raw is None else _endpoint(method, name, _times_of(raw, row), None),
     )
+
+
+def _times_of(raw: np.ndarray, row: np.ndarray) -> np.ndarray:
+    merged = raw.copy()
+    merged[1] = row[1]
+    merged[BYTES] = row[BYTES]
+    return merged

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mpswarm.stats.histogram import NUM_BUCKETS, SUB_BITS
+from gevent import getcurrent
+
+from mpswarm.stats.histogram import NUM_BUCKETS, SUB_BITS, bucket_index
 from mpswarm.stats.segment import (
     H_ERRORS,
     H_ROWS,
@@ -60,6 +62,15 @@ class Recorder:
         self._errors: dict[tuple[str, str, str], int] = {}
         self._overflowed = False
         self._words[HEADER_WORDS + MIN_US] = INT64_MAX
+        self._raw_shift = segment.raw_offset - HEADER_WORDS  # main row offset -> raw row offset
+        #: Open model: each user greenlet's start delay (us) for its current iteration; then
+        #: rows get the corrected time and raw rows the time from the send. None: closed model.
+        self.delays: dict[Any, int] | None = None
+
+    def open_model(self, delays: dict[Any, int]) -> None:
+        """Record corrected times, with ``delays`` (greenlet -> start delay in us)."""
+        self._words[self._segment.raw_offset + MIN_US] = INT64_MAX
+        self.delays = delays
 
     def on_request(
         self,
@@ -75,6 +86,9 @@ class Recorder:
         if offset is None:
             offset = self._new_row(request_type, name)
         us = int(response_time * 1000.0 + 0.5) if response_time and response_time > 0 else 0
+        if self.delays is not None:
+            self._record_raw(offset, us)
+            us += self.delays.get(getcurrent(), 0)
         if us < 128:
             bucket = us
         else:
@@ -107,6 +121,19 @@ class Recorder:
             w[t + 1] += 1
             self._count_error(request_type, name, exception)
 
+    def _record_raw(self, offset: int, us: int) -> None:
+        """The uncorrected time, into the raw copies of the endpoint row and the total row."""
+        w = self._words
+        bucket = bucket_index(us)
+        for base in (offset + self._raw_shift, self._segment.raw_offset):
+            w[base] += 1
+            w[base + 2] += us
+            if us < w[base + 3]:
+                w[base + 3] = us
+            if us > w[base + 4]:
+                w[base + 4] = us
+            w[base + 6 + bucket] += 1
+
     def _new_row(self, method: str, name: str) -> int:
         segment = self._segment
         count = len(self._rows)
@@ -125,6 +152,7 @@ class Recorder:
             key = (method, name)
         offset = segment.row_offset(row)
         self._words[offset + MIN_US] = INT64_MAX
+        self._words[offset + self._raw_shift + MIN_US] = INT64_MAX
         self._announce(("row", row, key[0], key[1]))
         self._rows[key] = offset
         if key != (method, name):

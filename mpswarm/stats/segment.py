@@ -14,6 +14,11 @@ Layout (int64 words)::
     header[16]                   n_rows, n_errors, users, ...
     rows[capacity + 2][ROW]      row 0: this worker's total; 1..: endpoints; last: overflow
     errors[max_errors + 1]       occurrence counters; last: overflow
+    raw_rows[capacity + 2][ROW]  open model only: the same rows, uncorrected response times
+
+Under ``--arrival-rate`` the rows hold response times corrected for coordinated omission
+(from each iteration's scheduled start) and ``raw_rows`` the times from the actual send; in
+a closed-model run ``raw_rows`` is never written, so its pages are never backed.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ H_ERRORS = 1  # error rows allocated
 H_USERS = 2  # users running in this worker
 H_LAG_P99_US = 4  # event-loop lag, p99 of the last 5 s, in microseconds
 H_LAG_MAX_US = 5  # worst event-loop lag seen, in microseconds
+H_ITERATIONS = 6  # open model: iterations started on schedule
+H_DROPPED = 7  # open model: iterations dropped (no free user under --max-users)
 
 # Columns of a row.
 REQUESTS, FAILURES, SUM_US, MIN_US, MAX_US, BYTES, HIST = range(7)
@@ -59,7 +66,8 @@ class Segment:
         self.overflow_row = max_endpoints + 1
         self.errors_offset = HEADER_WORDS + self.row_capacity * ROW_WORDS
         self.overflow_error = max_errors
-        self.size_words = self.errors_offset + max_errors + 1
+        self.raw_offset = self.errors_offset + max_errors + 1
+        self.size_words = self.raw_offset + self.row_capacity * ROW_WORDS
         self._map: mmap.mmap | None = mmap.mmap(fd, self.size_words * 8)
         #: int64 view for the worker's hot path (indexing it is ~2x faster than numpy's).
         self.words: Any = memoryview(self._map).cast("q")
@@ -68,16 +76,20 @@ class Segment:
         self.rows: npt.NDArray[np.int64] = flat[HEADER_WORDS : self.errors_offset].reshape(
             self.row_capacity, ROW_WORDS
         )
-        self.errors: npt.NDArray[np.int64] = flat[self.errors_offset :]
+        self.errors: npt.NDArray[np.int64] = flat[self.errors_offset : self.raw_offset]
+        self.raw_rows: npt.NDArray[np.int64] = flat[self.raw_offset :].reshape(
+            self.row_capacity, ROW_WORDS
+        )
 
     @classmethod
     def create(cls, max_endpoints: int, max_errors: int, label: str = "mpswarm") -> Segment:
         """Create a new zeroed segment (a sparse anonymous memory file)."""
         fd = os.memfd_create(label, 0)
-        words = HEADER_WORDS + (max_endpoints + 2) * ROW_WORDS + max_errors + 1
+        words = HEADER_WORDS + 2 * (max_endpoints + 2) * ROW_WORDS + max_errors + 1
         os.ftruncate(fd, words * 8)
         segment = cls(fd, max_endpoints, max_errors)
         segment.rows[TOTAL_ROW, MIN_US] = INT64_MAX
+        segment.raw_rows[TOTAL_ROW, MIN_US] = INT64_MAX
         return segment
 
     def reset_counts(self) -> None:
@@ -86,9 +98,13 @@ class Segment:
         Called by the segment's writer, between two recordings: numpy does it in one go, with
         no greenlet switch, so no request is half-counted.
         """
-        self.rows[:] = 0
-        self.rows[:, MIN_US] = INT64_MAX
+        used = int(self.header[H_ROWS]) + 1  # only rows in use: the rest were never backed
+        for rows in (self.rows, self.raw_rows):
+            for block in (rows[:used], rows[self.overflow_row :]):
+                block[:] = 0
+                block[:, MIN_US] = INT64_MAX
         self.errors[:] = 0
+        self.header[H_ITERATIONS] = self.header[H_DROPPED] = 0
 
     def row_offset(self, row: int) -> int:
         """Word offset of a row's first column, for the ``words`` view."""
@@ -99,7 +115,7 @@ class Segment:
         if self._map is None:
             return
         self.words.release()
-        del self.header, self.rows, self.errors
+        del self.header, self.rows, self.errors, self.raw_rows
         try:
             self._map.close()
         except BufferError:  # a numpy view still exists somewhere: the GC will unmap it

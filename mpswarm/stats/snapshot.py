@@ -30,6 +30,9 @@ class EndpointStats:
     max_us: int
     content_bytes: int
     histogram: npt.NDArray[np.int64] = dataclasses.field(repr=False)
+    #: Open model: the same requests timed from the actual send (the row's own times are
+    #: corrected: from each iteration's scheduled start). None in a closed-model run.
+    uncorrected: EndpointStats | None = dataclasses.field(default=None, repr=False)
 
     @property
     def fail_ratio(self) -> float:
@@ -107,6 +110,9 @@ class Snapshot:
         duration_s: seconds from the start of the load to this snapshot (or to the stop).
         users: users running at this moment.
         final: True once every worker stopped and the numbers are exact.
+        open_model: True under --arrival-rate (or a shape returning a rate).
+        iterations: open model: iterations started on schedule.
+        dropped: open model: iterations not started (no free user under --max-users).
     """
 
     endpoints: tuple[EndpointStats, ...]
@@ -118,6 +124,19 @@ class Snapshot:
     users: int
     final: bool = False
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    open_model: bool = False
+    iterations: int = 0
+    dropped: int = 0
+
+    @property
+    def scheduled(self) -> int:
+        """Open model: iterations due so far (started + dropped)."""
+        return self.iterations + self.dropped
+
+    @property
+    def dropped_ratio(self) -> float:
+        """Dropped iterations over scheduled ones (0 when none were due)."""
+        return self.dropped / self.scheduled if self.scheduled else 0.0
 
     def endpoint(self, name: str, method: str | None = None) -> EndpointStats | None:
         """The stats of ``name`` (and ``method``, when given), or None."""

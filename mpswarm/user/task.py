@@ -201,7 +201,10 @@ class TaskSet(metaclass=TaskSetMeta):
         user = self._user
         user._check_stop()
         user._state = STATE_WAITING
-        user._sleep(self.wait_time())
+        if user._pool is not None:
+            user._next_iteration()  # open model: the schedule decides, not wait_time
+        else:
+            user._sleep(self.wait_time())
         user._check_stop()
         user._state = STATE_RUNNING
 

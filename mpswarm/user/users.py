@@ -67,6 +67,10 @@ class User(metaclass=UserMeta):
         # The timer and greenlet of the wait in progress, for stop() to cut it short.
         self._sleeping: tuple[Any, Any] | None = None
         self._yield_timer: Any = None  # the zero-wait yield's timer, made on first use
+        # Open model (runner/arrivals.py): the pool this user belongs to, and the scheduled
+        # start of the iteration it was handed (None: none yet).
+        self._pool: Any = None
+        self._iteration_due: float | None = None
 
     def on_start(self) -> None:
         """Called when the user starts, before its first task."""
@@ -85,6 +89,8 @@ class User(metaclass=UserMeta):
         self._taskset_instance = DefaultTaskSet(self)
         try:
             self.on_start()
+            if self._pool is not None:
+                self._next_iteration()
             self._taskset_instance.run()
         except (GreenletExit, StopUser):
             self.on_stop()
@@ -151,6 +157,29 @@ class User(metaclass=UserMeta):
             wait_for(hub, timer)
         finally:
             self._sleeping = None
+
+    def _next_iteration(self) -> None:
+        """Open model, between tasks: wait in the pool until an iteration is due, then begin it.
+
+        The scheduler hands the iteration over (setting ``_iteration_due``) and wakes the user;
+        stop() wakes it too, and it stops here.
+        """
+        pool = self._pool
+        if self._iteration_due is None:
+            pool.park(self)
+            self._state = STATE_WAITING
+            self._sleeping = (pool, getcurrent())
+            try:
+                woken_by = get_hub().switch()
+            finally:
+                self._sleeping = None
+            if woken_by is not pool:
+                raise RuntimeError(f"unexpected switch into a pooled user: {woken_by!r}")
+            self._check_stop()
+            self._state = STATE_RUNNING
+        if self._iteration_due is not None:
+            pool.started(self, self._iteration_due)
+            self._iteration_due = None
 
     def _wake_up(self, timer: Any) -> None:
         sleeping = self._sleeping

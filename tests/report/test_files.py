@@ -120,7 +120,7 @@ def test_failure_exception_and_history_rows(snapshot) -> None:
     assert [r[3] for r in short] == ["Aggregated"]
     full = list(history_rows(snapshot, None, True, 1_700_000_010))
     assert [r[3] for r in full] == ["/a", "/b", "Aggregated"]
-    assert all(len(r) == len(HISTORY_COLUMNS) + 1 for r in full)  # + saturation column
+    assert all(len(r) == len(HISTORY_COLUMNS) + 2 for r in full)  # + saturated, dropped
 
 
 def test_json_schema(snapshot) -> None:
@@ -140,7 +140,9 @@ def test_json_schema(snapshot) -> None:
         "checks",
         "recovery_events",
         "saturation",
+        "open_model",
     }
+    assert data["open_model"] is None  # a closed-model run
     assert data["total"]["requests"] == 200 and data["total"]["name"] == "Aggregated"
     endpoint = data["endpoints"][0]
     assert set(endpoint) == {

@@ -165,8 +165,8 @@ def test_saturation_is_flagged_with_figures(run_cli, tmp_path: Path) -> None:
     assert report["saturation"]["share"] > 0.5
     assert report["saturation"]["worst_loop_lag_ms"] >= 150
     history = Path(f"{prefix}_stats_history.csv").read_text().splitlines()
-    assert history[0].endswith(",Generator Saturated")
-    assert any(line.endswith(",1") for line in history[1:])
+    assert history[0].endswith(",Generator Saturated,Dropped Iterations")
+    assert any(line.endswith(",1,0") for line in history[1:])
     assert "was saturated" in (tmp_path / "r.html").read_text()
 
 

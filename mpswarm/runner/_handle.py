@@ -1,0 +1,53 @@
+"""The parent's view of one worker process (see swarm.py)."""
+
+from __future__ import annotations
+
+import socket
+
+import gevent
+import psutil
+from gevent.event import Event
+
+from mpswarm.runner._channel import Channel
+from mpswarm.stats.segment import H_USERS, Segment
+
+
+class WorkerHandle:
+    """The parent's view of one worker process."""
+
+    def __init__(self, slot: int, generation: int, channel: Channel, segment: Segment) -> None:
+        self.slot = slot
+        self.generation = generation
+        self.channel = channel
+        self.segment = segment
+        self.pid: int | None = None
+        self.ready = Event()
+        self.spawned = Event()
+        self.stopped = Event()
+        self.gone = Event()
+        self.exit_description: str | None = None
+        self.target: dict[str, int] = {}
+        self.reader: gevent.Greenlet | None = None
+        self.process: psutil.Process | None = None
+        self.exited = Event()  # set when the fork server reported how it ended
+        self.retiring = False  # being replaced on purpose (memory recycling)
+
+    @property
+    def client_id(self) -> str:
+        """The worker's id in ``runner.clients`` and custom messages."""
+        return f"{socket.gethostname()}_{self.slot}"
+
+    @property
+    def source_id(self) -> tuple[int, int]:
+        """Key of this worker's segment in the aggregator."""
+        return (self.slot, self.generation)
+
+    @property
+    def alive(self) -> bool:
+        """True until the worker's pipe closed."""
+        return not self.gone.is_set()
+
+    @property
+    def user_count(self) -> int:
+        """Users running in this worker, read from its segment."""
+        return int(self.segment.header[H_USERS]) if self.alive else 0

@@ -1,0 +1,236 @@
+"""Open-model load (``--arrival-rate``): iterations start on a schedule, not after responses.
+
+In a closed model N users each wait for their response before the next request, so a slow
+server receives less load and its slow period is under-sampled ("coordinated omission"). Here
+the schedule decides: iteration k of a worker is due at a fixed time (evenly spaced, or Poisson
+arrivals), whatever the responses take. An iteration is one task run of a user taken from a
+pool: a user that is free when its iteration is due, or a new one while the pool is under its
+cap (``--max-users``); when every user is busy and the pool is full, the iteration is
+*dropped* and counted. Each worker runs its share of the rate; evenly spaced schedules of the
+workers are interleaved, so the whole generator is evenly spaced.
+
+Response times are recorded twice: uncorrected, from the actual send, and corrected, plus the
+iteration's start delay (from its scheduled start to the moment its user began it: generator
+lag, or a new user's ``on_start``). Percentiles report the corrected times by default.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+import gevent
+from gevent import get_hub
+
+from mpswarm.stats.segment import H_DROPPED, H_ITERATIONS, H_USERS
+
+if TYPE_CHECKING:
+    from mpswarm.runner.worker import WorkerRuntime
+
+ARRIVALS = ("constant", "poisson")
+#: Longest sleep of the scheduler: a rate change or stop is seen at least this often.
+_MAX_SLEEP_S = 0.25
+#: Iterations due within this much are handed out now: the loop's timers fire up to ~1 ms
+#: late (epoll's millisecond timeouts), which would otherwise add ~1 ms to every corrected
+#: time. A user that begins early counts a start delay of 0; the rate is unchanged.
+_EARLY_S = 0.002
+
+
+def worker_shares(
+    rate: float,
+    max_users: int,
+    kind: str,
+    prealloc: int,
+    classes: list[type],
+    workers: int,
+) -> list[dict[str, Any]]:
+    """What each worker runs: ``rate / workers``, its share of the cap and of the pre-allocated
+    users; evenly spaced schedules are offset by ``1/rate`` from one worker to the next."""
+    weights = {cls.__name__: max(0, int(getattr(cls, "weight", 1))) for cls in classes}
+    caps = _split(max_users, workers)
+    pre = _split(min(prealloc, max_users), workers)
+    return [
+        {
+            "rate": rate / workers,
+            "kind": kind,
+            "phase": index / rate if rate > 0 else 0.0,
+            "max_users": caps[index],
+            "prealloc": pre[index],
+            "weights": weights,
+        }
+        for index in range(workers)
+    ]
+
+
+def _split(total: int, parts: int) -> list[int]:
+    """``total`` in ``parts`` shares differing by at most one, larger shares first."""
+    base, extra = divmod(total, parts)
+    return [base + (1 if index < extra else 0) for index in range(parts)]
+
+
+class Schedule:
+    """Scheduled start times of iterations at ``rate`` per second.
+
+    ``constant``: evenly spaced, ``1/rate`` apart, the first at ``start + phase``.
+    ``poisson``: exponentially distributed gaps of mean ``1/rate`` (a Poisson process).
+    Times are absolute, so a late scheduler catches up instead of drifting.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        rate: float,
+        start: float,
+        phase: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        if kind not in ARRIVALS:
+            raise ValueError(f"unknown arrival schedule {kind!r}")
+        self.kind = kind
+        self.rate = rate
+        self._rng = rng or random.Random()
+        self.next_at = start + (phase if kind == "constant" else self._gap())
+
+    def _gap(self) -> float:
+        if self.rate <= 0:
+            return math.inf
+        if self.kind == "poisson":
+            return self._rng.expovariate(self.rate)
+        return 1.0 / self.rate
+
+    def pop(self) -> float:
+        """The next scheduled time; the schedule moves past it."""
+        due = self.next_at
+        self.next_at = due + self._gap()
+        return due
+
+    def set_rate(self, rate: float, now: float) -> None:
+        """Change the rate from ``now`` on (the next start comes no later than one new gap)."""
+        self.rate = rate
+        if rate <= 0:
+            self.next_at = math.inf
+        else:
+            self.next_at = min(self.next_at, now + self._gap())
+
+
+class _Picker:
+    """Chooses the user class of each iteration by weight (smooth weighted round robin)."""
+
+    def __init__(self, weights: dict[str, int]) -> None:
+        self.weights = {name: w for name, w in weights.items() if w > 0}
+        self.total = sum(self.weights.values())
+        self.current = dict.fromkeys(self.weights, 0)
+
+    def pick(self) -> str:
+        best = ""
+        for name, weight in self.weights.items():
+            self.current[name] += weight
+            if not best or self.current[name] > self.current[best]:
+                best = name
+        self.current[best] -= self.total
+        return best
+
+
+class OpenModel:
+    """A worker's share of an open-model run: the schedule, the user pool, the counters."""
+
+    def __init__(self, runtime: WorkerRuntime) -> None:
+        self.runtime = runtime
+        self.header = runtime.segment.header
+        #: user greenlet -> start delay (us) of its current iteration; read by the recorder.
+        self.delays: dict[Any, int] = {}
+        self.idle: dict[str, list[Any]] = {}
+        self.cap = 0
+        self.schedule: Schedule | None = None
+        self.picker: _Picker | None = None
+        self._loop: gevent.Greenlet | None = None
+
+    # -- the parent's settings ---------------------------------------------------------------
+    def configure(self, settings: dict[str, Any]) -> None:
+        """Apply ``rate``, ``kind``, ``phase``, ``max_users``, ``prealloc``, ``weights``."""
+        now = time.monotonic()
+        rate = float(settings["rate"])
+        if self.schedule is None:
+            self.schedule = Schedule(settings["kind"], rate, now, float(settings["phase"]))
+        elif rate != self.schedule.rate:
+            self.schedule.set_rate(rate, now)
+        self.cap = int(settings["max_users"])
+        self.picker = _Picker(settings["weights"])
+        for name in self.picker.weights:
+            self.idle.setdefault(name, [])
+        missing = min(int(settings["prealloc"]), self.cap) - len(self.runtime.users)
+        names = [self.picker.pick() for _ in range(max(0, missing))]
+        for name in names:
+            self._new_user(name, None)
+        self._retire_surplus()
+        if self._loop is None or self._loop.dead:
+            self._loop = gevent.spawn(self._run)
+
+    def _retire_surplus(self) -> None:
+        """A lower cap: idle users beyond it stop (busy ones finish their iteration first)."""
+        surplus = len(self.runtime.users) - self.cap
+        for users in self.idle.values():
+            while surplus > 0 and users:
+                self.runtime._retire(users.pop())
+                surplus -= 1
+
+    def stop(self) -> None:
+        """No more iterations (the users are stopped by the runtime)."""
+        if self._loop is not None:
+            self._loop.kill(block=True)
+            self._loop = None
+
+    # -- the scheduler -----------------------------------------------------------------------
+    def _run(self) -> None:
+        schedule = self.schedule
+        assert schedule is not None
+        while True:
+            now = time.monotonic()
+            while schedule.next_at <= now + _EARLY_S:
+                if self.runtime._iterations_left == 0:
+                    return  # -i is used up: the parent is stopping the run
+                self._begin(schedule.pop())
+            # Capped, so that a new rate (configure) is followed within a quarter second.
+            gevent.sleep(min(schedule.next_at - now - _EARLY_S, _MAX_SLEEP_S))
+
+    def _begin(self, due: float) -> None:
+        assert self.picker is not None
+        name = self.picker.pick()
+        idle = self.idle.get(name)
+        if idle:
+            user = idle.pop()
+            user._iteration_due = due
+            get_hub().loop.run_callback(user._wake_up, self)
+        elif len(self.runtime.users) < self.cap:
+            self._new_user(name, due)
+        else:
+            self.header[H_DROPPED] += 1
+            return
+        self.header[H_ITERATIONS] += 1
+
+    def _new_user(self, name: str, due: float | None) -> None:
+        user = self.runtime._classes[name](self.runtime.environment)
+        user._pool = self
+        user._iteration_due = due
+        self.runtime.users.append(user)
+        greenlet = user.start(self.runtime.group)
+        greenlet.link(lambda _g, u=user: self._gone(u))
+        self.header[H_USERS] = len(self.runtime.users)
+
+    def _gone(self, user: Any) -> None:
+        self.runtime._forget(user)
+        idle = self.idle.get(type(user).__name__)
+        if idle and user in idle:
+            idle.remove(user)
+        self.delays.pop(user.greenlet, None)
+
+    # -- what a pooled user calls ------------------------------------------------------------
+    def park(self, user: Any) -> None:
+        """Back in the pool until an iteration is due (returns at once if one already is)."""
+        self.idle[type(user).__name__].append(user)
+
+    def started(self, user: Any, due: float) -> None:
+        """``user`` begins the iteration scheduled at ``due``: note its start delay."""
+        self.delays[user.greenlet] = max(0, int((time.monotonic() - due) * 1e6))
