@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from gevent import getcurrent
+from greenlet import greenlet as _raw_greenlet
+
+_switch = _raw_greenlet.switch
 
 
 def wait_for(hub: Any, watcher: Any, timer: Any = None) -> Any:
@@ -18,10 +21,11 @@ def wait_for(hub: Any, watcher: Any, timer: Any = None) -> Any:
     when the greenlet is killed while waiting. Stopping also drops a callback that became
     pending in the same loop iteration, so neither can switch in later.
     """
-    wake = getcurrent().switch
-    watcher.start(wake, watcher)
+    current = getcurrent()
+    # The unbound switch with the greenlet as argument: no bound method per wait.
+    watcher.start(_switch, current, watcher)
     if timer is not None:
-        timer.start(wake, timer)
+        timer.start(_switch, current, timer)
     try:
         woken_by = hub.switch()
     finally:

@@ -166,13 +166,34 @@ class FastHttpSession(HttpSession):
         self.connection_timeout = connection_timeout
         self.network_timeout = network_timeout
         self.max_redirects = max_redirects
-        self._connections: dict[tuple[str, str, int], Connection] = {}
+        # Kept-alive connections: most users talk to one origin, so one (key, connection)
+        # pair, and a dict only for further origins (a dict per idle user cost 220 bytes).
+        self._idle: tuple[tuple[str, str, int], Connection] | None = None
+        self._more: dict[tuple[str, str, int], Connection] | None = None
 
     def close(self) -> None:
         """Close every kept-alive connection."""
-        for connection in self._connections.values():
+        if self._idle is not None:
+            self._idle[1].close()
+            self._idle = None
+        for connection in (self._more or {}).values():
             connection.close()
-        self._connections.clear()
+        self._more = None
+
+    def _take(self, key: tuple[str, str, int]) -> Connection | None:
+        idle = self._idle
+        if idle is not None and idle[0] == key:
+            self._idle = None
+            return idle[1]
+        return self._more.pop(key, None) if self._more else None
+
+    def _keep(self, key: tuple[str, str, int], connection: Connection) -> None:
+        if self._idle is None:
+            self._idle = (key, connection)
+            return
+        if self._more is None:
+            self._more = {}
+        self._more[key] = connection
 
     # -- transport -----------------------------------------------------------------------------
     def _send(
@@ -241,7 +262,7 @@ class FastHttpSession(HttpSession):
         key, target, host_header = self._target(url)
         scheme, host, port = key
         payload = self._serialize(method, target, host_header, headers, body)
-        connection = self._connections.pop(key, None)
+        connection = self._take(key)
         if connection is not None:
             try:
                 return self._roundtrip(connection, key, method, url, payload, read_timeout)
@@ -347,7 +368,7 @@ class FastHttpSession(HttpSession):
             parsed.headers_done and (method == "HEAD" or status in _NO_BODY_STATUS)
         )
         if finished and parsed.keep_alive:
-            self._connections[key] = connection
+            self._keep(key, connection)
         else:
             connection.close()
         content = b"".join(parsed.body)

@@ -8,6 +8,7 @@ recorded as failures with a readable error text.
 
 from __future__ import annotations
 
+import functools
 import http.cookiejar
 import json as jsonlib
 import re
@@ -396,6 +397,7 @@ def _plain_path(url: str) -> bool:
     return url.startswith("/") and not url.startswith("//") and "#" not in url
 
 
+@functools.lru_cache(maxsize=64)  # one string shared by every user of a host
 def _origin(base_url: str) -> str:
     """``scheme://host:port`` of a base URL with no path, or "" when a path must be joined."""
     parts = urlsplit(base_url or "")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent import get_hub
 
-from mpswarm.stats.segment import H_DROPPED, H_ITERATIONS, H_USERS
+from mpswarm.stats.segment import H_DROPPED, H_ITERATIONS
 
 if TYPE_CHECKING:
     from mpswarm.runner.worker import WorkerRuntime
@@ -160,7 +160,7 @@ class OpenModel:
         self.picker = _Picker(settings["weights"])
         for name in self.picker.weights:
             self.idle.setdefault(name, [])
-        missing = min(int(settings["prealloc"]), self.cap) - len(self.runtime.users)
+        missing = min(int(settings["prealloc"]), self.cap) - self.runtime.user_count
         names = [self.picker.pick() for _ in range(max(0, missing))]
         for name in names:
             self._new_user(name, None)
@@ -170,7 +170,7 @@ class OpenModel:
 
     def _retire_surplus(self) -> None:
         """A lower cap: idle users beyond it stop (busy ones finish their iteration first)."""
-        surplus = len(self.runtime.users) - self.cap
+        surplus = self.runtime.user_count - self.cap
         for users in self.idle.values():
             while surplus > 0 and users:
                 self.runtime._retire(users.pop())
@@ -203,7 +203,7 @@ class OpenModel:
             user = idle.pop()
             user._iteration_due = due
             get_hub().loop.run_callback(user._wake_up, self)
-        elif len(self.runtime.users) < self.cap:
+        elif self.runtime.user_count < self.cap:
             self._new_user(name, due)
         else:
             self.header[H_DROPPED] += 1
@@ -214,17 +214,14 @@ class OpenModel:
         user = self.runtime._classes[name](self.runtime.environment)
         user._pool = self
         user._iteration_due = due
-        self.runtime.users.append(user)
-        greenlet = user.start(self.runtime.group)
-        greenlet.link(lambda _g, u=user: self._gone(u))
-        self.header[H_USERS] = len(self.runtime.users)
+        self.runtime._add_user(user)
 
-    def _gone(self, user: Any) -> None:
-        self.runtime._forget(user)
-        idle = self.idle.get(type(user).__name__)
+    def forget(self, user: Any, greenlet: Any) -> None:
+        """A pooled user ended (``user`` None: the runtime had already let it go)."""
+        self.delays.pop(greenlet, None)
+        idle = self.idle.get(type(user).__name__) if user is not None else None
         if idle and user in idle:
             idle.remove(user)
-        self.delays.pop(user.greenlet, None)
 
     # -- what a pooled user calls ------------------------------------------------------------
     def park(self, user: Any) -> None:

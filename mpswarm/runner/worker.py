@@ -20,7 +20,6 @@ import traceback
 from typing import Any, NoReturn
 
 import gevent
-from gevent.pool import Group
 
 from mpswarm.env import Environment
 from mpswarm.exceptions import StopTest
@@ -73,6 +72,9 @@ def worker_main(spec: WorkerSpec, slot: int, fds: list[int], server_pid: int) ->
     try:
         die_with_parent(server_pid)
         gevent.reinit()
+        # gevent records each greenlet's spawning greenlet, stack and tree locals, a debugging
+        # aid that costs every user 200 bytes; a worker's users do not need it.
+        gevent.config.track_greenlet_tree = False
         random.seed()  # forked workers would otherwise share one random sequence
         segment_fd, pipe_fd = fds
         channel = Channel(socket.socket(fileno=pipe_fd))
@@ -84,6 +86,16 @@ def worker_main(spec: WorkerSpec, slot: int, fds: list[int], server_pid: int) ->
     finally:
         logging.shutdown()
         os._exit(code)
+
+
+class _Ungrouped:
+    """What ``User.start(group)`` needs, without a Group: the worker tracks its users itself
+    (a Group's set entry and link cost every user 110 bytes)."""
+
+    spawn = staticmethod(gevent.spawn)
+
+
+_UNGROUPED = _Ungrouped()
 
 
 class WorkerRuntime(WorkerRunner):
@@ -116,8 +128,12 @@ class WorkerRuntime(WorkerRunner):
         # Recording comes before any listener the locustfile added.
         events.request._handlers.insert(0, self.recorder.on_request)
         self._classes = {cls.__name__: cls for cls in spec.user_classes}
-        self.group = Group()
-        self.users: list[Any] = []
+        # Users being retired (stopped while the run goes on), until their greenlet ends.
+        self._retiring: dict[Any, Any] = {}
+        # Running users by greenlet (a dict: a user that ends is dropped in O(1), and one
+        # bound method, linked raw, serves them all: a closure per user cost 270 bytes).
+        self._users: dict[Any, Any] = {}
+        self._on_user_exit = self._user_exited
         self._spawner: gevent.Greenlet | None = None
         self._exceptions: dict[tuple[str, str], int] = {}
         self._seen_exceptions: set[tuple[str, str]] = set()
@@ -175,7 +191,25 @@ class WorkerRuntime(WorkerRunner):
     @property
     def user_count(self) -> int:
         """Users alive in this worker."""
-        return len(self.users)
+        return len(self._users)
+
+    @property
+    def users(self) -> list[Any]:
+        """The users alive in this worker."""
+        return list(self._users.values())
+
+    def _add_user(self, user: Any) -> None:
+        greenlet = user.start(_UNGROUPED)
+        self._users[greenlet] = user
+        greenlet.rawlink(self._on_user_exit)
+        self.segment.header[H_USERS] = len(self._users)
+
+    def _user_exited(self, greenlet: Any) -> None:
+        user = self._users.pop(greenlet, None)
+        self._retiring.pop(greenlet, None)
+        self.segment.header[H_USERS] = len(self._users)
+        if self.open_model is not None:
+            self.open_model.forget(user, greenlet)
 
     def _set_target(self, counts: dict[str, int], rate: float) -> None:
         if self._spawner is not None:
@@ -219,25 +253,19 @@ class WorkerRuntime(WorkerRunner):
         for second in itertools.count():
             due = min(len(order), max(1, math.floor(rate * (second + 1) + 1e-9)))
             for name in order[done:due]:
-                user = self._classes[name](self.environment)
-                self.users.append(user)
-                greenlet = user.start(self.group)
-                greenlet.link(lambda _g, u=user: self._forget(u))
+                self._add_user(self._classes[name](self.environment))
             done = max(done, due)
-            self.segment.header[H_USERS] = len(self.users)
             if done >= len(order):
                 break
             gevent.sleep(max(0.0, started + second + 1 - gevent.get_hub().loop.now()))
         self.state = STATE_RUNNING
-        self.channel.send(("spawned", len(self.users)))
-        self.environment.events.spawning_complete.fire(user_count=len(self.users))
+        self.channel.send(("spawned", len(self._users)))
+        self.environment.events.spawning_complete.fire(user_count=len(self._users))
 
     def _forget(self, user: Any) -> None:
-        try:
-            self.users.remove(user)
-        except ValueError:
-            pass
-        self.segment.header[H_USERS] = len(self.users)
+        if self._users.pop(user.greenlet, None) is not None:
+            self._retiring[user.greenlet] = user
+        self.segment.header[H_USERS] = len(self._users)
 
     def _retire(self, user: Any) -> None:
         """Stop one user as a stop would, without waiting for it here."""
@@ -282,7 +310,7 @@ class WorkerRuntime(WorkerRunner):
             self._spawner.kill(block=False)
         if self.open_model is not None:
             self.open_model.stop()
-        self.group.kill(block=True, timeout=2.0)
+        gevent.killall([*self._users, *self._retiring], block=True, timeout=2.0)
 
     # -- what user code reaches -----------------------------------------------------------------
     def quit(self) -> None:

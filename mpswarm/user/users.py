@@ -64,8 +64,9 @@ class User(metaclass=UserMeta):
         # Requests in flight: a stop never kills a user while this is non-zero (see stop()).
         self._in_request = 0
         self._stop_after_request = False
-        # The timer and greenlet of the wait in progress, for stop() to cut it short.
-        self._sleeping: tuple[Any, Any] | None = None
+        # What the wait in progress waits on, and its greenlet, for stop() to cut it short.
+        self._sleeping: Any = None
+        self._sleeper: Any = None
         self._yield_timer: Any = None  # the zero-wait yield's timer, made on first use
         # Open model (runner/arrivals.py): the pool this user belongs to, and the scheduled
         # start of the iteration it was handed (None: none yet).
@@ -131,7 +132,7 @@ class User(metaclass=UserMeta):
         waiting = self._state == STATE_WAITING
         self._state = STATE_STOPPING
         if self._sleeping is not None:
-            get_hub().loop.run_callback(self._wake_up, self._sleeping[0])
+            get_hub().loop.run_callback(self._wake_up, self._sleeping)
         return waiting
 
     def _sleep(self, seconds: float) -> None:
@@ -152,11 +153,11 @@ class User(metaclass=UserMeta):
             timer = self._yield_timer
             if timer is None:
                 timer = self._yield_timer = hub.loop.timer(_YIELD_S)
-        self._sleeping = (timer, getcurrent())
+        self._sleeping, self._sleeper = timer, getcurrent()
         try:
             wait_for(hub, timer)
         finally:
-            self._sleeping = None
+            self._sleeping = self._sleeper = None
 
     def _next_iteration(self) -> None:
         """Open model, between tasks: wait in the pool until an iteration is due, then begin it.
@@ -168,11 +169,11 @@ class User(metaclass=UserMeta):
         if self._iteration_due is None:
             pool.park(self)
             self._state = STATE_WAITING
-            self._sleeping = (pool, getcurrent())
+            self._sleeping, self._sleeper = pool, getcurrent()
             try:
                 woken_by = get_hub().switch()
             finally:
-                self._sleeping = None
+                self._sleeping = self._sleeper = None
             if woken_by is not pool:
                 raise RuntimeError(f"unexpected switch into a pooled user: {woken_by!r}")
             self._check_stop()
@@ -182,9 +183,8 @@ class User(metaclass=UserMeta):
             self._iteration_due = None
 
     def _wake_up(self, timer: Any) -> None:
-        sleeping = self._sleeping
-        if sleeping is not None and sleeping[0] is timer:  # still in that wait
-            sleeping[1].switch(timer)
+        if self._sleeping is timer:  # still in that wait
+            self._sleeper.switch(timer)
 
     def _check_stop(self) -> None:
         if self._state == STATE_STOPPING:

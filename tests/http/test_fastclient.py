@@ -63,9 +63,23 @@ def test_demo_app_keep_alive_cookies_redirects_json(demo, events: Recorded) -> N
     assert echo["query"] == "q=1+2" and echo["headers"]["Authorization"] == "Basic dTpw"
     assert session.head("/").status_code == 200 and session.head("/").content == b""
     assert session.get("/").ok  # the connection is still in step after HEAD
-    assert len(session._connections) == 1  # one kept-alive connection for all of it
+    assert session._idle is not None and not session._more  # one kept-alive connection
     assert all(e["exception"] is None for e in events.fired[1:])
     session.close()
+
+
+def test_one_kept_alive_connection_per_origin(serve, events: Recorded) -> None:
+    first = serve(reply("200 OK", ["Content-Length: 1"], b"1"))
+    second = serve(reply("200 OK", ["Content-Length: 1"], b"2"))
+    third = serve(reply("200 OK", ["Content-Length: 1"], b"3"))
+    session = client(first.url, events)
+    for _ in range(3):
+        assert session.get("/").content == b"1"
+        assert session.get(f"{second.url}/").content == b"2"
+        assert session.get(f"{third.url}/").content == b"3"
+    assert (first.connections, second.connections, third.connections) == (1, 1, 1)
+    session.close()
+    assert session._idle is None and not session._more
 
 
 def test_chunked_gzip_and_deflate_bodies(serve, events: Recorded) -> None:
@@ -89,7 +103,7 @@ def test_close_delimited_body_and_connection_close(serve, events: Recorded) -> N
     session = client(server.url, events)
     assert session.get("/").content == b"until the end"
     assert session.get("/").content == b"until the end"
-    assert server.connections == 2 and not session._connections
+    assert server.connections == 2 and session._idle is None and not session._more
 
 
 def test_no_body_statuses(serve, events: Recorded) -> None:
