@@ -104,7 +104,29 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
     show_default=True,
     help="Worker processes; -1 for one per CPU core.",
 )
-@click.option("--headless", is_flag=True, help="Run without a web UI (the only mode for now).")
+@click.option(
+    "--headless",
+    is_flag=True,
+    help="Run at once, without the web UI (as in CI); without it the UI waits for a start.",
+)
+@click.option(
+    "--web-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface of the web UI; any other than loopback needs --web-auth or the printed token.",
+)
+@click.option(
+    "--web-port", type=click.IntRange(0, 65535), default=8089, show_default=True,
+    help="Port of the web UI.",
+)  # fmt: skip
+@click.option("--web-auth", help="user:password required by the web UI (HTTP Basic).")
+@click.option("--autostart", is_flag=True, help="Web UI: start the run at once.")
+@click.option(
+    "--autoquit",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Web UI: quit this many seconds after a run ends.",
+)
 @click.option(
     "-T",
     "--tags",
@@ -302,7 +324,8 @@ def run_command(**options: Any) -> int:
             click.echo(name)
         return EXIT_OK
     classes, shape = select_classes(locustfile, options["user_classes"])
-    check_hosts(classes, options["host"])
+    if options["headless"] or options["autostart"]:
+        check_hosts(classes, options["host"])  # the web UI's form may give it later
     config = RunConfig(
         locustfile=locustfile.path,
         user_classes=tuple(cls.__name__ for cls in classes),
@@ -336,16 +359,31 @@ def run_command(**options: Any) -> int:
         max_memory=options["max_memory"],
         max_restarts=options["max_restarts"],
         shape=shape.__name__ if shape is not None else None,
+        web_host=options["web_host"],
+        web_port=options["web_port"],
+        web_auth=options["web_auth"],
+        autostart=options["autostart"],
+        autoquit=options["autoquit"],
         arrival_rate=options["arrival_rate"],
         arrivals=options["arrivals"],
         max_users=options["max_users"],
     )
     from mpswarm.event import events
-    from mpswarm.runner.headless import run_headless
 
-    code = run_headless(
-        config, classes, sys.stdout, parsed_options=_namespace(options), shape_class=shape
-    )
+    if not options["headless"] and (shape is not None or config.arrival_rate is not None):
+        logging.getLogger("mpswarm").warning(
+            "the web UI does not drive load shapes or --arrival-rate runs yet: running headless"
+        )
+    if options["headless"] or shape is not None or config.arrival_rate is not None:
+        from mpswarm.runner.headless import run_headless
+
+        code = run_headless(
+            config, classes, sys.stdout, parsed_options=_namespace(options), shape_class=shape
+        )
+    else:
+        from mpswarm.web.serve import run_web
+
+        code = run_web(config, classes, sys.stdout, parsed_options=_namespace(options))
     events.quit.fire(exit_code=code)
     return code
 

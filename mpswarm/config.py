@@ -133,6 +133,9 @@ class RunConfig:
         arrival_rate: open model: iterations started per second in total (None: closed model).
         arrivals: open model schedule: "constant" (evenly spaced) or "poisson".
         max_users: open model: most users at once (None: 1000, or ``users`` if larger).
+        web_host, web_port: where the web UI listens (without --headless).
+        web_auth: ``user:password`` the web UI requires, or None.
+        autostart: web UI: start a run at once; autoquit: quit this long after a run ended.
     """
 
     locustfile: str = ""
@@ -171,6 +174,11 @@ class RunConfig:
     arrival_rate: float | None = None
     arrivals: str = "constant"
     max_users: int | None = None
+    web_host: str = "127.0.0.1"
+    web_port: int = 8089
+    web_auth: str | None = None
+    autostart: bool = False
+    autoquit: float | None = None
 
     def __post_init__(self) -> None:
         if self.users < 0:

@@ -89,40 +89,7 @@ def run_headless(
     Returns:
         The process exit code.
     """
-    from mpswarm.exceptions import UsageError
-
-    classes = prepare_classes(config, classes)
-    if not classes:
-        raise UsageError("no User class has a task left after --tags / --exclude-tags")
-    environment = Environment(
-        user_classes=classes,
-        host=config.host,
-        events=events,
-        parsed_options=parsed_options,
-        stop_timeout=config.stop_timeout,
-    )
-    spec = WorkerSpec(
-        user_classes=tuple(classes),
-        host=config.host,
-        stop_timeout=config.stop_timeout,
-        max_endpoints=config.max_endpoints,
-        max_errors=config.max_errors,
-        parsed_options=parsed_options,
-        processes=config.processes,
-        reset_stats_after_spawn=config.reset_stats,
-    )
-    swarm = Swarm(
-        spec,
-        config.processes,
-        environment,
-        supervision={
-            "cpu_warn": config.cpu_warn,
-            "lag_warn_ms": config.lag_warn_ms,
-            "max_worker_memory": config.max_worker_memory,
-            "max_memory": config.max_memory,
-            "max_restarts": config.max_restarts,
-        },
-    )
+    environment, swarm = build_swarm(config, classes, parsed_options)
     reporting = RunReporting(config, swarm)
     # Before any greenlet exists (init listeners may start some): see runner/_zygote.py.
     swarm.start_fork_server()
@@ -130,7 +97,7 @@ def run_headless(
     try:
         environment.events.init.fire(environment=environment)
         swarm.start_workers()
-        handlers = _install_signal_handlers(swarm)
+        handlers = install_signal_handlers(swarm)
         reporting.start()
         if config.iterations:
             swarm.set_iterations(config.iterations)
@@ -174,6 +141,17 @@ def run_headless(
             handler.cancel()
         swarm.close()
     write_reports(config, snapshot, checks, reporting.series, out)
+    return final_exit_code(swarm, snapshot, config, environment, checks)
+
+
+def final_exit_code(
+    swarm: Swarm,
+    snapshot: Snapshot,
+    config: RunConfig,
+    environment: Environment,
+    checks: list[CheckResult],
+) -> int:
+    """The exit code of a run, resource failures and dead workers included."""
     if swarm.fatal_reason is not None:
         logger.error("the run was stopped: %s", swarm.fatal_reason)
         return EXIT_RESOURCE_FAILURE
@@ -181,6 +159,47 @@ def run_headless(
         logger.error("the run ended early: every worker process exited")
         return max(1, exit_code_for(snapshot, config, environment, checks))
     return exit_code_for(snapshot, config, environment, checks)
+
+
+def build_swarm(
+    config: RunConfig, classes: list[type], parsed_options: Any = None
+) -> tuple[Environment, Swarm]:
+    """The parent's Environment and a Swarm for ``classes`` (workers not started yet)."""
+    from mpswarm.exceptions import UsageError
+
+    classes = prepare_classes(config, classes)
+    if not classes:
+        raise UsageError("no User class has a task left after --tags / --exclude-tags")
+    environment = Environment(
+        user_classes=classes,
+        host=config.host,
+        events=events,
+        parsed_options=parsed_options,
+        stop_timeout=config.stop_timeout,
+    )
+    spec = WorkerSpec(
+        user_classes=tuple(classes),
+        host=config.host,
+        stop_timeout=config.stop_timeout,
+        max_endpoints=config.max_endpoints,
+        max_errors=config.max_errors,
+        parsed_options=parsed_options,
+        processes=config.processes,
+        reset_stats_after_spawn=config.reset_stats,
+    )
+    swarm = Swarm(
+        spec,
+        config.processes,
+        environment,
+        supervision={
+            "cpu_warn": config.cpu_warn,
+            "lag_warn_ms": config.lag_warn_ms,
+            "max_worker_memory": config.max_worker_memory,
+            "max_memory": config.max_memory,
+            "max_restarts": config.max_restarts,
+        },
+    )
+    return environment, swarm
 
 
 def write_reports(
@@ -295,8 +314,9 @@ def _classes(names: Any, by_name: dict[str, type]) -> list[type] | None:
     return [by_name[c] if isinstance(c, str) else c for c in names]
 
 
-def _install_signal_handlers(swarm: Swarm) -> list[Any]:
-    """First SIGINT/SIGTERM: graceful stop. Second: kill the workers now (data is kept)."""
+def install_signal_handlers(swarm: Swarm, on_first: Any = None) -> list[Any]:
+    """First SIGINT/SIGTERM: graceful stop (and ``on_first()``). Second: kill the workers now
+    (data is kept)."""
     received = []
 
     def on_signal(signum: int) -> None:
@@ -305,6 +325,8 @@ def _install_signal_handlers(swarm: Swarm) -> list[Any]:
         if len(received) == 1:
             logger.info("received %s: stopping (again to stop at once)", name)
             swarm.request_stop(f"received {name}")
+            if on_first is not None:
+                on_first()
         else:
             logger.warning("stopping at once")
             for handle in swarm.workers:

@@ -284,9 +284,14 @@ class Swarm(MasterRunner):
 
     # -- steering --------------------------------------------------------------------------------
     def set_target(
-        self, users: int, spawn_rate: float, user_classes: Sequence[type] | None = None
+        self,
+        users: int,
+        spawn_rate: float,
+        user_classes: Sequence[type] | None = None,
+        host: str | None = None,
     ) -> None:
-        """Move to ``users`` users in total, started at ``spawn_rate`` per second overall."""
+        """Move to ``users`` users in total, started at ``spawn_rate`` per second overall
+        (with ``host``: users started from now on send there)."""
         classes = list(user_classes or self.spec.user_classes)
         live = [h for h in self.workers if h.alive]
         if not live:
@@ -308,7 +313,7 @@ class Swarm(MasterRunner):
             handle.target = share
             handle.spawned.clear()
             try:
-                handle.channel.send(("target", share, rate))
+                handle.channel.send(("target", share, rate, host))
             except OSError:
                 pass  # it died: its reader notices
 
@@ -406,6 +411,16 @@ class Swarm(MasterRunner):
             self.set_arrival(**self.arrival)
         else:
             self.set_target(self.target_user_count, self._last_rate, self._last_classes)
+
+    def prepare_new_run(self) -> None:
+        """Before another run on the same workers (web UI): statistics from zero, no stop."""
+        if self.started_at is not None:
+            self.reset_stats()
+        for handle in self.workers:
+            handle.stopped.clear()
+        self._stop_event.clear()
+        self.stop_reason = None
+        self.started_at = self._t_start = self._t_end = None
 
     def request_stop(self, reason: str | None = None) -> None:
         """Ask ``wait()`` to return (a signal, StopTest, a failed check)."""

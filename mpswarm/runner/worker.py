@@ -168,7 +168,7 @@ class WorkerRuntime(WorkerRunner):
                     return  # the parent is gone: stop at once
                 kind = message[0]
                 if kind == "target":
-                    self._set_target(message[1], message[2])
+                    self._set_target(*message[1:])
                 elif kind == "arrival":
                     self._set_arrival(message[1])
                 elif kind == "stop":
@@ -211,7 +211,10 @@ class WorkerRuntime(WorkerRunner):
         if self.open_model is not None:
             self.open_model.forget(user, greenlet)
 
-    def _set_target(self, counts: dict[str, int], rate: float) -> None:
+    def _set_target(self, counts: dict[str, int], rate: float, host: str | None = None) -> None:
+        if host:  # a host chosen in the web UI: users started from now on use it
+            for cls in self._classes.values():
+                cls.host = host  # type: ignore[attr-defined]
         if self._spawner is not None:
             self._spawner.kill(block=True)
         self._begin_test()

@@ -1,0 +1,1 @@
+"""The web UI: a page to start, watch and steer runs, served by the parent."""

@@ -1,0 +1,204 @@
+"""The web UI over HTTP: one self-contained page, a JSON API, downloads; who may use them.
+
+Rules, checked on every request:
+
+- Bound to loopback (the default), anyone on this machine may use it. Bound to another
+  address, it requires ``--web-auth user:password`` (HTTP Basic), or else a token generated
+  at start and printed in the URL: opening that URL once sets a cookie.
+- State-changing requests are POSTs that carry the page's CSRF token in an ``X-Mpswarm-Csrf``
+  header. A page from another site cannot read the token (no CORS headers are ever sent) nor
+  send a custom header without a preflight that is never allowed; an ``Origin`` that is not
+  this server's is refused as well.
+- The page loads nothing from the network: its script and styles are inline.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from http.cookies import SimpleCookie
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from mpswarm.exceptions import UsageError
+from mpswarm.web.control import DOWNLOADS, Controller, parse_run_request
+
+logger = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+_COOKIE = "mpswarm_token"
+_SECURITY_HEADERS = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        "img-src data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'",
+    ),
+]
+
+
+class WebApp:
+    """The WSGI application.
+
+    Args:
+        controller: what the page steers.
+        basic_auth: ``(user, password)`` required from every request, or None.
+        token: a secret required from every request (cookie, ``?token=`` or Bearer), or None.
+    """
+
+    def __init__(
+        self,
+        controller: Controller,
+        basic_auth: tuple[str, str] | None = None,
+        token: str | None = None,
+    ) -> None:
+        self.controller = controller
+        self.basic_auth = basic_auth
+        self.token = token
+        self.csrf = secrets.token_urlsafe(24)
+        self._page = resources.files("mpswarm.web").joinpath("page.html").read_text("utf-8")
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        path = environ.get("PATH_INFO") or "/"
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        if self.token is not None and query.get("token") == [self.token] and path == "/":
+            cookie = f"{_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+            return _reply(start_response, "303 See Other", b"", "text/plain", [
+                ("Location", "/"), ("Set-Cookie", cookie),
+            ])  # fmt: skip
+        denied = self._authenticate(environ)
+        if denied is not None:
+            return denied(start_response)
+        try:
+            if method == "GET":
+                return self._get(path, start_response)
+            if method == "POST":
+                refused = self._check_csrf(environ)
+                if refused:
+                    return _json(start_response, "403 Forbidden", {"error": refused})
+                return self._post(path, _body(environ), start_response)
+            return _json(start_response, "405 Method Not Allowed", {"error": "GET or POST"})
+        except UsageError as exc:
+            return _json(start_response, "400 Bad Request", {"error": str(exc)})
+        except Exception:
+            logger.exception("the web UI failed to answer %s %s", method, path)
+            return _json(start_response, "500 Internal Server Error", {"error": "see the log"})
+
+    # -- who may ask -----------------------------------------------------------------------------
+    def _authenticate(self, environ: dict[str, Any]) -> Callable[[StartResponse], Any] | None:
+        if self.basic_auth is not None:
+            header = environ.get("HTTP_AUTHORIZATION", "")
+            expected = "Basic " + base64.b64encode(":".join(self.basic_auth).encode()).decode()
+            if not hmac.compare_digest(header.encode(), expected.encode()):
+                return lambda start: _reply(
+                    start, "401 Unauthorized", b"authentication required\n", "text/plain",
+                    [("WWW-Authenticate", 'Basic realm="mpswarm"')],
+                )  # fmt: skip
+        if self.token is not None:
+            cookies = SimpleCookie(environ.get("HTTP_COOKIE", ""))
+            given = cookies[_COOKIE].value if _COOKIE in cookies else ""
+            bearer = environ.get("HTTP_AUTHORIZATION", "")
+            if bearer.startswith("Bearer "):
+                given = bearer[len("Bearer ") :]
+            if not hmac.compare_digest(given.encode(), self.token.encode()):
+                return lambda start: _reply(
+                    start, "401 Unauthorized",
+                    b"open the URL with ?token= that mpswarm printed at start\n", "text/plain",
+                )  # fmt: skip
+        return None
+
+    def _check_csrf(self, environ: dict[str, Any]) -> str | None:
+        given = environ.get("HTTP_X_MPSWARM_CSRF", "")
+        if not hmac.compare_digest(given.encode(), self.csrf.encode()):
+            return "missing or wrong X-Mpswarm-Csrf header: use the page"
+        origin = environ.get("HTTP_ORIGIN")
+        if origin and urlsplit(origin).netloc != environ.get("HTTP_HOST", ""):
+            return f"cross-site request from {origin} refused"
+        return None
+
+    # -- routes ------------------------------------------------------------------------------
+    def _get(self, path: str, start_response: StartResponse) -> Iterable[bytes]:
+        if path == "/":
+            page = self._page.replace("__CSRF_TOKEN__", self.csrf).encode()
+            return _reply(start_response, "200 OK", page, "text/html; charset=utf-8")
+        if path == "/api/state":
+            return _json(start_response, "200 OK", self.controller.state())
+        if path.startswith("/download/"):
+            name = path[len("/download/") :]
+            if name not in DOWNLOADS:
+                return _json(start_response, "404 Not Found", {"error": f"no file {name!r}"})
+            try:
+                data = self.controller.download(name)
+            except (KeyError, FileNotFoundError):
+                return _json(start_response, "404 Not Found", {"error": "no run yet"})
+            disposition = f'attachment; filename="mpswarm_{name}"'
+            return _reply(
+                start_response, "200 OK", data, DOWNLOADS[name],
+                [("Content-Disposition", disposition)],
+            )  # fmt: skip
+        return _json(start_response, "404 Not Found", {"error": f"no page {path!r}"})
+
+    def _post(self, path: str, data: dict[str, Any], start_response: StartResponse) -> Any:
+        controller = self.controller
+        if path == "/api/start":
+            controller.start(parse_run_request(data, controller.config))
+        elif path == "/api/change":
+            request = parse_run_request(data, controller.config)
+            controller.change(request.users, request.spawn_rate)
+        elif path == "/api/stop":
+            controller.stop()
+        elif path == "/api/reset":
+            controller.reset()
+        else:
+            return _json(start_response, "404 Not Found", {"error": f"no action {path!r}"})
+        return _json(start_response, "200 OK", {"ok": True})
+
+
+def _body(environ: dict[str, Any]) -> dict[str, Any]:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    raw = environ["wsgi.input"].read(min(length, 1 << 20)) if length else b""
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise UsageError("the body must be JSON") from None
+    if not isinstance(data, dict):
+        raise UsageError("the body must be a JSON object")
+    return data
+
+
+def _reply(
+    start_response: StartResponse,
+    status: str,
+    body: bytes,
+    content_type: str,
+    headers: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    start_response(
+        status,
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            *_SECURITY_HEADERS,
+            *(headers or []),
+        ],
+    )
+    return [body]
+
+
+def _json(start_response: StartResponse, status: str, data: Any) -> list[bytes]:
+    body = json.dumps(data, default=str).encode()
+    return _reply(start_response, status, body, "application/json")

@@ -1,0 +1,263 @@
+"""What the web UI steers: runs on a live Swarm, started, changed and stopped from the page.
+
+The workers start once, with the UI; each run (from the start form) resets the statistics,
+sends targets through the same dispatch path as the command line and shapes, samples once a
+second like a headless run (history, charts, CSV files for download), and ends on Stop, at
+the end of its run time, or on a failed ``--check-abort`` check. A new run can follow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import gevent
+
+from mpswarm.config import RunConfig
+from mpswarm.exceptions import UsageError
+from mpswarm.report.checks import CheckResult
+from mpswarm.report.html import write_html
+from mpswarm.report.json_report import endpoint_dict, write_json
+from mpswarm.runner.base import STATE_STOPPED
+from mpswarm.runner.headless import run_settings
+from mpswarm.runner.reporting import RunReporting
+from mpswarm.runner.swarm import Swarm
+from mpswarm.stats.segment import H_LAG_P99_US
+from mpswarm.stats.snapshot import Snapshot
+
+logger = logging.getLogger(__name__)
+
+#: Files offered for download: name -> (content type, what it is).
+DOWNLOADS = {
+    "stats.csv": "text/csv",
+    "stats_history.csv": "text/csv",
+    "failures.csv": "text/csv",
+    "exceptions.csv": "text/csv",
+    "report.json": "application/json",
+    "report.html": "text/html",
+}
+
+
+@dataclasses.dataclass
+class RunRequest:
+    """A start (or change) from the page, validated."""
+
+    users: int
+    spawn_rate: float
+    host: str | None = None
+    run_time: float | None = None
+    user_classes: tuple[str, ...] = ()
+
+
+class Controller:
+    """Runs on ``swarm`` as the page asks; ``config`` gives the defaults and output options."""
+
+    def __init__(self, swarm: Swarm, config: RunConfig) -> None:
+        self.swarm = swarm
+        self.config = config
+        self.classes = {cls.__name__: cls for cls in swarm.spec.user_classes}
+        self.request: RunRequest | None = None
+        self.reporting: RunReporting | None = None
+        self.final: Snapshot | None = None
+        self.checks: list[CheckResult] = []
+        self.runs = 0
+        self._runner: gevent.Greenlet | None = None
+        self._folder = tempfile.mkdtemp(prefix="mpswarm-web-")
+        self.ended = gevent.event.Event()  # set whenever a run has ended
+
+    @property
+    def running(self) -> bool:
+        """True while a run is in progress."""
+        return self._runner is not None and not self._runner.dead
+
+    # -- steering ------------------------------------------------------------------------------
+    def start(self, request: RunRequest) -> None:
+        """Start a new run (statistics from zero)."""
+        if self.running:
+            raise UsageError("a run is already in progress: stop it first")
+        unknown = [name for name in request.user_classes if name not in self.classes]
+        if unknown:
+            raise UsageError(f"unknown user class(es): {', '.join(unknown)}")
+        chosen = [self.classes[n] for n in request.user_classes] or list(self.classes.values())
+        missing = [c.__name__ for c in chosen if not (request.host or getattr(c, "host", None))]
+        if missing:
+            raise UsageError(f"no host for {', '.join(missing)}: give one in the form")
+        self.request = request
+        self.final = None
+        self.checks = []
+        self.runs += 1
+        self.ended.clear()
+        self._runner = gevent.spawn(self._run, request)
+
+    def change(self, users: int, spawn_rate: float) -> None:
+        """Change the user count and spawn rate of the run in progress."""
+        if not self.running or self.request is None:
+            raise UsageError("no run is in progress")
+        self.request.users, self.request.spawn_rate = users, spawn_rate
+        self.swarm.set_target(users, spawn_rate, self._chosen_classes(), self.request.host)
+
+    def stop(self) -> None:
+        """End the run in progress (its final numbers stay on the page)."""
+        if not self.running:
+            raise UsageError("no run is in progress")
+        self.swarm.request_stop("stopped from the web UI")
+
+    def reset(self) -> None:
+        """Zero the statistics (the run goes on)."""
+        self.swarm.reset_stats()
+        if self.reporting is not None:
+            self.reporting.series.clear()
+
+    def _chosen_classes(self) -> list[type] | None:
+        assert self.request is not None
+        names = self.request.user_classes
+        return [self.classes[name] for name in names] if names else None
+
+    def _run(self, request: RunRequest) -> None:
+        swarm = self.swarm
+        swarm.prepare_new_run()
+        prefix = os.path.join(self._folder, f"run{self.runs}")
+        config = dataclasses.replace(self.config, csv_prefix=prefix, only_summary=True)
+        self.reporting = RunReporting(config, swarm)
+        self.reporting.start()
+        try:
+            swarm.set_target(
+                request.users, request.spawn_rate, self._chosen_classes(), request.host
+            )
+            swarm.wait(request.run_time)
+            snapshot = swarm.stop_all()
+            self.checks = self.reporting.finish(snapshot)
+            self.final = snapshot
+        except Exception:
+            logger.exception("the run failed")
+            raise
+        finally:
+            self.ended.set()
+
+    # -- what the page shows -------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """The final numbers of the last run, or the live ones."""
+        return self.final if self.final is not None else self.swarm.snapshot()
+
+    def state(self) -> dict[str, Any]:
+        """Everything the page draws, as JSON-ready data."""
+        snapshot = self.snapshot()
+        duration = snapshot.duration_s
+        series = self.reporting.series if self.reporting is not None else []
+        return {
+            "state": "running" if self.running else ("stopped" if self.runs else "ready"),
+            "swarm_state": self.swarm.state,
+            "run": dataclasses.asdict(self.request) if self.request else None,
+            "defaults": {
+                "users": self.config.users,
+                "spawn_rate": self.config.spawn_rate,
+                "host": self.config.host or "",
+                "run_time": self.config.run_time,
+            },
+            "user_classes": list(self.classes),
+            "elapsed_s": duration,
+            "users": snapshot.users,
+            "total": endpoint_dict(snapshot.total, duration),
+            "endpoints": [endpoint_dict(e, duration) for e in snapshot.endpoints],
+            "errors": [dataclasses.asdict(e) for e in snapshot.errors],
+            "exceptions": [dataclasses.asdict(e) for e in snapshot.exceptions],
+            "series": [dataclasses.asdict(p) for p in series],
+            "workers": self._workers(),
+            "recovery_events": [e.as_dict() for e in self.swarm.supervisor.events],
+            "saturation": self.swarm.supervisor.summary(),
+            "checks": [
+                {"check": r.check.expression, "passed": r.passed, "text": r.describe()}
+                for r in self.checks
+            ],
+        }
+
+    def _workers(self) -> list[dict[str, Any]]:
+        rows = []
+        for handle in self.swarm.workers:
+            node = self.swarm.clients.get(handle.client_id)
+            rows.append(
+                {
+                    "worker": handle.slot,
+                    "pid": handle.pid,
+                    "state": node.state if node is not None else "unknown",
+                    "alive": handle.alive,
+                    "users": handle.user_count,
+                    "cpu_percent": node.cpu_usage if node is not None else 0.0,
+                    "rss_bytes": node.memory_usage if node is not None else 0,
+                    "loop_lag_p99_ms": int(handle.segment.header[H_LAG_P99_US]) / 1000.0,
+                }
+            )
+        return rows
+
+    def download(self, name: str) -> bytes:
+        """One of DOWNLOADS for the current (or last) run."""
+        if name not in DOWNLOADS:
+            raise KeyError(name)
+        snapshot = self.snapshot()
+        if name.endswith(".csv"):
+            if self.reporting is None:
+                raise KeyError(name)
+            if self.running:
+                self.reporting.sample()  # the files as of now
+            path = os.path.join(self._folder, f"run{self.runs}_{name}")
+            with open(path, "rb") as handle:
+                return handle.read()
+        settings = run_settings(self.config)
+        if self.request is not None:
+            settings.update(
+                users=self.request.users,
+                spawn_rate=self.request.spawn_rate,
+                host=self.request.host or self.config.host,
+                run_time=self.request.run_time,
+            )
+        text = io.StringIO()
+        if name == "report.json":
+            write_json(snapshot, text, settings, self.checks)
+        else:
+            series = self.reporting.series if self.reporting is not None else []
+            write_html(snapshot, text, series, settings, self.checks)
+        return text.getvalue().encode()
+
+    def close(self) -> None:
+        """End any run and drop the temporary files."""
+        if self.running:
+            self.swarm.request_stop("the web UI is closing")
+            assert self._runner is not None
+            self._runner.join(timeout=self.config.stop_timeout + 15)
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def parse_run_request(data: dict[str, Any], config: RunConfig) -> RunRequest:
+    """Validate the start form's fields.
+
+    Raises:
+        UsageError: a field is missing or invalid.
+    """
+    from mpswarm.config import parse_timespan
+
+    try:
+        users = int(data.get("users", config.users))
+        spawn_rate = float(data.get("spawn_rate", config.spawn_rate))
+    except (TypeError, ValueError):
+        raise UsageError("users must be a whole number and spawn_rate a number") from None
+    if users < 0:
+        raise UsageError("users must not be negative")
+    if not spawn_rate > 0:
+        raise UsageError("spawn_rate must be positive")
+    host = str(data.get("host") or "").strip() or None
+    if host is not None and not host.startswith(("http://", "https://")):
+        raise UsageError(f"host must be an http:// or https:// URL, not {host!r}")
+    run_time_text = str(data.get("run_time") or "").strip()
+    run_time = parse_timespan(run_time_text) if run_time_text else None
+    classes = data.get("user_classes") or []
+    if isinstance(classes, str):
+        classes = [c for c in classes.split(",") if c.strip()]
+    return RunRequest(users, spawn_rate, host, run_time, tuple(str(c).strip() for c in classes))
+
+
+__all__ = ["DOWNLOADS", "STATE_STOPPED", "Controller", "RunRequest", "parse_run_request"]

@@ -1,0 +1,121 @@
+"""The web UI in a real browser: headless Chromium (the system's) driven by Playwright.
+
+Skipped where Playwright or Chromium is missing, unless MPSWARM_REQUIRE_BROWSER is set, as
+``.ci/run`` does after installing both: there a missing browser fails the suite.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from mpswarm.report.csv_report import STATS_COLUMNS
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture()
+def page() -> Iterator[Any]:
+    required = bool(os.environ.get("MPSWARM_REQUIRE_BROWSER"))
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if required:
+            raise
+        pytest.skip("playwright is not installed")
+    executable = _chromium()
+    if executable is None:
+        if required:
+            raise RuntimeError("MPSWARM_REQUIRE_BROWSER is set but no Chromium is installed")
+        pytest.skip("no Chromium installed")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, args=["--no-sandbox"], headless=True
+        )
+        context = browser.new_context(accept_downloads=True)
+        # Offline: the page must not need the network (any request elsewhere fails the test).
+        outside: list[str] = []
+        context.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith("http://127.0.0.1")
+                else (outside.append(route.request.url), route.abort())
+            ),
+        )
+        yield context.new_page()
+        assert not outside, f"the page reached outside: {outside}"
+        context.close()
+        browser.close()
+
+
+def _cells(page: Any, table: str) -> list[list[str]]:
+    return page.eval_on_selector_all(
+        f"#{table} tbody tr",
+        "rows => rows.map(r => [...r.cells].map(c => c.textContent))",
+    )
+
+
+def test_drive_a_run_from_the_browser(web, demo, page, tmp_path) -> None:
+    ui = web()
+    page.goto(ui.url)
+    page.fill("#users", "5")
+    page.fill("#spawn-rate", "10")
+    page.fill("#run-time", "")
+    page.click("#start-button")
+    # Rows fill with non-zero numbers.
+    page.wait_for_function(
+        "() => { const r = document.querySelector('#stats-table tbody tr.total');"
+        " return r && Number(r.cells[2].textContent) > 20; }",
+        timeout=20_000,
+    )
+    names = {row[1] for row in _cells(page, "stats-table")}
+    assert names == {"/items/1", "/echo", "Aggregated"}
+    # Charts draw lines.
+    page.click("nav button[data-tab=charts]")
+    page.wait_for_function(
+        "() => { const l = document.querySelector('#chart-rps polyline.line-req\\\\/s');"
+        " return l && l.getAttribute('points').split(' ').length >= 3; }",
+        timeout=20_000,
+    )
+    # 5 -> 10 users: the workers tab follows.
+    page.click("nav button[data-tab=workers]")
+    assert sum(int(row[3]) for row in _cells(page, "workers-table")) == 5
+    page.fill("#change-users", "10")
+    page.click("#change-button")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#workers-table tbody tr')]"
+        ".reduce((n, r) => n + Number(r.cells[3].textContent), 0) === 10",
+        timeout=20_000,
+    )
+    assert all(row[2] in ("running", "spawning") for row in _cells(page, "workers-table"))
+    # Stop: the final numbers match what the server saw.
+    page.click("#stop-button")
+    page.wait_for_function("() => document.querySelector('#state').textContent === 'stopped'")
+    page.click("nav button[data-tab=stats]")
+    page.wait_for_timeout(2000)  # one more refresh with the final numbers
+    total = next(row for row in _cells(page, "stats-table") if row[1] == "Aggregated")
+    assert int(total[2]) == demo.stats()["total"]
+    # Download the CSV.
+    page.click("nav button[data-tab=downloads]")
+    with page.expect_download() as download_info:
+        page.click("#dl-stats")
+    path = tmp_path / "stats.csv"
+    download_info.value.save_as(path)
+    with path.open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == STATS_COLUMNS
+    assert int(rows[-1][2]) == demo.stats()["total"]
+    # The start form is back for a new run.
+    assert page.is_visible("#start-form")
