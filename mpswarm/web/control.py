@@ -23,7 +23,6 @@ from mpswarm.exceptions import UsageError
 from mpswarm.report.checks import CheckResult
 from mpswarm.report.html import write_html
 from mpswarm.report.json_report import endpoint_dict, write_json
-from mpswarm.runner.base import STATE_STOPPED
 from mpswarm.runner.headless import run_settings
 from mpswarm.runner.reporting import RunReporting
 from mpswarm.runner.swarm import Swarm
@@ -32,7 +31,7 @@ from mpswarm.stats.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
 
-#: Files offered for download: name -> (content type, what it is).
+#: Files offered for download: name -> content type.
 DOWNLOADS = {
     "stats.csv": "text/csv",
     "stats_history.csv": "text/csv",
@@ -202,8 +201,7 @@ class Controller:
         if name.endswith(".csv"):
             if self.reporting is None:
                 raise KeyError(name)
-            if self.running:
-                self.reporting.sample()  # the files as of now
+            # As last written: the run's reporting rewrites them every second.
             path = os.path.join(self._folder, f"run{self.runs}_{name}")
             with open(path, "rb") as handle:
                 return handle.read()
@@ -260,4 +258,4 @@ def parse_run_request(data: dict[str, Any], config: RunConfig) -> RunRequest:
     return RunRequest(users, spawn_rate, host, run_time, tuple(str(c).strip() for c in classes))
 
 
-__all__ = ["DOWNLOADS", "STATE_STOPPED", "Controller", "RunRequest", "parse_run_request"]
+__all__ = ["DOWNLOADS", "Controller", "RunRequest", "parse_run_request"]
