@@ -370,11 +370,7 @@ def run_command(**options: Any) -> int:
     )
     from mpswarm.event import events
 
-    if not options["headless"] and (shape is not None or config.arrival_rate is not None):
-        logging.getLogger("mpswarm").warning(
-            "the web UI does not drive load shapes or --arrival-rate runs yet: running headless"
-        )
-    if options["headless"] or shape is not None or config.arrival_rate is not None:
+    if options["headless"]:
         from mpswarm.runner.headless import run_headless
 
         code = run_headless(
@@ -383,7 +379,9 @@ def run_command(**options: Any) -> int:
     else:
         from mpswarm.web.serve import run_web
 
-        code = run_web(config, classes, sys.stdout, parsed_options=_namespace(options))
+        code = run_web(
+            config, classes, sys.stdout, parsed_options=_namespace(options), shape_class=shape
+        )
     events.quit.fire(exit_code=code)
     return code
 

@@ -108,7 +108,7 @@ def run_headless(
                 shape_class.__name__,
                 config.processes,
             )
-            _drive_shape(swarm, environment.shape_class, config)
+            drive_shape(swarm, environment.shape_class, config)
         elif config.arrival_rate is not None:
             logger.info(
                 "starting iterations at %g/s (%s), at most %d users, on %d worker process(es)%s",
@@ -264,7 +264,9 @@ def run_settings(config: RunConfig) -> dict[str, Any]:
 SHAPE_TICK_S = 1.0
 
 
-def _drive_shape(swarm: Swarm, shape: LoadTestShape, config: RunConfig) -> None:
+def drive_shape(
+    swarm: Swarm, shape: LoadTestShape, config: RunConfig, host: str | None = None
+) -> None:
     """Poll the shape once a second and feed its targets to the dispatch path.
 
     ``tick()`` returns ``(users, spawn_rate[, user_classes])`` as in Locust, or, for an
@@ -292,11 +294,12 @@ def _drive_shape(swarm: Swarm, shape: LoadTestShape, config: RunConfig) -> None:
                     config.arrivals,
                     prealloc=config.users,
                     user_classes=_classes(names, by_name),
+                    host=host,
                 )
             else:
                 users, rate, *rest = target
                 classes = _classes(rest[0] if rest else None, by_name)
-                swarm.set_target(int(users), float(rate), classes)
+                swarm.set_target(int(users), float(rate), classes, host)
         timeout = SHAPE_TICK_S
         if deadline is not None:
             timeout = min(timeout, max(0.0, deadline - gevent.get_hub().loop.now()))

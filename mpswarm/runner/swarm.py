@@ -324,6 +324,7 @@ class Swarm(MasterRunner):
         kind: str = "constant",
         prealloc: int = 0,
         user_classes: Sequence[type] | None = None,
+        host: str | None = None,
     ) -> None:
         """Open model: start ``rate`` iterations per second in total, at most ``max_users``."""
         classes = list(user_classes or self.spec.user_classes)
@@ -341,11 +342,13 @@ class Swarm(MasterRunner):
             "kind": kind,
             "prealloc": prealloc,
             "user_classes": user_classes,
+            "host": host,
         }
         self.target_user_count = max_users
         self.state = STATE_RUNNING
         shares = worker_shares(rate, max_users, kind, prealloc, classes, len(live))
         for handle, settings in zip(live, shares, strict=True):
+            settings["host"] = host
             try:
                 handle.channel.send(("arrival", settings))
             except OSError:

@@ -212,9 +212,7 @@ class WorkerRuntime(WorkerRunner):
             self.open_model.forget(user, greenlet)
 
     def _set_target(self, counts: dict[str, int], rate: float, host: str | None = None) -> None:
-        if host:  # a host chosen in the web UI: users started from now on use it
-            for cls in self._classes.values():
-                cls.host = host  # type: ignore[attr-defined]
+        self._use_host(host)
         if self._spawner is not None:
             self._spawner.kill(block=True)
         self._begin_test()
@@ -238,8 +236,14 @@ class WorkerRuntime(WorkerRunner):
             self._t_start = gevent.get_hub().loop.now()
             self.environment.events.test_start.fire(environment=self.environment)
 
+    def _use_host(self, host: str | None) -> None:
+        if host:  # a host chosen in the web UI: users started from now on use it
+            for cls in self._classes.values():
+                cls.host = host  # type: ignore[attr-defined]
+
     def _set_arrival(self, settings: dict[str, Any]) -> None:
         """Open model: run this worker's share of the arrival rate (runner/arrivals.py)."""
+        self._use_host(settings.get("host"))
         self._begin_test()
         if self.open_model is None:
             self.open_model = OpenModel(self)

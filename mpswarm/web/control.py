@@ -23,7 +23,7 @@ from mpswarm.exceptions import UsageError
 from mpswarm.report.checks import CheckResult
 from mpswarm.report.html import write_html
 from mpswarm.report.json_report import endpoint_dict, write_json
-from mpswarm.runner.headless import run_settings
+from mpswarm.runner.headless import drive_shape, run_settings
 from mpswarm.runner.reporting import RunReporting
 from mpswarm.runner.swarm import Swarm
 from mpswarm.stats.segment import H_LAG_P99_US
@@ -56,9 +56,10 @@ class RunRequest:
 class Controller:
     """Runs on ``swarm`` as the page asks; ``config`` gives the defaults and output options."""
 
-    def __init__(self, swarm: Swarm, config: RunConfig) -> None:
+    def __init__(self, swarm: Swarm, config: RunConfig, shape_class: type | None = None) -> None:
         self.swarm = swarm
         self.config = config
+        self.shape_class = shape_class
         self.classes = {cls.__name__: cls for cls in swarm.spec.user_classes}
         self.request: RunRequest | None = None
         self.reporting: RunReporting | None = None
@@ -97,6 +98,8 @@ class Controller:
         """Change the user count and spawn rate of the run in progress."""
         if not self.running or self.request is None:
             raise UsageError("no run is in progress")
+        if self.mode != "users":
+            raise UsageError(f"the {self.mode} decides the load of this run, not the page")
         self.request.users, self.request.spawn_rate = users, spawn_rate
         self.swarm.set_target(users, spawn_rate, self._chosen_classes(), self.request.host)
 
@@ -112,6 +115,13 @@ class Controller:
         if self.reporting is not None:
             self.reporting.series.clear()
 
+    @property
+    def mode(self) -> str:
+        """What drives a run: "users" (the form), "load shape", or "arrival rate"."""
+        if self.shape_class is not None:
+            return "load shape"
+        return "arrival rate" if self.config.arrival_rate is not None else "users"
+
     def _chosen_classes(self) -> list[type] | None:
         assert self.request is not None
         names = self.request.user_classes
@@ -125,10 +135,26 @@ class Controller:
         self.reporting = RunReporting(config, swarm)
         self.reporting.start()
         try:
-            swarm.set_target(
-                request.users, request.spawn_rate, self._chosen_classes(), request.host
-            )
-            swarm.wait(request.run_time)
+            config = dataclasses.replace(config, run_time=request.run_time)
+            if self.shape_class is not None:
+                shape = self.shape_class()
+                swarm.environment.shape_class = shape
+                drive_shape(swarm, shape, config, request.host)
+            elif config.arrival_rate is not None:
+                swarm.set_arrival(
+                    config.arrival_rate,
+                    config.user_cap,
+                    config.arrivals,
+                    prealloc=request.users,
+                    user_classes=self._chosen_classes(),
+                    host=request.host,
+                )
+                swarm.wait(request.run_time)
+            else:
+                swarm.set_target(
+                    request.users, request.spawn_rate, self._chosen_classes(), request.host
+                )
+                swarm.wait(request.run_time)
             snapshot = swarm.stop_all()
             self.checks = self.reporting.finish(snapshot)
             self.final = snapshot
@@ -150,6 +176,14 @@ class Controller:
         series = self.reporting.series if self.reporting is not None else []
         return {
             "state": "running" if self.running else ("stopped" if self.runs else "ready"),
+            "mode": self.mode,
+            "shape": self.shape_class.__name__ if self.shape_class is not None else None,
+            "arrival_rate": self.config.arrival_rate,
+            "open_model": (
+                {"iterations": snapshot.iterations, "dropped": snapshot.dropped}
+                if snapshot.open_model
+                else None
+            ),
             "swarm_state": self.swarm.state,
             "run": dataclasses.asdict(self.request) if self.request else None,
             "defaults": {

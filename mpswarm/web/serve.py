@@ -42,6 +42,7 @@ def run_web(
     classes: list[type],
     out: TextIO,
     parsed_options: Any = None,
+    shape_class: type | None = None,
 ) -> int:
     """Serve the UI until Ctrl-C (or ``--autoquit`` seconds after a run ended).
 
@@ -67,7 +68,7 @@ def run_web(
         environment.events.init.fire(environment=environment)
         swarm.start_workers()
         handlers = install_signal_handlers(swarm, on_first=quit_event.set)
-        controller = Controller(swarm, config)
+        controller = Controller(swarm, config, shape_class)
         server = WSGIServer(
             (config.web_host, config.web_port), WebApp(controller, basic_auth, token), log=None
         )

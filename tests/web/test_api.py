@@ -167,3 +167,44 @@ def test_host_from_the_form_and_reset(web, demo) -> None:
     assert ui.request("/api/stop", {})[0] == 200
     ui.wait_for(lambda s: s["state"] == "stopped")
     assert demo.stats()["total"] > 20
+
+
+SHAPED = (
+    LOCUSTFILE
+    + """
+from mpswarm import LoadTestShape
+
+class Steps(LoadTestShape):
+    def tick(self):
+        t = self.get_run_time()
+        if t < 2:
+            return (2, 10)
+        if t < 4:
+            return (6, 10)
+        return None
+"""
+)
+
+
+def test_a_load_shape_runs_from_the_page(web, demo, tmp_path) -> None:
+    shaped = tmp_path / "shaped.py"
+    shaped.write_text(SHAPED)
+    ui = web("-f", str(shaped))  # the last -f wins
+    state = ui.state()
+    assert state["mode"] == "load shape" and state["shape"] == "Steps"
+    assert ui.request("/api/start", {"users": 1, "spawn_rate": 1})[0] == 200
+    ui.wait_for(lambda s: sum(w["users"] for w in s["workers"]) == 6)
+    status, body, _ = ui.request("/api/change", {"users": 9, "spawn_rate": 1})
+    assert status == 400 and "load shape" in json.loads(body)["error"]
+    state = ui.wait_for(lambda s: s["state"] == "stopped", timeout=30)  # tick() returned None
+    assert state["total"]["requests"] == demo.stats()["total"] > 0
+
+
+def test_an_open_model_run_from_the_page(web, demo) -> None:
+    ui = web("--arrival-rate", "50/s")
+    assert ui.state()["mode"] == "arrival rate"
+    assert ui.request("/api/start", {"users": 2, "spawn_rate": 1, "run_time": "3s"})[0] == 200
+    state = ui.wait_for(lambda s: s["state"] == "stopped", timeout=30)
+    assert state["open_model"]["dropped"] == 0
+    assert abs(state["open_model"]["iterations"] - 150) <= 5, state["open_model"]
+    assert state["total"]["requests"] == demo.stats()["total"] == state["open_model"]["iterations"]
