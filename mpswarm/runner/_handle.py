@@ -31,6 +31,7 @@ class WorkerHandle:
         self.process: psutil.Process | None = None
         self.exited = Event()  # set when the fork server reported how it ended
         self.retiring = False  # being replaced on purpose (memory recycling)
+        self.iterations: int | None = None  # its share of -i, when -i is used
 
     @property
     def client_id(self) -> str:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from gevent import get_hub
 
+from mpswarm.runner.dispatch import split_evenly
 from mpswarm.stats.segment import H_DROPPED, H_ITERATIONS
 
 if TYPE_CHECKING:
@@ -49,8 +50,8 @@ def worker_shares(
     """What each worker runs: ``rate / workers``, its share of the cap and of the pre-allocated
     users; evenly spaced schedules are offset by ``1/rate`` from one worker to the next."""
     weights = {cls.__name__: max(0, int(getattr(cls, "weight", 1))) for cls in classes}
-    caps = _split(max_users, workers)
-    pre = _split(min(prealloc, max_users), workers)
+    caps = split_evenly(max_users, workers)
+    pre = split_evenly(min(prealloc, max_users), workers)
     return [
         {
             "rate": rate / workers,
@@ -62,12 +63,6 @@ def worker_shares(
         }
         for index in range(workers)
     ]
-
-
-def _split(total: int, parts: int) -> list[int]:
-    """``total`` in ``parts`` shares differing by at most one, larger shares first."""
-    base, extra = divmod(total, parts)
-    return [base + (1 if index < extra else 0) for index in range(parts)]
 
 
 class Schedule:

@@ -96,3 +96,9 @@ def spawn_order(deficits: dict[str, int]) -> list[str]:
         started[name] += 1
         order.append(name)
     return order
+
+
+def split_evenly(total: int, parts: int) -> list[int]:
+    """``total`` in ``parts`` shares differing by at most one, larger shares first."""
+    base, extra = divmod(total, parts)
+    return [base + (1 if index < extra else 0) for index in range(parts)]

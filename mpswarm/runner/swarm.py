@@ -35,13 +35,13 @@ from mpswarm.runner.base import (
     MasterRunner,
     WorkerNode,
 )
-from mpswarm.runner.dispatch import class_counts, dispatch_users, split_spawn_rate
+from mpswarm.runner.dispatch import class_counts, dispatch_users, split_evenly, split_spawn_rate
 from mpswarm.runner.supervisor import Supervisor
 from mpswarm.runner.usage import UsageMonitor
 from mpswarm.runner.worker import HARD_STOP_GRACE_S, WorkerSpec, worker_main
 from mpswarm.stats.aggregate import Aggregator
 from mpswarm.stats.locust_view import CURRENT_WINDOW_S, RequestStats
-from mpswarm.stats.segment import Segment
+from mpswarm.stats.segment import H_ITERATIONS, Segment
 from mpswarm.stats.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -182,12 +182,8 @@ class Swarm(MasterRunner):
                     if handle.pid == pid:
                         handle.exit_description = describe_exit(status)
                         handle.exited.set()
-                        logger.debug(
-                            "worker %d (pid %d) ended: %s",
-                            handle.slot,
-                            pid,
-                            handle.exit_description,
-                        )
+                        logger.debug("worker %d (pid %d) ended: %s", handle.slot, pid,
+                                     handle.exit_description)  # fmt: skip
 
     def _read_worker(self, handle: WorkerHandle) -> None:
         aggregator = self.aggregator
@@ -380,7 +376,9 @@ class Swarm(MasterRunner):
 
     def replace_worker(self, old: WorkerHandle) -> None:
         """Replace a dead worker and give the new one its users back."""
-        if self._swap_in(old) is not None:
+        new = self._swap_in(old)
+        if new is not None:
+            self._hand_over_iterations(old, new)
             self._redispatch()
 
     def recycle_worker(self, old: WorkerHandle) -> None:
@@ -390,7 +388,8 @@ class Swarm(MasterRunner):
         so nothing it recorded is lost; then the new worker starts them at the spawn rate.
         """
         old.retiring = True
-        if self._swap_in(old) is None:
+        new = self._swap_in(old)
+        if new is None:
             return
         try:
             old.channel.send(("stop",))
@@ -405,6 +404,7 @@ class Swarm(MasterRunner):
         gevent.wait([old.gone], timeout=_QUIT_TIMEOUT_S)
         if old.alive:
             self._kill(old)
+        self._hand_over_iterations(old, new)
         self._redispatch()
 
     def _redispatch(self) -> None:
@@ -466,9 +466,20 @@ class Swarm(MasterRunner):
     def set_iterations(self, total: int) -> None:
         """Run exactly ``total`` task iterations over all workers, then stop."""
         live = [h for h in self.workers if h.alive]
-        base, extra = divmod(total, len(live))
-        for index, handle in enumerate(live):
-            handle.channel.send(("iterations", base + (1 if index < extra else 0)))
+        for handle, share in zip(live, split_evenly(total, len(live)), strict=True):
+            handle.iterations = share
+            handle.channel.send(("iterations", share))
+
+    def _hand_over_iterations(self, old: WorkerHandle, new: WorkerHandle) -> None:
+        """-i: a replacement runs what is left of its predecessor's share (the predecessor
+        counts the iterations it took in its segment, which outlives it)."""
+        if old.iterations is None:
+            return
+        new.iterations = max(0, old.iterations - int(old.segment.header[H_ITERATIONS]))
+        try:
+            new.channel.send(("iterations", new.iterations))
+        except OSError:
+            pass
 
     def stop_all(self, force: bool = False) -> Snapshot:
         """Stop every user and return the exact final Snapshot.

@@ -38,7 +38,13 @@ from mpswarm.runner.usage import UsageMonitor
 from mpswarm.stats.aggregate import Aggregator
 from mpswarm.stats.locust_view import RequestStats
 from mpswarm.stats.recorder import Recorder
-from mpswarm.stats.segment import H_LAG_MAX_US, H_LAG_P99_US, H_USERS, Segment
+from mpswarm.stats.segment import (
+    H_ITERATIONS,
+    H_LAG_MAX_US,
+    H_LAG_P99_US,
+    H_USERS,
+    Segment,
+)
 from mpswarm.stats.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -180,6 +186,8 @@ class WorkerRuntime(WorkerRunner):
                 elif kind == "iterations":
                     self._iterations_left = message[1]
                     self.environment.claim_iteration = self._claim_iteration
+                    if self._iterations_left == 0:  # a replacement with nothing left to do
+                        gevent.spawn(self._report_iterations_done)
                 elif kind == "quit":
                     self._kill_all()
                     self.environment.events.quitting.fire(environment=self.environment)
@@ -397,6 +405,7 @@ class WorkerRuntime(WorkerRunner):
         if self._iterations_left <= 0:
             return False
         self._iterations_left -= 1
+        self.segment.header[H_ITERATIONS] += 1  # read by the parent if this worker dies
         if self._iterations_left == 0:
             gevent.spawn(self._report_iterations_done)
         return True

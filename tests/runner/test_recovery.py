@@ -271,3 +271,40 @@ def test_runaway_names_fold_with_a_warning_naming_the_fix(run_cli, demo, tmp_pat
     assert "other names (more than 5 distinct)" in run.stdout
     total_line = next(line for line in run.stdout.splitlines() if "Aggregated" in line)
     assert int(total_line.split()[1]) == demo.stats()["total"]
+
+
+ITERATIONS_CRASH = """
+import os
+from mpswarm import HttpUser, constant, task
+
+class Counter(HttpUser):
+    wait_time = constant(0.01)
+    done = 0
+
+    @task
+    def hit(self):
+        self.client.get("/items/1")
+        Counter.done += 1
+        marker = os.environ["CRASH_MARKER"]
+        if self.environment.runner.worker_index == 0 and Counter.done == 15:
+            if not os.path.exists(marker):
+                open(marker, "w").close()
+                os._exit(9)  # after its request: the iteration it took is complete
+"""
+
+
+def test_a_replaced_worker_runs_what_is_left_of_its_iterations(
+    run_cli, demo, tmp_path: Path
+) -> None:
+    lf = write(tmp_path / "lf.py", ITERATIONS_CRASH)
+    run = run_cli(
+        "-f", str(lf), "-H", demo.url, "--headless", "--only-summary", "--processes", "2",
+        "-u", "4", "-r", "100", "-i", "200", "-t", "60s",
+        env={"CRASH_MARKER": str(tmp_path / "crashed")},
+    )  # fmt: skip
+    assert (tmp_path / "crashed").exists()
+    assert "exit code 9" in run.stderr and "iterations are done" in run.stderr, run
+    assert demo.stats()["total"] == 200  # not 200 minus what the dead worker had left
+    # Requests in flight in the dead worker reached the server but never came back to it.
+    ours = int(run.stdout.split("Aggregated", 1)[1].split()[0])
+    assert 200 - 4 <= ours <= 200, run
