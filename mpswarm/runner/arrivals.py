@@ -46,6 +46,7 @@ def worker_shares(
     prealloc: int,
     classes: list[type],
     workers: int,
+    host: str | None = None,
 ) -> list[dict[str, Any]]:
     """What each worker runs: ``rate / workers``, its share of the cap and of the pre-allocated
     users; evenly spaced schedules are offset by ``1/rate`` from one worker to the next."""
@@ -60,6 +61,7 @@ def worker_shares(
             "max_users": caps[index],
             "prealloc": pre[index],
             "weights": weights,
+            "host": host,
         }
         for index in range(workers)
     ]

@@ -342,9 +342,8 @@ class Swarm(MasterRunner):
         }
         self.target_user_count = max_users
         self.state = STATE_RUNNING
-        shares = worker_shares(rate, max_users, kind, prealloc, classes, len(live))
+        shares = worker_shares(rate, max_users, kind, prealloc, classes, len(live), host)
         for handle, settings in zip(live, shares, strict=True):
-            settings["host"] = host
             try:
                 handle.channel.send(("arrival", settings))
             except OSError:

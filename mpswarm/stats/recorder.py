@@ -69,7 +69,6 @@ class Recorder:
 
     def open_model(self, delays: dict[Any, int]) -> None:
         """Record corrected times, with ``delays`` (greenlet -> start delay in us)."""
-        self._words[self._segment.raw_offset + MIN_US] = INT64_MAX
         self.delays = delays
 
     def on_request(

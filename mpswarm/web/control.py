@@ -17,8 +17,9 @@ import tempfile
 from typing import Any
 
 import gevent
+from gevent.event import Event
 
-from mpswarm.config import RunConfig
+from mpswarm.config import RunConfig, parse_timespan
 from mpswarm.exceptions import UsageError
 from mpswarm.report.checks import CheckResult
 from mpswarm.report.html import write_html
@@ -68,7 +69,7 @@ class Controller:
         self.runs = 0
         self._runner: gevent.Greenlet | None = None
         self._folder = tempfile.mkdtemp(prefix="mpswarm-web-")
-        self.ended = gevent.event.Event()  # set whenever a run has ended
+        self.ended = Event()  # set whenever a run has ended
 
     @property
     def running(self) -> bool:
@@ -270,8 +271,6 @@ def parse_run_request(data: dict[str, Any], config: RunConfig) -> RunRequest:
     Raises:
         UsageError: a field is missing or invalid.
     """
-    from mpswarm.config import parse_timespan
-
     try:
         users = int(data.get("users", config.users))
         spawn_rate = float(data.get("spawn_rate", config.spawn_rate))

@@ -89,9 +89,11 @@ def run_web(
             controller.start(
                 RunRequest(config.users, config.spawn_rate, config.host, config.run_time)
             )
-        waiter = gevent.spawn(_wait_for_quit, controller, config.autoquit)
-        gevent.wait([quit_event, waiter], count=1)
-        waiter.kill()
+        waiters: list[Any] = [quit_event]
+        if config.autoquit is not None:
+            waiters.append(gevent.spawn(_autoquit, controller, config.autoquit))
+        gevent.wait(waiters, count=1)
+        gevent.killall(waiters[1:])
     finally:
         for handler in handlers:
             handler.cancel()
@@ -106,13 +108,10 @@ def run_web(
     return final_exit_code(swarm, controller.final, config, environment, controller.checks)
 
 
-def _wait_for_quit(controller: Controller, autoquit: float | None) -> None:
-    """Return ``autoquit`` seconds after a run ended with no new run started (never if None)."""
+def _autoquit(controller: Controller, seconds: float) -> None:
+    """Return ``seconds`` after a run ended, unless a new run started meanwhile."""
     while True:
         controller.ended.wait()
-        if autoquit is None:
-            gevent.sleep(3600)
-            continue
-        gevent.sleep(autoquit)
+        gevent.sleep(seconds)
         if not controller.running:
             return
