@@ -431,6 +431,7 @@ def test_kill_9_of_parent_leaves_nothing(demo) -> None:
 
 
 STEERED = """
+import time
 import gevent
 from mpswarm import HttpUser, constant, events, task
 
@@ -449,11 +450,19 @@ def steer_from_the_parent(environment, **kwargs):
     runner = environment.runner
     if not hasattr(runner, "workers"):
         return  # a worker process
+    def reach(users):
+        # Wait for the workers to report the users running, not for a fixed time: a busy
+        # machine may start a batch late.
+        deadline = time.monotonic() + 30
+        while runner.user_count != users and time.monotonic() < deadline:
+            gevent.sleep(0.05)
     def steer():
-        gevent.sleep(1.0)
+        reach(4)
         runner.set_target(10, 100)
-        gevent.sleep(1.0)
+        reach(10)
         runner.set_target(3, 100)
+        reach(3)
+        runner.quit()
     gevent.spawn(steer)
 """
 
@@ -471,11 +480,12 @@ def test_new_targets_mid_run_start_and_stop_users(run_cli, demo, tmp_path: Path)
         "-r",
         "100",
         "-t",
-        "3.5s",
+        "60s",  # a bound only: the locustfile quits once the users went 4 -> 10 -> 3
         "--processes",
         "2",
     )
     assert run.code == 0, run
+    assert "runner.quit() called" in run.stdout + run.stderr
     paths = demo.stats()["paths"]
     assert paths["GET /bytes/1"] == 10  # 4, then 6 more
     assert paths["GET /bytes/2"] == 10  # 7 retired at 3 users, 3 at the end
