@@ -66,7 +66,8 @@ class FastHttpUser(HttpUser):
     """A user whose client is the lean HTTP/1.1 client, with Locust's FastHttpUser API.
 
     Class attributes, as Locust's: ``insecure`` (skip TLS verification; also ``--insecure``),
-    ``connection_timeout``, ``network_timeout`` (seconds) and ``max_redirects``.
+    ``connection_timeout``, ``network_timeout`` (seconds) and ``max_redirects``; and
+    ``max_body_size``, HttpUser's cap on a response body (32 MiB by default).
     """
 
     abstract = True
@@ -85,6 +86,7 @@ class FastHttpUser(HttpUser):
             connection_timeout=self.connection_timeout,
             network_timeout=self.network_timeout,
             max_redirects=self.max_redirects,
+            max_body_size=self.max_body_size,
         )
 
 

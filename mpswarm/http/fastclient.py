@@ -3,21 +3,37 @@
 One kept-alive connection per origin and user, requests written with one ``sendall``,
 responses parsed by llhttp. Everything else (events, cookies, bodies, catch_response, the
 errors a user sees) is HttpSession's: only ``_send`` differs.
+
+What a server can make it hold is capped (``_limits``): the status line and headers, the body
+as received and as decompressed. A body is gathered in one buffer that becomes ``content``
+without a copy, so a body of N bytes costs N bytes, not twice that.
 """
 
 from __future__ import annotations
 
 import http.cookiejar
+import io
 import ipaddress
 import socket
 import ssl
-import zlib
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httptools
 
+from mpswarm._text import printable
+from mpswarm.http import _limits
 from mpswarm.http._cookies import CookieRequest, CookieResponse
+from mpswarm.http._faststream import FastBodyStream
+from mpswarm.http._inflate import decompress
+from mpswarm.http._limits import (
+    MAX_HEADER_SIZE,
+    MAX_HEADERS,
+    BadResponse,
+    BodyTooLarge,
+    body_too_large,
+    check_body_size,
+)
 from mpswarm.http._transport import Connection, GeventConnection, PlainConnection, tls_context
 from mpswarm.http.response import Request, Response
 from mpswarm.http.session import HttpSession, _origin, _RequestError
@@ -43,8 +59,10 @@ class _Parsed:
         "headers",
         "headers_done",
         "keep_alive",
+        "more",
         "parser",
         "reason",
+        "size",
         "status",
     )
 
@@ -57,7 +75,10 @@ class _Parsed:
         self.keep_alive = False
         self.status = 0
         self.headers: list[tuple[str, str]] = []
-        self.body: list[bytes] = []
+        # The body: its first piece as llhttp gave it (most bodies have one), then a buffer.
+        self.body = b""
+        self.more: io.BytesIO | None = None
+        self.size = 0  # body bytes received (of this response, or since a stream's last read)
         self.headers_done = False
         self.complete = False
         self.reason = b""
@@ -69,13 +90,39 @@ class _Parsed:
         self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
+        if len(self.headers) > MAX_HEADERS:
+            raise BadResponse(_limits.TOO_MANY_HEADERS)
         # Read these now: llhttp resets its flags once the message is complete.
         self.keep_alive = self.parser.should_keep_alive()
         self.status = self.parser.get_status_code()
         self.headers_done = True
 
     def on_body(self, body: bytes) -> None:
-        self.body.append(body)
+        if self.size:
+            more = self.more
+            if more is None:
+                # io.BytesIO: getvalue() hands over its buffer, where b"".join of a list of
+                # pieces (or bytes() of a bytearray) would hold the body twice.
+                more = self.more = io.BytesIO()
+                more.write(self.body)
+            more.write(body)
+        else:
+            self.body = body
+        self.size += len(body)
+
+    def close_delimited(self) -> bool:
+        """Whether the body ends with the connection (no Content-Length, not chunked)."""
+        names = {name.lower() for name, _ in self.headers}
+        return "content-length" not in names and "transfer-encoding" not in names
+
+    def take(self) -> bytes:
+        """The body received so far, no longer held here (for a stream)."""
+        more = self.more
+        body = self.body if more is None else more.getvalue()
+        self.body = b""
+        self.more = None
+        self.size = 0
+        return body
 
     def on_message_complete(self) -> None:
         self.complete = True
@@ -128,10 +175,6 @@ class Headers:
         return f"Headers({self._pairs!r})"
 
 
-class BadResponse(Exception):
-    """The server's answer is not valid HTTP/1.1, or ended too early."""
-
-
 class FastHttpSession(HttpSession):
     """HttpSession API on the lean client; Locust's FastHttpSession options.
 
@@ -143,6 +186,7 @@ class FastHttpSession(HttpSession):
         connection_timeout: seconds to connect.
         network_timeout: seconds to wait for each read.
         max_redirects: redirects followed before giving up.
+        max_body_size: the cap on a response body (default ``max_body_size``, 32 MiB).
     """
 
     def __init__(
@@ -154,7 +198,10 @@ class FastHttpSession(HttpSession):
         connection_timeout: float = _DEFAULT_TIMEOUT_S,
         network_timeout: float = _DEFAULT_TIMEOUT_S,
         max_redirects: int = 5,
+        max_body_size: int | None = None,
     ) -> None:
+        if max_body_size is not None and max_body_size != self.max_body_size:
+            self.max_body_size = check_body_size(max_body_size, type(self).__name__)
         self.base_url = base_url
         self._origin = _origin(base_url)
         self.request_event = request_event
@@ -193,6 +240,9 @@ class FastHttpSession(HttpSession):
             return
         if self._more is None:
             self._more = {}
+        spare = self._more.get(key)  # a second one to this origin (a stream read to its end
+        if spare is not None:  # after a newer request, greenlets sharing the client): closed
+            spare.close()
         self._more[key] = connection
 
     # -- transport -----------------------------------------------------------------------------
@@ -206,6 +256,8 @@ class FastHttpSession(HttpSession):
         timeout: Any,
         allow_redirects: bool,
         verify: bool,
+        stream: bool,
+        limit: int,
     ) -> Response:
         connect_timeout, read_timeout = self._timeouts(timeout)
         history: list[Response] = []
@@ -214,9 +266,24 @@ class FastHttpSession(HttpSession):
             request = Request(method, url, sent, body)
             try:
                 response = self._exchange(
-                    method, url, sent, body, verify, connect_timeout, read_timeout
+                    method,
+                    url,
+                    sent,
+                    body,
+                    verify,
+                    connect_timeout,
+                    read_timeout,
+                    limit,
+                    stream,
+                    allow_redirects,
                 )
-            except (OSError, BadResponse, httptools.HttpParserError, ValueError) as exc:
+            except (
+                OSError,
+                BadResponse,
+                BodyTooLarge,
+                httptools.HttpParserError,
+                ValueError,
+            ) as exc:
                 failed = Response(url=url, request=request, error=_RequestError(_describe(exc)))
                 failed.history = history
                 return failed
@@ -258,6 +325,9 @@ class FastHttpSession(HttpSession):
         verify: bool,
         connect_timeout: float,
         read_timeout: float,
+        limit: int,
+        stream: bool,
+        follow: bool,
     ) -> Response:
         key, target, host_header = self._target(url)
         scheme, host, port = key
@@ -265,12 +335,16 @@ class FastHttpSession(HttpSession):
         connection = self._take(key)
         if connection is not None:
             try:
-                return self._roundtrip(connection, key, method, url, payload, read_timeout)
+                return self._roundtrip(
+                    connection, key, method, url, payload, read_timeout, limit, stream, follow
+                )
             except _StaleConnection:
                 pass  # the server closed the idle connection: one retry on a fresh one
         connection = self._connect(scheme, host, port, verify, connect_timeout)
         try:
-            return self._roundtrip(connection, key, method, url, payload, read_timeout)
+            return self._roundtrip(
+                connection, key, method, url, payload, read_timeout, limit, stream, follow
+            )
         except _StaleConnection as exc:
             raise BadResponse("the server closed the connection without a response") from exc
 
@@ -327,7 +401,17 @@ class FastHttpSession(HttpSession):
         url: str,
         payload: bytes,
         read_timeout: float,
+        limit: int,
+        stream: bool,
+        follow: bool,
     ) -> Response:
+        """One request and its response, on ``connection``.
+
+        Args:
+            limit: the cap on the body (``max_body_size``).
+            stream: return at the headers, the body left to ``FastBodyStream``; a redirect
+                about to be followed (``follow``) is read whole all the same.
+        """
         reused = connection.used
         connection.used = True
         if _PARSERS:
@@ -336,32 +420,53 @@ class FastHttpSession(HttpSession):
             parsed = _Parsed()
             parsed.parser = httptools.HttpResponseParser(parsed)
         parser = parsed.parser
-        got_bytes = False
+        got = 0  # bytes received
+        announced = False  # the Content-Length was checked against the cap
         try:
             connection.sendall(payload, read_timeout)
             while not parsed.complete:
-                chunk = connection.recv(_RECV, read_timeout, not got_bytes)
+                chunk = connection.recv(_RECV, read_timeout, not got)
                 if not chunk:
-                    if not got_bytes and reused:
+                    if not got and reused:
                         raise _StaleConnection()
-                    if parsed.headers_done and _close_delimited(parsed):
+                    if parsed.headers_done and parsed.close_delimited():
                         break  # the body ends with the connection
                     raise BadResponse(_truncation(parsed))
-                got_bytes = True
+                got += len(chunk)
                 parser.feed_data(chunk)
-                if parsed.headers_done and (method == "HEAD" or parsed.status in _NO_BODY_STATUS):
-                    break
+                if parsed.complete:
+                    break  # most responses: all in the first read
+                if parsed.headers_done:
+                    # A longer body: the checks cost nothing on the common path above.
+                    if method == "HEAD" or parsed.status in _NO_BODY_STATUS:
+                        break
+                    if stream and not (follow and parsed.status in _REDIRECTS):
+                        break  # the body is the user's to read
+                    if not announced:
+                        announced = True
+                        if _announced(parsed) > limit:  # fail now, not after the cap's worth
+                            raise BodyTooLarge(body_too_large(limit))
+                    if parsed.size > limit:
+                        raise BodyTooLarge(body_too_large(limit))
+                elif len(parsed.headers) > MAX_HEADERS:
+                    raise BadResponse(_limits.TOO_MANY_HEADERS)
+                elif got > MAX_HEADER_SIZE:
+                    raise BadResponse(_limits.HEADERS_TOO_LARGE)
+            if parsed.size > limit and not stream:
+                raise BodyTooLarge(body_too_large(limit))
         except TimeoutError as exc:
             connection.close()
             raise TimeoutError(f"read timed out after {read_timeout:g} s") from exc
         except ConnectionResetError:
             connection.close()
-            if not got_bytes and reused:
+            if not got and reused:
                 raise _StaleConnection() from None
             raise
         except BaseException:
             connection.close()
             raise
+        if stream and _streams(parsed, method, follow):
+            return self._streamed(connection, key, url, parsed, read_timeout, limit)
         status = parsed.status
         headers = Headers(parsed.headers)
         finished = parsed.complete or (
@@ -371,7 +476,8 @@ class FastHttpSession(HttpSession):
             self._keep(key, connection)
         else:
             connection.close()
-        content = b"".join(parsed.body)
+        more = parsed.more
+        content = parsed.body if more is None else more.getvalue()
         reason = parsed.reason.decode("latin-1")
         if parsed.complete and len(_PARSERS) < _SPARE_PARSERS:
             # Back to the free list, at a message boundary (a HEAD answer is not: llhttp
@@ -380,8 +486,36 @@ class FastHttpSession(HttpSession):
             _PARSERS.append(parsed)
         encoding = headers.get("Content-Encoding", "").lower()
         if content and encoding in ("gzip", "deflate"):
-            content = _decompress(content, encoding)
+            content = decompress(content, encoding, limit)
         return Response(status, reason, headers, content, url)
+
+    def _streamed(
+        self,
+        connection: Connection,
+        key: tuple[str, str, int],
+        url: str,
+        parsed: _Parsed,
+        read_timeout: float,
+        limit: int,
+    ) -> Response:
+        """A ``stream=True`` response, returned at its headers; its body stays on the wire."""
+        headers = Headers(parsed.headers)
+        encoding = headers.get("Content-Encoding", "").lower()
+
+        def done(keep: bool) -> None:
+            if keep:
+                self._keep(key, connection)
+            else:
+                connection.close()
+            if parsed.complete and len(_PARSERS) < _SPARE_PARSERS:  # at a message boundary
+                parsed.reset()
+                _PARSERS.append(parsed)
+
+        body = FastBodyStream(connection, parsed, read_timeout, encoding, done)
+        response = Response(parsed.status, parsed.reason.decode("latin-1"), headers, None, url)
+        response.raw = body
+        response._limit = limit
+        return response
 
 
 def _open_socket(host: str, port: int, timeout: float) -> socket.socket:
@@ -404,39 +538,47 @@ class _StaleConnection(Exception):
     """A reused connection was closed by the server before it answered."""
 
 
-def _close_delimited(parsed: _Parsed) -> bool:
-    names = {name.lower() for name, _ in parsed.headers}
-    return "content-length" not in names and "transfer-encoding" not in names
+def _streams(parsed: _Parsed, method: str, follow: bool) -> bool:
+    """Whether a ``stream=True`` response is returned as a stream: one with a body that is
+    not a redirect about to be followed."""
+    status = parsed.status
+    return not (method == "HEAD" or status in _NO_BODY_STATUS or (follow and status in _REDIRECTS))
 
 
 def _truncation(parsed: _Parsed) -> str:
     if not parsed.headers_done:
         return "the connection closed before a complete response header"
-    expected = next((v for k, v in parsed.headers if k.lower() == "content-length"), None)
-    got = sum(len(part) for part in parsed.body)
-    if expected is not None:
-        return f"IncompleteRead: the connection closed after {got} of {expected} body bytes"
-    return f"IncompleteRead: the connection closed after {got} body bytes of a chunked body"
+    return _limits.INCOMPLETE_BODY  # without byte counts: they vary, the error kind does not
 
 
-def _decompress(content: bytes, encoding: str) -> bytes:
-    try:
-        if encoding == "gzip":
-            return zlib.decompress(content, 16 + zlib.MAX_WBITS)
-        try:
-            return zlib.decompress(content)
-        except zlib.error:
-            return zlib.decompress(content, -zlib.MAX_WBITS)  # raw deflate, as some servers send
-    except zlib.error as exc:
-        raise BadResponse(f"cannot decode the {encoding} body: {exc}") from exc
+def _announced(parsed: _Parsed) -> int:
+    """The response's Content-Length, 0 when it has none (llhttp has checked the number)."""
+    for name, value in parsed.headers:
+        if name.lower() == "content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, httptools.HttpParserCallbackError) and isinstance(
+        exc.__context__, BadResponse
+    ):
+        exc = exc.__context__  # raised in a callback (too many headers)
+    if isinstance(exc, httptools.HttpParserInvalidStatusError):
+        return _limits.BAD_STATUS_LINE
     if isinstance(exc, httptools.HttpParserError):
-        return f"BadResponse: not valid HTTP ({exc})"
+        text = str(exc)
+        if text.startswith("Expected HTTP/"):
+            return _limits.NOT_HTTP  # not even a status line: garbage, one error kind
+        return f"BadResponse: not valid HTTP ({printable(text, 100)})"
+    if isinstance(exc, BodyTooLarge):
+        return str(exc)
     if isinstance(exc, BadResponse):
         text = str(exc)
-        return text if text.startswith("IncompleteRead") else f"BadResponse: {text}"
+        return text if text.split(":", 1)[0].isidentifier() else f"BadResponse: {text}"
     if isinstance(exc, TimeoutError):
         return f"ReadTimeout: {exc}"
     if isinstance(exc, ssl.SSLError):
@@ -445,4 +587,4 @@ def _describe(exc: BaseException) -> str:
         return f"NameResolutionError: {exc.strerror}"
     if isinstance(exc, OSError) and exc.strerror:
         return f"{type(exc).__name__}: [Errno {exc.errno}] {exc.strerror}"
-    return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {printable(str(exc))}"

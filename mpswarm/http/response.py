@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import codecs
 import datetime
+import io
 import json as jsonlib
 import re
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
+from mpswarm._text import printable
 from mpswarm.exceptions import CatchResponseError, HTTPError, ResponseError
+from mpswarm.http._limits import MAX_BODY_SIZE, READ_CHUNK, BodyTooLarge, body_too_large, size_text
 
 _CHARSET = re.compile(r"charset=([\w.:-]+)", re.IGNORECASE)
 
@@ -30,27 +35,51 @@ class Request:
         return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
+class BodyStream(Protocol):
+    """The unread body of a ``stream=True`` response (``response.raw``)."""
+
+    def read(self, amt: int | None = None) -> bytes:
+        """Up to ``amt`` bytes of the decoded body (all the rest without ``amt``); b"" at its
+        end."""
+        ...
+
+    def close(self) -> None:
+        """Done with the body: the connection is closed unless the body was read to its end."""
+        ...
+
+
 class Response:
     """A finished HTTP exchange, or a failed attempt (``status_code`` 0 and ``error`` set).
+
+    A ``stream=True`` request returns once the headers are in: the body is then read through
+    ``iter_content``, ``iter_lines`` or ``raw``, past ``max_body_size``, and ``close()`` (or
+    leaving a ``with`` block) drops the connection unless the body was read to its end.
 
     Attributes:
         status_code: the HTTP status, 0 when no response arrived.
         reason: the status line's reason phrase.
         headers: case-insensitive response headers.
-        content: the (decoded) body bytes.
+        content: the (decoded) body bytes (read on first use after ``stream=True``).
         url: the final URL, after redirects.
         history: the redirect responses that led here, oldest first.
-        elapsed: time from sending the request to having the whole response.
+        elapsed: time from sending the request to having the whole response (to the headers
+            after ``stream=True``).
         error: the exception when the request failed before a response, else None.
         request: the last request sent.
+        raw: the unread body of a ``stream=True`` response (``read(amt)``, ``close()``), else
+            None.
     """
+
+    raw: BodyStream | None = None  # set on streamed responses only: nothing per request
+    _limit = MAX_BODY_SIZE  # what ``content`` reads of a streamed body
+    _consumed = False
 
     def __init__(
         self,
         status_code: int = 0,
         reason: str = "",
         headers: Any = None,
-        content: bytes = b"",
+        content: bytes | None = b"",
         url: str = "",
         request: Request | None = None,
         error: BaseException | None = None,
@@ -58,7 +87,7 @@ class Response:
         self.status_code = status_code
         self.reason = reason
         self.headers = headers if headers is not None else _empty_headers()
-        self.content = content
+        self._content = content  # None: a streamed body not read yet
         self.url = url
         self.request = request
         self.error = error
@@ -66,6 +95,129 @@ class Response:
         self._elapsed_ms = 0.0
         self.encoding: str | None = None
         self._cookies: dict[str, str] | None = None
+
+    @property
+    def content(self) -> bytes:
+        """The (decoded) body; a streamed body is read now, up to ``max_body_size``.
+
+        Raises:
+            BodyTooLarge: a streamed body over the cap the request was sent with.
+            RuntimeError: a streamed body already read through ``iter_content``.
+        """
+        content = self._content
+        if content is None:
+            content = self._content = self._read_rest()
+        return content
+
+    @content.setter
+    def content(self, value: bytes) -> None:
+        self._content = value
+
+    def _read_rest(self) -> bytes:
+        raw = self.raw
+        if raw is None:
+            return b""
+        if self._consumed:
+            raise RuntimeError("the body of this response was already read (iter_content)")
+        self._consumed = True
+        limit = self._limit
+        buffer = io.BytesIO()  # getvalue() hands over its buffer: one copy of the body, not two
+        while True:
+            piece = raw.read(READ_CHUNK)
+            if not piece:
+                return buffer.getvalue()
+            if buffer.tell() + len(piece) > limit:
+                raw.close()
+                raise BodyTooLarge(body_too_large(limit))
+            buffer.write(piece)
+
+    def iter_content(
+        self, chunk_size: int | None = 1, decode_unicode: bool = False
+    ) -> Iterator[Any]:
+        """The body in pieces of at most ``chunk_size`` bytes, as requests' ``iter_content``.
+
+        After ``stream=True`` the pieces come from the connection as they are read, whatever
+        the body's size; otherwise they are slices of ``content``.
+
+        Args:
+            chunk_size: most bytes per piece (None: as they arrive, or all of ``content``).
+            decode_unicode: yield text decoded with the response's charset.
+        """
+        if self._content is None and self.raw is not None:
+            if self._consumed:
+                raise RuntimeError("the body of this response was already read")
+            self._consumed = True
+            pieces = _read_pieces(self.raw, chunk_size or READ_CHUNK)
+        else:
+            content = self.content
+            size = chunk_size or len(content) or 1
+            pieces = (content[at : at + size] for at in range(0, len(content), size))
+        if not decode_unicode:
+            yield from pieces
+            return
+        decoder = codecs.getincrementaldecoder(self._charset())(errors="replace")
+        for piece in pieces:
+            text = decoder.decode(piece)
+            if text:
+                yield text
+        rest = decoder.decode(b"", final=True)
+        if rest:
+            yield rest
+
+    def iter_lines(
+        self, chunk_size: int = 512, decode_unicode: bool = False, delimiter: Any = None
+    ) -> Iterator[Any]:
+        """The body line by line, as requests' ``iter_lines``; a line longer than
+        ``max_body_size`` raises BodyTooLarge rather than being held."""
+        pending: list[Any] = []
+        held = 0
+        for chunk in self.iter_content(chunk_size, decode_unicode):
+            lines = chunk.split(delimiter) if delimiter else chunk.splitlines()
+            if not lines:
+                continue
+            open_end = bool(lines[-1]) and lines[-1][-1:] == chunk[-1:]  # no break at the end
+            if len(lines) == 1 and open_end:
+                pending.append(chunk)  # no break in this piece: held, not joined each time
+                held += len(chunk)
+                if held > self._limit:
+                    raise BodyTooLarge(
+                        f"BodyTooLarge: response line longer than {size_text(self._limit)} "
+                        "(max_body_size)"
+                    )
+                continue
+            if pending:
+                lines[0] = chunk[:0].join([*pending, lines[0]])
+                pending, held = [], 0
+            if open_end:
+                pending, held = [lines[-1]], len(lines[-1])
+                del lines[-1]
+            yield from lines
+        if pending:
+            yield pending[0][:0].join(pending)
+
+    def close(self) -> None:
+        """Release a streamed body: the connection is dropped unless it was read to its end."""
+        raw = self.raw
+        if raw is not None:
+            raw.close()
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool | None:
+        self.close()
+        return None
+
+    def _charset(self) -> str:
+        if self.encoding is not None:
+            return self.encoding
+        match = _CHARSET.search(self.headers.get("Content-Type", ""))
+        encoding = match.group(1) if match else "utf-8"
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            return "utf-8"
+        return encoding
 
     @property
     def elapsed(self) -> datetime.timedelta:
@@ -84,14 +236,7 @@ class Response:
     @property
     def text(self) -> str:
         """The body decoded with the declared charset (UTF-8 when none)."""
-        encoding = self.encoding
-        if encoding is None:
-            match = _CHARSET.search(self.headers.get("Content-Type", ""))
-            encoding = match.group(1) if match else "utf-8"
-        try:
-            return self.content.decode(encoding, errors="replace")
-        except LookupError:
-            return self.content.decode("utf-8", errors="replace")
+        return self.content.decode(self._charset(), errors="replace")
 
     def json(self, **kwargs: Any) -> Any:
         """The body parsed as JSON."""
@@ -128,7 +273,17 @@ def status_error_text(response: Response, name: str | None = None) -> str:
     """Locust-style failure text for a 4xx/5xx response."""
     kind = "Client" if response.status_code < 500 else "Server"
     where = name if name is not None else response.url
-    return f"{response.status_code} {kind} Error: {response.reason} for url: {where}"
+    # The reason phrase is the server's: escaped and cut, so garbage cannot flood the errors.
+    reason = printable(response.reason, 120)
+    return f"{response.status_code} {kind} Error: {reason} for url: {where}"
+
+
+def _read_pieces(raw: BodyStream, size: int) -> Iterator[bytes]:
+    while True:
+        piece = raw.read(size)
+        if not piece:
+            return
+        yield piece
 
 
 def _empty_headers() -> Any:

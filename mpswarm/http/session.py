@@ -9,7 +9,9 @@ recorded as failures with a readable error text.
 from __future__ import annotations
 
 import functools
+import http.client
 import http.cookiejar
+import io
 import json as jsonlib
 import re
 import time
@@ -20,13 +22,23 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import urllib3
 from gevent import GreenletExit
 
+from mpswarm._text import printable
+from mpswarm.http import _limits
 from mpswarm.http._cookies import CookieRequest, CookieResponse
+from mpswarm.http._limits import (
+    MAX_BODY_SIZE,
+    READ_CHUNK,
+    BodyTooLarge,
+    body_too_large,
+    check_body_size,
+)
 from mpswarm.http._transport import OriginPools
 from mpswarm.http.response import Request, Response, ResponseContextManager, status_error_text
 
 _REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
 _MAX_REDIRECTS = 30  # requests' default
 _ADDRESS = re.compile(r"<[^<>]* (?:object )?at 0x[0-9a-fA-F]+>(?::\s*)?|\s*at 0x[0-9a-fA-F]+")
+_READ_TIMEOUT = re.compile(r"read timeout=([0-9.]+)")
 
 
 class _Interrupted(Exception):
@@ -41,6 +53,8 @@ def error_text(exc: BaseException) -> str:
 
     urllib3 wraps the interesting cause (refused, reset, bad status line) in layers; unwrap it
     so the errors table reads ``ConnectionRefusedError: ...`` rather than ``MaxRetryError``.
+    What a server sent (a garbage status line, byte counts) stays out of the text, so a
+    broken server makes one row of errors, the same one FastHttpUser's client reports.
     """
     cause: BaseException = exc
     for _ in range(5):
@@ -56,11 +70,41 @@ def error_text(exc: BaseException) -> str:
         if not isinstance(inner, BaseException):
             break
         cause = inner
+    known = _server_error_text(cause)
+    if known is not None:
+        return known
     if isinstance(cause, OSError) and cause.strerror and cause.errno:
         return f"{type(cause).__name__}: [Errno {cause.errno}] {cause.strerror}"
-    text = _ADDRESS.sub("", str(cause)).strip()
+    text = printable(_ADDRESS.sub("", str(cause)).strip())
     name = type(cause).__name__
     return f"{name}: {text}" if text else name
+
+
+def _server_error_text(cause: BaseException) -> str | None:
+    """The stable text of an error caused by what the server sent, None for other errors."""
+    if isinstance(cause, http.client.RemoteDisconnected):
+        return None  # a BadStatusLine too, but one with a fixed text
+    if isinstance(cause, (http.client.BadStatusLine, http.client.UnknownProtocol)):
+        line = str(cause.args[0]) if cause.args else ""
+        return _limits.BAD_STATUS_LINE if line.startswith("HTTP/1.") else _limits.NOT_HTTP
+    if isinstance(cause, http.client.LineTooLong):
+        what = str(cause).rsplit("reading ", 1)[-1]  # header line, status line, chunk size...
+        if what == "header line":
+            return _limits.HEADER_LINE_TOO_LONG
+        return f"BadResponse: {what} longer than {_limits.size_text(_limits.MAX_HEADER_SIZE)}"
+    if isinstance(cause, http.client.HTTPException) and "more than" in str(cause):
+        return _limits.TOO_MANY_HEADERS  # http.client's "got more than 100 headers"
+    if isinstance(cause, urllib3.exceptions.InvalidChunkLength):
+        return "BadResponse: not valid HTTP (invalid chunk length)"
+    if isinstance(cause, http.client.IncompleteRead):
+        return _limits.INCOMPLETE_BODY  # without its byte counts, which vary
+    if isinstance(cause, urllib3.exceptions.ReadTimeoutError):
+        seconds = _READ_TIMEOUT.search(str(cause))
+        after = f" after {float(seconds.group(1)):g} s" if seconds else ""
+        return f"ReadTimeout: read timed out{after}"  # without the pool's host and port
+    if isinstance(cause, urllib3.exceptions.DecodeError):
+        return "BadResponse: cannot decode the compressed body"
+    return None
 
 
 class _Recorder:
@@ -105,9 +149,24 @@ class HttpSession:
         base_url: the user's host; relative URLs are joined to it.
         request_event: the event hook fired for every request.
         user: the User owning the session (for its context and stop handling), or None.
+        max_body_size: the cap on a response body (default ``max_body_size``, 32 MiB).
+
+    Attributes:
+        max_body_size: the cap on a (decoded) response body in bytes; a larger body is a
+            failed request. One request can pass its own; ``stream=True`` reads past it.
     """
 
-    def __init__(self, base_url: str, request_event: Any, user: Any = None) -> None:
+    max_body_size = MAX_BODY_SIZE  # a class default: nothing per idle user
+
+    def __init__(
+        self,
+        base_url: str,
+        request_event: Any,
+        user: Any = None,
+        max_body_size: int | None = None,
+    ) -> None:
+        if max_body_size is not None and max_body_size != self.max_body_size:
+            self.max_body_size = check_body_size(max_body_size, type(self).__name__)
         self.base_url = base_url
         self._origin = _origin(base_url)
         self.request_event = request_event
@@ -182,6 +241,8 @@ class HttpSession:
         timeout: Any = None,
         allow_redirects: bool = True,
         verify: bool | None = None,
+        stream: bool = False,
+        max_body_size: int | None = None,
         **_ignored: Any,
     ) -> Any:
         """Send a request and record it; see the module docstring for error handling.
@@ -202,6 +263,10 @@ class HttpSession:
             timeout: seconds, or ``(connect, read)``; None waits forever.
             allow_redirects: follow 3xx responses.
             verify: False skips TLS certificate verification.
+            stream: return once the headers are in and leave the body to
+                ``iter_content``/``iter_lines``/``raw`` (no size cap), as requests does;
+                the response time then ends at the headers. Close the response when done.
+            max_body_size: the cap on this response's body (default: the session's).
 
         Returns:
             A Response (or ResponseContextManager with ``catch_response``).
@@ -231,6 +296,8 @@ class HttpSession:
                 timeout,
                 allow_redirects,
                 self.verify if verify is None else verify,
+                stream,
+                self.max_body_size if max_body_size is None else max_body_size,
             )
         except GreenletExit:
             # Killed mid-request (a stop past its grace time): the request was sent, so it is
@@ -242,7 +309,8 @@ class HttpSession:
                 user._in_request -= 1
         elapsed_ms = recorder.elapsed_ms()
         response._elapsed_ms = elapsed_ms
-        recorder.length = len(response.content)
+        content = response._content
+        recorder.length = len(content) if content is not None else _announced(response)
         if catch_response:
             return ResponseContextManager(response, _CatchReport(recorder, elapsed_ms, user))
         if response.error is not None:
@@ -308,6 +376,8 @@ class HttpSession:
         timeout: Any,
         allow_redirects: bool,
         verify: bool,
+        stream: bool,
+        limit: int,
     ) -> Response:
         history: list[Response] = []
         if isinstance(timeout, tuple):
@@ -327,22 +397,32 @@ class HttpSession:
                     redirect=False,
                     retries=False,
                     timeout=timeout,
-                    preload_content=True,
+                    preload_content=False,  # read below, under the cap
                     decode_content=True,
                     assert_same_host=False,
                 )
-            except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-                response = Response(url=url, request=request, error=_RequestError(error_text(exc)))
+                location = raw.headers.get("Location")
+                follow = allow_redirects and raw.status in _REDIRECT_STATUSES and location
+                content = None if stream and not follow else _read_body(raw, limit)
+            except (BodyTooLarge, _RequestError) as exc:
+                response = Response(url=url, request=request, error=_RequestError(str(exc)))
                 response.history = history
                 return response
-            response = Response(raw.status, raw.reason or "", raw.headers, raw.data, url, request)
+            except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+                error = _RequestError(error_text(exc))
+                response = Response(url=url, request=request, error=error)
+                response.history = history
+                return response
+            response = Response(raw.status, raw.reason or "", raw.headers, content, url, request)
+            if content is None:
+                response.raw = raw  # urllib3's, as in requests
+                response._limit = limit
             if raw.headers.get("Set-Cookie"):
                 self.cookies.extract_cookies(
                     CookieResponse(raw.headers),  # type: ignore[arg-type]
                     CookieRequest(url, sent),  # type: ignore[arg-type]
                 )
-            location = raw.headers.get("Location")
-            if not (allow_redirects and raw.status in _REDIRECT_STATUSES and location):
+            if not follow:
                 response.history = history
                 return response
             if len(history) >= _MAX_REDIRECTS:
@@ -371,6 +451,57 @@ class HttpSession:
 
 class _RequestError(Exception):
     """A request that got no (valid) response; its text is already cleaned up."""
+
+
+def _read_body(raw: Any, limit: int) -> bytes:
+    """The whole decoded body of a urllib3 response, or BodyTooLarge past ``limit`` bytes.
+
+    urllib3 (2.6 and later) decompresses at most what ``read(amt)`` asks for, so a gzip bomb
+    is counted as it inflates, never inflated whole. The connection goes back to the pool
+    when the body was read to its end, and is closed otherwise.
+    """
+    try:
+        length = raw.length_remaining  # the Content-Length still to come, None if unknown
+        if length is not None and length > limit:
+            raise BodyTooLarge(body_too_large(limit))
+        coded = raw.headers.get("Content-Encoding")
+        if length is not None and not coded:
+            return raw.read()  # http.client reads the announced size into one bytes object
+        first = raw.read(READ_CHUNK)
+        total = len(first)
+        buffer: io.BytesIO | None = None
+        while first:
+            piece = raw.read(READ_CHUNK)
+            if not piece:
+                break
+            total += len(piece)
+            if total > limit or raw.tell() > limit:  # decoded, or as sent
+                raise BodyTooLarge(body_too_large(limit, bool(coded) and total > limit))
+            if buffer is None:
+                buffer = io.BytesIO()  # getvalue() hands over its buffer: no second copy
+                buffer.write(first)
+            buffer.write(piece)
+        if total > limit:
+            raise BodyTooLarge(body_too_large(limit, bool(coded)))
+        return buffer.getvalue() if buffer is not None else first
+    except urllib3.exceptions.DecodeError as exc:
+        raw.close()
+        encoding = str(raw.headers.get("Content-Encoding", "")).strip().lower()
+        name = encoding if encoding in ("gzip", "x-gzip", "deflate", "br", "zstd") else "compressed"
+        cause = exc.args[1] if len(exc.args) > 1 else None
+        detail = f": {printable(str(cause), 100)}" if isinstance(cause, Exception) else ""
+        raise _RequestError(f"BadResponse: cannot decode the {name} body{detail}") from exc
+    except BaseException:
+        raw.close()  # not read to its end: the connection must not be reused
+        raise
+
+
+def _announced(response: Response) -> int:
+    """The Content-Length of a streamed response (0 if none or not a number), as Locust."""
+    try:
+        return max(int(response.headers.get("Content-Length") or 0), 0)
+    except ValueError:
+        return 0
 
 
 class _StatusError(Exception):

@@ -11,6 +11,7 @@ from gevent.pool import Group
 
 from mpswarm._waits import wait_for
 from mpswarm.exceptions import StopUser
+from mpswarm.http._limits import MAX_BODY_SIZE, check_body_size
 from mpswarm.http.session import HttpSession
 from mpswarm.user.task import (
     STATE_RUNNING,
@@ -205,9 +206,15 @@ class User(metaclass=UserMeta):
 
 
 class HttpUser(User):
-    """A user with ``self.client``, a requests-like HTTP session with per-user cookies."""
+    """A user with ``self.client``, a requests-like HTTP session with per-user cookies.
+
+    Class attribute ``max_body_size``: the cap on a response body in bytes (default 32 MiB,
+    after decompression); a larger body is a failed request. One request can pass its own
+    (``self.client.get(url, max_body_size=...)``) and ``stream=True`` reads past it.
+    """
 
     abstract = True
+    max_body_size: int = MAX_BODY_SIZE
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -215,11 +222,17 @@ class HttpUser(User):
             raise ValueError(
                 f"{type(self).__name__} has no host: set host on the class or pass -H/--host"
             )
+        check_body_size(self.max_body_size, type(self).__name__)
         insecure = bool(getattr(environment.parsed_options, "insecure", False))
         self.client = self._create_client(self.host, environment.events.request, insecure)
 
     def _create_client(self, host: str, request_event: Any, insecure: bool) -> Any:
         """The user's session; FastHttpUser returns its lean client instead."""
-        client = HttpSession(base_url=host, request_event=request_event, user=self)
+        client = HttpSession(
+            base_url=host,
+            request_event=request_event,
+            user=self,
+            max_body_size=self.max_body_size,
+        )
         client.verify = not insecure
         return client
