@@ -1,4 +1,9 @@
-"""The end-of-run summary on stdout: endpoints, percentiles, errors, exceptions."""
+"""The end-of-run summary on stdout: endpoints, percentiles, errors, exceptions.
+
+With many request names the tables show the busiest rows only (``SUMMARY_ROWS`` endpoints by
+requests, ``SUMMARY_ERRORS`` error rows by occurrences) and say how many they left out; the
+CSV and JSON reports keep every row.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,15 @@ from typing import TextIO
 
 from tabulate import tabulate
 
+from mpswarm.stats.recorder import OVERFLOW_METHOD
 from mpswarm.stats.snapshot import EndpointStats, Snapshot
 
 _PERCENTILES = (90.0, 95.0, 99.0, 99.9)
+#: Endpoint rows in the summary: the busiest by requests, shown in name order. The overflow
+#: row ("other names ...") is shown too whenever there is one.
+SUMMARY_ROWS = 50
+#: Error rows in the summary: the most frequent.
+SUMMARY_ERRORS = 20
 
 
 def format_ms(value: float | None) -> str:
@@ -56,7 +67,8 @@ def write_summary(snapshot: Snapshot, stream: TextIO) -> None:
         "p99.9",
         "req/s",
     ]
-    rows = [_row(stats, snapshot.duration_s) for stats in snapshot.endpoints]
+    shown = busiest(snapshot.endpoints, SUMMARY_ROWS)
+    rows = [_row(stats, snapshot.duration_s) for stats in shown]
     rows.append(_row(snapshot.total, snapshot.duration_s))
     stream.write(
         f"\nResponse times (ms) over {snapshot.duration_s:.1f} s, "
@@ -64,13 +76,24 @@ def write_summary(snapshot: Snapshot, stream: TextIO) -> None:
     )
     stream.write(tabulate(rows, headers=headers, disable_numparse=True, colalign=_align(headers)))
     stream.write("\n")
+    left = len(snapshot.endpoints) - len(shown)
+    if left:
+        stream.write(
+            f"... and {left:,} more endpoint(s) with fewer requests (see --csv/--json for all)\n"
+        )
     if snapshot.open_model:
         stream.write(open_model_text(snapshot))
     if snapshot.errors:
         stream.write("\nErrors:\n")
-        error_rows = [[e.occurrences, e.method, e.name, e.error] for e in snapshot.errors]
+        errors = snapshot.errors[:SUMMARY_ERRORS]  # most frequent first
+        error_rows = [[e.occurrences, e.method, e.name, e.error] for e in errors]
         stream.write(tabulate(error_rows, headers=["# occurrences", "Type", "Name", "Error"]))
         stream.write("\n")
+        left = len(snapshot.errors) - len(errors)
+        if left:
+            stream.write(
+                f"... and {left:,} more error row(s), less frequent (see --csv/--json for all)\n"
+            )
     saturation = snapshot.extra.get("saturation")
     if saturation and saturation["saturated_seconds"]:
         stream.write(
@@ -93,6 +116,16 @@ def write_summary(snapshot: Snapshot, stream: TextIO) -> None:
         stream.write(tabulate(exception_rows, headers=["# count", "Exception", "Raised at"]))
         stream.write("\n")
     stream.flush()
+
+
+def busiest(endpoints: tuple[EndpointStats, ...], limit: int) -> list[EndpointStats]:
+    """The ``limit`` rows with the most requests (and the overflow row), in their own order."""
+    if len(endpoints) <= limit:
+        return list(endpoints)
+    ranked = sorted(range(len(endpoints)), key=lambda i: -endpoints[i].requests)
+    kept = set(ranked[:limit])
+    kept.update(i for i, row in enumerate(endpoints) if row.method == OVERFLOW_METHOD)
+    return [endpoints[i] for i in sorted(kept)]
 
 
 def open_model_text(snapshot: Snapshot) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 import numpy as np
 
 from mpswarm.report.checks import CheckResult
-from mpswarm.stats.histogram import NUM_BUCKETS
 from mpswarm.stats.snapshot import EndpointStats, ErrorStats, ExceptionStats, Snapshot
 
 SCHEMA_VERSION = 1
@@ -17,6 +18,10 @@ JSON_PERCENTILES = (50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99,
 
 def _key(q: float) -> str:
     return f"{q:g}"
+
+
+_KEYS = [_key(q) for q in JSON_PERCENTILES]
+_MEDIAN = JSON_PERCENTILES.index(50.0)
 
 
 def endpoint_dict(stats: EndpointStats, duration_s: float) -> dict[str, Any]:
@@ -43,23 +48,25 @@ def _times_dict(stats: EndpointStats, duration_s: float) -> dict[str, Any]:
         "avg_ms": stats.avg_ms,
         "min_ms": stats.min_ms,
         "max_ms": stats.max_ms,
-        "median_ms": stats.median_ms,
+        "median_ms": values[_MEDIAN],
         "avg_content_length": stats.avg_content_length,
-        "percentiles_ms": {_key(q): v for q, v in zip(JSON_PERCENTILES, values, strict=True)},
+        "percentiles_ms": dict(zip(_KEYS, values, strict=True)),
         "total_us": stats.total_us,
         "min_us": stats.min_us,
         "max_us": stats.max_us,
         "content_bytes": stats.content_bytes,
         # sparse: bucket index -> count (see mpswarm.stats.histogram), for any percentile later
-        "histogram": {str(i): int(stats.histogram[i]) for i in np.flatnonzero(stats.histogram)},
+        "histogram": dict(
+            zip(map(str, stats.buckets.tolist()), stats.counts.tolist(), strict=True)
+        ),
     }
 
 
 def endpoint_from_dict(data: dict[str, Any]) -> EndpointStats:
     """Rebuild an EndpointStats from ``endpoint_dict`` output (exact, histogram included)."""
-    histogram = np.zeros(NUM_BUCKETS, dtype=np.int64)
-    for index, count in data["histogram"].items():
-        histogram[int(index)] = count
+    buckets = np.array([int(index) for index in data["histogram"]], dtype=np.int64)
+    counts = np.array(list(data["histogram"].values()), dtype=np.int64)
+    order = np.argsort(buckets, kind="stable")
     return EndpointStats(
         method=data["method"],
         name=data["name"],
@@ -69,7 +76,8 @@ def endpoint_from_dict(data: dict[str, Any]) -> EndpointStats:
         min_us=data["min_us"],
         max_us=data["max_us"],
         content_bytes=data["content_bytes"],
-        histogram=histogram,
+        buckets=buckets[order],
+        counts=counts[order],
         uncorrected=endpoint_from_dict(data["uncorrected"]) if "uncorrected" in data else None,
     )
 
@@ -150,6 +158,31 @@ def write_json(
     settings: dict[str, Any],
     checks: list[CheckResult] | None = None,
 ) -> None:
-    """Write the report as indented JSON."""
-    json.dump(report_dict(snapshot, settings, checks), stream, indent=2)
-    stream.write("\n")
+    """Write the report as indented JSON, each item of a list (an endpoint, an error) on a line.
+
+    Items go through the json module's C encoder (``json.dumps`` without ``indent``): with
+    an indent every value goes through its pure-Python encoder, 2 s for 10 000 endpoints. The
+    endpoints are encoded one at a time, never all held as dicts (2.3 KB each).
+    """
+    data = report_dict(dataclasses.replace(snapshot, endpoints=()), settings, checks)
+    stream.write("{")
+    for i, (key, value) in enumerate(data.items()):
+        stream.write(f"{',' if i else ''}\n  {json.dumps(key)}: ")
+        items: Iterable[Any] = value if isinstance(value, list) else ()
+        if key == "endpoints":
+            items = (endpoint_dict(e, snapshot.duration_s) for e in snapshot.endpoints)
+        if isinstance(value, list):
+            _write_list(stream, items)
+        else:
+            stream.write(json.dumps(value, indent=2).replace("\n", "\n  "))
+    stream.write("\n}\n")
+
+
+def _write_list(stream: TextIO, items: Iterable[Any]) -> None:
+    stream.write("[")
+    separator = "\n    "
+    for item in items:
+        stream.write(separator)
+        stream.write(json.dumps(item))
+        separator = ",\n    "
+    stream.write("]" if separator == "\n    " else "\n  ]")

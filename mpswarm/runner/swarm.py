@@ -72,7 +72,8 @@ class Swarm(MasterRunner):
         super().__init__(environment)
         self.spec = spec
         self.processes = processes
-        self.aggregator = Aggregator()
+        # The caps on names and error rows are the run's: the parent folds past them.
+        self.aggregator = Aggregator(spec.max_endpoints, spec.max_errors)
         self.workers: list[WorkerHandle] = []
         self._server = ForkServer(partial(worker_main, spec))
         self._generations: dict[int, int] = {}
@@ -84,6 +85,10 @@ class Swarm(MasterRunner):
         self.target_user_count = 0
         self._closing = False
         self._overflow_warned = False
+        self._errors_warned = False
+        # The run-wide caps reached, as told to the workers (a replacement is told at start).
+        self._caps_sent: dict[str, tuple[Any, ...]] = {}
+        self._spawned: list[WorkerHandle] = []  # every worker started, replacements included
         self._server_reader: gevent.Greenlet | None = None
         self.clients: dict[str, WorkerNode] = {}
         self.stats = RequestStats(self._recent_snapshot, self._current_rates)
@@ -163,6 +168,7 @@ class Swarm(MasterRunner):
         )
         parent_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         handle = WorkerHandle(slot, generation, Channel(parent_end), segment)
+        self._spawned.append(handle)
         self.clients[handle.client_id] = WorkerNode(id=handle.client_id, index=slot)
         self.aggregator.add_segment(handle.source_id, segment)
         self._server.request_fork(slot, [segment.fd, worker_end.fileno()])
@@ -195,13 +201,16 @@ class Swarm(MasterRunner):
             kind = message[0]
             if kind == "row":
                 aggregator.on_row(handle.source_id, *message[1:])
+                self._after_row()
             elif kind == "error":
                 aggregator.on_error(handle.source_id, *message[1:])
+                self._after_error()
             elif kind == "exceptions":
                 aggregator.on_exceptions(message[1], handle.client_id)
             elif kind == "ready":
                 handle.pid = message[1]
                 self.clients[handle.client_id].pid = handle.pid
+                self._tell_caps(handle)
                 handle.ready.set()
             elif kind == "spawned":
                 handle.spawned.set()
@@ -235,13 +244,58 @@ class Swarm(MasterRunner):
         elif not self._closing and not any(h.alive for h in self.workers):
             self.request_stop("every worker exited")
 
+    def _after_row(self) -> None:
+        """After a row announcement: warn once when names fold, tell workers the cap is hit."""
+        aggregator = self.aggregator
+        if aggregator.first_folded_name is not None:
+            self._warn_overflow(*aggregator.first_folded_name)
+        if aggregator.names_full and "names" not in self._caps_sent:
+            self._broadcast_cap("names", ("names_full", aggregator.row_names()))
+
+    def _after_error(self) -> None:
+        aggregator = self.aggregator
+        if aggregator.errors_folded and not self._errors_warned:
+            self._errors_warned = True
+            logger.warning(
+                "more than %d distinct errors (method, name and text) in this run: further "
+                "ones are counted in one 'other errors' row",
+                self.spec.max_errors,
+            )
+        if aggregator.errors_full and "errors" not in self._caps_sent:
+            self._broadcast_cap("errors", ("errors_full", aggregator.error_keys()))
+
+    def _broadcast_cap(self, kind: str, message: tuple[Any, ...]) -> None:
+        """Tell every worker the run reached a cap: it folds names the run does not know.
+
+        Sent once (up to --max-endpoints names, ~40 bytes each); until a worker reads it, the
+        parent folds what that worker announces, so nothing depends on its timing.
+        """
+        self._caps_sent[kind] = message
+        for handle in self._spawned:  # one not ready yet is told when it is (_tell_caps)
+            if handle.alive and handle.ready.is_set():
+                self._tell(handle, message)
+
+    def _tell_caps(self, handle: WorkerHandle) -> None:
+        """A worker that just started learns the caps already reached, before any target."""
+        told = 0
+        while told < len(self._caps_sent):  # a send may switch greenlets: a cap may be added
+            self._tell(handle, list(self._caps_sent.values())[told])
+            told += 1
+
+    def _tell(self, handle: WorkerHandle, message: tuple[Any, ...]) -> None:
+        try:
+            handle.channel.send(message)
+        except OSError:
+            pass  # it died: its reader notices
+
     def _warn_overflow(self, method: str, name: str) -> None:
+        """Once per run: names folded into the overflow row (the first one named)."""
         if self._overflow_warned:
             return
         self._overflow_warned = True
         logger.warning(
-            "more than %d distinct request names: further names are counted in one 'other "
-            "names' row (first one: %s %s). Group URLs with name=, e.g. "
+            "more than %d distinct request names in this run: further names are counted in one "
+            "'other names' row (first one: %s %s). Group URLs with name=, e.g. "
             "self.client.get(f'/items/{id}', name='/items/[id]')",
             self.spec.max_endpoints,
             method,

@@ -3,54 +3,161 @@
 Workers announce each row once (``on_row``); the Aggregator maps a worker's local row to a
 global row and sums all segments with vectorised numpy operations. Segments stay registered
 after their worker exits, so a crashed or replaced worker's requests stay counted.
+
+**Run-wide caps.** ``max_endpoints`` distinct request names and ``max_errors`` distinct error
+rows bound the whole run, not each worker: once that many names are known, a new name from any
+worker maps to the one overflow row ("other names (more than N distinct)"), and a new error
+row to the overflow error row. The parent is the source of truth: each worker keeps the same
+cap on its own segment as a memory backstop, and once the run-wide cap is reached it is sent
+the run's names (``row_names()``) so that it folds every other name itself, without announcing
+it. Several local rows can map to one global row (the overflow row above all), so every sum is
+an unbuffered ``ufunc.at``: ``a[idx] += b`` would count a repeated index once.
+
+**Memory.** A global row is kept as one :class:`EndpointStats` with a sparse histogram (its
+non-empty buckets only), rebuilt only when one of its local rows changed: a snapshot reads the
+request count and time sum of every local row (two words), then only the rows that moved since
+the snapshot before, and of those only the buckets between the row's fastest and slowest
+response (so it never touches the pages of a segment that a worker did not write). Unchanged
+rows are the same objects from one snapshot to the next, so a snapshot kept for the 10 s window
+costs 8 bytes per unchanged row. Measured (tracemalloc, bench/many_names.py): 0.75 KB per row
+that saw one request (0.2 KB its name and mappings, 0.5 KB its statistics), plus 10 bytes per
+histogram bucket in use: at most 18 KB for a row using all 1 728 buckets. Dense, a row cost
+13.8 KB in every snapshot, plus as much again while summing; a parent summing 20 000 one-request
+rows grew by 380 MB, and by 270 MB more for each snapshot kept.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
+from array import array
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from mpswarm.stats.histogram import NUM_BUCKETS, bucket_bounds
+from mpswarm.stats.recorder import OVERFLOW_ERROR_TEXT, OVERFLOW_METHOD, overflow_name
 from mpswarm.stats.segment import (
     BYTES,
+    FAILURES,
     H_DROPPED,
     H_ITERATIONS,
+    H_RESETS,
+    HIST,
     INT64_MAX,
     MAX_US,
     MIN_US,
+    REQUESTS,
     ROW_WORDS,
+    SUM_US,
     TOTAL_ROW,
     Segment,
 )
 from mpswarm.stats.snapshot import EndpointStats, ErrorStats, ExceptionStats, Snapshot
 
+RowKey = tuple[str, str]
+ErrorKey = tuple[str, str, str]
+
+#: The key of the overflow error row.
+ERROR_OVERFLOW_KEY: ErrorKey = (OVERFLOW_METHOD, OVERFLOW_METHOD, OVERFLOW_ERROR_TEXT)
+
+# Global rows rebuilt together: a (256, 1 728) int64 scratch histogram is 3.5 MB.
+_CHUNK_ROWS = 256
+# Histogram words gathered from a segment in one numpy call (a few MB of temporaries).
+_CHUNK_WORDS = 1 << 18
+# The index of row 0, to fold into a one-row table.
+_FIRST = np.zeros(1, dtype=np.intp)
+# Lowest value of each bucket, to find the buckets of many values at once.
+_BUCKET_LOWS = np.array([bucket_bounds(i)[0] for i in range(NUM_BUCKETS)], dtype=np.int64)
+
+
+def _int_array(values: array[int]) -> npt.NDArray[np.int64]:
+    """A numpy copy of an ``array('q')`` (a copy: a view would pin the array's size)."""
+    return np.frombuffer(values, dtype=np.int64).copy() if values else np.zeros(0, np.int64)
+
 
 class _Source:
-    """One segment and the names of its rows."""
+    """One segment, the global rows of its local rows, and what the last snapshot saw."""
 
     def __init__(self, segment: Segment) -> None:
         self.segment = segment
-        self.local_rows: list[int] = []
-        self.global_rows: list[int] = []
+        # 8 bytes per entry (a list of ints costs 36).
+        self.local_rows: array[int] = array("q")
+        self.global_rows: array[int] = array("q")
         self.local_errors: list[int] = []
         self.global_errors: list[int] = []
+        self._arrays: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
+        #: (requests, sum_us) of each entry at the last snapshot that read rows.
+        self.seen = np.zeros((0, 2), dtype=np.int64)
+        #: Entries that moved at that snapshot: read once more, in case it saw a request
+        #: half-recorded (the counters of a row are not written atomically together).
+        self.moving = np.zeros(0, dtype=bool)
+        self.resets = -1
+
+    def add_row(self, local: int, gid: int) -> None:
+        self.local_rows.append(local)
+        self.global_rows.append(gid)
+        self._arrays = None
+
+    def arrays(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(local rows, their global rows) as numpy arrays."""
+        if self._arrays is None:
+            self._arrays = (_int_array(self.local_rows), _int_array(self.global_rows))
+        return self._arrays
+
+    def dirty(self, local: npt.NDArray[np.int64], everything: bool) -> npt.NDArray[np.bool_]:
+        """Which entries to read again: those whose row moved now or at the snapshot before."""
+        segment = self.segment
+        now = np.empty((local.size, 2), dtype=np.int64)
+        now[:, 0] = segment.rows[local, REQUESTS]
+        now[:, 1] = segment.rows[local, SUM_US]
+        seen = np.full((local.size, 2), -1, dtype=np.int64)
+        seen[: self.seen.shape[0]] = self.seen
+        moved = (now != seen).any(axis=1)
+        moving = np.zeros(local.size, dtype=bool)
+        moving[: self.moving.size] = self.moving
+        resets = int(segment.header[H_RESETS])
+        dirty = moved | moving
+        if everything or resets != self.resets:
+            dirty[:] = True
+        self.seen, self.moving, self.resets = now, moved, resets
+        return dirty
 
 
 class Aggregator:
-    """Knows every segment and every announced name; builds Snapshots."""
+    """Knows every segment and every announced name; builds Snapshots.
 
-    def __init__(self) -> None:
+    Args:
+        max_endpoints: distinct request names in the whole run before further names fold
+            into the overflow row (None: no cap, as in a worker's own view of its segment).
+        max_errors: distinct error rows in the whole run before further ones fold into the
+            overflow error row (None: no cap).
+    """
+
+    def __init__(self, max_endpoints: int | None = None, max_errors: int | None = None) -> None:
+        self.max_endpoints = max_endpoints
+        self.max_errors = max_errors
         self._sources: dict[Any, _Source] = {}
-        self._row_ids: dict[tuple[str, str], int] = {}
-        self._row_keys: list[tuple[str, str]] = []
-        self._error_ids: dict[tuple[str, str, str], int] = {}
-        self._error_keys: list[tuple[str, str, str]] = []
+        self._row_ids: dict[RowKey, int] = {}
+        self._row_keys: list[RowKey] = []
+        self._named_rows = 0
+        self._overflow_key: RowKey | None = (
+            None if max_endpoints is None else (OVERFLOW_METHOD, overflow_name(max_endpoints))
+        )
+        #: The first name folded into the overflow row by the run-wide cap, if any.
+        self.first_folded_name: RowKey | None = None
+        self._error_ids: dict[ErrorKey, int] = {}
+        self._error_keys: list[ErrorKey] = []
+        self._named_errors = 0
         self._exceptions: dict[tuple[str, str], int] = {}
         self._exception_nodes: dict[tuple[str, str], set[str]] = {}
         # (first seen, last seen) wall-clock times per error row, for the failures CSV.
-        self._error_times: dict[tuple[str, str, str], list[float]] = {}
+        self._error_times: dict[ErrorKey, list[float]] = {}
         self._last_error_counts = np.zeros(0, dtype=np.int64)
+        # Per global row: its statistics as last built (None: no request yet).
+        self._stats: list[EndpointStats | None] = []
+        self._order: list[int] = []  # global rows sorted by (name, method)
         #: Open model: snapshots also sum the raw rows (uncorrected times).
         self.open_model = False
 
@@ -63,21 +170,66 @@ class Aggregator:
         """Every segment ever added."""
         return [source.segment for source in self._sources.values()]
 
+    # -- names -----------------------------------------------------------------------------------
     def on_row(self, source_id: Any, row: int, method: str, name: str) -> None:
         """A worker announced that ``row`` of its segment holds (method, name)."""
         key = (method, name)
         gid = self._row_ids.get(key)
         if gid is None:
-            gid = self._row_ids[key] = len(self._row_keys)
-            self._row_keys.append(key)
-        source = self._sources[source_id]
-        source.local_rows.append(row)
-        source.global_rows.append(gid)
+            if key == self._overflow_key:
+                gid = self._new_row(key)
+            elif self.names_full:
+                assert self._overflow_key is not None
+                gid = self._row_ids.get(self._overflow_key)
+                if gid is None:
+                    gid = self._new_row(self._overflow_key)
+                if self.first_folded_name is None:
+                    self.first_folded_name = key
+            else:
+                self._named_rows += 1
+                gid = self._new_row(key)
+        self._sources[source_id].add_row(row, gid)
+
+    def _new_row(self, key: RowKey) -> int:
+        gid = self._row_ids[key] = len(self._row_keys)
+        self._row_keys.append(key)
+        self._stats.append(None)
+        return gid
+
+    @property
+    def names_full(self) -> bool:
+        """True once the run has ``max_endpoints`` distinct names: new ones fold."""
+        return self.max_endpoints is not None and self._named_rows >= self.max_endpoints
+
+    @property
+    def names_folded(self) -> bool:
+        """True once some requests are counted in the overflow row."""
+        return self._overflow_key is not None and self._overflow_key in self._row_ids
+
+    def row_names(self) -> list[RowKey]:
+        """The run's distinct names (the overflow row's excluded), in announcement order."""
+        return [key for key in self._row_keys if key != self._overflow_key]
 
     def on_error(self, source_id: Any, index: int, method: str, name: str, text: str) -> None:
-        """A worker announced that error counter ``index`` counts (method, name, text)."""
+        """A worker announced that error counter ``index`` counts (method, name, text).
+
+        An error of a name that was folded into the overflow row is counted under that row's
+        name, so that one error text over thousands of runaway names stays one error row.
+        """
+        if (
+            self._overflow_key is not None
+            and (method, name) not in self._row_ids
+            and self.names_full
+        ):
+            method, name = self._overflow_key
         key = (method, name, text)
         gid = self._error_ids.get(key)
+        if gid is None:
+            if key != ERROR_OVERFLOW_KEY and self.errors_full:
+                key = ERROR_OVERFLOW_KEY
+                gid = self._error_ids.get(key)
+            elif key != ERROR_OVERFLOW_KEY:
+                self._named_errors += 1
         if gid is None:
             gid = self._error_ids[key] = len(self._error_keys)
             self._error_keys.append(key)
@@ -87,6 +239,21 @@ class Aggregator:
         source.local_errors.append(index)
         source.global_errors.append(gid)
 
+    @property
+    def errors_full(self) -> bool:
+        """True once the run has ``max_errors`` distinct error rows: new ones fold."""
+        return self.max_errors is not None and self._named_errors >= self.max_errors
+
+    @property
+    def errors_folded(self) -> bool:
+        """True once some errors are counted in the overflow error row."""
+        return ERROR_OVERFLOW_KEY in self._error_ids
+
+    def error_keys(self) -> list[ErrorKey]:
+        """The run's distinct error rows (the overflow row's excluded)."""
+        return [key for key in self._error_keys if key != ERROR_OVERFLOW_KEY]
+
+    # -- exceptions ------------------------------------------------------------------------------
     def on_exceptions(self, counts: dict[tuple[str, str], int], node: str = "") -> None:
         """Add user-code exception counts ((message, traceback) -> new occurrences)."""
         for key, count in counts.items():
@@ -103,11 +270,12 @@ class Aggregator:
         """User-code exceptions so far."""
         return sum(self._exceptions.values())
 
+    # -- snapshots -------------------------------------------------------------------------------
     def totals(self) -> np.ndarray:
         """The sum of every worker's total row: cheap (one row per segment)."""
         total = _empty(1)
         for source in self._sources.values():
-            _fold(total, np.array([0]), source.segment.rows[TOTAL_ROW : TOTAL_ROW + 1])
+            _fold(total, _FIRST, source.segment.rows[TOTAL_ROW : TOTAL_ROW + 1, :HIST])
         return total[0]
 
     def snapshot(
@@ -121,67 +289,49 @@ class Aggregator:
         """Sum every segment into a frozen Snapshot (copies: it outlives the segments).
 
         With ``totals_only`` the endpoint rows are skipped: each worker's total row and the
-        error counters are enough for the live status. With 2 workers and 1 000 names that
-        is the difference between folding ~28 MB and ~30 KB a second.
+        error counters are enough for the live status. A ``final`` snapshot reads every row
+        again (exact: the workers have stopped); others rebuild only rows that moved.
         """
-        table = _empty(0 if totals_only else len(self._row_keys))
         total = _empty(1)
-        raw_table = _empty(len(table) if self.open_model else 0)
         raw_total = _empty(1)
+        total_hist = np.zeros(NUM_BUCKETS, dtype=np.int64)
+        raw_hist = np.zeros(NUM_BUCKETS, dtype=np.int64)
         errors = np.zeros(len(self._error_keys), dtype=np.int64)
         iterations = dropped = 0
         for source in self._sources.values():
             segment = source.segment
-            blocks = [(segment.rows, table, total)]
+            _fold(total, _FIRST, segment.rows[TOTAL_ROW : TOTAL_ROW + 1, :HIST])
+            total_hist += segment.rows[TOTAL_ROW, HIST:]
             if self.open_model:
-                blocks.append((segment.raw_rows, raw_table, raw_total))
-            for rows, into, into_total in blocks:
-                if source.local_rows and not totals_only:
-                    local = np.asarray(source.local_rows)
-                    _fold(into, np.asarray(source.global_rows), rows[local])
-                _fold(into_total, np.array([0]), rows[TOTAL_ROW : TOTAL_ROW + 1])
+                _fold(raw_total, _FIRST, segment.raw_rows[TOTAL_ROW : TOTAL_ROW + 1, :HIST])
+                raw_hist += segment.raw_rows[TOTAL_ROW, HIST:]
             iterations += int(segment.header[H_ITERATIONS])
             dropped += int(segment.header[H_DROPPED])
             if source.local_errors:
-                counts = source.segment.errors[np.asarray(source.local_errors)]
+                counts = segment.errors[np.asarray(source.local_errors)]
                 np.add.at(errors, np.asarray(source.global_errors), counts)
         self._note_error_times(errors)
-        endpoints = tuple(
-            sorted(
-                (
-                    _endpoint(
-                        method,
-                        name,
-                        table[gid],
-                        raw_table[gid] if self.open_model else None,
-                    )
-                    for gid, (method, name) in enumerate(self._row_keys[: len(table)])
-                    if table[gid, 0] > 0
-                ),
-                key=lambda row: (row.name, row.method),
-            )
-        )
-        error_rows = tuple(
-            sorted(
-                (
-                    ErrorStats(method, name, text, int(errors[gid]))
-                    for gid, (method, name, text) in enumerate(self._error_keys)
-                    if errors[gid] > 0
-                ),
-                key=lambda row: (-row.occurrences, row.name, row.error),
-            )
-        )
-        exceptions = tuple(
-            sorted(
-                (ExceptionStats(count, msg, tb) for (msg, tb), count in self._exceptions.items()),
-                key=lambda row: -row.count,
-            )
-        )
+        endpoints: tuple[EndpointStats, ...] = ()
+        if not totals_only:
+            self._refresh_rows(everything=final)
+            endpoints = self._endpoints()
+        raw = None
+        if self.open_model:  # raw rows hold times only: failures and sizes are the row's own
+            raw_total[0, FAILURES], raw_total[0, BYTES] = total[0, FAILURES], total[0, BYTES]
+            raw = _stats("", "Aggregated", raw_total[0], raw_hist)
         return Snapshot(
             endpoints=endpoints,
-            total=_endpoint("", "Aggregated", total[0], raw_total[0] if self.open_model else None),
-            errors=error_rows,
-            exceptions=exceptions,
+            total=_stats("", "Aggregated", total[0], total_hist, raw),
+            errors=self._error_rows(errors),
+            exceptions=tuple(
+                sorted(
+                    (
+                        ExceptionStats(count, msg, tb)
+                        for (msg, tb), count in self._exceptions.items()
+                    ),
+                    key=lambda row: -row.count,
+                )
+            ),
             started_at=started_at,
             duration_s=duration_s,
             users=users,
@@ -196,6 +346,95 @@ class Aggregator:
             dropped=dropped,
         )
 
+    def _error_rows(self, errors: np.ndarray) -> tuple[ErrorStats, ...]:
+        keys = self._error_keys
+        return tuple(
+            sorted(
+                (
+                    ErrorStats(keys[gid][0], keys[gid][1], keys[gid][2], int(errors[gid]))
+                    for gid in np.flatnonzero(errors > 0).tolist()
+                ),
+                key=lambda row: (-row.occurrences, row.name, row.error),
+            )
+        )
+
+    def _endpoints(self) -> tuple[EndpointStats, ...]:
+        if len(self._order) != len(self._row_keys):
+            keys = self._row_keys
+            self._order = sorted(range(len(keys)), key=lambda gid: (keys[gid][1], keys[gid][0]))
+        stats = self._stats
+        return tuple(row for row in map(stats.__getitem__, self._order) if row is not None)
+
+    def _refresh_rows(self, everything: bool) -> None:
+        """Rebuild the global rows one of whose local rows moved (all of them: ``everything``)."""
+        changed = np.zeros(len(self._row_keys), dtype=bool)
+        readers = []
+        for source in self._sources.values():
+            local, gids = source.arrays()
+            if local.size:
+                changed[gids[source.dirty(local, everything)]] = True
+                readers.append((source, local, gids))
+        rebuild = np.flatnonzero(changed)
+        if not rebuild.size:
+            return
+        position = np.full(changed.size, -1, dtype=np.int64)
+        position[rebuild] = np.arange(rebuild.size)
+        # Per source: the entries of the rebuilt rows, ordered by the rebuilt row's position.
+        picks = []
+        for source, local, gids in readers:
+            entries = np.flatnonzero(changed[gids])
+            order = np.argsort(position[gids[entries]], kind="stable")
+            entries = entries[order]
+            picks.append((source.segment, local[entries], position[gids[entries]]))
+        blocks = 2 if self.open_model else 1
+        scratch = [np.zeros((_CHUNK_ROWS, NUM_BUCKETS), dtype=np.int64) for _ in range(blocks)]
+        for start in range(0, rebuild.size, _CHUNK_ROWS):
+            stop = min(start + _CHUNK_ROWS, rebuild.size)
+            columns = [_empty(stop - start) for _ in range(blocks)]
+            for hist in scratch:
+                hist[: stop - start] = 0
+            for segment, local, pos in picks:
+                first, last = np.searchsorted(pos, [start, stop], side="left")
+                if first == last:
+                    continue
+                for block in range(blocks):
+                    rows = segment.rows if block == 0 else segment.raw_rows
+                    _gather(rows, local[first:last], pos[first:last] - start,
+                            columns[block], scratch[block])  # fmt: skip
+            self._build(rebuild[start:stop], columns, [h[: stop - start] for h in scratch])
+
+    def _build(
+        self, gids: npt.NDArray[np.intp], columns: list[np.ndarray], hists: list[np.ndarray]
+    ) -> None:
+        """New EndpointStats for ``gids`` from their summed columns and histograms.
+
+        A row read again but found unchanged (read once more after it moved, or by a final
+        snapshot) keeps its object: snapshots kept for the window then share it.
+        """
+        sparse = [_split(hist) for hist in hists]
+        main = columns[0].tolist()
+        raw = columns[1].tolist() if len(columns) > 1 else None
+        keys = self._row_keys
+        for i, gid in enumerate(gids.tolist()):
+            row = main[i]
+            if row[REQUESTS] <= 0:
+                self._stats[gid] = None
+                continue
+            old = self._stats[gid]
+            times = None
+            if raw is not None:
+                times = raw[i]
+                times[FAILURES], times[BYTES] = row[FAILURES], row[BYTES]  # the row's own
+            same = old is not None and _same(old, row, sparse[0], i)
+            if same and times is not None:
+                raw_old = old.uncorrected if old is not None else None
+                same = raw_old is not None and _same(raw_old, times, sparse[1], i)
+            if same:
+                continue
+            method, name = keys[gid]
+            uncorrected = None if times is None else _row_stats(method, name, times, sparse[1], i)
+            self._stats[gid] = _row_stats(method, name, row, sparse[0], i, uncorrected)
+
     def _note_error_times(self, errors: np.ndarray) -> None:
         previous = self._last_error_counts
         grown = np.flatnonzero(errors[: previous.size] > previous)
@@ -208,38 +447,129 @@ class Aggregator:
 
 
 def _empty(count: int) -> np.ndarray:
-    table = np.zeros((count, ROW_WORDS), dtype=np.int64)
+    """Summed columns (no histogram) of ``count`` rows, min at its neutral value."""
+    table = np.zeros((count, HIST), dtype=np.int64)
     table[:, MIN_US] = INT64_MAX
     return table
 
 
 def _fold(table: np.ndarray, targets: np.ndarray, rows: np.ndarray) -> None:
-    """Add ``rows`` into ``table[targets]`` (targets unique): sums, min of mins, max of maxes."""
-    table[targets, :MIN_US] += rows[:, :MIN_US]
-    table[targets, MIN_US] = np.minimum(table[targets, MIN_US], rows[:, MIN_US])
-    table[targets, MAX_US] = np.maximum(table[targets, MAX_US], rows[:, MAX_US])
-    table[targets, BYTES:] += rows[:, BYTES:]
+    """Add the columns of ``rows`` into ``table[targets]`` (targets may repeat)."""
+    np.add.at(table[:, :MIN_US], targets, rows[:, :MIN_US])
+    np.minimum.at(table[:, MIN_US], targets, rows[:, MIN_US])
+    np.maximum.at(table[:, MAX_US], targets, rows[:, MAX_US])
+    np.add.at(table[:, BYTES], targets, rows[:, BYTES])
 
 
-def _endpoint(method: str, name: str, row: np.ndarray, raw: np.ndarray | None) -> EndpointStats:
-    requests = int(row[0])
-    return EndpointStats(
-        method=method,
-        name=name,
-        requests=requests,
-        failures=int(row[1]),
-        total_us=int(row[2]),
-        min_us=int(row[MIN_US]) if requests else 0,
-        max_us=int(row[MAX_US]),
-        content_bytes=int(row[BYTES]),
-        histogram=row[BYTES + 1 :].copy(),
-        # Raw rows hold times only: failures and sizes are the row's own.
-        uncorrected=None if raw is None else _endpoint(method, name, _times_of(raw, row), None),
+def _gather(
+    rows: np.ndarray,
+    local: npt.NDArray[np.int64],
+    pos: npt.NDArray[np.int64],
+    columns: np.ndarray,
+    hist: np.ndarray,
+) -> None:
+    """Add the local ``rows`` into ``columns[pos]`` and ``hist[pos]``.
+
+    Only the buckets from the row's fastest to its slowest response are read: no recorded
+    time lies outside them, and the pages past them may never have been written (reading
+    them would make the kernel back them).
+    """
+    head = rows[local, :HIST]
+    _fold(columns, pos, head)
+    used = head[:, REQUESTS] > 0
+    local, pos, head = local[used], pos[used], head[used]
+    if not local.size:
+        return
+    low = np.searchsorted(_BUCKET_LOWS, head[:, MIN_US], side="right") - 1
+    high = np.searchsorted(_BUCKET_LOWS, head[:, MAX_US], side="right") - 1
+    lengths = np.maximum(high - low + 1, 0)  # a half-written row may show min > max
+    ends = np.cumsum(lengths)
+    flat = rows.reshape(-1)
+    # Split where the words to read pass each multiple of _CHUNK_WORDS (a row has < 1 728).
+    cuts = np.searchsorted(ends, np.arange(_CHUNK_WORDS, int(ends[-1]), _CHUNK_WORDS))
+    bounds = [0, *cuts.tolist(), local.size]
+    for first, last in itertools.pairwise(bounds):
+        if first >= last:
+            continue
+        size = lengths[first:last]
+        offsets = np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size)
+        buckets = np.repeat(low[first:last], size) + offsets
+        words = np.repeat(local[first:last] * ROW_WORDS + HIST, size) + buckets
+        values = flat[words]
+        hit = values != 0
+        np.add.at(hist, (np.repeat(pos[first:last], size)[hit], buckets[hit]), values[hit])
+
+
+def _split(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bounds per row, bucket indexes, counts) of a block of dense histograms."""
+    row_of, buckets = np.nonzero(hist)
+    bounds = np.searchsorted(row_of, np.arange(hist.shape[0] + 1))
+    return bounds, buckets, hist[row_of, buckets]
+
+
+def _same(
+    stats: EndpointStats, row: list[int], sparse: tuple[np.ndarray, np.ndarray, np.ndarray], i: int
+) -> bool:
+    """True when ``stats`` already holds the summed ``row`` (columns and buckets)."""
+    if (stats.requests, stats.total_us, stats.max_us, stats.failures, stats.content_bytes) != (
+        row[REQUESTS],
+        row[SUM_US],
+        row[MAX_US],
+        row[FAILURES],
+        row[BYTES],
+    ) or stats.min_us != (row[MIN_US] if row[REQUESTS] else 0):
+        return False
+    bounds, buckets, counts = sparse
+    first, last = bounds[i], bounds[i + 1]
+    return bool(
+        np.array_equal(stats.counts, counts[first:last])
+        and np.array_equal(stats.buckets, buckets[first:last])
     )
 
 
-def _times_of(raw: np.ndarray, row: np.ndarray) -> np.ndarray:
-    merged = raw.copy()
-    merged[1] = row[1]
-    merged[BYTES] = row[BYTES]
-    return merged
+def _row_stats(
+    method: str,
+    name: str,
+    row: list[int],
+    sparse: tuple[np.ndarray, np.ndarray, np.ndarray],
+    i: int,
+    uncorrected: EndpointStats | None = None,
+) -> EndpointStats:
+    bounds, buckets, counts = sparse
+    first, last = bounds[i], bounds[i + 1]
+    requests = row[REQUESTS]
+    return EndpointStats(
+        method,
+        name,
+        requests,
+        row[FAILURES],
+        row[SUM_US],
+        row[MIN_US] if requests else 0,
+        row[MAX_US],
+        row[BYTES],
+        uncorrected=uncorrected,
+        buckets=buckets[first:last],
+        counts=counts[first:last].copy(),  # a copy: a view would keep the whole block alive
+    )
+
+
+def _stats(
+    method: str,
+    name: str,
+    row: np.ndarray,
+    hist: np.ndarray,
+    uncorrected: EndpointStats | None = None,
+) -> EndpointStats:
+    requests = int(row[REQUESTS])
+    return EndpointStats(
+        method,
+        name,
+        requests,
+        int(row[FAILURES]),
+        int(row[SUM_US]),
+        int(row[MIN_US]) if requests else 0,
+        int(row[MAX_US]),
+        int(row[BYTES]),
+        hist,
+        uncorrected,
+    )

@@ -40,6 +40,7 @@ H_LAG_P99_US = 4  # event-loop lag, p99 of the last 5 s, in microseconds
 H_LAG_MAX_US = 5  # worst event-loop lag seen, in microseconds
 H_ITERATIONS = 6  # open model: iterations started on schedule
 H_DROPPED = 7  # open model: iterations dropped (no free user under --max-users)
+H_RESETS = 8  # times reset_counts() ran: a reader's cached rows are stale after one
 
 # Columns of a row.
 REQUESTS, FAILURES, SUM_US, MIN_US, MAX_US, BYTES, HIST = range(7)
@@ -105,6 +106,7 @@ class Segment:
                 block[:, MIN_US] = INT64_MAX
         self.errors[:] = 0
         self.header[H_ITERATIONS] = self.header[H_DROPPED] = 0
+        self.header[H_RESETS] += 1
 
     def row_offset(self, row: int) -> int:
         """Word offset of a row's first column, for the ``words`` view."""

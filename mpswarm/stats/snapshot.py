@@ -8,18 +8,55 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mpswarm.stats.histogram import percentiles_us
+from mpswarm.stats.histogram import MIDPOINTS_US, NUM_BUCKETS
 
 #: Percentiles in the end-of-run summary.
 SUMMARY_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+#: Integer type of a sparse histogram's bucket indexes (NUM_BUCKETS fits in 16 bits).
+BUCKET_DTYPE = np.uint16
+
+_FIELDS = (
+    "method",
+    "name",
+    "requests",
+    "failures",
+    "total_us",
+    "min_us",
+    "max_us",
+    "content_bytes",
+    "buckets",
+    "counts",
+    "uncorrected",
+)
+
+
 class EndpointStats:
     """Statistics of one (method, name), or of all requests (``name`` "Aggregated").
 
-    Times are kept in integer microseconds; the ``*_ms`` accessors convert.
+    Immutable. Times are kept in integer microseconds; the ``*_ms`` accessors convert. The
+    histogram is kept sparse, as the indexes of its non-empty buckets (``buckets``, ascending)
+    and their ``counts``: a row that saw one request costs two one-element arrays, not 1 728
+    int64 buckets (13.8 KB). ``histogram`` rebuilds the dense array when something asks.
+
+    Args:
+        method: the request method ("" for the total).
+        name: the request name.
+        requests: requests recorded.
+        failures: requests that failed.
+        total_us: sum of their response times.
+        min_us: fastest response (0 without requests).
+        max_us: slowest response.
+        content_bytes: sum of the response body sizes.
+        histogram: a dense histogram (NUM_BUCKETS counts); or give ``buckets`` and ``counts``.
+        uncorrected: open model: the same requests timed from the actual send (the row's own
+            times are corrected: from each iteration's scheduled start). None otherwise.
+        buckets: sparse form: indexes of the non-empty buckets, ascending.
+        counts: sparse form: the count of each of those buckets.
     """
+
+    __slots__ = _FIELDS
 
     method: str
     name: str
@@ -29,10 +66,57 @@ class EndpointStats:
     min_us: int
     max_us: int
     content_bytes: int
-    histogram: npt.NDArray[np.int64] = dataclasses.field(repr=False)
-    #: Open model: the same requests timed from the actual send (the row's own times are
-    #: corrected: from each iteration's scheduled start). None in a closed-model run.
-    uncorrected: EndpointStats | None = dataclasses.field(default=None, repr=False)
+    buckets: npt.NDArray[np.uint16]
+    counts: npt.NDArray[np.int64]
+    uncorrected: EndpointStats | None
+
+    def __init__(
+        self,
+        method: str,
+        name: str,
+        requests: int,
+        failures: int,
+        total_us: int,
+        min_us: int,
+        max_us: int,
+        content_bytes: int,
+        histogram: npt.NDArray[np.int64] | None = None,
+        uncorrected: EndpointStats | None = None,
+        *,
+        buckets: npt.NDArray[Any] | None = None,
+        counts: npt.NDArray[Any] | None = None,
+    ) -> None:
+        if histogram is not None:
+            used = np.flatnonzero(histogram)
+            buckets, counts = used, np.asarray(histogram)[used]
+        elif buckets is None or counts is None:
+            buckets, counts = _NO_BUCKETS, _NO_COUNTS
+        values = (method, name, requests, failures, total_us, min_us, max_us, content_bytes)
+        for field, value in zip(_FIELDS, values, strict=False):
+            object.__setattr__(self, field, value)
+        object.__setattr__(self, "buckets", np.asarray(buckets, dtype=BUCKET_DTYPE))
+        object.__setattr__(self, "counts", np.asarray(counts, dtype=np.int64))
+        object.__setattr__(self, "uncorrected", uncorrected)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, tuple(getattr(self, field) for field in _FIELDS))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{field}={getattr(self, field)!r}" for field in _FIELDS[:8])
+        return f"EndpointStats({shown})"
+
+    @property
+    def histogram(self) -> npt.NDArray[np.int64]:
+        """The dense histogram (NUM_BUCKETS counts), built anew on each access."""
+        dense = np.zeros(NUM_BUCKETS, dtype=np.int64)
+        dense[self.buckets] = self.counts
+        return dense
 
     @property
     def fail_ratio(self) -> float:
@@ -64,9 +148,24 @@ class EndpointStats:
         return self.percentiles([q])[0]
 
     def percentiles(self, qs: list[float] | tuple[float, ...]) -> list[float | None]:
-        """Several percentiles in ms, computed together."""
-        values = percentiles_us(self.histogram, list(qs), self.min_us, self.max_us)
-        return [None if v is None else v / 1000.0 for v in values]
+        """Several percentiles in ms, computed together (see ``histogram.percentiles_us``).
+
+        Straight from the sparse buckets: the same nearest-rank values as the dense histogram
+        gives, at a cost that grows with the buckets in use, not with all 1 728.
+        """
+        counts = self.counts
+        if not counts.size:
+            return [None] * len(qs)
+        low, high = self.min_us, self.max_us
+        if counts.size == 1:  # one bucket (a name seen once or a few times): every rank is there
+            value = min(max(float(MIDPOINTS_US[self.buckets[0]]), low), high) / 1000.0
+            return [high / 1000.0 if q >= 100 else value for q in qs]
+        cumulative = np.cumsum(counts)
+        wanted = np.asarray(qs, dtype=np.float64)
+        ranks = np.maximum(1, np.ceil(wanted / 100.0 * int(cumulative[-1])))
+        found = self.buckets[np.searchsorted(cumulative, ranks, side="left")]
+        values = np.minimum(np.maximum(MIDPOINTS_US[found], low), high) / 1000.0
+        return [high / 1000.0 if q >= 100 else float(v) for q, v in zip(qs, values, strict=True)]
 
     @property
     def median_ms(self) -> float | None:
@@ -76,6 +175,39 @@ class EndpointStats:
     def rps(self, duration_s: float) -> float:
         """Requests per second over ``duration_s``."""
         return self.requests / duration_s if duration_s > 0 else 0.0
+
+
+def _rebuild(
+    method: str,
+    name: str,
+    requests: int,
+    failures: int,
+    total_us: int,
+    min_us: int,
+    max_us: int,
+    content_bytes: int,
+    buckets: npt.NDArray[np.uint16],
+    counts: npt.NDArray[np.int64],
+    uncorrected: EndpointStats | None,
+) -> EndpointStats:
+    """Unpickle an EndpointStats (its ``__reduce__`` passes the fields in ``_FIELDS`` order)."""
+    return EndpointStats(
+        method,
+        name,
+        requests,
+        failures,
+        total_us,
+        min_us,
+        max_us,
+        content_bytes,
+        uncorrected=uncorrected,
+        buckets=buckets,
+        counts=counts,
+    )
+
+
+_NO_BUCKETS = np.zeros(0, dtype=BUCKET_DTYPE)
+_NO_COUNTS = np.zeros(0, dtype=np.int64)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,13 +23,18 @@ def difference(now: EndpointStats, then: EndpointStats | None) -> EndpointStats:
     """
     if then is None or then.requests == 0:
         return now
-    histogram = now.histogram - then.histogram
     requests = now.requests - then.requests
     if requests <= 0:
-        return EndpointStats(now.method, now.name, 0, 0, 0, 0, 0, 0, histogram * 0)
-    used = np.flatnonzero(histogram)
-    low = max(bucket_bounds(int(used[0]))[0], now.min_us) if used.size else now.min_us
-    high = min(bucket_bounds(int(used[-1]))[1], now.max_us) if used.size else now.max_us
+        return EndpointStats(now.method, now.name, 0, 0, 0, 0, 0, 0)
+    # Sparse: the buckets either side uses, counts subtracted (no 1 728-bucket arrays).
+    buckets = np.union1d(now.buckets, then.buckets)
+    counts = np.zeros(buckets.size, dtype=np.int64)
+    counts[np.searchsorted(buckets, now.buckets)] += now.counts
+    counts[np.searchsorted(buckets, then.buckets)] -= then.counts
+    used = counts != 0
+    buckets, counts = buckets[used], counts[used]
+    low = max(bucket_bounds(int(buckets[0]))[0], now.min_us) if buckets.size else now.min_us
+    high = min(bucket_bounds(int(buckets[-1]))[1], now.max_us) if buckets.size else now.max_us
     return EndpointStats(
         method=now.method,
         name=now.name,
@@ -39,7 +44,8 @@ def difference(now: EndpointStats, then: EndpointStats | None) -> EndpointStats:
         min_us=low,
         max_us=high,
         content_bytes=now.content_bytes - then.content_bytes,
-        histogram=histogram,
+        buckets=buckets,
+        counts=counts,
     )
 
 
