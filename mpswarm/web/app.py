@@ -2,13 +2,16 @@
 
 Rules, checked on every request:
 
+- The ``Host`` header must be one of the names the UI is served as, and an ``Origin`` header,
+  when there is one, must be one of them too (:mod:`mpswarm.web.hosts`): anything else gets
+  421 (Host) or 403 (Origin) and a short text, never the page, its token or data. This is
+  what stops DNS rebinding: a page elsewhere whose name now points at 127.0.0.1.
 - Bound to loopback (the default), anyone on this machine may use it. Bound to another
   address, it requires ``--web-auth user:password`` (HTTP Basic), or else a token generated
   at start and printed in the URL: opening that URL once sets a cookie.
 - State-changing requests are POSTs that carry the page's CSRF token in an ``X-Mpswarm-Csrf``
   header. A page from another site cannot read the token (no CORS headers are ever sent) nor
-  send a custom header without a preflight that is never allowed; an ``Origin`` that is not
-  this server's is refused as well.
+  send a custom header without a preflight that is never allowed.
 - The page loads nothing from the network: its script and styles are inline.
 """
 
@@ -23,15 +26,21 @@ from collections.abc import Callable, Iterable
 from http.cookies import SimpleCookie
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from mpswarm.exceptions import UsageError
 from mpswarm.web.control import DOWNLOADS, Controller, parse_run_request
+from mpswarm.web.hosts import AllowedHosts
 
 logger = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 _COOKIE = "mpswarm_token"
+_MISDIRECTED = (
+    b"mpswarm: this web UI is not served under that Host name. Open the URL mpswarm printed,"
+    b" or name this host with --web-allowed-host.\n"
+)
+_LOGGED_HOSTS = 16  # refused Host values logged once each, up to this many (a flood stays quiet)
 _SECURITY_HEADERS = [
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
@@ -50,6 +59,7 @@ class WebApp:
 
     Args:
         controller: what the page steers.
+        hosts: the ``Host`` / ``Origin`` values it answers; every other request is refused.
         basic_auth: ``(user, password)`` required from every request, or None.
         token: a secret required from every request (cookie, ``?token=`` or Bearer), or None.
     """
@@ -57,10 +67,13 @@ class WebApp:
     def __init__(
         self,
         controller: Controller,
+        hosts: AllowedHosts,
         basic_auth: tuple[str, str] | None = None,
         token: str | None = None,
     ) -> None:
         self.controller = controller
+        self.hosts = hosts
+        self._refused_hosts: set[str] = set()
         self.basic_auth = basic_auth
         self.token = token
         self.csrf = secrets.token_urlsafe(24)
@@ -69,6 +82,9 @@ class WebApp:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO") or "/"
+        misdirected = self._check_host(environ)
+        if misdirected is not None:
+            return misdirected(start_response)
         query = parse_qs(environ.get("QUERY_STRING", ""))
         if self.token is not None and query.get("token") == [self.token] and path == "/":
             cookie = f"{_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
@@ -94,6 +110,26 @@ class WebApp:
             return _json(start_response, "500 Internal Server Error", {"error": "see the log"})
 
     # -- who may ask -----------------------------------------------------------------------------
+    def _check_host(self, environ: dict[str, Any]) -> Callable[[StartResponse], Any] | None:
+        """A refusal when ``Host`` or ``Origin`` is not this UI (before anything else is read)."""
+        host = environ.get("HTTP_HOST")
+        local = environ.get("SERVER_ADDR")  # set by serve.py's handler: the socket's own address
+        if not self.hosts.allows_host(host, local):
+            if len(self._refused_hosts) < _LOGGED_HOSTS and repr(host) not in self._refused_hosts:
+                self._refused_hosts.add(repr(host))
+                logger.warning(
+                    "web UI: refused a request for Host %r (accepted: %s; add names with "
+                    "--web-allowed-host)", host, ", ".join(self.hosts.names()),
+                )  # fmt: skip
+            return lambda start: _reply(
+                start, "421 Misdirected Request", _MISDIRECTED, "text/plain; charset=utf-8"
+            )
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None and not self.hosts.allows_origin(origin, local):
+            error = {"error": "cross-site request refused: its Origin is not this web UI"}
+            return lambda start: _json(start, "403 Forbidden", error)
+        return None
+
     def _authenticate(self, environ: dict[str, Any]) -> Callable[[StartResponse], Any] | None:
         if self.basic_auth is not None:
             header = environ.get("HTTP_AUTHORIZATION", "")
@@ -120,9 +156,6 @@ class WebApp:
         given = environ.get("HTTP_X_MPSWARM_CSRF", "")
         if not hmac.compare_digest(given.encode(), self.csrf.encode()):
             return "missing or wrong X-Mpswarm-Csrf header: use the page"
-        origin = environ.get("HTTP_ORIGIN")
-        if origin and urlsplit(origin).netloc != environ.get("HTTP_HOST", ""):
-            return f"cross-site request from {origin} refused"
         return None
 
     # -- routes ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
+from mpswarm._locustfile import check_host_url
 from mpswarm.config import RunConfig, parse_timespan
 from mpswarm.exceptions import UsageError
 from mpswarm.report.checks import CheckResult
@@ -281,8 +282,8 @@ def parse_run_request(data: dict[str, Any], config: RunConfig) -> RunRequest:
     if not spawn_rate > 0:
         raise UsageError("spawn_rate must be positive")
     host = str(data.get("host") or "").strip() or None
-    if host is not None and not host.startswith(("http://", "https://")):
-        raise UsageError(f"host must be an http:// or https:// URL, not {host!r}")
+    if host is not None:
+        check_host_url(host, "the form's host")
     run_time_text = str(data.get("run_time") or "").strip()
     run_time = parse_timespan(run_time_text) if run_time_text else None
     classes = data.get("user_classes") or []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import secrets
 import socket
@@ -11,7 +10,7 @@ from typing import Any, TextIO
 
 import gevent
 from gevent.event import Event
-from gevent.pywsgi import WSGIServer
+from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from mpswarm.config import RunConfig
 from mpswarm.exceptions import UsageError
@@ -23,18 +22,21 @@ from mpswarm.runner.headless import (
 )
 from mpswarm.web.app import WebApp
 from mpswarm.web.control import Controller, RunRequest
+from mpswarm.web.hosts import AllowedHosts, is_loopback, parse_allowed_names
 
 logger = logging.getLogger(__name__)
 
 
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+class _Handler(WSGIHandler):
+    """gevent's handler, plus ``SERVER_ADDR``: the address this connection arrived on."""
+
+    def get_environ(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().get_environ()
+        try:
+            environ["SERVER_ADDR"] = str(self.socket.getsockname()[0])
+        except (AttributeError, OSError, IndexError):
+            pass  # no socket any more, or not an IP one: only the named hosts are accepted
+        return environ
 
 
 def run_web(
@@ -49,6 +51,7 @@ def run_web(
     Returns:
         The exit code of the last run (0 when none ran).
     """
+    extra_hosts = parse_allowed_names(config.web_allowed_hosts)
     environment, swarm = build_swarm(config, classes, parsed_options)
     basic_auth = None
     if config.web_auth:
@@ -69,16 +72,22 @@ def run_web(
         swarm.start_workers()
         handlers = install_signal_handlers(swarm, on_first=quit_event.set)
         controller = Controller(swarm, config, shape_class)
+        # SERVER_NAME given: gevent would otherwise look the bound address up in DNS.
         server = WSGIServer(
-            (config.web_host, config.web_port), WebApp(controller, basic_auth, token), log=None
-        )
+            (config.web_host, config.web_port), None, log=None, handler_class=_Handler,
+            environ={"SERVER_NAME": config.web_host},
+        )  # fmt: skip
         try:
-            server.start()
+            server.init_socket()  # bind first: the allow-list needs the port --web-port 0 got
         except OSError as exc:
             raise UsageError(
                 f"cannot serve the web UI on {config.web_host}:{config.web_port}: {exc.strerror}"
             ) from None
         port = server.server_port
+        hosts = AllowedHosts(config.web_host, port, extra_hosts)
+        server.application = WebApp(controller, hosts, basic_auth, token)
+        server.start()
+        logger.debug("web UI: accepted Host names: %s", ", ".join(hosts.names()))
         shown = f"[{config.web_host}]" if ":" in config.web_host else config.web_host
         if config.web_host in ("0.0.0.0", "::"):
             shown = socket.gethostname()
@@ -104,8 +113,12 @@ def run_web(
         swarm.close()
     if controller.final is None or controller.reporting is None:
         return 0
-    write_reports(config, controller.final, controller.checks, controller.reporting.series, out)
-    return final_exit_code(swarm, controller.final, config, environment, controller.checks)
+    lost = write_reports(
+        config, controller.final, controller.checks, controller.reporting.series, out
+    )
+    return final_exit_code(
+        swarm, controller.final, config, environment, controller.checks, reports_failed=bool(lost)
+    )
 
 
 def _autoquit(controller: Controller, seconds: float) -> None:

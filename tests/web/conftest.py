@@ -37,11 +37,28 @@ class Writer(FastHttpUser):
         self.client.post("/echo", json={"item": 1})
 """
 
+# What a hostile or broken target makes the page show: markup and a terminal escape sequence in
+# an error text, an endpoint name and an exception message.
+HOSTILE = r"""
+from mpswarm import FastHttpUser, constant, task
+
+class Hostile(FastHttpUser):
+    wait_time = constant(0.2)
+
+    @task
+    def item(self):
+        with self.client.get("/items/1", name="<b>bold</b>", catch_response=True) as response:
+            response.failure("<img src=x onerror=alert(1)> \x1b[2J")
+        raise ValueError("<script>alert(2)</script> \x1b[2J")
+"""
+
 
 class WebUI:
     """``python -m mpswarm -f LOCUSTFILE --web-port 0 ...`` and its URL."""
 
-    def __init__(self, args: list[str], tag: str, cwd: Path) -> None:
+    def __init__(
+        self, args: list[str], tag: str, cwd: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.log = cwd / "mpswarm.log"
         self._log = self.log.open("w")
         self.proc = subprocess.Popen(
@@ -49,7 +66,7 @@ class WebUI:
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,
-            env=mpswarm_env(tag),
+            env=mpswarm_env(tag, env),
             cwd=ROOT,
         )
         deadline = time.monotonic() + 30
@@ -131,9 +148,9 @@ def web(tmp_path: Path, demo) -> Iterator[Callable[..., WebUI]]:
     tag = uuid.uuid4().hex
     started: list[WebUI] = []
 
-    def start(*args: str, host: bool = True) -> WebUI:
+    def start(*args: str, host: bool = True, env: dict[str, str] | None = None) -> WebUI:
         base = ["-f", str(lf), "--processes", "2"] + (["-H", demo.url] if host else [])
-        ui = WebUI([*base, *args], tag, tmp_path)
+        ui = WebUI([*base, *args], tag, tmp_path, env)
         started.append(ui)
         return ui
 

@@ -14,7 +14,7 @@ import urllib.request
 
 from mpswarm.report.csv_report import STATS_COLUMNS
 from tests.conftest import ROOT
-from tests.web.conftest import LOCUSTFILE
+from tests.web.conftest import HOSTILE, LOCUSTFILE
 
 
 def test_page_is_self_contained(web) -> None:
@@ -27,6 +27,33 @@ def test_page_is_self_contained(web) -> None:
     assert "default-src 'none'" in headers["Content-Security-Policy"]
     assert "Access-Control-Allow-Origin" not in headers
     assert ui.state()["state"] == "ready"
+
+
+def test_page_builds_no_markup_from_data() -> None:
+    # Names, error texts and messages come from the servers under test: the page's script puts
+    # them in with textContent / setAttribute only, never through an HTML parser.
+    page = (ROOT / "mpswarm" / "web" / "page.html").read_text()
+    script = page.split("<script>", 1)[1]
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
+                 "new Function", "createContextualFragment", "DOMParser"):  # fmt: skip
+        assert sink not in script, sink
+
+
+def test_hostile_texts_reach_the_page_as_text(web, tmp_path) -> None:
+    hostile = tmp_path / "hostile.py"
+    hostile.write_text(HOSTILE)
+    ui = web("-f", str(hostile))
+    assert ui.request("/api/start", {"users": 2, "spawn_rate": 10})[0] == 200
+    state = ui.wait_for(lambda s: s["errors"] and s["exceptions"])
+    assert ui.request("/api/stop", {})[0] == 200
+    error = state["errors"][0]
+    assert error["name"] == "<b>bold</b>"
+    assert "<img src=x onerror=alert(1)>" in error["error"]  # as it was sent: the page shows it
+    assert "\\x1b[2J" in error["error"] and "\x1b" not in error["error"]  # escaped, inert
+    assert [e["name"] for e in state["endpoints"]] == ["<b>bold</b>"]
+    message = state["exceptions"][0]["message"]
+    assert "<script>alert(2)</script>" in message
+    assert "\\x1b[2J" in message and "\x1b" not in message
 
 
 def test_start_watch_change_stop_download_and_start_again(web, demo) -> None:
@@ -69,6 +96,10 @@ def test_bad_requests_are_clear_errors(web) -> None:
     assert status == 400 and "users" in json.loads(body)["error"]
     status, body, _ = ui.request("/api/start", {"users": 1, "spawn_rate": 1, "host": "ftp://x"})
     assert status == 400 and "host" in json.loads(body)["error"]
+    status, body, _ = ui.request(
+        "/api/start", {"users": 1, "spawn_rate": 1, "host": "http://127.0.0.1:99999"}
+    )
+    assert status == 400 and "port must be a number from 1 to 65535" in json.loads(body)["error"]
     status, body, _ = ui.request("/api/start", {"users": 1, "spawn_rate": 1, "user_classes": ["X"]})
     assert status == 400 and "unknown user class" in json.loads(body)["error"]
     assert ui.request("/api/stop", {})[0] == 400  # nothing running

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from mpswarm.report.csv_report import STATS_COLUMNS
+from tests.web.conftest import HOSTILE
 
 
 def _chromium() -> str | None:
@@ -119,3 +120,30 @@ def test_drive_a_run_from_the_browser(web, demo, page, tmp_path) -> None:
     assert int(rows[-1][2]) == demo.stats()["total"]
     # The start form is back for a new run.
     assert page.is_visible("#start-form")
+
+
+def test_hostile_texts_show_as_text(web, page, tmp_path) -> None:
+    hostile = tmp_path / "hostile.py"
+    hostile.write_text(HOSTILE)
+    ui = web("-f", str(hostile))
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(ui.url)
+    page.wait_for_function("() => document.querySelector('#state').textContent !== '-'")
+    page.fill("#users", "2")
+    page.fill("#spawn-rate", "10")
+    page.click("#start-button")
+    page.wait_for_function(
+        "() => document.querySelector('#failures-table tbody tr')"
+        " && document.querySelector('#exceptions-table tbody tr')",
+        timeout=20_000,
+    )
+    page.click("#stop-button")
+    error = _cells(page, "failures-table")[0]
+    assert error[1] == "<b>bold</b>" and "<img src=x onerror=alert(1)>" in error[2]
+    assert "<script>alert(2)</script>" in _cells(page, "exceptions-table")[0][1]
+    assert "<b>bold</b>" in {row[1] for row in _cells(page, "stats-table")}
+    # Nothing of it became markup: no image, no bold, no second script; no alert ran.
+    assert page.eval_on_selector_all("main img, main b", "nodes => nodes.length") == 0
+    assert page.eval_on_selector_all("script", "nodes => nodes.length") == 1
+    assert dialogs == []
