@@ -8,10 +8,13 @@ import inspect
 import os
 import sys
 import traceback
+import urllib.parse
 from types import ModuleType
+from typing import Any
 
 from mpswarm.exceptions import LocustfileError, UsageError
 from mpswarm.shape import LoadTestShape
+from mpswarm.user.task import TaskSet, is_taskset_class
 from mpswarm.user.users import HttpUser, User
 
 
@@ -56,6 +59,13 @@ def load_locustfile(path: str) -> Locustfile:
     except SyntaxError as exc:
         where = f"{path}:{exc.lineno}" if exc.lineno else path
         raise LocustfileError(f"{where}: SyntaxError: {exc.msg}") from exc
+    except SystemExit as exc:
+        # Left alone, this would end mpswarm with the locustfile's code and no word (and 3
+        # means "a check failed").
+        raise LocustfileError(
+            f"{_import_location(exc, full, path)}: the locustfile called "
+            f"sys.exit({'' if exc.code is None else repr(exc.code)}) while being imported"
+        ) from exc
     except Exception as exc:
         raise LocustfileError(
             f"{_import_location(exc, full, path)}: importing the locustfile failed: "
@@ -125,21 +135,88 @@ def select_classes(
     return (chosen or list(users.values())), shape
 
 
+def check_host_url(url: str, source: str) -> None:
+    """A base URL must be ``http(s)://HOST[:PORT][/path]`` with a port in 1-65535.
+
+    Args:
+        url: the URL to check.
+        source: where it came from, for the message (``-H/--host``, ``ShopUser.host``).
+
+    Raises:
+        UsageError: the URL is not usable, with the reason.
+    """
+    problem = _host_problem(url)
+    if problem is not None:
+        raise UsageError(f"invalid host {url!r} ({source}): {problem}")
+
+
+def _host_problem(url: str) -> str | None:
+    if not url.startswith(("http://", "https://")):
+        return "it must start with http:// or https://"
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for an unclosed [
+        return f"not a valid URL ({exc})"
+    if not parts.hostname:
+        return "no host name after the scheme, e.g. http://127.0.0.1:8080"
+    try:
+        port = parts.port
+    except ValueError:  # out of range, or not a number
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        after = parts.netloc.rpartition(":")[2]
+        return f"the port must be a number from 1 to 65535, not {after!r}"
+    if any(char.isspace() for char in parts.netloc):
+        return "the host name contains a space"
+    return None
+
+
 def check_hosts(classes: list[type[User]], host: str | None) -> None:
-    """Every HttpUser needs a host with a scheme, from -H or the class.
+    """Every HttpUser needs a valid host, from -H or the class.
 
     Raises:
         UsageError: a class has no usable host.
     """
+    if host:
+        check_host_url(host, "-H/--host")
     for cls in classes:
-        chosen = host or cls.host
-        if issubclass(cls, HttpUser) and not chosen:
+        if host:
+            continue
+        if issubclass(cls, HttpUser) and not cls.host:
             raise UsageError(
                 f"no host for {cls.__name__}: pass -H/--host http://HOST:PORT or set host on "
                 "the class"
             )
-        if chosen and not chosen.startswith(("http://", "https://")):
+        if cls.host:
+            check_host_url(cls.host, f"{cls.__name__}.host")
+
+
+def check_tasks(classes: list[type[User]]) -> None:
+    """Every User class to run, and every TaskSet it can reach, needs a task (as in Locust).
+
+    Without one, a user would pick a task, fail, and pick again, at full CPU.
+
+    Raises:
+        UsageError: the first class or TaskSet without tasks.
+    """
+    for cls in classes:
+        if cls.run is not User.run:  # a user that runs its own loop needs no tasks
+            continue
+        if not cls.tasks:
             raise UsageError(
-                f"invalid host {chosen!r} for {cls.__name__}: it must start with http:// or "
-                "https://"
+                f"User class {cls.__name__} has no tasks (add @task methods or a tasks list)"
             )
+        _check_taskset_tasks(cls, cls.tasks, set())
+
+
+def _check_taskset_tasks(user: type[User], tasks: list[Any], seen: set[type]) -> None:
+    for item in tasks:
+        if not is_taskset_class(item) or item in seen:
+            continue
+        seen.add(item)
+        if item.run is TaskSet.run and not item.tasks:
+            raise UsageError(
+                f"TaskSet {item.__name__} (reached from User class {user.__name__}) has no "
+                "tasks (add @task methods or a tasks list)"
+            )
+        _check_taskset_tasks(user, item.tasks, seen)

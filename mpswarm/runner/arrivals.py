@@ -208,7 +208,9 @@ class OpenModel:
         self.header[H_ITERATIONS] += 1
 
     def _new_user(self, name: str, due: float | None) -> None:
-        user = self.runtime._classes[name](self.runtime.environment)
+        user = self.runtime.new_user(name)
+        if user is None:  # its __init__ raised: counted as a user error
+            return
         user._pool = self
         user._iteration_due = due
         self.runtime._add_user(user)

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import gevent
@@ -13,6 +14,7 @@ import gevent
 from mpswarm.config import RunConfig, parse_rate
 from mpswarm.env import Environment
 from mpswarm.event import events
+from mpswarm.report._files import write_report_file
 from mpswarm.report.checks import CheckResult
 from mpswarm.report.console import write_summary
 from mpswarm.report.html import Point, write_html
@@ -52,6 +54,8 @@ def prepare_classes(config: RunConfig, classes: list[type]) -> list[type]:
 
 EXIT_CHECKS_FAILED = 3
 EXIT_RESOURCE_FAILURE = 4
+#: The exit code of a run that would have passed but lost a report at the end.
+EXIT_REPORT_FAILED = 1
 
 
 def exit_code_for(
@@ -140,8 +144,10 @@ def run_headless(
         for handler in handlers:
             handler.cancel()
         swarm.close()
-    write_reports(config, snapshot, checks, reporting.series, out)
-    return final_exit_code(swarm, snapshot, config, environment, checks)
+    failed = write_reports(config, snapshot, checks, reporting.series, out, reporting.failures)
+    return final_exit_code(
+        swarm, snapshot, config, environment, checks, reports_failed=bool(failed)
+    )
 
 
 def final_exit_code(
@@ -150,15 +156,23 @@ def final_exit_code(
     config: RunConfig,
     environment: Environment,
     checks: list[CheckResult],
+    reports_failed: bool = False,
 ) -> int:
-    """The exit code of a run, resource failures and dead workers included."""
+    """The exit code of a run, resource failures, dead workers and lost reports included.
+
+    A report that could not be written at the end keeps the run's own code, but never lets it
+    be 0 (1 then): CI must not pass a run whose artifact is missing.
+    """
     if swarm.fatal_reason is not None:
         logger.error("the run was stopped: %s", swarm.fatal_reason)
         return EXIT_RESOURCE_FAILURE
+    code = exit_code_for(snapshot, config, environment, checks)
     if swarm.stop_reason == "every worker exited":
         logger.error("the run ended early: every worker process exited")
-        return max(1, exit_code_for(snapshot, config, environment, checks))
-    return exit_code_for(snapshot, config, environment, checks)
+        code = max(1, code)
+    if reports_failed and code == 0:
+        code = EXIT_REPORT_FAILED
+    return code
 
 
 def build_swarm(
@@ -208,8 +222,16 @@ def write_reports(
     checks: list[CheckResult],
     series: list[Point],
     out: TextIO,
-) -> None:
-    """The summary (on ``out``, or stderr when the JSON goes to stdout) and report files."""
+    lost: Sequence[str] = (),
+) -> list[str]:
+    """The summary (on ``out``, or stderr when the JSON goes to stdout) and report files.
+
+    A file that cannot be written does not stop the others; those that failed, with
+    ``lost`` (reports lost earlier, e.g. the CSV files), are named in one line on stderr.
+
+    Returns:
+        The reports not written, as ``OPTION PATH (why)``.
+    """
     settings = run_settings(config)
     summary_stream = sys.stderr if config.json_stdout else out
     write_summary(snapshot, summary_stream)
@@ -223,15 +245,25 @@ def write_reports(
     if config.json_stdout:
         write_json(snapshot, out, settings, checks)
         out.flush()
-    if config.json_file:
-        with open(config.json_file, "w", encoding="utf-8") as handle:
-            write_json(snapshot, handle, settings, checks)
-    if config.html_file:
-        with open(config.html_file, "w", encoding="utf-8") as handle:
-            write_html(snapshot, handle, series, settings, checks)
-    if config.junit_file:
-        with open(config.junit_file, "w", encoding="utf-8") as handle:
-            write_junit(snapshot, handle, checks)
+    files: list[tuple[str, str | None, Callable[[TextIO], None]]] = [
+        ("--json-file", config.json_file, lambda s: write_json(snapshot, s, settings, checks)),
+        ("--html", config.html_file, lambda s: write_html(snapshot, s, series, settings, checks)),
+        ("--junit", config.junit_file, lambda s: write_junit(snapshot, s, checks)),
+    ]
+    failures = list(lost)
+    for option, path, write in files:
+        if path:
+            problem = write_report_file(path, write)
+            if problem is not None:
+                failures.append(f"{option} {path} ({problem})")
+    if failures:
+        wanted = sum(1 for _, path, _ in files if path) + (1 if config.csv_prefix else 0)
+        logger.error(
+            "could not write %s%s",
+            ", ".join(failures),
+            "; the other reports were written" if wanted > len(failures) else "",
+        )
+    return failures
 
 
 def run_settings(config: RunConfig) -> dict[str, Any]:

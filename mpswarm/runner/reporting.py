@@ -10,6 +10,7 @@ from typing import Any
 import gevent
 
 from mpswarm.config import RunConfig
+from mpswarm.exceptions import UsageError
 from mpswarm.report.checks import CheckResult, evaluate_all, parse_check
 from mpswarm.report.csv_report import CsvWriter
 from mpswarm.report.html import Point
@@ -18,6 +19,25 @@ from mpswarm.stats.snapshot import Snapshot
 from mpswarm.stats.window import History, difference
 
 logger = logging.getLogger(__name__)
+
+#: Seconds of load after which a run whose every request failed gets a warning: the summary
+#: would show it only at the end. The samples come once a second, each a little before a whole
+#: second of the run, hence the half second of slack.
+DEAD_TARGET_AFTER_S = 3.0
+_DEAD_TARGET_SLACK_S = 0.5
+#: Error texts that mean the target was not reached at all (not an HTTP error status).
+_UNREACHED = (
+    "refused",
+    "timed out",
+    "timeout",
+    "unreachable",
+    "gaierror",
+    "name or service",
+    "connection",
+    "reset by peer",
+    "ssl",
+    "certificate",
+)
 
 
 class RunReporting:
@@ -34,9 +54,11 @@ class RunReporting:
         self.checks = [parse_check(expression) for expression in config.checks]
         self.history = History(10.0)
         self.series: list[Point] = []
-        self.csv = (
-            CsvWriter(config.csv_prefix, config.csv_full_history) if (config.csv_prefix) else None
-        )
+        self.csv = _open_csv(config) if config.csv_prefix else None
+        #: Why the CSV files could not be updated the last time they were tried (None: fine).
+        self.csv_problem: str | None = None
+        self._csv_warned = False
+        self._target_checked = False
         self.live = None if config.only_summary else LiveStatus(sys.stderr, config.print_interval)
         self._failing_since: dict[str, float] = {}
         self._previous: Snapshot | None = None
@@ -67,8 +89,10 @@ class RunReporting:
         window = self.history.window()
         self._add_point(snapshot)
         if self.csv is not None:
-            self.csv.update(snapshot, window, time.time())
+            self._update_csv(snapshot, window)
         if final is None:
+            if not self._target_checked:
+                self._warn_if_target_down(snapshot)
             if self.live is not None and self.live.due(snapshot.duration_s):
                 self.live.show(
                     snapshot,
@@ -83,6 +107,49 @@ class RunReporting:
             if self.config.check_abort and self.checks:
                 self._abort_on_failing_checks(snapshot)
         return snapshot
+
+    def _update_csv(self, snapshot: Snapshot, window: Any) -> None:
+        assert self.csv is not None
+        try:
+            self.csv.update(snapshot, window, time.time())
+        except OSError as exc:  # disk full, folder removed: the run goes on, the end says so
+            self.csv_problem = exc.strerror or str(exc)
+            if not self._csv_warned:
+                self._csv_warned = True
+                logger.warning(
+                    "--csv %s: updating the CSV files failed (%s); trying again every second",
+                    self.config.csv_prefix,
+                    self.csv_problem,
+                )
+        else:
+            self.csv_problem = None
+
+    def _warn_if_target_down(self, snapshot: Snapshot) -> None:
+        """Once, a few seconds in: a warning when not one request has succeeded yet."""
+        total = snapshot.total
+        if snapshot.duration_s < DEAD_TARGET_AFTER_S - _DEAD_TARGET_SLACK_S or not total.requests:
+            return
+        self._target_checked = True
+        if total.failures < total.requests:
+            return
+        top = max(snapshot.errors, key=lambda error: error.occurrences, default=None)
+        error = top.error if top is not None else "failed"
+        hint = "; is the target up?" if any(w in error.lower() for w in _UNREACHED) else ""
+        hosts = self._hosts()
+        logger.warning(
+            "every request%s failed in the first %.0f s (%d requests): %s%s",
+            f" to {hosts[0]}" if len(hosts) == 1 else "",
+            snapshot.duration_s,
+            total.requests,
+            error,
+            hint,
+        )
+
+    def _hosts(self) -> list[str]:
+        if self.config.host:
+            return [self.config.host]
+        classes = getattr(getattr(self.swarm, "spec", None), "user_classes", ())
+        return sorted({cls.host for cls in classes if getattr(cls, "host", None)})
 
     def _add_point(self, snapshot: Snapshot) -> None:
         previous = self._previous
@@ -122,5 +189,23 @@ class RunReporting:
             self._greenlet.kill(block=True)
         self.sample(final)
         if self.csv is not None:
-            self.csv.close()
+            try:
+                self.csv.close()
+            except OSError as exc:
+                self.csv_problem = exc.strerror or str(exc)
         return evaluate_all(self.checks, final)
+
+    @property
+    def failures(self) -> list[str]:
+        """Live reports that could not be written, as ``OPTION PATH (why)``, once finished."""
+        if self.csv_problem is None:
+            return []
+        return [f"--csv {self.config.csv_prefix} ({self.csv_problem})"]
+
+
+def _open_csv(config: RunConfig) -> CsvWriter:
+    assert config.csv_prefix is not None
+    try:
+        return CsvWriter(config.csv_prefix, config.csv_full_history)
+    except OSError as exc:  # checked at the start; this is what changed since
+        raise UsageError(f"cannot write --csv {config.csv_prefix}: {exc.strerror or exc}") from None

@@ -7,9 +7,12 @@ class, which then runs as a nested behaviour until it calls ``interrupt()``.
 from __future__ import annotations
 
 import logging
+import os
 import random
+import sysconfig
 import traceback
 from collections.abc import Callable, Iterable
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from gevent import GreenletExit
@@ -286,3 +289,63 @@ class DefaultTaskSet(TaskSet):
 def format_exception(exc: BaseException) -> str:
     """Traceback text of an exception, for logs and the exceptions table."""
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def describe_exception(exc: BaseException, where: str | None = None) -> str:
+    """One line for an exception raised by user code: type, function, file:line, message.
+
+    For example ``ValueError in ShopUser.__init__ (locustfile.py:12): boom``. The place is the
+    deepest frame of the traceback in user code (outside mpswarm, gevent, the standard library
+    and installed packages), so a task that fails inside ``json.loads`` points at its own line.
+
+    Args:
+        exc: the exception, with its traceback.
+        where: what to name when no frame of the traceback is user code.
+    """
+    frame = _deepest_user_frame(exc)
+    if frame is not None:
+        code = frame.tb_frame.f_code
+        name = getattr(code, "co_qualname", code.co_name)
+        where = f"{name} ({_shown_path(code.co_filename)}:{frame.tb_lineno})"
+    head = type(exc).__name__ + (f" in {where}" if where else "")
+    message = " ".join(str(exc).split())
+    return f"{head}: {message}" if message else head
+
+
+def has_user_frame(exc: BaseException) -> bool:
+    """True when the traceback of ``exc`` passes through user code (see describe_exception)."""
+    return _deepest_user_frame(exc) is not None
+
+
+def _deepest_user_frame(exc: BaseException) -> TracebackType | None:
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if _is_user_file(tb.tb_frame.f_code.co_filename):
+            found = tb
+        tb = tb.tb_next
+    return found
+
+
+_library_dirs: tuple[str, ...] | None = None
+
+
+def _is_user_file(filename: str) -> bool:
+    global _library_dirs
+    if _library_dirs is None:
+        import gevent
+
+        import mpswarm
+
+        paths = sysconfig.get_paths()
+        found = [
+            paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths
+        ]
+        found += [os.path.dirname(mpswarm.__file__), os.path.dirname(gevent.__file__)]
+        _library_dirs = tuple(os.path.join(os.path.abspath(d), "") for d in found)
+    return os.path.isabs(filename) and not filename.startswith(_library_dirs)
+
+
+def _shown_path(filename: str) -> str:
+    relative = os.path.relpath(filename)
+    return filename if relative.startswith(os.pardir) else relative

@@ -183,6 +183,7 @@ def test_too_few_users_drop_iterations_and_a_check_can_fail_on_it(
     """2 users and a 100 ms answer serve at most ~20 iterations/s of the 100/s scheduled."""
     lf = write(tmp_path / "lf.py", LOCUSTFILE.format(path="slow"))
     prefix = tmp_path / "csv" / "run"
+    prefix.parent.mkdir()  # --csv makes no folders
     run = run_cli(
         "-f", str(lf), "-H", timed.url, "--headless", "--only-summary", "--processes", "1",
         "--arrival-rate", "100/s", "--max-users", "2", "-t", "5s",

@@ -25,6 +25,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def test_all_reports_from_one_run(run_cli, demo, tmp_path: Path) -> None:
     prefix = tmp_path / "out" / "run"
+    prefix.parent.mkdir()  # --csv makes no folders
     run = run_cli(
         "-f",
         "examples/shop.py",

@@ -1,0 +1,63 @@
+"""Report files: checked before a run sends anything, written at its end so that one that
+fails does not cost the others."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TextIO
+
+from mpswarm.config import RunConfig
+from mpswarm.exceptions import UsageError
+
+#: What ``--csv PREFIX`` adds to the prefix (report/csv_report.py writes them).
+CSV_SUFFIXES = ("_stats.csv", "_stats_history.csv", "_failures.csv", "_exceptions.csv")
+
+
+def check_report_paths(config: RunConfig) -> None:
+    """Every report file of ``config`` can be written: its folder exists and is writable, and
+    the path is not a folder. Nothing is created.
+
+    Raises:
+        UsageError: the first report that could not be written, naming the option and path.
+    """
+    for option, path in (
+        ("--json-file", config.json_file),
+        ("--html", config.html_file),
+        ("--junit", config.junit_file),
+    ):
+        if path:
+            _check_file(option, path, path)
+    if config.csv_prefix:
+        for suffix in CSV_SUFFIXES:
+            _check_file("--csv", config.csv_prefix, config.csv_prefix + suffix)
+
+
+def _check_file(option: str, shown: str, path: str) -> None:
+    folder = os.path.dirname(path) or "."
+    problem = None
+    if not os.path.isdir(folder):
+        exists = os.path.exists(folder)
+        problem = f"{folder} is not a folder" if exists else f"the folder {folder} does not exist"
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        problem = f"the folder {folder} is not writable"
+    elif os.path.isdir(path):
+        problem = "it is a folder, give a file name" if path == shown else f"{path} is a folder"
+    elif os.path.exists(path) and not os.access(path, os.W_OK):
+        problem = f"the file {path} is not writable"
+    if problem is not None:
+        raise UsageError(f"cannot write {option} {shown}: {problem}")
+
+
+def write_report_file(path: str, write: Callable[[TextIO], None]) -> str | None:
+    """Write one report to ``path`` with ``write(stream)``.
+
+    Returns:
+        None when written, else why not (e.g. ``No space left on device``).
+    """
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            write(handle)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
