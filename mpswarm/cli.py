@@ -1,8 +1,9 @@
 """The ``mpswarm`` command line: parse, build a frozen RunConfig, run, exit with a code.
 
-Exit codes: 0 success; 1 failed requests or exceptions in user code (``--exit-code-on-error``);
-2 usage or locustfile errors; 3 a failed ``--check``; 4 a resource failure (``--max-memory``, a
-crash loop).
+Exit codes: 0 success; 1 failed requests or exceptions in user code (``--exit-code-on-error``),
+or a report that could not be written at the end of a run that would otherwise exit 0; 2 usage
+or locustfile errors, found before any load is sent; 3 a failed ``--check``; 4 a resource
+failure (``--max-memory``, a crash loop).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import click
 
+from mpswarm._text import PrintableFormatter
 from mpswarm._version import __version__
 from mpswarm.config import RunConfig, parse_rate, parse_size, parse_timespan, resolve_processes
 from mpswarm.exceptions import MpswarmError, UsageError
@@ -120,6 +122,13 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
     help="Port of the web UI.",
 )  # fmt: skip
 @click.option("--web-auth", help="user:password required by the web UI (HTTP Basic).")
+@click.option(
+    "--web-allowed-host",
+    multiple=True,
+    metavar="NAME",
+    help="Another name the web UI is reached as, any port (repeatable; e.g. behind a proxy). "
+    "Requests for other Host names are refused (421).",
+)
 @click.option("--autostart", is_flag=True, help="Web UI: start the run at once.")
 @click.option(
     "--autoquit",
@@ -303,7 +312,7 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
     type=click.IntRange(min=1),
     default=10_000,
     show_default=True,
-    help="Distinct request names per worker before they fold into one row.",
+    help="Distinct request names in the whole run before further ones fold into one row.",
 )
 @click.option("--config", "config_file", help="Config file (key = value lines) to read.")
 @click.version_option(__version__, "-V", "--version", prog_name="mpswarm")
@@ -315,7 +324,14 @@ def run_command(**options: Any) -> int:
     """
     _setup_logging(options["loglevel"])
     from mpswarm import _locust_alias
-    from mpswarm._locustfile import check_hosts, load_locustfile, select_classes
+    from mpswarm._locustfile import (
+        check_host_url,
+        check_hosts,
+        check_tasks,
+        load_locustfile,
+        select_classes,
+    )
+    from mpswarm.report._files import check_report_paths
 
     _locust_alias.install()
     locustfile = load_locustfile(options["locustfile"])
@@ -324,8 +340,11 @@ def run_command(**options: Any) -> int:
             click.echo(name)
         return EXIT_OK
     classes, shape = select_classes(locustfile, options["user_classes"])
+    check_tasks(classes)
     if options["headless"] or options["autostart"]:
-        check_hosts(classes, options["host"])  # the web UI's form may give it later
+        check_hosts(classes, options["host"])
+    elif options["host"]:  # without one, the web UI's form may give it later
+        check_host_url(options["host"], "-H/--host")
     config = RunConfig(
         locustfile=locustfile.path,
         user_classes=tuple(cls.__name__ for cls in classes),
@@ -362,12 +381,14 @@ def run_command(**options: Any) -> int:
         web_host=options["web_host"],
         web_port=options["web_port"],
         web_auth=options["web_auth"],
+        web_allowed_hosts=tuple(options["web_allowed_host"]),
         autostart=options["autostart"],
         autoquit=options["autoquit"],
         arrival_rate=options["arrival_rate"],
         arrivals=options["arrivals"],
         max_users=options["max_users"],
     )
+    check_report_paths(config)  # before any worker starts: a run must not be lost at its end
     from mpswarm.event import events
 
     if options["headless"]:
@@ -400,12 +421,9 @@ def _namespace(options: dict[str, Any]) -> Any:
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="[%(asctime)s] %(levelname)s/%(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("[%(asctime)s] %(levelname)s/%(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
 def _known_options(command: click.Command) -> dict[str, bool]:

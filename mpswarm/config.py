@@ -111,8 +111,8 @@ class RunConfig:
         exclude_tags: never run tasks with one of these tags.
         stop_timeout: seconds users get to finish their current task when stopping.
         exit_code_on_error: exit code when requests failed or user code raised.
-        max_endpoints: distinct (method, name) rows per worker before folding into one row.
-        max_errors: distinct error rows per worker before folding into one row.
+        max_endpoints: distinct (method, name) rows in the whole run before folding into one row.
+        max_errors: distinct error rows in the whole run before folding into one row.
         loglevel: logging level name.
         iterations: stop after exactly this many task runs in total (None: no limit).
         shape: name of the LoadTestShape class driving the run, or None.
@@ -135,6 +135,7 @@ class RunConfig:
         max_users: open model: most users at once (None: 1000, or ``users`` if larger).
         web_host, web_port: where the web UI listens (without --headless).
         web_auth: ``user:password`` the web UI requires, or None.
+        web_allowed_hosts: more names the web UI answers as (``--web-allowed-host``), any port.
         autostart: web UI: start a run at once; autoquit: quit this long after a run ended.
     """
 
@@ -177,6 +178,7 @@ class RunConfig:
     web_host: str = "127.0.0.1"
     web_port: int = 8089
     web_auth: str | None = None
+    web_allowed_hosts: tuple[str, ...] = ()
     autostart: bool = False
     autoquit: float | None = None
 

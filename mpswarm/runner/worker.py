@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import gevent
 
+from mpswarm._text import printable, printable_lines
 from mpswarm.env import Environment
 from mpswarm.exceptions import StopTest
 from mpswarm.runner._channel import Channel
@@ -46,6 +47,7 @@ from mpswarm.stats.segment import (
     Segment,
 )
 from mpswarm.stats.snapshot import Snapshot
+from mpswarm.user.task import describe_exception, format_exception, has_user_frame
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +127,8 @@ class WorkerRuntime(WorkerRunner):
         self.channel = channel
         self.segment = segment
         self.environment.exception_sink = self._on_exception
+        # A greenlet that dies of an exception is one line in the log, not gevent's traceback.
+        gevent.get_hub().print_exception = self._greenlet_failed
         # This worker's own view of its numbers, for runner.stats here.
         self._local = Aggregator()
         self._local.add_segment(0, segment)
@@ -142,7 +146,7 @@ class WorkerRuntime(WorkerRunner):
         self._on_user_exit = self._user_exited
         self._spawner: gevent.Greenlet | None = None
         self._exceptions: dict[tuple[str, str], int] = {}
-        self._seen_exceptions: set[tuple[str, str]] = set()
+        self._logged_exceptions: set[str] = set()
         self._started = False
         self._t_start = 0.0
         self.open_model: OpenModel | None = None
@@ -183,6 +187,10 @@ class WorkerRuntime(WorkerRunner):
                     self._deliver(message[1], message[2], "master")
                 elif kind == "reset":
                     self.reset_stats()
+                elif kind == "names_full":  # the run-wide cap: only these names get a row
+                    self.recorder.limit_names(message[1])
+                elif kind == "errors_full":
+                    self.recorder.limit_errors(message[1])
                 elif kind == "iterations":
                     self._iterations_left = message[1]
                     self.environment.claim_iteration = self._claim_iteration
@@ -268,7 +276,9 @@ class WorkerRuntime(WorkerRunner):
         for second in itertools.count():
             due = min(len(order), max(1, math.floor(rate * (second + 1) + 1e-9)))
             for name in order[done:due]:
-                self._add_user(self._classes[name](self.environment))
+                user = self.new_user(name)
+                if user is not None:
+                    self._add_user(user)
             done = max(done, due)
             if done >= len(order):
                 break
@@ -276,6 +286,15 @@ class WorkerRuntime(WorkerRunner):
         self.state = STATE_RUNNING
         self.channel.send(("spawned", len(self._users)))
         self.environment.events.spawning_complete.fire(user_count=len(self._users))
+
+    def new_user(self, name: str) -> Any:
+        """A user of class ``name``, or None when its ``__init__`` raised (a user error, like
+        an exception in a task: counted, and the other users still start)."""
+        try:
+            return self._classes[name](self.environment)
+        except Exception as exc:
+            self._user_error(exc, f"{name}.__init__")
+            return None
 
     def _forget(self, user: Any) -> None:
         if self._users.pop(user.greenlet, None) is not None:
@@ -336,11 +355,37 @@ class WorkerRuntime(WorkerRunner):
         if isinstance(exc, StopTest):
             self.channel.send(("stop_test", f"StopTest raised: {exc}"))
             return
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        key = (f"{type(exc).__name__}: {exc}", text)
-        if key not in self._seen_exceptions:
-            self._seen_exceptions.add(key)
-            logger.error("user code raised an exception (further ones are counted):\n%s", text)
+        self._user_error(exc)
+
+    def _greenlet_failed(self, context: Any, kind: Any, value: Any, tb: Any) -> None:
+        """The hub's ``print_exception`` here. A greenlet that user code spawned counts as user
+        code raising; any other is logged (one line, the traceback at DEBUG)."""
+        try:
+            if not isinstance(value, BaseException):
+                value = RuntimeError(f"{getattr(kind, '__name__', kind)}: {value!r}")
+            if value.__traceback__ is None and tb is not None:
+                value = value.with_traceback(tb)
+            if has_user_frame(value):
+                self._on_exception(value)
+                return
+            line = describe_exception(value, "a greenlet")
+            if line not in self._logged_exceptions:
+                self._logged_exceptions.add(line)
+                logger.error("%s (further ones are not shown)", line)
+                logger.debug("%s", format_exception(value))
+        except Exception:  # the hub's error handler must not raise
+            logger.exception("a greenlet failed, and so did reporting it")
+
+    def _user_error(self, exc: BaseException, where: str | None = None) -> None:
+        """Count an exception of user code; the first of each kind is one line in the log."""
+        # The message often quotes a server: escaped once here, for every report and the log.
+        text = printable_lines(format_exception(exc))
+        key = (printable(f"{type(exc).__name__}: {exc}"), text)
+        line = describe_exception(exc, where)
+        if line not in self._logged_exceptions:
+            self._logged_exceptions.add(line)
+            logger.error("%s (further ones are counted in the summary)", line)
+            logger.debug("%s", text)
         self._exceptions[key] = self._exceptions.get(key, 0) + 1
 
     def _flush_exceptions(self) -> None:
