@@ -7,6 +7,7 @@ caller's process is never monkey-patched and every process and segment of the ru
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from typing import Any
 from mpswarm.exceptions import MpswarmError, UsageError
 from mpswarm.report.checks import CheckResult, evaluate_all, parse_check
 from mpswarm.report.json_report import snapshot_from_dict
+from mpswarm.report.stop_reason import stop_failed, stop_from_dict
 from mpswarm.stats.snapshot import EndpointStats, Snapshot
 
 
@@ -47,6 +49,37 @@ class EndpointResult:
         return f"<EndpointResult {self.method} {self.name}: {self.requests} requests>"
 
 
+@dataclasses.dataclass(frozen=True)
+class RunStop:
+    """Why a run ended: the ``stop`` object of its JSON report.
+
+    Attributes:
+        kind: what ended it: ``"time_limit"``, ``"iterations_done"``, ``"shape_ended"``,
+            ``"check_failed"``, ``"signal"``, ``"user_code"``, ``"web_ui"``, ``"crash_loop"``,
+            ``"memory_limit"`` or ``"workers_lost"``.
+        message: one line for a person (``the run time is over``, ``crash loop: ...``).
+        exit_code: the run's exit code (0 passed, 1 failed requests or errors, 3 failed
+            checks, 4 a resource failure), None when the run did not say.
+        at: seconds into the run when the stop was requested.
+    """
+
+    kind: str
+    message: str
+    exit_code: int | None
+    at: float
+
+    @property
+    def failed(self) -> bool:
+        """True when the run failed (an exit code other than 0)."""
+        return stop_failed(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RunStop | None:
+        """From a JSON report's ``stop`` (None for null or a report without one)."""
+        stop = stop_from_dict(data)
+        return None if stop is None else cls(**stop)
+
+
 class RunResult(EndpointResult):
     """The outcome of ``run()``: totals (this object), endpoints, errors, checks, reports.
 
@@ -57,6 +90,8 @@ class RunResult(EndpointResult):
         recovery_events: what the supervisor did (dicts).
         checks: every ``CheckResult``; ``failed_checks`` those that failed.
         exit_code: the exit code the command line would have returned.
+        stop: why the run ended (a ``RunStop``: ``kind``, ``message``, ``exit_code``, ``at``),
+            None when the report does not say.
         duration_s: how long the load ran.
     """
 
@@ -74,6 +109,7 @@ class RunResult(EndpointResult):
         self.errors = [(e.method, e.name, e.error, e.occurrences) for e in snapshot.errors]
         self.exceptions = [(e.count, e.message) for e in snapshot.exceptions]
         self.recovery_events = list(data.get("recovery_events") or [])
+        self.stop = RunStop.from_dict(data.get("stop"))
         self.checks = checks
         self.failed_checks = [c for c in checks if not c.passed]
 
@@ -266,4 +302,4 @@ def _stop(proc: subprocess.Popen[str]) -> None:
     proc.communicate()
 
 
-__all__ = ["EndpointResult", "MpswarmError", "RunResult", "run"]
+__all__ = ["EndpointResult", "MpswarmError", "RunResult", "RunStop", "run"]

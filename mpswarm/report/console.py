@@ -1,8 +1,9 @@
-"""The end-of-run summary on stdout: endpoints, percentiles, errors, exceptions.
+"""The end-of-run summary on stdout: endpoints, percentiles, errors, exceptions, the stop.
 
 With many request names the tables show the busiest rows only (``SUMMARY_ROWS`` endpoints by
 requests, ``SUMMARY_ERRORS`` error rows by occurrences) and say how many they left out; the
-CSV and JSON reports keep every row.
+CSV and JSON reports keep every row. Its last line says why the run ended, when the Snapshot
+knows (see ``mpswarm.report.stop_reason``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import TextIO
 
 from tabulate import tabulate
 
+from mpswarm.report.stop_reason import stop_of, stop_text
 from mpswarm.stats.recorder import OVERFLOW_METHOD
 from mpswarm.stats.snapshot import EndpointStats, Snapshot
 
@@ -51,7 +53,10 @@ def _row(stats: EndpointStats, duration_s: float) -> list[str]:
 
 
 def write_summary(snapshot: Snapshot, stream: TextIO) -> None:
-    """Write the endpoint table, then the errors and exceptions tables when there are any."""
+    """Write the endpoint table, then the errors and exceptions tables when there are any.
+
+    The last line says why the run ended (``Stopped after ...``) when the Snapshot knows.
+    """
     headers = [
         "Type",
         "Name",
@@ -115,6 +120,9 @@ def write_summary(snapshot: Snapshot, stream: TextIO) -> None:
         exception_rows = [[e.count, e.message, _where(e.traceback)] for e in snapshot.exceptions]
         stream.write(tabulate(exception_rows, headers=["# count", "Exception", "Raised at"]))
         stream.write("\n")
+    stop = stop_of(snapshot)
+    if stop is not None:
+        stream.write(f"\n{stop_text(stop)}\n")
     stream.flush()
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from mpswarm.report.checks import CheckResult
 from mpswarm.report.console import format_ms, open_model_text
+from mpswarm.report.stop_reason import stop_failed, stop_of, stop_text
 from mpswarm.stats.histogram import MIDPOINTS_US
 from mpswarm.stats.snapshot import Snapshot
 
@@ -169,7 +170,7 @@ def write_html(
     settings: dict[str, object],
     checks: list[CheckResult] | None = None,
 ) -> None:
-    """Write the report."""
+    """Write the report; why the run ended is said at the top, below the totals."""
     xs = [p.t for p in series]
     started = datetime.datetime.fromtimestamp(snapshot.started_at).isoformat(timespec="seconds")
     endpoint_headers = [
@@ -223,6 +224,11 @@ def write_html(
         )
     if snapshot.open_model:
         saturation_html += f'<p class="open-model">{html.escape(open_model_text(snapshot))}</p>'
+    stop = stop_of(snapshot)
+    stop_html = ""
+    if stop is not None:
+        css = "stop failed" if stop_failed(stop) else "stop"
+        stop_html = f'<p class="{css}">{html.escape(stop_text(stop))}</p>'
     options = ", ".join(f"{k}={v}" for k, v in settings.items() if v not in (None, False, ()))
     stream.write(f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mpswarm report</title>
@@ -230,6 +236,7 @@ def write_html(
 <h1>mpswarm report</h1>
 <p>Started {html.escape(started)}, ran {snapshot.duration_s:.1f} s:
 {snapshot.total.requests} requests, {snapshot.total.failures} failures.</p>
+{stop_html}
 <p class="settings">{html.escape(options)}</p>
 {check_html}
 {saturation_html}

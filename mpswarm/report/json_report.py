@@ -1,4 +1,8 @@
-"""The JSON report (``--json``, ``--json-file``); its schema is in the README."""
+"""The JSON report (``--json``, ``--json-file``); its schema is in the README.
+
+``stop`` says why the run ended: ``{"kind", "message", "exit_code", "at"}`` (see
+``mpswarm.report.stop_reason``), null when the Snapshot does not know (a live one).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from mpswarm.report.checks import CheckResult
+from mpswarm.report.stop_reason import stop_from_dict, stop_of
 from mpswarm.stats.snapshot import EndpointStats, ErrorStats, ExceptionStats, Snapshot
 
 SCHEMA_VERSION = 1
@@ -83,7 +88,14 @@ def endpoint_from_dict(data: dict[str, Any]) -> EndpointStats:
 
 
 def snapshot_from_dict(data: dict[str, Any]) -> Snapshot:
-    """Rebuild the final Snapshot from a JSON report."""
+    """Rebuild the final Snapshot from a JSON report (its stop reason in ``extra["stop"]``)."""
+    extra: dict[str, Any] = {
+        "saturation": data.get("saturation"),
+        "recovery_events": data.get("recovery_events", []),
+    }
+    stop = stop_from_dict(data.get("stop"))
+    if stop is not None:  # as a live Snapshot: no "stop" key rather than None
+        extra["stop"] = stop
     return Snapshot(
         endpoints=tuple(endpoint_from_dict(e) for e in data["endpoints"]),
         total=endpoint_from_dict(data["total"]),
@@ -97,10 +109,7 @@ def snapshot_from_dict(data: dict[str, Any]) -> Snapshot:
         duration_s=data["duration_s"],
         users=0,
         final=True,
-        extra={
-            "saturation": data.get("saturation"),
-            "recovery_events": data.get("recovery_events", []),
-        },
+        extra=extra,
         open_model=data.get("open_model") is not None,
         iterations=(data.get("open_model") or {}).get("iterations", 0),
         dropped=(data.get("open_model") or {}).get("dropped", 0),
@@ -110,12 +119,17 @@ def snapshot_from_dict(data: dict[str, Any]) -> Snapshot:
 def report_dict(
     snapshot: Snapshot, settings: dict[str, Any], checks: list[CheckResult] | None = None
 ) -> dict[str, Any]:
-    """The whole report as JSON-ready data."""
+    """The whole report as JSON-ready data.
+
+    ``stop`` is the run's stop reason, ``{"kind": "crash_loop", "message": "...", "exit_code":
+    4, "at": 12.3}`` (``at``: seconds into the run), or None when the Snapshot has none.
+    """
     return {
         "schema": SCHEMA_VERSION,
         "settings": settings,
         "started_at": snapshot.started_at,
         "duration_s": snapshot.duration_s,
+        "stop": stop_of(snapshot),
         "total": endpoint_dict(snapshot.total, snapshot.duration_s),
         "endpoints": [endpoint_dict(e, snapshot.duration_s) for e in snapshot.endpoints],
         "errors": [

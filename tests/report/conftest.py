@@ -20,3 +20,16 @@ def snapshot() -> Snapshot:
     for segment in aggregator.segments:
         segment.close()
     return snap
+
+
+@pytest.fixture()
+def clean_snapshot() -> Snapshot:
+    """One endpoint, no failures, errors or exceptions."""
+    aggregator = Aggregator()
+    worker = Worker(aggregator, 0)
+    for i in range(50):
+        worker.record("GET", "/ok", 5.0 + i, 10)
+    snap = aggregator.snapshot(started_at=1_700_000_000.0, duration_s=5.0, users=2)
+    for segment in aggregator.segments:
+        segment.close()
+    return snap

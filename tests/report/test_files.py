@@ -133,6 +133,7 @@ def test_json_schema(snapshot) -> None:
         "settings",
         "started_at",
         "duration_s",
+        "stop",
         "total",
         "endpoints",
         "errors",
@@ -143,6 +144,7 @@ def test_json_schema(snapshot) -> None:
         "open_model",
     }
     assert data["open_model"] is None  # a closed-model run
+    assert data["stop"] is None  # a live Snapshot: the runner adds the stop to the final one
     assert data["total"]["requests"] == 200 and data["total"]["name"] == "Aggregated"
     endpoint = data["endpoints"][0]
     assert set(endpoint) == {
