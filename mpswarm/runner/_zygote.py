@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 from gevent import monkey
 
-from mpswarm.runner._proc import die_with_parent
+from mpswarm.runner._proc import describe_exit, die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,23 @@ class ForkServer:
         if not data:
             raise EOFError("fork server gone")
         return pickle.loads(data)
+
+    def reap(self, timeout: float = 1.0) -> str:
+        """After the server's socket closed unasked: how it ended, in words."""
+        import gevent
+
+        deadline = time.monotonic() + timeout
+        while self.pid is not None:
+            try:
+                pid, status = _waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid:
+                return describe_exit(status)
+            if time.monotonic() > deadline:
+                return "its socket closed"
+            gevent.sleep(0.02)
+        return "exit status unknown"
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the server (it kills any worker still running) and reap it.

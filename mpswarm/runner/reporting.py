@@ -15,6 +15,7 @@ from mpswarm.report.checks import CheckResult, evaluate_all, parse_check
 from mpswarm.report.csv_report import CsvWriter
 from mpswarm.report.html import Point
 from mpswarm.report.live import LiveStatus, RunInfo
+from mpswarm.runner.stop import StopKind
 from mpswarm.stats.snapshot import Snapshot
 from mpswarm.stats.window import History, difference
 
@@ -179,7 +180,8 @@ class RunReporting:
             since = self._failing_since.setdefault(key, now)
             if now - since >= self.config.check_grace:
                 self.swarm.request_stop(
-                    f"check {key!r} failed for {self.config.check_grace:g} s ({result.describe()})"
+                    f"check {key!r} failed for {self.config.check_grace:g} s ({result.describe()})",
+                    StopKind.CHECK_FAILED,
                 )
                 return
 

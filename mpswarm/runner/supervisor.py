@@ -15,11 +15,15 @@ import collections
 import dataclasses
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import gevent
 import psutil
 
+from mpswarm.exceptions import WorkerError
+from mpswarm.runner._handle import WorkerHandle
+from mpswarm.runner.stop import StopKind, StopScope
 from mpswarm.stats.segment import H_LAG_MAX_US, H_LAG_P99_US
 
 logger = logging.getLogger(__name__)
@@ -45,6 +49,42 @@ class RecoveryEvent:
         return dataclasses.asdict(self)
 
 
+class Supervised(Protocol):
+    """What the supervisor watches and acts on (the Swarm)."""
+
+    clients: dict[str, Any]
+    started_at: float | None
+    scope: StopScope
+
+    @property
+    def workers(self) -> list[WorkerHandle]:
+        """The current worker of each slot."""
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once the run is ending: nothing is replaced or recycled then."""
+
+    @property
+    def fork_server_pid(self) -> int | None:
+        """The fork server's pid, for memory accounting."""
+
+    def elapsed(self) -> float:
+        """Seconds into the run."""
+
+    def fail(self, kind: StopKind, message: str) -> None:
+        """Stop the run for a resource failure (exit code 4)."""
+
+    def replace_worker(self, old: WorkerHandle) -> WorkerHandle | None:
+        """Replace a dead worker; None when the run began to stop meanwhile."""
+
+    def recycle_worker(self, old: WorkerHandle) -> WorkerHandle | None:
+        """Replace a live worker; None when the run began to stop meanwhile."""
+
+
+#: Seconds a replacement gets to start its users before its recovery event says so anyway.
+RESTORE_TIMEOUT_S = 30.0
+
+
 def _mb(value: float) -> str:
     return f"{value / 1024 / 1024:.0f} MB"
 
@@ -53,22 +93,24 @@ class Supervisor:
     """Watches a Swarm's workers; see the module docstring.
 
     Args:
-        swarm: the Swarm to supervise.
+        swarm: what to supervise.
         cpu_warn: CPU % of one core counted as saturation.
         lag_warn_ms: loop lag p99 counted as saturation.
         max_worker_memory: bytes of RSS above which a worker is recycled (None: no limit).
         max_memory: bytes of RSS of all processes above which the run stops (None: no limit).
         max_restarts: deaths within a minute that are tolerated.
+        clock: seconds, monotonic (tests pass a fake one).
     """
 
     def __init__(
         self,
-        swarm: Any,
+        swarm: Supervised,
         cpu_warn: float = 90.0,
         lag_warn_ms: float = 50.0,
         max_worker_memory: int | None = None,
         max_memory: int | None = None,
         max_restarts: int = 5,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.swarm = swarm
         self.cpu_warn = cpu_warn
@@ -85,9 +127,10 @@ class Supervisor:
         self._deaths: collections.deque[float] = collections.deque()
         self._recycling: set[int] = set()
         self._parent = psutil.Process()
+        self._clock = clock
 
     def record(self, handle: Any, cause: str, action: str) -> None:
-        """Add a recovery event and log it."""
+        """Add a recovery event (once its action has happened) and log it."""
         event = RecoveryEvent(
             round(self.swarm.elapsed(), 1), handle.slot, handle.pid, cause, action
         )
@@ -136,6 +179,7 @@ class Supervisor:
                 self.max_worker_memory is not None
                 and rss > self.max_worker_memory
                 and handle.slot not in self._recycling
+                and not self.swarm.stop_requested
             ):
                 self._recycling.add(handle.slot)
                 gevent.spawn(self._recycle, handle, rss)
@@ -145,8 +189,9 @@ class Supervisor:
         self.saturated_now = any_saturated
         if self.max_memory is not None and total_rss > self.max_memory:
             self.swarm.fail(
+                StopKind.MEMORY_LIMIT,
                 f"all processes together use {_mb(total_rss)}, over --max-memory "
-                f"{_mb(self.max_memory)}"
+                f"{_mb(self.max_memory)}",
             )
 
     @staticmethod
@@ -175,21 +220,24 @@ class Supervisor:
 
     # -- recovery ------------------------------------------------------------------------------
     def _recycle(self, handle: Any, rss: int) -> None:
+        cause = f"RSS {_mb(rss)} over --max-worker-memory {_mb(self.max_worker_memory or 0)}"
         try:
-            self.record(
-                handle,
-                f"RSS {_mb(rss)} over --max-worker-memory {_mb(self.max_worker_memory or 0)}",
-                "recycled: a fresh worker takes over its users",
-            )
-            self.swarm.recycle_worker(handle)
+            new = self.swarm.recycle_worker(handle)
+        except WorkerError as exc:
+            self.record(handle, cause, f"not recycled: {exc}")
+            return
         finally:
             self._recycling.discard(handle.slot)
+        if new is None:
+            self.record(handle, cause, "retired; not replaced: the run is stopping")
+        else:
+            self._restored(handle, new, cause, "recycled")
 
     def on_worker_lost(self, handle: Any) -> None:
         """A worker's pipe closed while the run goes on: replace it, or stop on a crash loop."""
         handle.exited.wait(timeout=1.0)  # the fork server tells how it ended
         cause = f"died ({handle.exit_description or 'exit status unknown'})"
-        now = time.monotonic()
+        now = self._clock()
         self._deaths.append(now)
         while self._deaths and now - self._deaths[0] > CRASH_WINDOW_S:
             self._deaths.popleft()
@@ -199,14 +247,36 @@ class Supervisor:
         if len(self._deaths) > self.max_restarts:
             self.record(handle, cause, "not replaced: crash loop")
             self.swarm.fail(
+                StopKind.CRASH_LOOP,
                 f"crash loop: workers died {len(self._deaths)} times within "
                 f"{CRASH_WINDOW_S:.0f} s (more than --max-restarts {self.max_restarts}); "
-                f"the last one {cause}"
+                f"the last one {cause}",
             )
             return
-        users = sum(handle.target.values())
-        self.record(handle, cause, f"replaced; its {users} user(s) restored")
-        self.swarm.replace_worker(handle)
+        try:
+            new = self.swarm.replace_worker(handle)
+        except WorkerError as exc:
+            self.record(handle, cause, f"not replaced: {exc}")
+            if not any(h.alive for h in self.swarm.workers):
+                self.swarm.fail(StopKind.WORKERS_LOST, f"worker {handle.slot} {cause}: {exc}")
+            return
+        if new is None:
+            self.record(handle, cause, "not replaced: the run is stopping")
+        else:
+            self._restored(handle, new, cause, "replaced")
+
+    def _restored(self, old: Any, new: Any, cause: str, verb: str) -> None:
+        """The recovery event, once the new worker runs its users (or could not)."""
+        users = sum(old.target.values())
+        if users:
+            waits = [new.spawned, new.gone, self.swarm.scope.event]
+            gevent.wait(waits, timeout=RESTORE_TIMEOUT_S, count=1)
+        if new.spawned.is_set() or not users:
+            self.record(old, cause, f"{verb}; its {users} user(s) restored")
+        elif self.swarm.stop_requested:
+            self.record(old, cause, f"{verb}; the run stopped before its users were restored")
+        else:
+            self.record(old, cause, f"{verb}; its users did not start")
 
     def summary(self) -> dict[str, Any]:
         """Saturation figures for the reports."""

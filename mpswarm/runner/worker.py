@@ -24,6 +24,7 @@ import gevent
 from mpswarm._text import printable, printable_lines
 from mpswarm.env import Environment
 from mpswarm.exceptions import StopTest
+from mpswarm.runner import messages as m
 from mpswarm.runner._channel import Channel
 from mpswarm.runner._proc import die_with_parent
 from mpswarm.runner.arrivals import OpenModel
@@ -53,7 +54,9 @@ logger = logging.getLogger(__name__)
 
 #: Once --stop-timeout has passed, users still in a request get this long to finish it before
 #: they are killed (and the request recorded as interrupted).
-HARD_STOP_GRACE_S = 5.0
+HARD_STOP_GRACE_S = 4.0
+#: Then the users still running are killed together, and get this long to unwind.
+KILL_WAIT_S = 0.5
 #: Period of the event-loop lag probe.
 LAG_PROBE_S = 0.05
 #: Seconds between two flushes of exception counts and ``report_to_master`` events.
@@ -152,11 +155,16 @@ class WorkerRuntime(WorkerRunner):
         self.open_model: OpenModel | None = None
 
     def _announce(self, message: tuple[Any, ...]) -> None:
-        if message[0] == "row":
-            self._local.on_row(0, *message[1:])
-        elif message[0] == "error":
-            self._local.on_error(0, *message[1:])
-        self.channel.send(message)
+        """The recorder's news (a tuple: stats/ knows no runner) as a record for the parent."""
+        kind, *fields = message
+        if kind == "row":
+            self._local.on_row(0, *fields)
+            self.channel.send(m.RowAnnounced(*fields))
+        elif kind == "error":
+            self._local.on_error(0, *fields)
+            self.channel.send(m.ErrorAnnounced(*fields))
+        elif kind == "overflow":
+            self.channel.send(m.NamesOverflowed(*fields))
 
     def _local_snapshot(self) -> Snapshot:
         elapsed = gevent.get_hub().loop.now() - self._t_start if self._started else 0.0
@@ -166,42 +174,43 @@ class WorkerRuntime(WorkerRunner):
     def serve(self) -> None:
         """Handle the parent's messages until told to quit or the pipe closes."""
         self.environment.events.init.fire(environment=self.environment)
-        self.channel.send(("ready", os.getpid()))
+        self.channel.send(m.Ready(os.getpid()))
         self.greenlet.spawn(self._report_forever)
         self.greenlet.spawn(self._measure_loop_lag)
         self.greenlet.spawn(UsageMonitor(self.environment, self._report_usage).run_forever)
+        route = m.Router(
+            {
+                m.Target: lambda _, msg: self._set_target(msg.counts, msg.rate, msg.host),
+                m.Arrival: lambda _, msg: self._set_arrival(msg.settings),
+                m.StopUsers: lambda _, msg: gevent.spawn(self._stop_and_report),
+                m.Custom: lambda _, msg: self._deliver(msg.type, msg.data, "master"),
+                m.ResetStats: lambda _, msg: self.reset_stats(),
+                # The run-wide caps: only these names / error keys get a row.
+                m.NamesFull: lambda _, msg: self.recorder.limit_names(msg.names),
+                m.ErrorsFull: lambda _, msg: self.recorder.limit_errors(msg.keys),
+                m.Iterations: lambda _, msg: self._set_iterations(msg.count),
+            },
+            f"worker {self.worker_index}",
+        )
         try:
             while True:
                 try:
                     message = self.channel.recv()
                 except (EOFError, OSError):
                     return  # the parent is gone: stop at once
-                kind = message[0]
-                if kind == "target":
-                    self._set_target(*message[1:])
-                elif kind == "arrival":
-                    self._set_arrival(message[1])
-                elif kind == "stop":
-                    gevent.spawn(self._stop_and_report)
-                elif kind == "msg":
-                    self._deliver(message[1], message[2], "master")
-                elif kind == "reset":
-                    self.reset_stats()
-                elif kind == "names_full":  # the run-wide cap: only these names get a row
-                    self.recorder.limit_names(message[1])
-                elif kind == "errors_full":
-                    self.recorder.limit_errors(message[1])
-                elif kind == "iterations":
-                    self._iterations_left = message[1]
-                    self.environment.claim_iteration = self._claim_iteration
-                    if self._iterations_left == 0:  # a replacement with nothing left to do
-                        gevent.spawn(self._report_iterations_done)
-                elif kind == "quit":
+                if isinstance(message, m.Quit):
                     self._kill_all()
                     self.environment.events.quitting.fire(environment=self.environment)
                     return
+                route(None, message)
         finally:
             self.greenlet.kill(block=False)
+
+    def _set_iterations(self, count: int) -> None:
+        self._iterations_left = count
+        self.environment.claim_iteration = self._claim_iteration
+        if count == 0:  # a replacement with nothing left to do
+            gevent.spawn(self._report_iterations_done)
 
     # -- users ----------------------------------------------------------------------------------
     @property
@@ -284,7 +293,7 @@ class WorkerRuntime(WorkerRunner):
                 break
             gevent.sleep(max(0.0, started + second + 1 - gevent.get_hub().loop.now()))
         self.state = STATE_RUNNING
-        self.channel.send(("spawned", len(self._users)))
+        self.channel.send(m.Spawned(len(self._users)))
         self.environment.events.spawning_complete.fire(user_count=len(self._users))
 
     def new_user(self, name: str) -> Any:
@@ -321,7 +330,7 @@ class WorkerRuntime(WorkerRunner):
         self._report()
         self.state = STATE_STOPPED
         self.environment.events.test_stop.fire(environment=self.environment)
-        self.channel.send(("stopped",))
+        self.channel.send(m.Stopped())
 
     def _hard_stop(self, users: list[Any], timeout: float) -> None:
         """Give users ``timeout`` to finish their task, then stop them between requests."""
@@ -335,9 +344,8 @@ class WorkerRuntime(WorkerRunner):
             if user.greenlet is not None and not user.greenlet.dead and not user._in_request:
                 user.greenlet.kill(block=False)
         gevent.joinall(greenlets, timeout=HARD_STOP_GRACE_S)
-        for greenlet in greenlets:
-            if not greenlet.dead:
-                greenlet.kill(block=True, timeout=1.0)
+        # All at once: one by one, each blocked user (a trickling body) cost up to a second.
+        gevent.killall([g for g in greenlets if not g.dead], block=True, timeout=KILL_WAIT_S)
 
     def _kill_all(self) -> None:
         if self._spawner is not None:
@@ -349,11 +357,11 @@ class WorkerRuntime(WorkerRunner):
     # -- what user code reaches -----------------------------------------------------------------
     def quit(self) -> None:
         """Ask the parent to stop the whole run (``runner.quit()`` from user code)."""
-        self.channel.send(("stop_test", "runner.quit() called in a worker"))
+        self.channel.send(m.StopRequested("runner.quit() called in a worker"))
 
     def _on_exception(self, exc: BaseException) -> None:
         if isinstance(exc, StopTest):
-            self.channel.send(("stop_test", f"StopTest raised: {exc}"))
+            self.channel.send(m.StopRequested(f"StopTest raised: {exc}"))
             return
         self._user_error(exc)
 
@@ -391,7 +399,7 @@ class WorkerRuntime(WorkerRunner):
     def _flush_exceptions(self) -> None:
         if self._exceptions:
             counts, self._exceptions = self._exceptions, {}
-            self.channel.send(("exceptions", counts))
+            self.channel.send(m.Exceptions(counts))
 
     def reset_stats(self) -> None:
         """Zero this worker's counters (the parent asks all workers at once)."""
@@ -405,7 +413,7 @@ class WorkerRuntime(WorkerRunner):
         data: dict[str, Any] = {}
         self.environment.events.report_to_master.fire(client_id=self.client_id, data=data)
         if data:
-            self.channel.send(("report", data))
+            self.channel.send(m.Report(data))
 
     def _report_forever(self) -> None:
         while True:
@@ -433,11 +441,11 @@ class WorkerRuntime(WorkerRunner):
             self.segment.header[H_LAG_MAX_US] = int(worst * 1e6)
 
     def _report_usage(self, cpu: float, rss: int) -> None:
-        self.channel.send(("usage", cpu, rss))
+        self.channel.send(m.Usage(cpu, rss))
 
     def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
         """Send a custom message to the parent (``client_id`` is ignored, as in Locust)."""
-        self.channel.send(("msg", msg_type, data))
+        self.channel.send(m.Custom(msg_type, data))
 
     def stop(self) -> None:
         """Locust's ``runner.stop()`` in a worker: ask the parent to end the run."""
@@ -459,4 +467,4 @@ class WorkerRuntime(WorkerRunner):
         # Let the users finish the tasks they claimed, then tell the parent.
         while any(u._state == "running" for u in self.users):
             gevent.sleep(0.05)
-        self.channel.send(("iterations_done",))
+        self.channel.send(m.IterationsDone())

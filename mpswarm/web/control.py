@@ -25,8 +25,11 @@ from mpswarm.exceptions import UsageError
 from mpswarm.report.checks import CheckResult
 from mpswarm.report.html import write_html
 from mpswarm.report.json_report import endpoint_dict, write_json
-from mpswarm.runner.headless import drive_shape, run_settings
+from mpswarm.report.outputs import run_settings
+from mpswarm.report.stop_reason import stop_of
 from mpswarm.runner.reporting import RunReporting
+from mpswarm.runner.run import Outcome, Plan, execute, exit_code
+from mpswarm.runner.stop import StopKind
 from mpswarm.runner.swarm import Swarm
 from mpswarm.stats.segment import H_LAG_P99_US
 from mpswarm.stats.snapshot import Snapshot
@@ -67,6 +70,7 @@ class Controller:
         self.reporting: RunReporting | None = None
         self.final: Snapshot | None = None
         self.checks: list[CheckResult] = []
+        self.outcome: Outcome | None = None  # the last run's, once it ended
         self.runs = 0
         self._runner: gevent.Greenlet | None = None
         self._folder = tempfile.mkdtemp(prefix="mpswarm-web-")
@@ -109,7 +113,7 @@ class Controller:
         """End the run in progress (its final numbers stay on the page)."""
         if not self.running:
             raise UsageError("no run is in progress")
-        self.swarm.request_stop("stopped from the web UI")
+        self.swarm.request_stop("stopped from the web UI", StopKind.WEB_UI)
 
     def reset(self) -> None:
         """Zero the statistics (the run goes on)."""
@@ -130,36 +134,24 @@ class Controller:
         return [self.classes[name] for name in names] if names else None
 
     def _run(self, request: RunRequest) -> None:
-        swarm = self.swarm
-        swarm.prepare_new_run()
         prefix = os.path.join(self._folder, f"run{self.runs}")
         config = dataclasses.replace(self.config, csv_prefix=prefix, only_summary=True)
-        self.reporting = RunReporting(config, swarm)
-        self.reporting.start()
+        self.reporting = RunReporting(config, self.swarm)
+        classes = self._chosen_classes()
+        plan = dataclasses.replace(
+            Plan.from_config(config, self.shape_class() if self.shape_class else None),
+            users=request.users,
+            spawn_rate=request.spawn_rate,
+            run_time=request.run_time,
+            host=request.host,
+            user_classes=tuple(classes) if classes else None,
+            iterations=None,
+        )
         try:
-            config = dataclasses.replace(config, run_time=request.run_time)
-            if self.shape_class is not None:
-                shape = self.shape_class()
-                swarm.environment.shape_class = shape
-                drive_shape(swarm, shape, config, request.host)
-            elif config.arrival_rate is not None:
-                swarm.set_arrival(
-                    config.arrival_rate,
-                    config.user_cap,
-                    config.arrivals,
-                    prealloc=request.users,
-                    user_classes=self._chosen_classes(),
-                    host=request.host,
-                )
-                swarm.wait(request.run_time)
-            else:
-                swarm.set_target(
-                    request.users, request.spawn_rate, self._chosen_classes(), request.host
-                )
-                swarm.wait(request.run_time)
-            snapshot = swarm.stop_all()
-            self.checks = self.reporting.finish(snapshot)
-            self.final = snapshot
+            self.outcome = execute(self.swarm, plan, self.reporting)
+            exit_code(self.outcome, self.config, self.swarm.environment)  # the stop carries it
+            self.checks = self.outcome.checks
+            self.final = self.outcome.snapshot
         except Exception:
             logger.exception("the run failed")
             raise
@@ -171,13 +163,24 @@ class Controller:
         """The final numbers of the last run, or the live ones."""
         return self.final if self.final is not None else self.swarm.snapshot()
 
+    @property
+    def run_state(self) -> str:
+        """The run's state: running, stopped (once a run has ended) or ready (before any)."""
+        return "running" if self.running else ("stopped" if self.runs else "ready")
+
     def state(self) -> dict[str, Any]:
-        """Everything the page draws, as JSON-ready data."""
+        """Everything the page draws, as JSON-ready data.
+
+        ``stop`` is why the last run ended (``kind``, ``message``, ``exit_code``, ``at``, as in
+        the JSON report) once it has, None while it runs or before the first one.
+        """
         snapshot = self.snapshot()
         duration = snapshot.duration_s
         series = self.reporting.series if self.reporting is not None else []
+        final = None if self.running else self.final
         return {
-            "state": "running" if self.running else ("stopped" if self.runs else "ready"),
+            "state": self.run_state,
+            "stop": stop_of(final) if final is not None else None,
             "mode": self.mode,
             "shape": self.shape_class.__name__ if self.shape_class is not None else None,
             "arrival_rate": self.config.arrival_rate,
@@ -212,14 +215,23 @@ class Controller:
         }
 
     def _workers(self) -> list[dict[str, Any]]:
+        """One row per worker; between runs, a live worker's state is the run's.
+
+        The parent's record of a worker (``node.state``) keeps "running" from the last spawn
+        after the run has stopped; "missing" (it died) is kept.
+        """
+        run_state = self.run_state
         rows = []
         for handle in self.swarm.workers:
             node = self.swarm.clients.get(handle.client_id)
+            state = node.state if node is not None else "unknown"
+            if run_state != "running" and state not in ("missing", "unknown"):
+                state = run_state
             rows.append(
                 {
                     "worker": handle.slot,
                     "pid": handle.pid,
-                    "state": node.state if node is not None else "unknown",
+                    "state": state,
                     "alive": handle.alive,
                     "users": handle.user_count,
                     "cpu_percent": node.cpu_usage if node is not None else 0.0,
@@ -260,7 +272,7 @@ class Controller:
     def close(self) -> None:
         """End any run and drop the temporary files."""
         if self.running:
-            self.swarm.request_stop("the web UI is closing")
+            self.swarm.request_stop("the web UI is closing", StopKind.WEB_UI)
             assert self._runner is not None
             self._runner.join(timeout=self.config.stop_timeout + 15)
         shutil.rmtree(self._folder, ignore_errors=True)

@@ -14,12 +14,8 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from mpswarm.config import RunConfig
 from mpswarm.exceptions import UsageError
-from mpswarm.runner.headless import (
-    build_swarm,
-    final_exit_code,
-    install_signal_handlers,
-    write_reports,
-)
+from mpswarm.report.outputs import write_reports
+from mpswarm.runner.run import Run
 from mpswarm.web.app import WebApp
 from mpswarm.web.control import Controller, RunRequest
 from mpswarm.web.hosts import AllowedHosts, is_loopback, parse_allowed_names
@@ -52,7 +48,7 @@ def run_web(
         The exit code of the last run (0 when none ran).
     """
     extra_hosts = parse_allowed_names(config.web_allowed_hosts)
-    environment, swarm = build_swarm(config, classes, parsed_options)
+    run = Run(config, classes, parsed_options)
     basic_auth = None
     if config.web_auth:
         user, _, password = config.web_auth.partition(":")
@@ -62,16 +58,12 @@ def run_web(
     token = None
     if not is_loopback(config.web_host) and basic_auth is None:
         token = secrets.token_urlsafe(18)
-    swarm.start_fork_server()
     quit_event = Event()
-    handlers: list[Any] = []
     controller: Controller | None = None
     server: WSGIServer | None = None
     try:
-        environment.events.init.fire(environment=environment)
-        swarm.start_workers()
-        handlers = install_signal_handlers(swarm, on_first=quit_event.set)
-        controller = Controller(swarm, config, shape_class)
+        run.start(on_first_signal=quit_event.set)
+        controller = Controller(run.swarm, config, shape_class)
         # SERVER_NAME given: gevent would otherwise look the bound address up in DNS.
         server = WSGIServer(
             (config.web_host, config.web_port), None, log=None, handler_class=_Handler,
@@ -104,21 +96,18 @@ def run_web(
         gevent.wait(waiters, count=1)
         gevent.killall(waiters[1:])
     finally:
-        for handler in handlers:
-            handler.cancel()
         if server is not None:
             server.stop(timeout=1)
         if controller is not None:
             controller.close()
-        swarm.close()
-    if controller.final is None or controller.reporting is None:
+        run.close()
+    outcome = controller.outcome
+    if outcome is None:
         return 0
-    lost = write_reports(
-        config, controller.final, controller.checks, controller.reporting.series, out
-    )
-    return final_exit_code(
-        swarm, controller.final, config, environment, controller.checks, reports_failed=bool(lost)
-    )
+    run.exit_code(outcome)  # the reports carry it
+    lost = write_reports(config, outcome.snapshot, outcome.checks, outcome.series, out,
+                         outcome.lost)  # fmt: skip
+    return run.exit_code(outcome, reports_failed=bool(lost))
 
 
 def _autoquit(controller: Controller, seconds: float) -> None:

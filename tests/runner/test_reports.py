@@ -74,7 +74,9 @@ def test_all_reports_from_one_run(run_cli, demo, tmp_path: Path) -> None:
     assert report["total"]["requests"] == served["total"]
     assert report["settings"]["users"] == 10 and all(c["passed"] for c in report["checks"])
     suite = ElementTree.parse(tmp_path / "j.xml").getroot()
-    assert suite.get("tests") == "2" and suite.get("failures") == "0"
+    # two checks and "run completed", none failed
+    assert suite.get("tests") == "3" and suite.get("failures") == "0"
+    assert report["stop"]["kind"] == "time_limit" and report["stop"]["exit_code"] == 0
     page = (tmp_path / "r.html").read_text()
     assert page.count("<svg") == 4 and "/items/[id]" in page
     assert "2 passed, 0 failed" in run.stdout

@@ -1,0 +1,102 @@
+"""What a finished run writes: the summary and every report file its options ask for.
+
+Used by every entry point that ends with reports (the CLI's headless mode, the web UI when
+it quits); a file that cannot be written does not cost the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from mpswarm.config import RunConfig
+from mpswarm.report._files import write_report_file
+from mpswarm.report.checks import CheckResult
+from mpswarm.report.console import write_summary
+from mpswarm.report.html import Point, write_html
+from mpswarm.report.json_report import write_json
+from mpswarm.report.junit import write_junit
+from mpswarm.stats.snapshot import Snapshot
+
+logger = logging.getLogger(__name__)
+
+
+def write_reports(
+    config: RunConfig,
+    snapshot: Snapshot,
+    checks: list[CheckResult],
+    series: list[Point],
+    out: TextIO,
+    lost: Sequence[str] = (),
+) -> list[str]:
+    """The summary (on ``out``, or stderr when the JSON goes to stdout) and report files.
+
+    A file that cannot be written does not stop the others; those that failed, with
+    ``lost`` (reports lost earlier, e.g. the CSV files), are named in one line on stderr.
+
+    Returns:
+        The reports not written, as ``OPTION PATH (why)``.
+    """
+    settings = run_settings(config)
+    summary_stream = sys.stderr if config.json_stdout else out
+    write_summary(snapshot, summary_stream)
+    if checks:
+        summary_stream.write("\nChecks:\n")
+        for result in checks:
+            summary_stream.write(f"  {'ok  ' if result.passed else 'FAIL'} {result.describe()}\n")
+        failed = sum(1 for r in checks if not r.passed)
+        summary_stream.write(f"{len(checks) - failed} passed, {failed} failed\n")
+        summary_stream.flush()
+    if config.json_stdout:
+        write_json(snapshot, out, settings, checks)
+        out.flush()
+    files: list[tuple[str, str | None, Callable[[TextIO], None]]] = [
+        ("--json-file", config.json_file, lambda s: write_json(snapshot, s, settings, checks)),
+        ("--html", config.html_file, lambda s: write_html(snapshot, s, series, settings, checks)),
+        ("--junit", config.junit_file, lambda s: write_junit(snapshot, s, checks)),
+    ]
+    failures = list(lost)
+    for option, path, write in files:
+        if path:
+            problem = write_report_file(path, write)
+            if problem is not None:
+                failures.append(f"{option} {path} ({problem})")
+    if failures:
+        wanted = sum(1 for _, path, _ in files if path) + (1 if config.csv_prefix else 0)
+        logger.error(
+            "could not write %s%s",
+            ", ".join(failures),
+            "; the other reports were written" if wanted > len(failures) else "",
+        )
+    return failures
+
+
+def run_settings(config: RunConfig) -> dict[str, Any]:
+    """The settings of the run, as they appear in reports."""
+    keys = (
+        "locustfile",
+        "user_classes",
+        "host",
+        "users",
+        "spawn_rate",
+        "run_time",
+        "processes",
+        "tags",
+        "exclude_tags",
+        "stop_timeout",
+        "iterations",
+        "shape",
+        "checks",
+        "arrival_rate",
+        "arrivals",
+        "max_users",
+    )
+    settings = {key: getattr(config, key) for key in keys}
+    if config.arrival_rate is not None:
+        settings["max_users"] = config.user_cap
+    return settings
+
+
+__all__ = ["run_settings", "write_reports"]
