@@ -9,7 +9,7 @@ import psutil
 from gevent.event import Event
 
 from mpswarm.runner._channel import Channel
-from mpswarm.stats.segment import H_USERS, Segment
+from mpswarm.stats.segment import Segment
 
 
 class WorkerHandle:
@@ -51,4 +51,4 @@ class WorkerHandle:
     @property
     def user_count(self) -> int:
         """Users running in this worker, read from its segment."""
-        return int(self.segment.header[H_USERS]) if self.alive else 0
+        return self.segment.users if self.alive else 0

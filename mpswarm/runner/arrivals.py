@@ -25,7 +25,6 @@ import gevent
 from gevent import get_hub
 
 from mpswarm.runner.dispatch import split_evenly
-from mpswarm.stats.segment import H_DROPPED, H_ITERATIONS
 
 if TYPE_CHECKING:
     from mpswarm.runner.worker import WorkerRuntime
@@ -135,7 +134,7 @@ class OpenModel:
 
     def __init__(self, runtime: WorkerRuntime) -> None:
         self.runtime = runtime
-        self.header = runtime.segment.header
+        self.segment = runtime.segment
         #: user greenlet -> start delay (us) of its current iteration; read by the recorder.
         self.delays: dict[Any, int] = {}
         self.idle: dict[str, list[Any]] = {}
@@ -203,9 +202,9 @@ class OpenModel:
         elif self.runtime.user_count < self.cap:
             self._new_user(name, due)
         else:
-            self.header[H_DROPPED] += 1
+            self.segment.count_dropped()
             return
-        self.header[H_ITERATIONS] += 1
+        self.segment.count_iteration()
 
     def _new_user(self, name: str, due: float | None) -> None:
         user = self.runtime.new_user(name)

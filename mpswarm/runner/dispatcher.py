@@ -15,7 +15,6 @@ from mpswarm.runner.arrivals import worker_shares
 from mpswarm.runner.dispatch import class_counts, dispatch_users, split_evenly, split_spawn_rate
 from mpswarm.runner.messages import Arrival, Iterations, Target
 from mpswarm.runner.pool import WorkerPool
-from mpswarm.stats.segment import H_ITERATIONS
 
 
 class Dispatcher:
@@ -103,7 +102,7 @@ class Dispatcher:
         it took are counted in its segment, which outlives it).
         """
         if old.iterations is not None:
-            new.iterations = max(0, old.iterations - int(old.segment.header[H_ITERATIONS]))
+            new.iterations = max(0, old.iterations - old.segment.iterations)
             self.pool.send(new, Iterations(new.iterations))
         if self.arrival is not None:
             self.set_arrival(**self.arrival)

@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any, Protocol
 
 import gevent
+from gevent.event import Event
 
 from mpswarm.exceptions import WorkerError
 from mpswarm.runner._channel import Channel
@@ -211,6 +212,28 @@ class WorkerPool:
         gevent.wait([handle.gone], timeout=QUIT_TIMEOUT_S)
         if handle.alive:
             self.kill(handle)
+
+    def stop_users(self, limit: float, forced: Event) -> None:
+        """Stop every worker's users, killing the workers that do not confirm in ``limit``
+        seconds (or at once when ``forced`` is set). A worker that joins meanwhile (a
+        replacement that was starting) is stopped too."""
+        deadline = time.monotonic() + limit
+        asked: set[int] = set()
+        while not forced.is_set():
+            pending = [h for h in self.live() if not h.stopped.is_set()]
+            if not pending or time.monotonic() >= deadline:
+                break
+            for handle in pending:
+                if id(handle) not in asked:
+                    asked.add(id(handle))
+                    self.send(handle, StopUsers())
+            waits = [e for h in pending for e in (h.stopped, h.gone)]
+            gevent.wait([*waits, forced], timeout=deadline - time.monotonic(), count=1)
+        for handle in self.live():
+            if not handle.stopped.is_set():
+                if not forced.is_set():
+                    logger.warning("worker %d did not stop in time: killing it", handle.slot)
+                self.kill(handle)
 
     def kill(self, handle: WorkerHandle) -> None:
         """SIGKILL one worker and wait (briefly) for its pipe to close."""

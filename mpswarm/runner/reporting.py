@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import gevent
 
@@ -16,6 +16,7 @@ from mpswarm.report.csv_report import CsvWriter
 from mpswarm.report.html import Point
 from mpswarm.report.live import LiveStatus, RunInfo
 from mpswarm.runner.stop import StopKind
+from mpswarm.runner.supervisor import Supervisor
 from mpswarm.stats.snapshot import Snapshot
 from mpswarm.stats.window import History, difference
 
@@ -41,6 +42,22 @@ _UNREACHED = (
 )
 
 
+class Reported(Protocol):
+    """What the live outputs read from the run, and how a failing check ends it (the Swarm)."""
+
+    supervisor: Supervisor
+
+    @property
+    def target_user_count(self) -> int:
+        """The users asked for."""
+
+    def snapshot(self, final: bool = False, totals_only: bool = False) -> Snapshot:
+        """Every segment summed now."""
+
+    def request_stop(self, reason: str | None = None, kind: StopKind = StopKind.USER_CODE) -> None:
+        """Ask the run to end."""
+
+
 class RunReporting:
     """Samples the run once a second and feeds every live output.
 
@@ -49,7 +66,7 @@ class RunReporting:
         swarm: the running Swarm.
     """
 
-    def __init__(self, config: RunConfig, swarm: Any) -> None:
+    def __init__(self, config: RunConfig, swarm: Reported) -> None:
         self.config = config
         self.swarm = swarm
         self.checks = [parse_check(expression) for expression in config.checks]
@@ -102,7 +119,7 @@ class RunReporting:
                         elapsed_s=snapshot.duration_s,
                         run_time_s=self.config.run_time,
                         target_users=self.swarm.target_user_count,
-                        worker_cpu=self.swarm.worker_cpu(),
+                        worker_cpu=self.swarm.supervisor.worker_cpu(),
                     ),
                 )
             if self.config.check_abort and self.checks:

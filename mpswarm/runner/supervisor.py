@@ -24,7 +24,6 @@ import psutil
 from mpswarm.exceptions import WorkerError
 from mpswarm.runner._handle import WorkerHandle
 from mpswarm.runner.stop import StopKind, StopScope
-from mpswarm.stats.segment import H_LAG_MAX_US, H_LAG_P99_US
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +155,8 @@ class Supervisor:
                 continue
             cpu, rss = self._usage(handle)
             total_rss += rss
-            lag = int(handle.segment.header[H_LAG_P99_US])
-            self.worst_lag_us = max(self.worst_lag_us, int(handle.segment.header[H_LAG_MAX_US]))
+            lag, worst = handle.segment.loop_lag_us
+            self.worst_lag_us = max(self.worst_lag_us, worst)
             node = self.swarm.clients.get(handle.client_id)
             if node is not None:
                 node.cpu_usage, node.memory_usage = cpu, rss
@@ -277,6 +276,18 @@ class Supervisor:
             self.record(old, cause, f"{verb}; the run stopped before its users were restored")
         else:
             self.record(old, cause, f"{verb}; its users did not start")
+
+    def worker_cpu(self) -> list[tuple[int, float]]:
+        """(slot, CPU % of one core) of every live worker, as last sampled.
+
+        Read from this sample: a second ``cpu_percent()`` caller would split the measuring
+        interval between the two and skew both figures.
+        """
+        return [
+            (handle.slot, self.swarm.clients[handle.client_id].cpu_usage)
+            for handle in self.swarm.workers
+            if handle.alive and handle.pid is not None
+        ]
 
     def summary(self) -> dict[str, Any]:
         """Saturation figures for the reports."""

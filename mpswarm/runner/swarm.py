@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import collections
 import logging
 import time
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from mpswarm.exceptions import WorkerError
 from mpswarm.runner import messages as m
 from mpswarm.runner._caps import RunCaps
 from mpswarm.runner._handle import WorkerHandle
+from mpswarm.runner._rates import RecentRates
 from mpswarm.runner.base import (
     STATE_MISSING,
     STATE_RUNNING,
@@ -34,13 +34,14 @@ from mpswarm.runner.base import (
     WorkerNode,
 )
 from mpswarm.runner.dispatcher import Dispatcher
+from mpswarm.runner.inbox import parent_router
 from mpswarm.runner.pool import WorkerPool
 from mpswarm.runner.stop import StopKind, StopReason, StopScope
 from mpswarm.runner.supervisor import Supervisor
 from mpswarm.runner.usage import UsageMonitor
 from mpswarm.runner.worker import HARD_STOP_GRACE_S, WorkerSpec
 from mpswarm.stats.aggregate import Aggregator
-from mpswarm.stats.locust_view import CURRENT_WINDOW_S, RequestStats
+from mpswarm.stats.locust_view import RequestStats
 from mpswarm.stats.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -83,37 +84,17 @@ class Swarm(MasterRunner):
         self._t_start: float | None = None
         self._t_end: float | None = None
         self.clients: dict[str, WorkerNode] = {}
-        self.stats = RequestStats(self._recent_snapshot, self._current_rates)
-        self._snapshot_cache: tuple[float, Snapshot] | None = None
-        self._history: collections.deque[tuple[float, int, int]] = collections.deque(
-            maxlen=int(CURRENT_WINDOW_S) + 2
-        )
-        self._iterations_done: set[int] = set()
+        self.rates = RecentRates(self.snapshot)
+        self.stats = RequestStats(self.rates.recent_snapshot, self.rates.current)
+        #: Slots that ran their share of -i.
+        self.iterations_done: set[int] = set()
         self._reset_done = False
         #: Runs executed on these workers (the web UI runs several).
         self.runs = 0
         # The supervisor's answers to lost workers: the final snapshot waits for their events.
         self._recoveries = Group()
         self.supervisor = Supervisor(self, **(supervision or {}))
-        self._route = m.Router(
-            {
-                m.Ready: self._on_ready,
-                m.RowAnnounced: self._on_row,
-                m.ErrorAnnounced: self._on_error,
-                m.Exceptions: lambda h, msg: self.aggregator.on_exceptions(msg.counts, h.client_id),
-                m.Spawned: self._on_spawned,
-                m.Stopped: lambda h, msg: h.stopped.set(),
-                m.Custom: lambda h, msg: self._deliver(msg.type, msg.data, h.client_id),
-                m.Report: lambda h, msg: self.environment.events.worker_report.fire(
-                    client_id=h.client_id, data=msg.data
-                ),
-                m.Usage: self._on_usage,
-                m.IterationsDone: self._on_iterations_done,
-                m.NamesOverflowed: lambda h, msg: self.caps.warn_names(msg.method, msg.name),
-                m.StopRequested: lambda h, msg: self.request_stop(msg.message),
-            },
-            "the parent",
-        )
+        self._route = parent_router(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start_fork_server(self) -> None:
@@ -167,40 +148,16 @@ class Swarm(MasterRunner):
             "started any more",
         )
 
-    def _on_ready(self, handle: WorkerHandle, message: m.Ready) -> None:
-        handle.pid = message.pid
-        self.clients[handle.client_id].pid = message.pid
-        self.caps.tell(handle)
-        handle.ready.set()
-
-    def _on_row(self, handle: WorkerHandle, msg: m.RowAnnounced) -> None:
-        self.aggregator.on_row(handle.source_id, msg.row, msg.method, msg.name)
-        self.caps.after_row()
-
-    def _on_error(self, handle: WorkerHandle, msg: m.ErrorAnnounced) -> None:
-        self.aggregator.on_error(handle.source_id, msg.index, msg.method, msg.name, msg.text)
-        self.caps.after_error()
-
-    def _on_usage(self, handle: WorkerHandle, msg: m.Usage) -> None:
-        node = self.clients[handle.client_id]
-        node.cpu_usage, node.memory_usage = msg.cpu, msg.rss
-
-    def _on_iterations_done(self, handle: WorkerHandle, msg: m.IterationsDone) -> None:
-        self._iterations_done.add(handle.slot)
-        if all(h.slot in self._iterations_done for h in self.pool.live()):
-            self.scope.request(StopKind.ITERATIONS_DONE, "the requested iterations are done")
-
-    def _on_spawned(self, handle: WorkerHandle, msg: m.Spawned) -> None:
-        handle.spawned.set()
+    def spawning_complete(self) -> None:
+        """Every live worker started its users: ``spawning_complete``, ``--reset-stats``."""
         live = self.pool.live()
-        if live and all(h.spawned.is_set() for h in live):
-            self.state = STATE_RUNNING
-            for worker in live:
-                self.clients[worker.client_id].state = STATE_RUNNING
-            self.environment.events.spawning_complete.fire(user_count=self.user_count)
-            if self.spec.reset_stats_after_spawn and not self._reset_done:
-                self._reset_done = True
-                self.reset_stats()
+        self.state = STATE_RUNNING
+        for worker in live:
+            self.clients[worker.client_id].state = STATE_RUNNING
+        self.environment.events.spawning_complete.fire(user_count=self.user_count)
+        if self.spec.reset_stats_after_spawn and not self._reset_done:
+            self._reset_done = True
+            self.reset_stats()
 
     # -- steering --------------------------------------------------------------------------------
     def _begin(self) -> None:
@@ -266,7 +223,7 @@ class Swarm(MasterRunner):
         self.aggregator.reset_exceptions()
         self.started_at = time.time()
         self._t_start = time.perf_counter()
-        self._history.clear()
+        self.rates.clear()
         self.environment.events.reset_stats.fire()
 
     def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
@@ -344,23 +301,7 @@ class Swarm(MasterRunner):
         logger.info("stopping: %s", self.scope.reason.message)
         self.state = STATE_STOPPING
         self.environment.events.test_stopping.fire(environment=self.environment)
-        deadline = time.monotonic() + self._stop_limit()
-        asked: set[int] = set()
-        while not self._forced.is_set():
-            pending = [h for h in self.pool.live() if not h.stopped.is_set()]
-            if not pending or time.monotonic() >= deadline:
-                break
-            for handle in pending:
-                if id(handle) not in asked:
-                    asked.add(id(handle))
-                    self.pool.send(handle, m.StopUsers())
-            waits = [e for h in pending for e in (h.stopped, h.gone)]
-            gevent.wait([*waits, self._forced], timeout=deadline - time.monotonic(), count=1)
-        for handle in self.pool.live():
-            if not handle.stopped.is_set():
-                if not self._forced.is_set():
-                    logger.warning("worker %d did not stop in time: killing it", handle.slot)
-                self.pool.kill(handle)
+        self.pool.stop_users(self._stop_limit(), self._forced)
         self._recoveries.join(timeout=RECOVERY_SETTLE_S)  # their events belong in the reports
         self._t_end = time.perf_counter()
         self.state = STATE_STOPPED
@@ -369,8 +310,7 @@ class Swarm(MasterRunner):
                 node.state = STATE_STOPPED
         self.environment.events.test_stop.fire(environment=self.environment)
         snapshot = self.snapshot(final=True)
-        if self.scope.reason is not None:
-            snapshot.extra["stop"] = self.scope.reason.as_dict()
+        snapshot.extra["stop"] = self.scope.reason.as_dict()
         return snapshot
 
     def prepare_new_run(self) -> None:
@@ -381,7 +321,7 @@ class Swarm(MasterRunner):
             handle.stopped.clear()
         self.scope.reset()
         self.dispatcher.forget()
-        self._iterations_done.clear()
+        self.iterations_done.clear()
         self.started_at = self._t_start = self._t_end = None
 
     def close(self) -> None:
@@ -398,39 +338,12 @@ class Swarm(MasterRunner):
         """Once a second: remember the totals, for ``current_rps``."""
         while True:
             totals = self.aggregator.totals()
-            self._history.append((time.monotonic(), int(totals[0]), int(totals[1])))
+            self.rates.remember(int(totals[0]), int(totals[1]))
             for handle in self.pool.workers:
                 node = self.clients.get(handle.client_id)
                 if node is not None:
                     node.user_count = handle.user_count
             gevent.sleep(1.0)
-
-    def _current_rates(self) -> tuple[float, float]:
-        if len(self._history) < 2:
-            return (0.0, 0.0)
-        t0, r0, f0 = self._history[0]
-        t1, r1, f1 = self._history[-1]
-        span = t1 - t0
-        return ((r1 - r0) / span, (f1 - f0) / span) if span > 0 else (0.0, 0.0)
-
-    def _recent_snapshot(self) -> Snapshot:
-        # user code may read runner.stats in a loop: aggregate at most every 0.2 s
-        now = time.monotonic()
-        if self._snapshot_cache is None or now - self._snapshot_cache[0] > 0.2:
-            self._snapshot_cache = (now, self.snapshot())
-        return self._snapshot_cache[1]
-
-    def worker_cpu(self) -> list[tuple[int, float]]:
-        """(slot, CPU % of one core) of every live worker, as the supervisor last sampled it.
-
-        Read from the supervisor's sample: a second ``cpu_percent()`` caller would split the
-        measuring interval between the two and skew both figures.
-        """
-        return [
-            (handle.slot, self.clients[handle.client_id].cpu_usage)
-            for handle in self.pool.live()
-            if handle.pid is not None
-        ]
 
     @property
     def user_count(self) -> int:

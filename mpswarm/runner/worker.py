@@ -7,7 +7,6 @@ dies, and the fork server dies with the parent; a closed pipe also makes it exit
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import itertools
 import logging
@@ -15,18 +14,16 @@ import math
 import os
 import random
 import socket
-import time
 import traceback
 from typing import Any, NoReturn
 
 import gevent
 
-from mpswarm._text import printable, printable_lines
 from mpswarm.env import Environment
-from mpswarm.exceptions import StopTest
 from mpswarm.runner import messages as m
 from mpswarm.runner._channel import Channel
 from mpswarm.runner._proc import die_with_parent
+from mpswarm.runner._user_errors import UserErrors
 from mpswarm.runner.arrivals import OpenModel
 from mpswarm.runner.base import (
     STATE_RUNNING,
@@ -36,19 +33,14 @@ from mpswarm.runner.base import (
     WorkerRunner,
 )
 from mpswarm.runner.dispatch import spawn_order
-from mpswarm.runner.usage import UsageMonitor
+from mpswarm.runner.usage import UsageMonitor, measure_loop_lag
 from mpswarm.stats.aggregate import Aggregator
 from mpswarm.stats.locust_view import RequestStats
 from mpswarm.stats.recorder import Recorder
 from mpswarm.stats.segment import (
-    H_ITERATIONS,
-    H_LAG_MAX_US,
-    H_LAG_P99_US,
-    H_USERS,
     Segment,
 )
 from mpswarm.stats.snapshot import Snapshot
-from mpswarm.user.task import describe_exception, format_exception, has_user_frame
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +49,6 @@ logger = logging.getLogger(__name__)
 HARD_STOP_GRACE_S = 4.0
 #: Then the users still running are killed together, and get this long to unwind.
 KILL_WAIT_S = 0.5
-#: Period of the event-loop lag probe.
-LAG_PROBE_S = 0.05
 #: Seconds between two flushes of exception counts and ``report_to_master`` events.
 REPORT_INTERVAL_S = 1.0
 
@@ -129,9 +119,10 @@ class WorkerRuntime(WorkerRunner):
         self.client_id = f"{socket.gethostname()}_{slot}"
         self.channel = channel
         self.segment = segment
-        self.environment.exception_sink = self._on_exception
+        self.errors = UserErrors(channel.send)
+        self.environment.exception_sink = self.errors.on_exception
         # A greenlet that dies of an exception is one line in the log, not gevent's traceback.
-        gevent.get_hub().print_exception = self._greenlet_failed
+        gevent.get_hub().print_exception = self.errors.greenlet_failed
         # This worker's own view of its numbers, for runner.stats here.
         self._local = Aggregator()
         self._local.add_segment(0, segment)
@@ -148,8 +139,6 @@ class WorkerRuntime(WorkerRunner):
         self._users: dict[Any, Any] = {}
         self._on_user_exit = self._user_exited
         self._spawner: gevent.Greenlet | None = None
-        self._exceptions: dict[tuple[str, str], int] = {}
-        self._logged_exceptions: set[str] = set()
         self._started = False
         self._t_start = 0.0
         self.open_model: OpenModel | None = None
@@ -176,7 +165,7 @@ class WorkerRuntime(WorkerRunner):
         self.environment.events.init.fire(environment=self.environment)
         self.channel.send(m.Ready(os.getpid()))
         self.greenlet.spawn(self._report_forever)
-        self.greenlet.spawn(self._measure_loop_lag)
+        self.greenlet.spawn(measure_loop_lag, self.segment)
         self.greenlet.spawn(UsageMonitor(self.environment, self._report_usage).run_forever)
         route = m.Router(
             {
@@ -227,12 +216,12 @@ class WorkerRuntime(WorkerRunner):
         greenlet = user.start(_UNGROUPED)
         self._users[greenlet] = user
         greenlet.rawlink(self._on_user_exit)
-        self.segment.header[H_USERS] = len(self._users)
+        self.segment.users = len(self._users)
 
     def _user_exited(self, greenlet: Any) -> None:
         user = self._users.pop(greenlet, None)
         self._retiring.pop(greenlet, None)
-        self.segment.header[H_USERS] = len(self._users)
+        self.segment.users = len(self._users)
         if self.open_model is not None:
             self.open_model.forget(user, greenlet)
 
@@ -302,13 +291,13 @@ class WorkerRuntime(WorkerRunner):
         try:
             return self._classes[name](self.environment)
         except Exception as exc:
-            self._user_error(exc, f"{name}.__init__")
+            self.errors.count(exc, f"{name}.__init__")
             return None
 
     def _forget(self, user: Any) -> None:
         if self._users.pop(user.greenlet, None) is not None:
             self._retiring[user.greenlet] = user
-        self.segment.header[H_USERS] = len(self._users)
+        self.segment.users = len(self._users)
 
     def _retire(self, user: Any) -> None:
         """Stop one user as a stop would, without waiting for it here."""
@@ -326,7 +315,7 @@ class WorkerRuntime(WorkerRunner):
         for user in users:
             user.stop(force=False)
         self._hard_stop(users, self.spec.stop_timeout)
-        self._flush_exceptions()
+        self.errors.flush()
         self._report()
         self.state = STATE_STOPPED
         self.environment.events.test_stop.fire(environment=self.environment)
@@ -359,52 +348,10 @@ class WorkerRuntime(WorkerRunner):
         """Ask the parent to stop the whole run (``runner.quit()`` from user code)."""
         self.channel.send(m.StopRequested("runner.quit() called in a worker"))
 
-    def _on_exception(self, exc: BaseException) -> None:
-        if isinstance(exc, StopTest):
-            self.channel.send(m.StopRequested(f"StopTest raised: {exc}"))
-            return
-        self._user_error(exc)
-
-    def _greenlet_failed(self, context: Any, kind: Any, value: Any, tb: Any) -> None:
-        """The hub's ``print_exception`` here. A greenlet that user code spawned counts as user
-        code raising; any other is logged (one line, the traceback at DEBUG)."""
-        try:
-            if not isinstance(value, BaseException):
-                value = RuntimeError(f"{getattr(kind, '__name__', kind)}: {value!r}")
-            if value.__traceback__ is None and tb is not None:
-                value = value.with_traceback(tb)
-            if has_user_frame(value):
-                self._on_exception(value)
-                return
-            line = describe_exception(value, "a greenlet")
-            if line not in self._logged_exceptions:
-                self._logged_exceptions.add(line)
-                logger.error("%s (further ones are not shown)", line)
-                logger.debug("%s", format_exception(value))
-        except Exception:  # the hub's error handler must not raise
-            logger.exception("a greenlet failed, and so did reporting it")
-
-    def _user_error(self, exc: BaseException, where: str | None = None) -> None:
-        """Count an exception of user code; the first of each kind is one line in the log."""
-        # The message often quotes a server: escaped once here, for every report and the log.
-        text = printable_lines(format_exception(exc))
-        key = (printable(f"{type(exc).__name__}: {exc}"), text)
-        line = describe_exception(exc, where)
-        if line not in self._logged_exceptions:
-            self._logged_exceptions.add(line)
-            logger.error("%s (further ones are counted in the summary)", line)
-            logger.debug("%s", text)
-        self._exceptions[key] = self._exceptions.get(key, 0) + 1
-
-    def _flush_exceptions(self) -> None:
-        if self._exceptions:
-            counts, self._exceptions = self._exceptions, {}
-            self.channel.send(m.Exceptions(counts))
-
     def reset_stats(self) -> None:
         """Zero this worker's counters (the parent asks all workers at once)."""
         self.segment.reset_counts()
-        self._exceptions.clear()
+        self.errors.clear()
         self._t_start = gevent.get_hub().loop.now()
         self.environment.events.reset_stats.fire()
 
@@ -418,27 +365,8 @@ class WorkerRuntime(WorkerRunner):
     def _report_forever(self) -> None:
         while True:
             gevent.sleep(REPORT_INTERVAL_S)
-            self._flush_exceptions()
+            self.errors.flush()
             self._report()
-
-    def _measure_loop_lag(self) -> None:
-        """How late a short timer fires: the honest sign of a saturated event loop.
-
-        Every 50 ms; the p99 of the last 5 s (100 samples) and the worst value go to the
-        segment's header, where the parent reads them.
-        """
-        samples: collections.deque[float] = collections.deque(maxlen=100)
-        worst = 0.0
-        while True:
-            before = time.perf_counter()
-            gevent.sleep(LAG_PROBE_S)
-            lag = max(0.0, time.perf_counter() - before - LAG_PROBE_S)
-            samples.append(lag)
-            worst = max(worst, lag)
-            ordered = sorted(samples)
-            p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-            self.segment.header[H_LAG_P99_US] = int(p99 * 1e6)
-            self.segment.header[H_LAG_MAX_US] = int(worst * 1e6)
 
     def _report_usage(self, cpu: float, rss: int) -> None:
         self.channel.send(m.Usage(cpu, rss))
@@ -458,7 +386,7 @@ class WorkerRuntime(WorkerRunner):
         if self._iterations_left <= 0:
             return False
         self._iterations_left -= 1
-        self.segment.header[H_ITERATIONS] += 1  # read by the parent if this worker dies
+        self.segment.count_iteration()  # read by the parent if this worker dies
         if self._iterations_left == 0:
             gevent.spawn(self._report_iterations_done)
         return True

@@ -112,6 +112,38 @@ class Segment:
         """Word offset of a row's first column, for the ``words`` view."""
         return HEADER_WORDS + row * ROW_WORDS
 
+    # -- the header's fields, by name (what each is: see H_*) ------------------------------------
+    @property
+    def users(self) -> int:
+        """Users running in this worker (the worker writes it, the parent reads it)."""
+        return int(self.header[H_USERS])
+
+    @users.setter
+    def users(self, value: int) -> None:
+        self.header[H_USERS] = value
+
+    @property
+    def iterations(self) -> int:
+        """Iterations this worker took (``-i``, the open model)."""
+        return int(self.header[H_ITERATIONS])
+
+    def count_iteration(self) -> None:
+        """One more iteration taken."""
+        self.header[H_ITERATIONS] += 1
+
+    def count_dropped(self) -> None:
+        """Open model: one more iteration dropped."""
+        self.header[H_DROPPED] += 1
+
+    @property
+    def loop_lag_us(self) -> tuple[int, int]:
+        """The worker's event-loop lag: (p99 of the last 5 s, worst seen), in microseconds."""
+        return int(self.header[H_LAG_P99_US]), int(self.header[H_LAG_MAX_US])
+
+    @loop_lag_us.setter
+    def loop_lag_us(self, value: tuple[int, int]) -> None:
+        self.header[H_LAG_P99_US], self.header[H_LAG_MAX_US] = value
+
     def close(self) -> None:
         """Unmap and close the descriptor. Views taken from this segment must be gone."""
         if self._map is None:

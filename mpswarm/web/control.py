@@ -31,7 +31,6 @@ from mpswarm.runner.reporting import RunReporting
 from mpswarm.runner.run import Outcome, Plan, execute, exit_code
 from mpswarm.runner.stop import StopKind
 from mpswarm.runner.swarm import Swarm
-from mpswarm.stats.segment import H_LAG_P99_US
 from mpswarm.stats.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
@@ -236,7 +235,7 @@ class Controller:
                     "users": handle.user_count,
                     "cpu_percent": node.cpu_usage if node is not None else 0.0,
                     "rss_bytes": node.memory_usage if node is not None else 0,
-                    "loop_lag_p99_ms": int(handle.segment.header[H_LAG_P99_US]) / 1000.0,
+                    "loop_lag_p99_ms": handle.segment.loop_lag_us[0] / 1000.0,
                 }
             )
         return rows

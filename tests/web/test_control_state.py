@@ -12,12 +12,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import gevent
-import numpy as np
 import pytest
 
 from mpswarm.config import RunConfig
 from mpswarm.stats.aggregate import Aggregator
-from mpswarm.stats.segment import H_LAG_P99_US
 from mpswarm.stats.snapshot import Snapshot
 from mpswarm.web.control import Controller
 from tests.stats.test_recorder import Worker
@@ -32,7 +30,7 @@ def worker(slot: int, state: str, alive: bool = True) -> tuple[Any, Any]:
         client_id=f"w{slot}",
         alive=alive,
         user_count=0,
-        segment=SimpleNamespace(header=np.zeros(H_LAG_P99_US + 1, dtype=np.int64)),
+        segment=SimpleNamespace(loop_lag_us=(0, 0)),
     )
     return handle, SimpleNamespace(state=state, cpu_usage=0.0, memory_usage=0)
 
