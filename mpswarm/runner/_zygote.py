@@ -88,7 +88,8 @@ class ForkServer:
         return pickle.loads(data)
 
     def reap(self, timeout: float = 1.0) -> str:
-        """After the server's socket closed unasked: how it ended, in words."""
+        """After the server's socket closed unasked: how it ended, in words (`` (signal 9
+        (SIGKILL))``), or "" when not known (gevent's child watcher may have reaped it)."""
         import gevent
 
         deadline = time.monotonic() + timeout
@@ -98,11 +99,11 @@ class ForkServer:
             except ChildProcessError:
                 break
             if pid:
-                return describe_exit(status)
+                return f" ({describe_exit(status)})"
             if time.monotonic() > deadline:
-                return "its socket closed"
+                return " (its socket closed)"
             gevent.sleep(0.02)
-        return "exit status unknown"
+        return ""
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the server (it kills any worker still running) and reap it.

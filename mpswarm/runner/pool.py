@@ -52,7 +52,7 @@ class PoolOwner(Protocol):
         """A worker's pipe closed, and the pool did not ask for it."""
 
     def on_server_lost(self, how: str) -> None:
-        """The fork server died (``how``: its exit status in words); its workers die too."""
+        """The fork server died (``how``: `` (its exit status)`` or ""); its workers too."""
 
 
 class WorkerPool:
@@ -160,7 +160,7 @@ class WorkerPool:
         if self._closing:
             return
         how = self._server.reap()
-        self.server_lost = f"(pid {self._server.pid}) died ({how})"
+        self.server_lost = f"(pid {self._server.pid}) died{how}"
         for handle in self.spawned:  # its workers die with it (PR_SET_PDEATHSIG)
             if not handle.exited.is_set():
                 handle.exit_description = "killed with the fork server"

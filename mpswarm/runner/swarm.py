@@ -144,8 +144,7 @@ class Swarm(MasterRunner):
         """The fork server died, and its workers with it: the run cannot go on (exit 4)."""
         self.fail(
             StopKind.WORKERS_LOST,
-            f"the fork server died ({how}) and its workers with it; no worker can be "
-            "started any more",
+            f"the fork server died{how} and its workers with it; no worker can be started any more",
         )
 
     def spawning_complete(self) -> None:
