@@ -4,6 +4,11 @@ The entry points call ``install()`` before importing the locustfile. A finder pl
 ``sys.meta_path`` answers for ``locust`` and the submodules locustfiles import, whether or not
 the real Locust is installed, and returns mpswarm's own modules. Outside a run nothing is
 installed and nothing is shadowed.
+
+``locust``, ``locust.user`` and ``locust.contrib`` are modules of their own (``_AliasModule``)
+that read through to their target: Python binds an imported submodule as an attribute of its
+parent, and with ``locust`` and ``locust.user`` one object, ``import locust.user.task`` replaced
+the ``task`` decorator of ``locust`` with the module.
 """
 
 from __future__ import annotations
@@ -37,12 +42,53 @@ ALIASES = {
 }
 
 
+# Aliases that get a module of their own: those with aliased submodules (their attributes
+# would be rebound by submodule imports) and those sharing a target with another alias.
+_PARENTS = {name.rpartition(".")[0] for name in ALIASES if "." in name}
+_SHARED = {name for name in ALIASES if list(ALIASES.values()).count(ALIASES[name]) > 1}
+_OWN_MODULE = _PARENTS | _SHARED
+
+
+class _AliasModule(ModuleType):
+    """A module reading through to ``target``, whose names submodule imports do not rebind.
+
+    Like Locust's own packages, which bind ``task`` and friends before any submodule import:
+    the import system's ``setattr(parent, "task", <module>)`` is ignored where the target
+    defines ``task`` as something other than a module.
+    """
+
+    def __init__(self, name: str, target: ModuleType) -> None:
+        super().__init__(name, target.__doc__)
+        object.__setattr__(self, "_alias_target", target)
+
+    def __getattr__(self, name: str) -> Any:
+        target = self.__dict__["_alias_target"]
+        try:
+            return getattr(target, name)
+        except AttributeError:
+            submodule = f"{self.__name__}.{name}"
+            if submodule in ALIASES:  # ``import locust`` then ``locust.exception``, as in Locust
+                return importlib.import_module(submodule)
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, ModuleType):
+            current = getattr(self.__dict__["_alias_target"], name, None)
+            if current is not None and not isinstance(current, ModuleType):
+                return  # a submodule import must not shadow ``task``, ``wait_time``...
+        super().__setattr__(name, value)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(dir(self.__dict__["_alias_target"])) | set(self.__dict__))
+
+
 class _AliasLoader(importlib.abc.Loader):
     def __init__(self, target: str) -> None:
         self.target = target
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        return importlib.import_module(self.target)
+        target = importlib.import_module(self.target)
+        return _AliasModule(spec.name, target) if spec.name in _OWN_MODULE else target
 
     def exec_module(self, module: ModuleType) -> None:
         """The target module is already executed."""

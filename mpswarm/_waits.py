@@ -20,6 +20,10 @@ def wait_for(hub: Any, watcher: Any, timer: Any = None) -> Any:
     Both must be stopped watchers of ``hub``'s loop; they are stopped again on return, also
     when the greenlet is killed while waiting. Stopping also drops a callback that became
     pending in the same loop iteration, so neither can switch in later.
+
+    A timer counts from the loop's cached time (that of its last poll), so a caller waiting a
+    duration after running code calls ``hub.loop.update_now()`` first (``User._sleep`` does);
+    this function adds nothing to the zero-wait yield.
     """
     current = getcurrent()
     # The unbound switch with the greenlet as argument: no bound method per wait.

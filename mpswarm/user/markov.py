@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from mpswarm.user.task import TaskSet, TaskSetMeta
+from mpswarm.user.task import NoTasksError, TaskSet, TaskSetMeta
 
 TRANSITIONS_ATTR = "locust_transitions"
 
@@ -77,7 +77,10 @@ class MarkovTaskSet(TaskSet, metaclass=MarkovTaskSetMeta):
     def get_next_task(self) -> Any:
         graph = type(self)._markov_graph  # type: ignore[attr-defined]
         if not graph:
-            raise RuntimeError(f"{type(self).__name__} has no @transition tasks")
+            raise NoTasksError(
+                f"No Markov tasks defined on {type(self).__name__}. Use the @transition(s) "
+                "decorators to define some"
+            )
         if self._markov_current is None:
             name = type(self)._markov_start  # type: ignore[attr-defined]
         else:

@@ -19,6 +19,7 @@ from gevent import GreenletExit
 
 from mpswarm.exceptions import (
     InterruptTaskSet,
+    LocustError,
     RescheduleTask,
     RescheduleTaskImmediately,
     StopUser,
@@ -37,6 +38,23 @@ WEIGHT_ATTR = "locust_task_weight"
 STATE_RUNNING = "running"
 STATE_WAITING = "waiting"
 STATE_STOPPING = "stopping"
+
+
+class NoTasksError(LocustError):
+    """A User or TaskSet without tasks was run: it ends the user instead of retrying."""
+
+
+def no_tasks_error(holder: type, kind: str) -> NoTasksError:
+    """Locust's message for a ``kind`` ("User", "TaskSet"...) class ``holder`` without tasks."""
+    if getattr(holder, "task", None) is not None:
+        hint = ", but it has a 'task' attribute: did you mean 'tasks'?"
+    else:
+        hint = "."
+    extra = " (or mark it abstract = True if it is only a base class)" if kind == "User" else ""
+    return NoTasksError(
+        f"No tasks defined on {holder.__name__}{hint} Use the @task decorator or set the "
+        f"'tasks' attribute of the {kind}{extra}"
+    )
 
 
 def task(weight: int | Callable[..., Any] = 1) -> Any:
@@ -68,29 +86,41 @@ def tag(*tags: str) -> Callable[[Any], Any]:
     return decorate
 
 
-def collect_tasks(bases: Iterable[type], namespace: dict[str, Any]) -> list[Any]:
+def collect_tasks(
+    bases: Iterable[type], namespace: dict[str, Any], in_body_order: bool = False
+) -> list[Any]:
     """Build a class's weighted task list: inherited tasks, ``tasks`` and ``@task`` methods.
 
     The list repeats each task by its weight, so ``random.choice`` picks by weight (Locust's
-    representation, which locustfiles may read and modify).
+    representation, which locustfiles may read and modify). Inherited tasks come first; then
+    the ``tasks`` attribute before the ``@task`` methods, or, with ``in_body_order`` (Locust's
+    rule for SequentialTaskSet), each where the class body declares it.
     """
     result: list[Any] = []
     for base in bases:
         result.extend(getattr(base, "tasks", None) or [])
     declared = namespace.get("tasks")
-    if declared is not None:
-        items = declared.items() if isinstance(declared, dict) else declared
-        for item in items:
-            if isinstance(item, tuple):
-                target, weight = item
-                result.extend([target] * int(weight))
-            else:
-                result.append(item)
-    for value in namespace.values():
+    if declared is not None and not in_body_order:
+        _extend_declared(result, declared)
+    for key, value in namespace.items():
+        if key == "tasks":
+            if declared is not None and in_body_order:
+                _extend_declared(result, declared)
+            continue
         weight = getattr(value, WEIGHT_ATTR, None)
         if weight is not None and callable(value):
             result.extend([value] * weight)
     return result
+
+
+def _extend_declared(result: list[Any], declared: Any) -> None:
+    items = declared.items() if isinstance(declared, dict) else declared
+    for item in items:
+        if isinstance(item, tuple):
+            target, weight = item
+            result.extend([target] * int(weight))
+        else:
+            result.append(item)
 
 
 def is_taskset_class(item: Any) -> bool:
@@ -170,11 +200,13 @@ class TaskSet(metaclass=TaskSetMeta):
         """Called when the TaskSet stops (interrupted, or the user stops)."""
 
     def get_next_task(self) -> Any:
-        """Pick the next task, by weight."""
+        """Pick the next task, by weight.
+
+        Raises:
+            LocustError: the TaskSet has no tasks (Locust's "No tasks defined on ...").
+        """
         if not self.tasks:
-            raise RuntimeError(
-                f"{type(self).__name__} has no tasks: add @task methods or a tasks attribute"
-            )
+            raise no_tasks_error(type(self), "TaskSet")
         return random.choice(self.tasks)
 
     def schedule_task(self, task_callable: Any, first: bool = False) -> None:
@@ -183,6 +215,14 @@ class TaskSet(metaclass=TaskSetMeta):
             self._task_queue.insert(0, task_callable)
         else:
             self._task_queue.append(task_callable)
+
+    def execute_next_task(self) -> None:
+        """Take the first queued task off the queue and run it (one iteration, with -i)."""
+        item = self._task_queue.pop(0)
+        # -i: a task run is one iteration (a nested TaskSet counts its own tasks)
+        if not is_taskset_class(item) and not self._user.environment.claim_iteration():
+            raise StopUser()
+        self.execute_task(item)
 
     def execute_task(self, item: Any) -> None:
         """Run one task: a nested TaskSet class, or a callable taking this TaskSet."""
@@ -224,11 +264,7 @@ class TaskSet(metaclass=TaskSetMeta):
                     self.schedule_task(self.get_next_task())
                 try:
                     user._check_stop()
-                    item = self._task_queue.pop(0)
-                    # -i: a task run is one iteration (a nested TaskSet counts its own tasks)
-                    if not is_taskset_class(item) and not user.environment.claim_iteration():
-                        raise StopUser()
-                    self.execute_task(item)
+                    self.execute_next_task()
                 except RescheduleTaskImmediately:
                     pass
                 except RescheduleTask:
@@ -249,12 +285,27 @@ class TaskSet(metaclass=TaskSetMeta):
                 finally:
                     raise
             except Exception as exc:
+                # No tasks: retrying would spin. catch_exceptions=False (Locust's option): the
+                # error ends the user, reported once by User.start's greenlet.
+                if isinstance(exc, NoTasksError) or not user.environment.catch_exceptions:
+                    raise
                 user._report_user_error(self, exc)
                 self.wait()
 
 
-class SequentialTaskSet(TaskSet):
-    """A TaskSet whose tasks run in declaration order, round and round."""
+class SequentialTaskSetMeta(TaskSetMeta):
+    """Orders tasks as Locust does: inherited ones, then the class body's, as declared."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> Any:
+        namespace["tasks"] = collect_tasks(bases, namespace, in_body_order=True)
+        return type.__new__(mcs, name, bases, namespace)
+
+
+class SequentialTaskSet(TaskSet, metaclass=SequentialTaskSetMeta):
+    """A TaskSet whose tasks run in declaration order, round and round.
+
+    ``@task`` methods and a ``tasks`` list run in the order the class body declares them.
+    """
 
     def __init__(self, parent: Any) -> None:
         super().__init__(parent)
@@ -263,7 +314,7 @@ class SequentialTaskSet(TaskSet):
     def get_next_task(self) -> Any:
         # Declaration order, a task with weight n n times in a row (Locust's cycle).
         if not self.tasks:
-            raise RuntimeError(f"{type(self).__name__} has no tasks")
+            raise no_tasks_error(type(self), "SequentialTaskSet")
         item = self.tasks[self._position % len(self.tasks)]
         self._position += 1
         return item
@@ -274,9 +325,7 @@ class DefaultTaskSet(TaskSet):
 
     def get_next_task(self) -> Any:
         if not self._user.tasks:
-            raise RuntimeError(
-                f"{type(self._user).__name__} has no tasks: add @task methods or a tasks attribute"
-            )
+            raise no_tasks_error(type(self._user), "User")
         return random.choice(self._user.tasks)
 
     def execute_task(self, item: Any) -> None:

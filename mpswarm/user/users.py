@@ -80,6 +80,14 @@ class User(metaclass=UserMeta):
     def on_stop(self) -> None:
         """Called when the user stops."""
 
+    def wait(self) -> None:
+        """Wait ``wait_time`` now, from inside a task (Locust's ``User.wait``).
+
+        A stop requested before or during the wait stops the user here, with ``StopUser``.
+        """
+        taskset = self._taskset_instance
+        (taskset if taskset is not None else DefaultTaskSet(self)).wait()
+
     @property
     def greenlet(self) -> Greenlet | None:
         """The greenlet running this user."""
@@ -149,6 +157,9 @@ class User(metaclass=UserMeta):
             return
         hub = get_hub()
         if seconds > 0:
+            # libev arms a timer from the time cached at the last poll: after 0.2 s of CPU in a
+            # task, constant(0.1) waited 0.1 ms. Zero waits skip this: they only yield.
+            hub.loop.update_now()
             timer = hub.loop.timer(seconds)
         else:
             timer = self._yield_timer
