@@ -93,5 +93,13 @@ class HTTPError(Exception):
         return (self.__class__, (str(self),))
 
 
+class MissingSchema(ValueError):
+    """A request URL has no scheme and the user has no host to join it to (requests' name)."""
+
+
+class InvalidSchema(ValueError):
+    """A request URL's scheme is not http or https (requests' name)."""
+
+
 class MissingWaitTimeError(Exception):
     """Kept for Locust compatibility; mpswarm's default wait time is zero."""

@@ -36,7 +36,7 @@ from mpswarm.http._limits import (
 )
 from mpswarm.http._transport import Connection, GeventConnection, PlainConnection, tls_context
 from mpswarm.http.response import Request, Response
-from mpswarm.http.session import HttpSession, _origin, _RequestError
+from mpswarm.http.session import HttpSession, _origin, _RequestError, split_credentials
 
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _RECV = 65536
@@ -179,7 +179,7 @@ class FastHttpSession(HttpSession):
     """HttpSession API on the lean client; Locust's FastHttpSession options.
 
     Args:
-        base_url: the user's host.
+        base_url: the user's host (credentials in it are sent as basic auth).
         request_event: fired once per request.
         user: the owning user.
         insecure: skip TLS certificate verification.
@@ -202,12 +202,12 @@ class FastHttpSession(HttpSession):
     ) -> None:
         if max_body_size is not None and max_body_size != self.max_body_size:
             self.max_body_size = check_body_size(max_body_size, type(self).__name__)
+        base_url, self.auth = split_credentials(base_url)
         self.base_url = base_url
         self._origin = _origin(base_url)
         self.request_event = request_event
         self.user = user
         self.headers: dict[str, str] = {}
-        self.auth = None
         self._jar: http.cookiejar.CookieJar | None = None
         self.verify = not insecure
         self.connection_timeout = connection_timeout
@@ -284,7 +284,9 @@ class FastHttpSession(HttpSession):
                 httptools.HttpParserError,
                 ValueError,
             ) as exc:
-                failed = Response(url=url, request=request, error=_RequestError(_describe(exc)))
+                error = _RequestError(_describe(exc))
+                failed = Response(content=None, url=url, request=request, error=error)
+                failed._no_text = None  # Locust's FastHttpUser: no response, no text
                 failed.history = history
                 return failed
             response.request = request

@@ -10,11 +10,17 @@ import re
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+from gevent import GreenletExit
+
 from mpswarm._text import printable
-from mpswarm.exceptions import CatchResponseError, HTTPError, ResponseError
+from mpswarm.exceptions import CatchResponseError, HTTPError, LocustError, ResponseError
 from mpswarm.http._limits import MAX_BODY_SIZE, READ_CHUNK, BodyTooLarge, body_too_large, size_text
 
 _CHARSET = re.compile(r"charset=([\w.:-]+)", re.IGNORECASE)
+_NOT_CAUGHT = (
+    "To decide a request's outcome, send it with catch_response=True and call success() or "
+    "failure() inside its with-block: with self.client.get(url, catch_response=True) as response:"
+)
 
 
 class Request:
@@ -59,7 +65,8 @@ class Response:
         status_code: the HTTP status, 0 when no response arrived.
         reason: the status line's reason phrase.
         headers: case-insensitive response headers.
-        content: the (decoded) body bytes (read on first use after ``stream=True``).
+        content: the (decoded) body bytes (read on first use after ``stream=True``); None
+            when no response arrived, as in Locust.
         url: the final URL, after redirects.
         history: the redirect responses that led here, oldest first.
         elapsed: time from sending the request to having the whole response (to the headers
@@ -68,11 +75,18 @@ class Response:
         request: the last request sent.
         raw: the unread body of a ``stream=True`` response (``read(amt)``, ``close()``), else
             None.
+        request_meta: the request event's arguments for this request, Locust's dict
+            (``request_type``, ``name``, ``response_time``, ``response_length``, ``response``,
+            ``context``, ``exception``, ``start_time``, ``url``); None for a response that was
+            not sent by a client.
     """
 
     raw: BodyStream | None = None  # set on streamed responses only: nothing per request
     _limit = MAX_BODY_SIZE  # what ``content`` reads of a streamed body
     _consumed = False
+    _no_text: str | None = ""  # ``text`` without a response: HttpUser's "", FastHttpUser's None
+    _recorder: Any = None  # the client's record of the request, for ``request_meta``
+    _meta: dict[str, Any] | None = None  # request_meta, built on first use
 
     def __init__(
         self,
@@ -97,15 +111,16 @@ class Response:
         self._cookies: dict[str, str] | None = None
 
     @property
-    def content(self) -> bytes:
-        """The (decoded) body; a streamed body is read now, up to ``max_body_size``.
+    def content(self) -> Any:
+        """The (decoded) body bytes, None when no response arrived (a connection error), as
+        in Locust; a streamed body is read now, up to ``max_body_size``.
 
         Raises:
             BodyTooLarge: a streamed body over the cap the request was sent with.
             RuntimeError: a streamed body already read through ``iter_content``.
         """
         content = self._content
-        if content is None:
+        if content is None and self.raw is not None:
             content = self._content = self._read_rest()
         return content
 
@@ -115,8 +130,7 @@ class Response:
 
     def _read_rest(self) -> bytes:
         raw = self.raw
-        if raw is None:
-            return b""
+        assert raw is not None
         if self._consumed:
             raise RuntimeError("the body of this response was already read (iter_content)")
         self._consumed = True
@@ -149,7 +163,7 @@ class Response:
             self._consumed = True
             pieces = _read_pieces(self.raw, chunk_size or READ_CHUNK)
         else:
-            content = self.content
+            content = self.content or b""
             size = chunk_size or len(content) or 1
             pieces = (content[at : at + size] for at in range(0, len(content), size))
         if not decode_unicode:
@@ -202,6 +216,14 @@ class Response:
             raw.close()
 
     def __enter__(self) -> Response:
+        """``with`` closes a streamed response (``stream=True``); a read one has nothing to
+        close, and ``with`` on it means ``catch_response=True`` was forgotten (Locust raises).
+
+        Raises:
+            LocustError: a response that was not streamed.
+        """
+        if self.raw is None:
+            raise LocustError(f"the response is not a context manager. {_NOT_CAUGHT}")
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool | None:
@@ -234,13 +256,54 @@ class Response:
         return self.error is None and 0 < self.status_code < 400
 
     @property
-    def text(self) -> str:
-        """The body decoded with the declared charset (UTF-8 when none)."""
-        return self.content.decode(self._charset(), errors="replace")
+    def text(self) -> Any:
+        """The body decoded with the declared charset (UTF-8 when none); without a response
+        (a connection error) "" from HttpUser's client and None from FastHttpUser's, as in
+        Locust."""
+        content = self.content
+        if content is None:
+            return self._no_text
+        return content.decode(self._charset(), errors="replace")
 
     def json(self, **kwargs: Any) -> Any:
         """The body parsed as JSON."""
-        return jsonlib.loads(self.content, **kwargs)
+        return jsonlib.loads(self.content or b"", **kwargs)
+
+    @property
+    def request_meta(self) -> dict[str, Any] | None:
+        """The request event's arguments for this request (see the class docstring)."""
+        meta = self._meta
+        if meta is None:
+            recorder = self._recorder
+            if recorder is None:
+                return None
+            meta = self._meta = recorder.meta(self, self._fired_exception(), self._elapsed_ms)
+        return meta
+
+    def _fired_exception(self) -> BaseException | None:
+        """The failure the request event got for this response (rebuilt, not kept: keeping
+        it would cost every request an attribute)."""
+        if self.error is not None:
+            return self.error
+        if self.status_code >= 400:
+            return HTTPError(status_error_text(self, self._recorder.name), response=self)
+        return None
+
+    def success(self) -> None:
+        """Locust's rule: only a ``catch_response=True`` request can be marked.
+
+        Raises:
+            LocustError: always; send the request with ``catch_response=True``.
+        """
+        raise LocustError(_NOT_CAUGHT)
+
+    def failure(self, exc: Any) -> None:
+        """Locust's rule: only a ``catch_response=True`` request can be marked.
+
+        Raises:
+            LocustError: always; send the request with ``catch_response=True``.
+        """
+        raise LocustError(_NOT_CAUGHT)
 
     @property
     def cookies(self) -> dict[str, str]:
@@ -299,6 +362,8 @@ class ResponseContextManager(Response):
     when the block ends. Without either call, a 4xx/5xx status or connection error is a failure.
     """
 
+    _reported: BaseException | None = None  # what the request was recorded with
+
     def __init__(self, response: Response, report: Any) -> None:
         self.__dict__.update(response.__dict__)
         self._report = report
@@ -310,29 +375,59 @@ class ResponseContextManager(Response):
         return self
 
     def success(self) -> None:
-        """Record this request as successful, whatever its status."""
+        """Record this request as successful, whatever its status.
+
+        Raises:
+            LocustError: called outside the request's ``with`` block (as in Locust).
+        """
+        if not self._entered:
+            raise LocustError(f"success() outside the with-block. {_NOT_CAUGHT}")
         self._manual = True
 
     def failure(self, exc: Any) -> None:
-        """Record this request as failed with ``exc`` (an exception or a message)."""
+        """Record this request as failed with ``exc`` (an exception or a message).
+
+        Raises:
+            LocustError: called outside the request's ``with`` block (as in Locust).
+        """
+        if not self._entered:
+            raise LocustError(f"failure() outside the with-block. {_NOT_CAUGHT}")
         if not isinstance(exc, BaseException):
             exc = CatchResponseError(str(exc))
         self._manual = exc
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         if self._manual is True:
-            self._report(None)
+            self._record(None)
         elif isinstance(self._manual, BaseException):
-            self._report(self._manual)
-        elif exc is None or _is_control_flow(exc):
-            # Steering the user (StopUser, RescheduleTask...) says nothing about the request.
-            self._report(self._default_failure())
+            self._record(self._manual)
+        elif exc is None or isinstance(exc, GreenletExit):
+            # GreenletExit: the user was stopped; the request happened, so it is recorded.
+            self._record(self._default_failure())
+        elif _is_control_flow(exc):
+            # Locust's rule: steering the user (InterruptTaskSet, RescheduleTask, StopUser...)
+            # out of an undecided block records nothing for the request.
+            return False
         else:
             # An exception escaped the block: the request still happened and is recorded as a
             # failure naming it (Locust drops such a request; we never lose a sent request).
-            self._report(exc)
+            self._record(exc)
             return isinstance(exc, ResponseError)
         return exc is None
+
+    def _record(self, exception: BaseException | None) -> None:
+        self._reported = exception
+        self._report(exception, self._meta, self)
+
+    @property
+    def request_meta(self) -> dict[str, Any] | None:
+        """The request event's arguments; changes made in the ``with`` block are what the
+        request is recorded with, as in Locust (``exception`` is None until the block ends)."""
+        meta = self._meta
+        if meta is None:
+            recorder = self._report.recorder
+            meta = self._meta = recorder.meta(self, self._reported, self._report.elapsed_ms)
+        return meta
 
     def _default_failure(self) -> BaseException | None:
         if self.error is not None:
@@ -343,8 +438,6 @@ class ResponseContextManager(Response):
 
 
 def _is_control_flow(exc: BaseException) -> bool:
-    from gevent import GreenletExit
-
     from mpswarm.exceptions import (
         InterruptTaskSet,
         RescheduleTask,
@@ -356,7 +449,6 @@ def _is_control_flow(exc: BaseException) -> bool:
     return isinstance(
         exc,
         (
-            GreenletExit,
             StopUser,
             StopTest,
             InterruptTaskSet,

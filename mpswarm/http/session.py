@@ -17,12 +17,13 @@ import re
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 import urllib3
 from gevent import GreenletExit
 
 from mpswarm._text import printable
+from mpswarm.exceptions import InvalidSchema, MissingSchema
 from mpswarm.http import _limits
 from mpswarm.http._cookies import CookieRequest, CookieResponse
 from mpswarm.http._limits import (
@@ -125,6 +126,22 @@ class _Recorder:
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.start) * 1000.0
 
+    def meta(
+        self, response: Response, exception: BaseException | None, ms: float
+    ) -> dict[str, Any]:
+        """The request event's arguments, as a dict (``response.request_meta``)."""
+        return {
+            "request_type": self.method,
+            "name": self.name,
+            "response_time": ms,
+            "response_length": self.length,
+            "response": response,
+            "context": self.context,
+            "exception": exception,
+            "start_time": self.wall,
+            "url": self.meta_url,
+        }
+
     def fire(self, response: Response | None, exception: BaseException | None, ms: float) -> None:
         # The listeners are called directly, not through EventHook.fire: its **kwargs cost a
         # dict per request (the recorder is the first listener of every worker).
@@ -146,7 +163,9 @@ class HttpSession:
     """A user's HTTP session: connection reuse, cookies, and one request event per request.
 
     Args:
-        base_url: the user's host; relative URLs are joined to it.
+        base_url: the user's host; relative URLs are joined to it. Credentials in it
+            (``http://user:password@host``) are sent as basic auth, as Locust does, and left
+            out of the URLs the session requests and reports.
         request_event: the event hook fired for every request.
         user: the User owning the session (for its context and stop handling), or None.
         max_body_size: the cap on a response body (default ``max_body_size``, 32 MiB).
@@ -167,12 +186,12 @@ class HttpSession:
     ) -> None:
         if max_body_size is not None and max_body_size != self.max_body_size:
             self.max_body_size = check_body_size(max_body_size, type(self).__name__)
+        base_url, self.auth = split_credentials(base_url)
         self.base_url = base_url
         self._origin = _origin(base_url)
         self.request_event = request_event
         self.user = user
         self.headers: dict[str, str] = {}
-        self.auth: tuple[str, str] | None = None
         self._jar: http.cookiejar.CookieJar | None = None  # made when a cookie arrives
         self.verify = True
         self._pools = OriginPools()
@@ -270,6 +289,10 @@ class HttpSession:
 
         Returns:
             A Response (or ResponseContextManager with ``catch_response``).
+
+        Raises:
+            MissingSchema: ``url`` has no scheme and there is no host to join it to.
+            InvalidSchema: the URL's scheme is not http or https.
         """
         method = method.upper()
         full_url = self._full_url(url, params)
@@ -313,6 +336,7 @@ class HttpSession:
         recorder.length = len(content) if content is not None else _announced(response)
         if catch_response:
             return ResponseContextManager(response, _CatchReport(recorder, elapsed_ms, user))
+        response._recorder = recorder  # for request_meta: one attribute, built only when read
         if response.error is not None:
             failure: BaseException | None = response.error
         elif response.status_code >= 400:
@@ -329,6 +353,8 @@ class HttpSession:
             url = self._origin + url  # the common case, without urljoin's parsing (~30 us)
         elif not url.startswith(("http://", "https://")):
             url = urljoin(self.base_url, url) if self.base_url else url
+            if not url.startswith(("http://", "https://")):
+                _check_scheme(url)  # raises, unless the scheme is only in capitals
         if params:
             query = urlencode(params, doseq=True) if not isinstance(params, str) else params
             url = f"{url}{'&' if '?' in url else '?'}{query}"
@@ -405,12 +431,13 @@ class HttpSession:
                 follow = allow_redirects and raw.status in _REDIRECT_STATUSES and location
                 content = None if stream and not follow else _read_body(raw, limit)
             except (BodyTooLarge, _RequestError) as exc:
-                response = Response(url=url, request=request, error=_RequestError(str(exc)))
+                error = _RequestError(str(exc))
+                response = Response(content=None, url=url, request=request, error=error)
                 response.history = history
                 return response
             except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
                 error = _RequestError(error_text(exc))
-                response = Response(url=url, request=request, error=error)
+                response = Response(content=None, url=url, request=request, error=error)
                 response.history = history
                 return response
             response = Response(raw.status, raw.reason or "", raw.headers, content, url, request)
@@ -517,10 +544,55 @@ class _CatchReport:
         self.user = user
         self.name = recorder.name
 
-    def __call__(self, exception: BaseException | None) -> None:
-        self.recorder.fire(None, exception, self.elapsed_ms)
+    def __call__(
+        self,
+        exception: BaseException | None,
+        meta: dict[str, Any] | None = None,
+        response: Response | None = None,
+    ) -> None:
+        """Fire the request event, from ``meta`` (the block's ``request_meta``) if it was read:
+        what the block changed in it is what is recorded, as in Locust."""
+        if meta is None:
+            self.recorder.fire(response, exception, self.elapsed_ms)
+        else:
+            meta["exception"] = exception
+            for handler in self.recorder.event._handlers:
+                handler(**meta)
         if self.user is not None and self.user._stop_after_request:
             raise GreenletExit()
+
+
+@functools.lru_cache(maxsize=64)  # once per host, not per user
+def split_credentials(base_url: str) -> tuple[str, tuple[str, str] | None]:
+    """A host URL without its ``user:password@`` part, and those credentials (or None).
+
+    As Locust's clients, both a user name and a password are needed; they are percent-decoded
+    (``p%40ss`` is ``p@ss``), as requests and curl read them.
+    """
+    if not base_url or "@" not in base_url:
+        return base_url, None
+    parts = urlsplit(base_url)
+    if not (parts.username and parts.password):
+        return base_url, None
+    host = parts.netloc.rsplit("@", 1)[1]
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return bare, (unquote(parts.username), unquote(parts.password))
+
+
+def _check_scheme(url: str) -> None:
+    """Raise as requests does (and so Locust's HttpUser) for a URL that is not http(s)."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("http", "https"):
+        return
+    if not scheme:
+        raise MissingSchema(
+            f"Invalid URL {printable(url, 200)!r}: no scheme supplied; give the user a host "
+            "(-H http://host:port or the class's host) or request a full http(s) URL"
+        )
+    raise InvalidSchema(
+        f"No connection adapters were found for {printable(url, 200)!r}: "
+        "only http:// and https:// URLs can be requested"
+    )
 
 
 def _plain_path(url: str) -> bool:

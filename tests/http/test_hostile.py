@@ -270,8 +270,9 @@ def test_stream_follows_redirects_and_streams_the_last(open_client: Any) -> None
 @pytest.mark.parametrize("stream", [False, True])
 def test_iter_lines_and_iter_content(open_client: Any, stream: bool) -> None:
     client = open_client(Events())
-    with client.get("/lines", stream=stream) as response:
-        assert list(response.iter_lines(chunk_size=2)) == [b"a", b"bb", b"ccc", b"", b"d"]
+    lines = client.get("/lines", stream=stream)
+    assert list(lines.iter_lines(chunk_size=2)) == [b"a", b"bb", b"ccc", b"", b"d"]
+    lines.close()
     text = client.get("/lines", stream=stream)
     assert "".join(text.iter_content(3, decode_unicode=True)) == "a\nbb\nccc\n\nd"
     text.close()
