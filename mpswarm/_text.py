@@ -82,3 +82,12 @@ class PrintableFormatter(logging.Formatter):
 def printable_lines(text: str) -> str:
     """Each line of ``text`` made :func:`printable` (no length cap); the line breaks stay."""
     return "\n".join(printable(line, limit=len(line)) for line in text.split("\n"))
+
+
+def without_credentials(url: str) -> str:
+    """``url`` as reports and logs show it: a ``user:password@`` part becomes ``***@``."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not sep or "@" not in authority:
+        return url
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from mpswarm._text import without_credentials
 from mpswarm.config import RunConfig
 from mpswarm.report._files import write_report_file
 from mpswarm.report.checks import CheckResult
@@ -94,6 +95,8 @@ def run_settings(config: RunConfig) -> dict[str, Any]:
         "max_users",
     )
     settings = {key: getattr(config, key) for key in keys}
+    if config.host:  # a password in -H stays out of the reports
+        settings["host"] = without_credentials(config.host)
     if config.arrival_rate is not None:
         settings["max_users"] = config.user_cap
     return settings

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import gevent
 
+from mpswarm._text import without_credentials
 from mpswarm.config import RunConfig
 from mpswarm.exceptions import UsageError
 from mpswarm.report.checks import CheckResult, evaluate_all, parse_check
@@ -165,9 +166,10 @@ class RunReporting:
 
     def _hosts(self) -> list[str]:
         if self.config.host:
-            return [self.config.host]
+            return [without_credentials(self.config.host)]
         classes = getattr(getattr(self.swarm, "spec", None), "user_classes", ())
-        return sorted({cls.host for cls in classes if getattr(cls, "host", None)})
+        hosts = {cls.host for cls in classes if getattr(cls, "host", None)}
+        return sorted(without_credentials(host) for host in hosts)
 
     def _add_point(self, snapshot: Snapshot) -> None:
         previous = self._previous

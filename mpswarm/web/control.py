@@ -20,6 +20,7 @@ import gevent
 from gevent.event import Event
 
 from mpswarm._locustfile import check_host_url
+from mpswarm._text import without_credentials
 from mpswarm.config import RunConfig, parse_timespan
 from mpswarm.exceptions import UsageError
 from mpswarm.report.checks import CheckResult
@@ -173,6 +174,7 @@ class Controller:
         ``stop`` is why the last run ended (``kind``, ``message``, ``exit_code``, ``at``, as in
         the JSON report) once it has, None while it runs or before the first one.
         """
+        host = self.config.host or ""
         snapshot = self.snapshot()
         duration = snapshot.duration_s
         series = self.reporting.series if self.reporting is not None else []
@@ -193,7 +195,9 @@ class Controller:
             "defaults": {
                 "users": self.config.users,
                 "spawn_rate": self.config.spawn_rate,
-                "host": self.config.host or "",
+                # A host with a password is not put in the page: the form then sends none,
+                # and the run uses -H as given.
+                "host": host if host == without_credentials(host) else "",
                 "run_time": self.config.run_time,
             },
             "user_classes": list(self.classes),
@@ -257,7 +261,7 @@ class Controller:
             settings.update(
                 users=self.request.users,
                 spawn_rate=self.request.spawn_rate,
-                host=self.request.host or self.config.host,
+                host=without_credentials(self.request.host or self.config.host or ""),
                 run_time=self.request.run_time,
             )
         text = io.StringIO()
