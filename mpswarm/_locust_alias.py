@@ -29,6 +29,7 @@ ALIASES = {
     "locust.user.wait_time": "mpswarm.user.wait_time",
     "locust.user.sequential_taskset": "mpswarm.user.task",
     "locust.user.markov_taskset": "mpswarm.user.markov",
+    "locust.user.inspectuser": "mpswarm.locust_compat.inspectuser",
     "locust.env": "mpswarm.env",
     "locust.runners": "mpswarm.runner.base",
     "locust.exception": "mpswarm.exceptions",
@@ -39,6 +40,10 @@ ALIASES = {
     "locust.stats": "mpswarm.stats.locust_view",
     "locust.shape": "mpswarm.shape",
     "locust.debug": "mpswarm.debug",
+    "locust.log": "mpswarm.locust_compat.log",
+    "locust.argument_parser": "mpswarm.locust_compat.argument_parser",
+    "locust.util": "mpswarm.locust_compat.util",
+    "locust.util.load_locustfile": "mpswarm.locust_compat.util.load_locustfile",
 }
 
 

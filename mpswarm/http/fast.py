@@ -68,6 +68,10 @@ class FastHttpUser(HttpUser):
     Class attributes, as Locust's: ``insecure`` (skip TLS verification; also ``--insecure``),
     ``connection_timeout``, ``network_timeout`` (seconds) and ``max_redirects``; and
     ``max_body_size``, HttpUser's cap on a response body (32 MiB by default).
+
+    ``client_pool`` and ``ssl_context_factory`` are accepted for Locust locustfiles that set
+    them, and ignored: the lean client keeps one connection per user and builds its own TLS
+    context (``insecure`` is the knob it honours).
     """
 
     abstract = True
@@ -76,6 +80,16 @@ class FastHttpUser(HttpUser):
     connection_timeout = 60.0
     network_timeout = 60.0
     max_redirects = 5
+    client_pool: Any = None
+    ssl_context_factory: Any = None
+
+    @contextmanager
+    def rest(
+        self, method: str, url: str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> Iterator[RestResponseContextManager]:
+        """``self.client.rest(...)``, as Locust's ``FastHttpUser.rest``."""
+        with self.client.rest(method, url, headers=headers, **kwargs) as response:
+            yield response
 
     def _create_client(self, host: str, request_event: Any, insecure: bool) -> Any:
         return FastHttpSession(

@@ -7,11 +7,15 @@ user starts; after each task the next one is drawn from its transitions by weigh
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from typing import Any
 
-from mpswarm.user.task import NoTasksError, TaskSet, TaskSetMeta
+from mpswarm.exceptions import LocustError
+from mpswarm.user.task import TAG_ATTR, NoTasksError, TaskSet, TaskSetMeta
+
+logger = logging.getLogger(__name__)
 
 TRANSITIONS_ATTR = "locust_transitions"
 
@@ -41,10 +45,31 @@ def transitions(targets: dict[str, int] | list[Any]) -> Callable[[Callable[..., 
     return decorate
 
 
+class NoMarkovTasksError(LocustError):
+    """A MarkovTaskSet without ``@transition(s)`` tasks (Locust's error of that name)."""
+
+
+class InvalidTransitionError(LocustError):
+    """A transition to a name the MarkovTaskSet does not define."""
+
+
+class NonMarkovTaskTransitionError(LocustError):
+    """A transition to a task that has no transitions of its own."""
+
+
+class MarkovTaskTagError(LocustError):
+    """A Markov task with ``@tag``: tags could cut the chain."""
+
+
 class MarkovTaskSetMeta(TaskSetMeta):
-    """Collects the transition graph and checks that every target exists."""
+    """Collects the transition graph and checks it, with Locust's errors and warning.
+
+    A class that sets ``abstract = True`` in its body is a base class and is not checked.
+    """
 
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> Any:
+        abstract = bool(namespace.get("abstract", False))
+        namespace.setdefault("abstract", False)
         cls = super().__new__(mcs, name, bases, namespace)
         graph: dict[str, list[tuple[str, int]]] = {}
         order: list[str] = []
@@ -54,21 +79,64 @@ class MarkovTaskSetMeta(TaskSetMeta):
                     if attr not in graph:
                         order.append(attr)
                     graph[attr] = getattr(value, TRANSITIONS_ATTR)
-        if graph:
-            for source, edges in graph.items():
-                for target, _ in edges:
-                    if target not in graph and not callable(getattr(cls, target, None)):
-                        raise TypeError(
-                            f"{name}.{source} has a transition to unknown task {target!r}"
-                        )
+        if not abstract:
+            _check_chain(cls, name, graph, order)
         cls._markov_graph = graph
         cls._markov_start = order[0] if order else None
         cls.tasks = [getattr(cls, attr) for attr in order]
         return cls
 
 
+def _check_chain(
+    cls: type, name: str, graph: dict[str, list[tuple[str, int]]], order: list[str]
+) -> None:
+    if not graph:
+        raise NoMarkovTasksError(
+            f"No Markov tasks defined in class {name}. Use the @transition(s) decorators to "
+            "define some."
+        )
+    for source, edges in graph.items():
+        if source == "run":
+            raise LocustError(
+                "TaskSet.run() is a method used internally by Locust, and you must not "
+                "override it or annotate it with transitions"
+            )
+        tags = getattr(getattr(cls, source), TAG_ATTR, None)
+        if tags:
+            raise MarkovTaskTagError(
+                "Tags are unsupported for MarkovTaskSet since they can make the markov chain "
+                f"invalid. Tags detected on {name}.{source}: {tags}"
+            )
+        for target, _ in edges:
+            if target in graph:
+                continue
+            if getattr(cls, target, None) is None:
+                raise InvalidTransitionError(
+                    f"Transition to {target} from {source} is invalid since no such element "
+                    f"exists on class {name}"
+                )
+            raise NonMarkovTaskTransitionError(
+                f"{name}.{target} cannot be used as a target for a transition since it does "
+                f"not define any transitions of its own. Used as a transition from {source}."
+            )
+    reachable: set[str] = set()
+    pending = [order[0]]
+    while pending:
+        current = pending.pop()
+        if current not in reachable:
+            reachable.add(current)
+            pending.extend(target for target, weight in graph[current] if weight > 0)
+    unreachable = [task for task in order if task not in reachable]
+    if unreachable:
+        logger.warning(
+            "The following markov tasks are unreachable in class %s: %s", name, unreachable
+        )
+
+
 class MarkovTaskSet(TaskSet, metaclass=MarkovTaskSetMeta):
     """A TaskSet walking a Markov chain of its tasks."""
+
+    abstract = True
 
     def __init__(self, parent: Any) -> None:
         super().__init__(parent)

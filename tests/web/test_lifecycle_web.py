@@ -8,8 +8,14 @@ import time
 def test_workers_are_not_running_after_a_stop_from_the_ui(web) -> None:
     ui = web()
     assert ui.request("/api/start", {"users": 4, "spawn_rate": 20, "run_time": ""})[0] == 200
+    # The users count comes from the segments, a worker's state from its "spawned" message:
+    # wait for both (the message may trail the count on a busy machine).
     state = ui.wait_for(
-        lambda s: s["state"] == "running" and sum(w["users"] for w in s["workers"]) == 4
+        lambda s: (
+            s["state"] == "running"
+            and sum(w["users"] for w in s["workers"]) == 4
+            and all(w["state"] == "running" for w in s["workers"])
+        )
     )
     assert [w["state"] for w in state["workers"]] == ["running", "running"]
     assert ui.request("/api/stop", {})[0] == 200
