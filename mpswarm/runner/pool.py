@@ -237,21 +237,13 @@ class WorkerPool:
 
     def kill(self, handle: WorkerHandle) -> None:
         """SIGKILL one worker and wait (briefly) for its pipe to close."""
-        if handle.pid is not None:
-            try:
-                os.kill(handle.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _sigkill(handle)
         gevent.wait([handle.gone], timeout=2.0)
 
     def kill_all(self) -> None:
         """SIGKILL every worker now (what they recorded stays: it is in their segments)."""
         for handle in self.live():
-            if handle.pid is not None:
-                try:
-                    os.kill(handle.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            _sigkill(handle)
 
     def close(self) -> None:
         """Quit every worker and the fork server; close the pipes."""
@@ -267,6 +259,14 @@ class WorkerPool:
             if handle.reader is not None:
                 handle.reader.kill(block=True)
             handle.channel.close()
+
+
+def _sigkill(handle: WorkerHandle) -> None:
+    if handle.pid is not None:
+        try:
+            os.kill(handle.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 __all__ = ["PoolOwner", "WorkerPool"]

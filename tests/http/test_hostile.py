@@ -124,8 +124,10 @@ HOSTILE = [
         "BodyTooLarge: decompressed response body larger than 32 MiB (max_body_size)",
         BOUND,
     ),
-    ("/headers", "HeadersTooLarge: more than 100 response headers", 8 * MiB),
-    ("/longheader", "HeadersTooLarge: ", 8 * MiB),
+    # Endless headers fail early, but the peak varies with the interpreter's allocator (17 MiB
+    # seen with Debian's Python 3.11.2, under 1 MiB with 3.11.7): bounded by the requirement.
+    ("/headers", "HeadersTooLarge: more than 100 response headers", BOUND),
+    ("/longheader", "HeadersTooLarge: ", BOUND),
 ]
 
 
