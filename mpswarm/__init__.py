@@ -56,6 +56,7 @@ __all__ = [
     "task",
     "transition",
     "transitions",
+    "use_as_locust",
 ]
 
 _WHERE = {
@@ -84,6 +85,25 @@ _WHERE = {
     "RescheduleTask": "mpswarm.exceptions",
     "RescheduleTaskImmediately": "mpswarm.exceptions",
 }
+
+
+def use_as_locust(patch: bool = True) -> None:
+    """Make ``import locust`` (and ``locust.*``) resolve to mpswarm in this process.
+
+    For scripts and test suites that use Locust as a library (``Environment``,
+    ``create_local_runner()``) and should run on mpswarm unchanged: call it before they import
+    ``locust``. A real Locust imported earlier is dropped from ``sys.modules``. With ``patch``
+    (the default) gevent monkey-patches the standard library first, as ``import locust`` does.
+    Idempotent; ``mpswarm._locust_alias.uninstall()`` undoes the alias.
+    """
+    if patch:
+        from gevent import monkey
+
+        if not monkey.is_module_patched("socket"):
+            monkey.patch_all()
+    from mpswarm import _locust_alias
+
+    _locust_alias.install()
 
 
 def __getattr__(name: str) -> Any:

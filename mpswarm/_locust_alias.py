@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -114,7 +115,14 @@ class LocustAliasFinder(importlib.abc.MetaPathFinder):
                 f"{', '.join(sorted(ALIASES))})",
                 name=fullname,
             )
-        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(alias), is_package=True)
+        spec = importlib.machinery.ModuleSpec(fullname, _AliasLoader(alias), is_package=True)
+        # Where the target lives: code that locates a package by its spec (Flask's
+        # ``Flask(__name__)``, ``importlib.resources``) finds mpswarm's file, not None.
+        target = importlib.util.find_spec(alias)
+        if target is not None and target.origin is not None:
+            spec.origin = target.origin
+            spec.has_location = True
+        return spec
 
 
 _FINDER = LocustAliasFinder()

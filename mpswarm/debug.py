@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any, TextIO
 
-from gevent.pool import Group
+#: The Environment of the first ``run_single_user`` call, reused by later ones (Locust's).
+_env: Any = None
 
 
 def run_single_user(
@@ -14,15 +16,23 @@ def run_single_user(
     include_length: bool = False,
     include_time: bool = False,
     include_context: bool = False,
-    init_listener: Any = None,
+    include_payload: bool = False,
     loglevel: str | None = "WARNING",
+    init_listener: Any = None,
     stream: TextIO | None = None,
 ) -> None:
-    """Run one ``user_class`` user here until it stops, printing every request.
+    """Run one ``user_class`` user in the calling greenlet until it stops, printing every
+    request.
 
     Like Locust's, for stepping through a locustfile in a debugger: ``if __name__ ==
-    "__main__": run_single_user(MyUser)``. Custom messages loop back to this process.
+    "__main__": run_single_user(MyUser)``. The host comes from ``MPSWARM_HOST`` or
+    ``LOCUST_HOST`` when set, else the class's. ``init`` and ``test_start`` fire (once per
+    process for ``init``); ``test_stop`` and ``quitting`` do not, as in Locust. Exceptions
+    of the user's code are raised here (``catch_exceptions=False``), where a debugger stops;
+    custom messages loop back to this process. ``environment.single_user_instance`` is the
+    user.
     """
+    global _env
     from gevent import monkey
 
     if not monkey.is_module_patched("socket"):
@@ -33,37 +43,42 @@ def run_single_user(
     if loglevel:
         logging.basicConfig(level=loglevel.upper())
     out = stream or sys.stdout
-    environment = Environment(user_classes=[user_class], events=events)
-    runner = environment.create_local_runner()
+    if _env is None:
+        host = os.environ.get("MPSWARM_HOST") or os.environ.get("LOCUST_HOST") or None
+        _env = Environment(events=events, host=host, catch_exceptions=False)
+        _env.create_local_runner()
 
-    def show(
-        request_type: str,
-        name: str,
-        response_time: float,
-        response_length: int,
-        exception: Any = None,
-        context: Any = None,
-        **_: Any,
-    ) -> None:
-        parts = [f"{request_type:<7} {name:<40}"]
-        if include_time:
-            parts.append(f"{response_time:9.2f} ms")
-        if include_length:
-            parts.append(f"{response_length:8d} B")
-        parts.append("OK" if exception is None else f"FAIL {exception}")
-        if include_context:
-            parts.append(repr(context))
-        print("  ".join(parts), file=out, flush=True)
+        def show(
+            request_type: str,
+            name: str,
+            response_time: float,
+            response_length: int,
+            exception: Any = None,
+            context: Any = None,
+            **kwargs: Any,
+        ) -> None:
+            parts = [f"{request_type:<7} {name:<40}"]
+            if include_time:
+                parts.append(f"{response_time:9.2f} ms")
+            if include_length:
+                parts.append(f"{response_length:8d} B")
+            parts.append("OK" if exception is None else f"FAIL {exception}")
+            if include_context:
+                parts.append(repr(context))
+            if include_payload:
+                parts.append(repr(kwargs.get("response")))
+            print("  ".join(parts), file=out, flush=True)
 
-    events.request.add_listener(show)
-    try:
+        events.request.add_listener(show)
         if init_listener is not None:
-            init_listener(environment)
-        events.init.fire(environment=environment)
-        events.test_start.fire(environment=environment)
-        user = user_class(environment)
-        runner._users.append(user)
-        user.start(Group()).join()
-        events.test_stop.fire(environment=environment)
-    finally:
-        events.request.remove_listener(show)
+            init_listener(_env)
+        events.init.fire(environment=_env, runner=_env.runner, web_ui=None)
+    _env.user_classes = [user_class]
+    _env._tasks_filtered = False
+    _env._filter_tasks_by_tags()
+    _env.events.test_start.fire(environment=_env)
+    if _env.host:
+        user_class.host = _env.host  # type: ignore[attr-defined]
+    user = user_class(_env)
+    _env.single_user_instance = user
+    user.run()

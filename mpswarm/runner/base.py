@@ -2,7 +2,8 @@
 
 The parent's ``Swarm`` is a ``MasterRunner`` and each worker's runtime a ``WorkerRunner``, so
 ``isinstance`` checks give the answers a ``locust --processes`` run gives. ``LocalRunner``
-runs users in the current process (``run_single_user``).
+(``local.py``, importable from here as from ``locust.runners``) runs users in the current
+process: Locust's library API and ``run_single_user``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import gevent
 from gevent.pool import Group
 
 logger = logging.getLogger(__name__)
@@ -104,26 +104,6 @@ class WorkerRunner(Runner):
     """A worker process (Locust's worker)."""
 
 
-class LocalRunner(Runner):
-    """Users in this process only; custom messages loop back to this process."""
-
-    def __init__(self, environment: Any) -> None:
-        super().__init__(environment)
-        self._users: list[Any] = []
-
-    def send_message(self, msg_type: str, data: Any = None, client_id: str | None = None) -> None:
-        gevent.spawn(self._deliver, msg_type, data, "local")
-
-    @property
-    def user_count(self) -> int:
-        return sum(1 for user in self._users if user.greenlet and not user.greenlet.dead)
-
-    def quit(self) -> None:
-        self.greenlet.kill(block=False)
-        for user in self._users:
-            user.stop(force=True)
-
-
 @dataclasses.dataclass
 class WorkerNode:
     """The parent's record of a worker, as Locust's ``runner.clients`` values."""
@@ -135,3 +115,12 @@ class WorkerNode:
     cpu_usage: float = 0.0
     memory_usage: int = 0
     pid: int | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # ``from locust.runners import LocalRunner``: it lives in local.py, which imports this.
+    if name == "LocalRunner":
+        from mpswarm.runner.local import LocalRunner
+
+        return LocalRunner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

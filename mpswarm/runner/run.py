@@ -226,17 +226,17 @@ def drive_shape(swarm: Swarm, plan: Plan) -> None:
                     int(target.get("max_users", plan.max_users)),
                     plan.arrivals,
                     prealloc=plan.users,
-                    user_classes=_classes(target.get("user_classes"), by_name),
+                    user_classes=shape_classes(target.get("user_classes"), by_name),
                     host=plan.host,
                 )
             else:
                 users, rate, *rest = target
-                classes = _classes(rest[0] if rest else None, by_name)
+                classes = shape_classes(rest[0] if rest else None, by_name)
                 swarm.set_target(int(users), float(rate), classes, plan.host)
         swarm.scope.wait(SHAPE_TICK_S)
 
 
-def _classes(names: Any, by_name: dict[str, type]) -> list[type] | None:
+def shape_classes(names: Any, by_name: dict[str, type]) -> list[type] | None:
     """User classes named (or given) by a shape's tick, None for all of them."""
     if not names:
         return None

@@ -34,12 +34,13 @@ from mpswarm.runner.base import (
     WorkerNode,
 )
 from mpswarm.runner.dispatcher import Dispatcher
+from mpswarm.runner.host import HARD_STOP_GRACE_S
 from mpswarm.runner.inbox import parent_router
 from mpswarm.runner.pool import WorkerPool
 from mpswarm.runner.stop import StopKind, StopReason, StopScope
 from mpswarm.runner.supervisor import Supervisor
 from mpswarm.runner.usage import UsageMonitor
-from mpswarm.runner.worker import HARD_STOP_GRACE_S, WorkerSpec
+from mpswarm.runner.worker import WorkerSpec
 from mpswarm.stats.aggregate import Aggregator
 from mpswarm.stats.locust_view import RequestStats
 from mpswarm.stats.snapshot import Snapshot
@@ -85,7 +86,7 @@ class Swarm(MasterRunner):
         self._t_end: float | None = None
         self.clients: dict[str, WorkerNode] = {}
         self.rates = RecentRates(self.snapshot)
-        self.stats = RequestStats(self.rates.recent_snapshot, self.rates.current)
+        self.stats = RequestStats(self.rates.recent_snapshot, self.rates.current, self.reset_stats)
         #: Slots that ran their share of -i.
         self.iterations_done: set[int] = set()
         self._reset_done = False

@@ -125,11 +125,30 @@ class RequestStats:
     Args:
         source: returns a fresh (or recent) Snapshot.
         rates: returns the total (requests/s, failures/s) over the last seconds.
+        reset: zeroes the counters behind ``source`` (``clear_all()``), where this process
+            may (a single-process runner); None: ``clear_all()`` is refused.
     """
 
-    def __init__(self, source: Callable[[], Snapshot], rates: Rates | None = None) -> None:
+    def __init__(
+        self,
+        source: Callable[[], Snapshot],
+        rates: Rates | None = None,
+        reset: Callable[[], None] | None = None,
+    ) -> None:
         self._source = source
         self._rates = rates
+        self._reset = reset
+
+    def clear_all(self) -> None:
+        """Zero every counter (Locust's ``clear_all``; ``reset_all`` is the same here)."""
+        if self._reset is None:
+            raise RuntimeError(
+                "these statistics are the whole run's: reset them with the web UI's reset "
+                "or --reset-stats, not from user code"
+            )
+        self._reset()
+
+    reset_all = clear_all
 
     @property
     def total(self) -> StatsEntry:
