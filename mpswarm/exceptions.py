@@ -50,6 +50,10 @@ class StopUser(Exception):
     """Raised in a task or ``on_start`` to stop this simulated user (``on_stop`` still runs)."""
 
 
+class RunnerAlreadyExistsError(Exception):
+    """``Environment.create_local_runner()`` on an environment that has a runner already."""
+
+
 class StopTest(Exception):
     """Raised in user code to stop the whole test run, on every worker."""
 
@@ -82,7 +86,30 @@ class CatchResponseError(ResponseError):
     """Raised by ``response.failure()`` use inside ``catch_response`` blocks (Locust's name)."""
 
 
-class HTTPError(Exception):
+def _requests_base(name: str, fallback: type[Exception]) -> type[Exception]:
+    """requests' exception class ``name`` where requests is installed, else ``fallback``.
+
+    HttpUser's errors then are requests' own types, so a locustfile's ``except
+    requests.RequestException`` (or ``MissingSchema``...) catches them as under Locust; mpswarm
+    does not need requests itself.
+    """
+    try:
+        from requests import exceptions
+    except ImportError:
+        return fallback
+    found: type[Exception] = getattr(exceptions, name)
+    return found
+
+
+class RequestError(_requests_base("RequestException", Exception)):  # type: ignore[misc]
+    """A request that got no (valid) response: refused, reset, timed out, garbage...
+
+    ``response.error`` of such a request, raised by ``raise_for_status()``; requests'
+    ``RequestException`` where requests is installed. Its text is already cleaned up.
+    """
+
+
+class HTTPError(_requests_base("HTTPError", Exception)):  # type: ignore[misc]
     """``Response.raise_for_status()`` found a 4xx or 5xx status."""
 
     def __init__(self, message: str, response: object = None) -> None:
@@ -93,13 +120,30 @@ class HTTPError(Exception):
         return (self.__class__, (str(self),))
 
 
-class MissingSchema(ValueError):
+class MissingSchema(_requests_base("MissingSchema", ValueError)):  # type: ignore[misc]
     """A request URL has no scheme and the user has no host to join it to (requests' name)."""
 
 
-class InvalidSchema(ValueError):
+class InvalidSchema(_requests_base("InvalidSchema", ValueError)):  # type: ignore[misc]
     """A request URL's scheme is not http or https (requests' name)."""
+
+
+class InvalidURL(_requests_base("InvalidURL", ValueError)):  # type: ignore[misc]
+    """A request URL that cannot be parsed (a host that is no host name; requests' name)."""
 
 
 class MissingWaitTimeError(Exception):
     """Kept for Locust compatibility; mpswarm's default wait time is zero."""
+
+
+#: Classes Locust 1.0 renamed; importing the old name fails with Locust's explanation.
+RENAMED_CLASSES = {"Locust": "User", "HttpLocust": "HttpUser", "FastHttpLocust": "FastHttpUser"}
+
+
+def renamed_class_error(name: str) -> ImportError:
+    """The ImportError for a class name of Locust before 1.0 (``from locust import Locust``)."""
+    new = RENAMED_CLASSES[name]
+    return ImportError(
+        f"The {name} class has been renamed to {new} in version 1.0. "
+        "For more info see: https://docs.locust.io/en/latest/changelog.html#changelog-1-0"
+    )

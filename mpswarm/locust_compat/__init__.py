@@ -50,3 +50,11 @@ __all__ = [
     "transitions",
     "wait_time",
 ]
+
+
+def __getattr__(name: str) -> object:
+    from mpswarm.exceptions import RENAMED_CLASSES, renamed_class_error
+
+    if name in RENAMED_CLASSES:
+        raise renamed_class_error(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

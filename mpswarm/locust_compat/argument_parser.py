@@ -61,3 +61,49 @@ class LocustArgumentParser(argparse.ArgumentParser):
     def multiple_args_included_in_web_ui(self) -> dict[str, argparse.Action]:
         """The web-UI actions declared ``is_multiple``."""
         return {d: a for d, a in self.args_included_in_web_ui.items() if a.is_multiple}  # type: ignore[attr-defined]
+
+
+def parse_locustfile_paths(paths: list[str]) -> list[str]:
+    """Absolute paths of the locustfiles ``paths`` name (a directory: its ``.py`` files).
+
+    Raises:
+        UsageError: a path that is neither a ``.py`` file nor a directory with some.
+    """
+    from mpswarm.exceptions import UsageError
+
+    found: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            inside = sorted(
+                os.path.abspath(os.path.join(folder, name))
+                for folder, _, names in os.walk(path)
+                for name in names
+                if name.endswith(".py") and not name.startswith("_")
+            )
+            if not inside:
+                raise UsageError(f"no locustfiles (.py) in directory {path!r}")
+            found += inside
+        elif path.endswith(".py") and os.path.exists(path):
+            found.append(os.path.abspath(path))
+        else:
+            raise UsageError(f"locustfile {path!r} not found (a .py file or a directory)")
+    return found
+
+
+def get_locustfiles_locally(options: Any) -> list[str]:
+    """The locustfiles of ``options.locustfile`` (a comma-separated list), as absolute paths."""
+    return parse_locustfile_paths([p.strip() for p in options.locustfile.split(",")])
+
+
+def parse_locustfile_option(args: list[str] | None = None) -> list[str]:
+    """The locustfiles named by ``-f``/``--locustfile`` in ``args`` (default: ``sys.argv``).
+
+    Like Locust's, this reads only that option (and ``LOCUST_LOCUSTFILE``), so that it can run
+    before the locustfiles add options of their own; the default is ``locustfile.py``.
+    """
+    import sys
+
+    parser = LocustArgumentParser(add_help=False)
+    parser.add_argument("-f", "--locustfile", default="locustfile.py", env_var="LOCUST_LOCUSTFILE")
+    options, _ = parser.parse_known_args(sys.argv[1:] if args is None else args)
+    return get_locustfiles_locally(options)

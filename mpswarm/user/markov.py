@@ -83,6 +83,12 @@ class MarkovTaskSetMeta(TaskSetMeta):
             _check_chain(cls, name, graph, order)
         cls._markov_graph = graph
         cls._markov_start = order[0] if order else None
+        # Each task's targets, repeated by weight: one uniform draw picks the next (the same
+        # draws as Locust's, so a seeded random walks the same chain).
+        cls._markov_next = {
+            source: [target for target, weight in edges for _ in range(max(weight, 0))]
+            for source, edges in graph.items()
+        }
         cls.tasks = [getattr(cls, attr) for attr in order]
         return cls
 
@@ -149,15 +155,9 @@ class MarkovTaskSet(TaskSet, metaclass=MarkovTaskSetMeta):
                 f"No Markov tasks defined on {type(self).__name__}. Use the @transition(s) "
                 "decorators to define some"
             )
-        if self._markov_current is None:
-            name = type(self)._markov_start  # type: ignore[attr-defined]
-        else:
-            edges = graph.get(self._markov_current) or []
-            if not edges:
-                name = type(self)._markov_start  # type: ignore[attr-defined]
-            else:
-                names = [target for target, _ in edges]
-                weights = [weight for _, weight in edges]
-                name = random.choices(names, weights)[0]
-        self._markov_current = name
-        return getattr(type(self), name)
+        cls = type(self)
+        name = self._markov_current or cls._markov_start  # type: ignore[attr-defined]
+        following = cls._markov_next[name]  # type: ignore[attr-defined]
+        # A task whose transitions all weigh 0 leads back to the start.
+        self._markov_current = random.choice(following) if following else None
+        return getattr(cls, name)

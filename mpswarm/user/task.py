@@ -38,6 +38,12 @@ WEIGHT_ATTR = "locust_task_weight"
 STATE_RUNNING = "running"
 STATE_WAITING = "waiting"
 STATE_STOPPING = "stopping"
+# Locust's names for the same states.
+LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING, LOCUST_STATE_STOPPING = (
+    STATE_RUNNING,
+    STATE_WAITING,
+    STATE_STOPPING,
+)
 
 
 class NoTasksError(LocustError):
@@ -47,7 +53,7 @@ class NoTasksError(LocustError):
 def no_tasks_error(holder: type, kind: str) -> NoTasksError:
     """Locust's message for a ``kind`` ("User", "TaskSet"...) class ``holder`` without tasks."""
     if getattr(holder, "task", None) is not None:
-        hint = ", but it has a 'task' attribute: did you mean 'tasks'?"
+        hint = ", but you have set a 'task' attribute: did you mean 'tasks'?"
     else:
         hint = "."
     extra = " (or mark it abstract = True if it is only a base class)" if kind == "User" else ""
@@ -130,8 +136,8 @@ def is_taskset_class(item: Any) -> bool:
 
 def filter_tasks_by_tags(
     holder: Any,
-    tags: set[str] | None,
-    exclude_tags: set[str] | None,
+    tags: set[str] | None = None,
+    exclude_tags: set[str] | None = None,
     seen: dict[Any, bool] | None = None,
 ) -> None:
     """Keep only the tasks selected by tags, in place, recursing into nested TaskSets.
@@ -143,7 +149,7 @@ def filter_tasks_by_tags(
     kept: list[Any] = []
     for item in holder.tasks:
         if item not in seen:
-            if is_taskset_class(item):
+            if isinstance(item, type) and hasattr(item, "tasks"):  # a TaskSet (or User)
                 filter_tasks_by_tags(item, tags, exclude_tags, seen)
                 seen[item] = len(item.tasks) > 0
             else:
@@ -225,9 +231,12 @@ class TaskSet(metaclass=TaskSetMeta):
         self.execute_task(item)
 
     def execute_task(self, item: Any) -> None:
-        """Run one task: a nested TaskSet class, or a callable taking this TaskSet."""
+        """Run one task: a nested TaskSet class, a method bound to this TaskSet (scheduled
+        with ``self.schedule_task(self.method)``), or a callable taking this TaskSet."""
         if is_taskset_class(item):
             item(self).run()
+        elif getattr(item, "__self__", None) is self:
+            item()
         else:
             item(self)
 
@@ -275,10 +284,11 @@ class TaskSet(metaclass=TaskSetMeta):
             except InterruptTaskSet as exc:
                 try:
                     self.on_stop()
-                finally:
-                    raise (
-                        RescheduleTaskImmediately if exc.reschedule else RescheduleTask
-                    )() from exc
+                except (StopUser, GreenletExit):
+                    raise  # on_stop may end the user
+                except Exception as stop_exc:
+                    user._report_user_error(self, stop_exc)
+                raise (RescheduleTaskImmediately if exc.reschedule else RescheduleTask)() from exc
             except (StopUser, GreenletExit):
                 try:
                     self.on_stop()

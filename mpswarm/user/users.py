@@ -74,6 +74,12 @@ class User(metaclass=UserMeta):
         self._pool: Any = None
         self._iteration_due: float | None = None
 
+    @classmethod
+    def fullname(cls) -> str:
+        """The class's dotted name, ``package.module.Outer.MyUser`` (``<locals>`` left out)."""
+        parts = f"{cls.__module__}.{cls.__qualname__}".split(".")
+        return ".".join(part for part in parts if part != "<locals>")
+
     def on_start(self) -> None:
         """Called when the user starts, before its first task."""
 
@@ -135,8 +141,8 @@ class User(metaclass=UserMeta):
         """
         if self._greenlet is None or self._greenlet.dead:
             return True
-        if force:
-            self._greenlet.kill(block=False)
+        if force:  # gone when this returns (unless a user stops itself)
+            self._greenlet.kill(block=getcurrent() is not self._greenlet)
             return True
         waiting = self._state == STATE_WAITING
         self._state = STATE_STOPPING
@@ -226,6 +232,9 @@ class HttpUser(User):
 
     abstract = True
     max_body_size: int = MAX_BODY_SIZE
+    #: Users whose classes name the same object here share their connections (Locust's
+    #: attribute, where it is a urllib3 PoolManager: any object will do).
+    pool_manager: Any = None
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -244,6 +253,7 @@ class HttpUser(User):
             request_event=request_event,
             user=self,
             max_body_size=self.max_body_size,
+            pool_manager=self.pool_manager,
         )
         client.verify = not insecure
         return client

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from mpswarm import _locust_alias
+from mpswarm.exceptions import UsageError
 from tests.compat.test_locustfiles import run_locustfile
 from tests.runner.test_run import summary_counts
 
@@ -54,8 +55,7 @@ from locust import FastHttpUser, task, env, runners, stats, exception, event, us
 from locust import contrib
 
 class Api(FastHttpUser):
-    client_pool = object()  # Locust's options with no equivalent here: accepted, ignored
-    ssl_context_factory = staticmethod(lambda: None)
+    client_pool = object()  # users of this class share their connections
 
     @task
     def create(self):
@@ -274,3 +274,30 @@ def test_markov_unreachable_tasks_warn_and_abstract_skips_checks(
         abstract = True
 
     assert Base.abstract and not Chain.abstract
+
+
+def test_locust_package_has_a_location(locust: Any) -> None:
+    # Flask(__name__) in a module of a "locust" package asks where the package lives.
+    import importlib.util
+
+    spec = importlib.util.find_spec("locust")
+    assert spec is not None and spec.origin is not None
+    assert spec.origin.endswith("locust_compat/__init__.py")
+
+
+def test_locustfile_option_and_paths(
+    locust: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from locust.argument_parser import parse_locustfile_option, parse_locustfile_paths
+
+    (tmp_path / "a.py").write_text("")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.py").write_text("")
+    (tmp_path / "sub" / "_helper.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    assert parse_locustfile_option(["-f", "a.py", "--headless"]) == [str(tmp_path / "a.py")]
+    assert parse_locustfile_paths(["sub"]) == [str(tmp_path / "sub" / "b.py")]
+    monkeypatch.setenv("LOCUST_LOCUSTFILE", "a.py,sub")
+    assert len(parse_locustfile_option([])) == 2
+    with pytest.raises(UsageError, match="not found"):
+        parse_locustfile_paths(["missing.py"])

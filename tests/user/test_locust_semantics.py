@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import gevent
 import pytest
 from gevent.pool import Group
 
@@ -21,6 +22,8 @@ from mpswarm import (
     _locust_alias,
     constant,
     task,
+    transition,
+    transitions,
 )
 from mpswarm.env import Environment
 from mpswarm.exceptions import LocustError
@@ -142,7 +145,7 @@ def test_typo_task_attribute_gets_a_hint() -> None:
         task = [page]
 
     (error,) = run_user(Typo)
-    assert "has a 'task' attribute: did you mean 'tasks'?" in str(error)
+    assert "you have set a 'task' attribute: did you mean 'tasks'?" in str(error)
 
 
 def test_catch_exceptions_false_lets_a_task_error_end_the_user() -> None:
@@ -262,3 +265,121 @@ def test_sequential_order_follows_the_class_body_and_bases() -> None:
     walker = Walker(walker_env)
     walker.start(Group()).join(timeout=3)
     assert walker.seen == [1, 2, 101, 102, 3, 201, 4] * 2
+
+
+# --- what Locust's own unit tests found (bench/locust_suite.py) ----------------------------------
+
+
+def test_a_scheduled_bound_method_runs_without_the_taskset_passed_twice() -> None:
+    ran: list[str] = []
+
+    class Steps(TaskSet):
+        @task
+        def first(self) -> None:
+            ran.append("first")
+            self.schedule_task(self.second)  # bound: Locust calls it without an argument
+
+        def second(self) -> None:
+            ran.append("second")
+            raise StopUser()
+
+    class Walker(User):
+        tasks = [Steps]
+
+    assert run_user(Walker) == []
+    assert ran == ["first", "second"]
+
+
+def test_on_stop_after_an_interrupt_may_end_the_user() -> None:
+    stops: list[int] = []
+
+    class Inner(TaskSet):
+        @task
+        def leave(self) -> None:
+            self.interrupt(reschedule=False)
+
+        def on_stop(self) -> None:
+            stops.append(1)
+            if len(stops) == 2:
+                raise StopUser()  # was swallowed by the interrupt's reschedule: a loop
+
+    class Walker(User):
+        tasks = [Inner]
+
+    assert run_user(Walker) == []
+    assert len(stops) == 2
+
+
+def test_markov_transitions_follow_their_weights() -> None:
+    import random
+
+    class Walk(MarkovTaskSet):
+        @transitions({"a": 2, "c": 1, "never": 0})
+        def b(self) -> None: ...
+
+        @transition("b")
+        def a(self) -> None: ...
+
+        @transition("b")
+        def c(self) -> None: ...
+
+        @transition("b")
+        def never(self) -> None: ...
+
+    class Walker(User):
+        tasks = [Walk]
+
+    random.seed(7)
+    walk = Walk(Walker(Environment(user_classes=[Walker])))
+    picked = [walk.get_next_task().__name__ for _ in range(6000)]
+    after_b = [picked[i + 1] for i in range(len(picked) - 1) if picked[i] == "b"]
+    assert picked[0] == "b" and "never" not in picked  # declared first; weight 0: never
+    assert after_b.count("a") / len(after_b) == pytest.approx(2 / 3, abs=0.03)
+
+
+def test_tags_filter_reaches_into_a_user_class_used_as_a_task_holder() -> None:
+    class Holder(User):
+        @mpswarm.tag("keep")
+        @task
+        def kept(self) -> None: ...
+
+        @task
+        def dropped(self) -> None: ...
+
+    class Outer(User):
+        tasks = [Holder]
+
+    env = Environment(user_classes=[Outer], tags=["keep"])
+    env._filter_tasks_by_tags()
+    assert Holder.tasks == [Holder.kept]
+
+
+def test_fullname_leaves_out_locals() -> None:
+    class Inner(User):
+        pass
+
+    assert Inner.fullname() == (f"{__name__}.test_fullname_leaves_out_locals.Inner")
+
+
+def test_locust_0x_class_names_raise_locusts_import_error(locust_alias: None) -> None:
+    for module, name in (("locust", "Locust"), ("locust", "HttpLocust")):
+        with pytest.raises(ImportError, match="class has been renamed to"):
+            getattr(importlib.import_module(module), name)
+    with pytest.raises(ImportError, match="FastHttpLocust class has been renamed to FastHttpUser"):
+        from locust.contrib.fasthttp import FastHttpLocust  # type: ignore[import-not-found]  # noqa: F401
+
+
+def test_forced_stop_is_over_when_it_returns() -> None:
+    class Busy(User):
+        @task
+        def t(self) -> None:
+            gevent.sleep(1)
+
+    group = Group()
+    user = Busy(Environment(user_classes=[Busy]))
+    user.start(group)
+    gevent.sleep(0)
+    user.stop(force=True)
+    assert user.greenlet.dead  # killed, not just told to die
+    gevent.sleep(0)
+    assert len(group) == 0
