@@ -14,7 +14,8 @@ import _socket
 import select
 import socket
 import ssl
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import urllib3
 from gevent import get_hub, monkey
@@ -247,3 +248,19 @@ def _new_pool(scheme: str, host: str, port: int, verify: bool) -> urllib3.HTTPCo
             ssl_context=tls_context(verify),
         )
     return _HTTPPool(host, port, maxsize=1, block=False, retries=False)
+
+
+#: (id(owner), make) -> (owner, what make() made); the owner is kept, so its id stays its
+#: own (it is a class attribute, which lives as long anyway).
+_SHARED: dict[tuple[int, Any], tuple[Any, Any]] = {}
+T = TypeVar("T")
+
+
+def shared(owner: Any, make: Callable[[], T]) -> T:
+    """One ``make()`` for every session given the same ``owner`` object (any object): the
+    connections of users whose classes share a ``pool_manager`` / ``client_pool``."""
+    key = (id(owner), make)
+    found = _SHARED.get(key)
+    if found is None:
+        found = _SHARED[key] = (owner, make())
+    return found[1]

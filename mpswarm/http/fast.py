@@ -22,6 +22,25 @@ class RestResponseContextManager(ResponseContextManager):
 class FastHttpSession(_LeanSession):
     """FastHttpUser's client: the lean transport plus Locust's ``rest()``."""
 
+    def iter_lines(self, url: str, method: str = "GET", **kwargs: Any) -> Iterator[str]:
+        """Send a streamed request and yield its body's lines as text (Locust's method).
+
+        Raises:
+            HTTPError: a 4xx or 5xx status (or RequestError: no response).
+        """
+        response = self.request(method, url, stream=True, **kwargs)
+        try:
+            response.raise_for_status()
+            buffer = ""
+            for chunk in response.iter_content():
+                buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+                *lines, buffer = buffer.split("\n")
+                yield from lines
+            if buffer:
+                yield buffer
+        finally:
+            response.close()  # a body not read to its end drops the connection
+
     @contextmanager
     def rest(
         self, method: str, url: str, headers: dict[str, str] | None = None, **kwargs: Any
@@ -69,9 +88,10 @@ class FastHttpUser(HttpUser):
     ``connection_timeout``, ``network_timeout`` (seconds) and ``max_redirects``; and
     ``max_body_size``, HttpUser's cap on a response body (32 MiB by default).
 
-    ``client_pool`` and ``ssl_context_factory`` are accepted for Locust locustfiles that set
-    them, and ignored: the lean client keeps one connection per user and builds its own TLS
-    context (``insecure`` is the knob it honours).
+    ``client_pool``: users whose classes name the same object share their idle connections
+    (any object: Locust's is a geventhttpclient ``HTTPClientPool``, whose ``concurrency`` is
+    not read). ``ssl_context_factory``: a function returning the ``ssl.SSLContext`` of each
+    new https connection.
     """
 
     abstract = True
@@ -101,7 +121,17 @@ class FastHttpUser(HttpUser):
             network_timeout=self.network_timeout,
             max_redirects=self.max_redirects,
             max_body_size=self.max_body_size,
+            client_pool=self.client_pool,
+            ssl_context_factory=self.ssl_context_factory,
         )
 
 
 FastResponse = ResponseContextManager
+
+
+def __getattr__(name: str) -> object:
+    if name == "FastHttpLocust":
+        from mpswarm.exceptions import renamed_class_error
+
+        raise renamed_class_error(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,6 +22,7 @@ from urllib.parse import urljoin, urlsplit
 import httptools
 
 from mpswarm._text import printable
+from mpswarm.exceptions import RequestError
 from mpswarm.http import _limits
 from mpswarm.http._cookies import CookieRequest, CookieResponse
 from mpswarm.http._faststream import FastBodyStream
@@ -34,9 +35,15 @@ from mpswarm.http._limits import (
     body_too_large,
     check_body_size,
 )
-from mpswarm.http._transport import Connection, GeventConnection, PlainConnection, tls_context
+from mpswarm.http._transport import (
+    Connection,
+    GeventConnection,
+    PlainConnection,
+    shared,
+    tls_context,
+)
 from mpswarm.http.response import Request, Response
-from mpswarm.http.session import HttpSession, _origin, _RequestError, split_credentials
+from mpswarm.http.session import HttpSession, _origin, split_credentials
 
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _RECV = 65536
@@ -199,6 +206,8 @@ class FastHttpSession(HttpSession):
         network_timeout: float = _DEFAULT_TIMEOUT_S,
         max_redirects: int = 5,
         max_body_size: int | None = None,
+        client_pool: Any = None,
+        ssl_context_factory: Any = None,
     ) -> None:
         if max_body_size is not None and max_body_size != self.max_body_size:
             self.max_body_size = check_body_size(max_body_size, type(self).__name__)
@@ -217,9 +226,17 @@ class FastHttpSession(HttpSession):
         # pair, and a dict only for further origins (a dict per idle user cost 220 bytes).
         self._idle: tuple[tuple[str, str, int], Connection] | None = None
         self._more: dict[tuple[str, str, int], Connection] | None = None
+        # Sessions given the same client_pool (Locust's FastHttpUser.client_pool) keep their
+        # idle connections in one place, and take them from there.
+        self._shared: SharedConnections | None = (
+            None if client_pool is None else shared(client_pool, SharedConnections)
+        )
+        #: Makes the TLS context of each new https connection (Locust's option); its errors
+        #: are raised, as a bug of the locustfile, not counted as failed requests.
+        self.ssl_context_factory = ssl_context_factory
 
     def close(self) -> None:
-        """Close every kept-alive connection."""
+        """Close every kept-alive connection (not those shared through a client_pool)."""
         if self._idle is not None:
             self._idle[1].close()
             self._idle = None
@@ -228,6 +245,8 @@ class FastHttpSession(HttpSession):
         self._more = None
 
     def _take(self, key: tuple[str, str, int]) -> Connection | None:
+        if self._shared is not None:
+            return self._shared.take(key)
         idle = self._idle
         if idle is not None and idle[0] == key:
             self._idle = None
@@ -235,6 +254,9 @@ class FastHttpSession(HttpSession):
         return self._more.pop(key, None) if self._more else None
 
     def _keep(self, key: tuple[str, str, int], connection: Connection) -> None:
+        if self._shared is not None:
+            self._shared.keep(key, connection)
+            return
         if self._idle is None:
             self._idle = (key, connection)
             return
@@ -277,6 +299,8 @@ class FastHttpSession(HttpSession):
                     stream,
                     allow_redirects,
                 )
+            except _FactoryFailed as exc:
+                raise exc.__cause__ from None  # type: ignore[misc]
             except (
                 OSError,
                 BadResponse,
@@ -284,7 +308,8 @@ class FastHttpSession(HttpSession):
                 httptools.HttpParserError,
                 ValueError,
             ) as exc:
-                error = _RequestError(_describe(exc))
+                error = RequestError(_describe(exc))
+                error.original = exc  # what the transport raised (Locust's attribute)
                 failed = Response(content=None, url=url, request=request, error=error)
                 failed._no_text = None  # Locust's FastHttpUser: no response, no text
                 failed.history = history
@@ -301,7 +326,7 @@ class FastHttpSession(HttpSession):
                 return response
             if len(history) >= self.max_redirects:
                 response.history = history
-                response.error = _RequestError(f"TooManyRedirects: over {self.max_redirects}")
+                response.error = RequestError(f"TooManyRedirects: over {self.max_redirects}")
                 return response
             history.append(response)
             url = urljoin(url, location)
@@ -389,11 +414,19 @@ class FastHttpSession(HttpSession):
     def _connect(
         self, scheme: str, host: str, port: int, verify: bool, timeout: float
     ) -> Connection:
-        sock = _open_socket(host, port, timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        context = None
         if scheme == "https":
-            return GeventConnection(tls_context(verify).wrap_socket(sock, server_hostname=host))
-        return PlainConnection(sock)
+            factory = self.ssl_context_factory
+            context = tls_context(verify) if factory is None else _user_context(factory)
+        sock = _open_socket(host, port, timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if context is not None:
+                return GeventConnection(context.wrap_socket(sock, server_hostname=host))
+            return PlainConnection(sock)
+        except BaseException:  # a failed handshake: the socket goes now, not at collection
+            sock.close()
+            raise
 
     def _roundtrip(
         self,
@@ -590,3 +623,37 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return f"{type(exc).__name__}: [Errno {exc.errno}] {exc.strerror}"
     return f"{type(exc).__name__}: {printable(str(exc))}"
+
+
+class _FactoryFailed(Exception):
+    """An ``ssl_context_factory`` raised (its exception is the cause)."""
+
+
+def _user_context(factory: Any) -> Any:
+    try:
+        return factory()
+    except Exception as exc:
+        raise _FactoryFailed() from exc
+
+
+class SharedConnections:
+    """Idle connections of every session sharing one ``client_pool``, by origin."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
+
+    def take(self, key: tuple[str, str, int]) -> Connection | None:
+        """An idle connection to ``key``'s origin, or None."""
+        idle = self._idle.get(key)
+        return idle.pop() if idle else None
+
+    def keep(self, key: tuple[str, str, int], connection: Connection) -> None:
+        """Keep ``connection`` for the next request to its origin."""
+        self._idle.setdefault(key, []).append(connection)
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.close()
+        self._idle.clear()

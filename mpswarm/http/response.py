@@ -111,6 +111,11 @@ class Response:
         self._cookies: dict[str, str] | None = None
 
     @property
+    def stream(self) -> Any:
+        """``raw``, by the name FastHttpUser's responses give it in Locust."""
+        return self.raw
+
+    @property
     def content(self) -> Any:
         """The (decoded) body bytes, None when no response arrived (a connection error), as
         in Locust; a streamed body is read now, up to ``max_body_size``.

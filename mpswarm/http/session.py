@@ -22,7 +22,7 @@ import urllib3
 from gevent import GreenletExit
 
 from mpswarm._text import printable
-from mpswarm.exceptions import InvalidSchema, MissingSchema
+from mpswarm.exceptions import InvalidSchema, InvalidURL, MissingSchema, RequestError
 from mpswarm.http._cookies import CookieRequest, CookieResponse
 from mpswarm.http._errors import Interrupted, error_text
 from mpswarm.http._limits import (
@@ -32,7 +32,7 @@ from mpswarm.http._limits import (
     body_too_large,
     check_body_size,
 )
-from mpswarm.http._transport import OriginPools
+from mpswarm.http._transport import OriginPools, shared
 from mpswarm.http.response import Request, Response, ResponseContextManager, status_error_text
 
 _REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
@@ -114,6 +114,7 @@ class HttpSession:
         request_event: Any,
         user: Any = None,
         max_body_size: int | None = None,
+        pool_manager: Any = None,
     ) -> None:
         if max_body_size is not None and max_body_size != self.max_body_size:
             self.max_body_size = check_body_size(max_body_size, type(self).__name__)
@@ -125,7 +126,12 @@ class HttpSession:
         self.headers: dict[str, str] = {}
         self._jar: http.cookiejar.CookieJar | None = None  # made when a cookie arrives
         self.verify = True
-        self._pools = OriginPools()
+        # Sessions given the same pool_manager (Locust's HttpUser.pool_manager) share their
+        # connections; the pools then outlive this session.
+        if pool_manager is None:
+            self._pools, self._own_pools = OriginPools(), True
+        else:
+            self._pools, self._own_pools = shared(pool_manager, OriginPools), False
 
     @property
     def cookies(self) -> http.cookiejar.CookieJar:
@@ -169,8 +175,9 @@ class HttpSession:
         return self.request("OPTIONS", url, **kwargs)
 
     def close(self) -> None:
-        """Close the session's connections."""
-        self._pools.close()
+        """Close the session's connections (not those it shares through a pool_manager)."""
+        if self._own_pools:
+            self._pools.close()
 
     # -- the one request path -----------------------------------------------------------------
     def request(
@@ -227,6 +234,9 @@ class HttpSession:
         """
         method = method.upper()
         full_url = self._full_url(url, params)
+        if "@" in full_url:  # credentials in a full URL: basic auth, as requests sends them
+            full_url, url_auth = split_credentials(full_url)
+            auth = auth or url_auth
         if name is None and not params and self._origin and _plain_path(url):
             name = url  # a path and query on the host: its own name, without urlsplit
         if name is None:
@@ -285,7 +295,9 @@ class HttpSession:
         elif not url.startswith(("http://", "https://")):
             url = urljoin(self.base_url, url) if self.base_url else url
             if not url.startswith(("http://", "https://")):
-                _check_scheme(url)  # raises, unless the scheme is only in capitals
+                # Raises, unless the scheme is only in capitals. Without a scheme of its own
+                # the URL names the host's (urljoin leaves a telnet:// host out).
+                _check_scheme(url if urlsplit(url).scheme else (self.base_url or url))
         if params:
             query = urlencode(params, doseq=True) if not isinstance(params, str) else params
             url = f"{url}{'&' if '?' in url else '?'}{query}"
@@ -361,13 +373,15 @@ class HttpSession:
                 location = raw.headers.get("Location")
                 follow = allow_redirects and raw.status in _REDIRECT_STATUSES and location
                 content = None if stream and not follow else _read_body(raw, limit)
-            except (BodyTooLarge, _RequestError) as exc:
-                error = _RequestError(str(exc))
+            except (BodyTooLarge, RequestError) as exc:
+                error = RequestError(str(exc))
                 response = Response(content=None, url=url, request=request, error=error)
                 response.history = history
                 return response
+            except urllib3.exceptions.LocationParseError as exc:  # raised, as by requests
+                raise InvalidURL(f"Invalid URL {printable(url, 200)!r}: {exc}") from None
             except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-                error = _RequestError(error_text(exc))
+                error = RequestError(error_text(exc))
                 response = Response(content=None, url=url, request=request, error=error)
                 response.history = history
                 return response
@@ -385,7 +399,7 @@ class HttpSession:
                 return response
             if len(history) >= _MAX_REDIRECTS:
                 response.history = history
-                response.error = _RequestError(f"TooManyRedirects: over {_MAX_REDIRECTS}")
+                response.error = RequestError(f"TooManyRedirects: over {_MAX_REDIRECTS}")
                 return response
             history.append(response)
             url = urljoin(url, location)
@@ -405,10 +419,6 @@ class HttpSession:
             existing = sent.get("Cookie")
             sent["Cookie"] = f"{existing}; {pairs}" if existing else pairs
         return sent
-
-
-class _RequestError(Exception):
-    """A request that got no (valid) response; its text is already cleaned up."""
 
 
 def _read_body(raw: Any, limit: int) -> bytes:
@@ -448,7 +458,7 @@ def _read_body(raw: Any, limit: int) -> bytes:
         name = encoding if encoding in ("gzip", "x-gzip", "deflate", "br", "zstd") else "compressed"
         cause = exc.args[1] if len(exc.args) > 1 else None
         detail = f": {printable(str(cause), 100)}" if isinstance(cause, Exception) else ""
-        raise _RequestError(f"BadResponse: cannot decode the {name} body{detail}") from exc
+        raise RequestError(f"BadResponse: cannot decode the {name} body{detail}") from exc
     except BaseException:
         raw.close()  # not read to its end: the connection must not be reused
         raise

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,15 +16,19 @@ import pytest
 
 from mpswarm.event import EventHook
 from mpswarm.exceptions import (
+    HTTPError,
     InterruptTaskSet,
     InvalidSchema,
+    InvalidURL,
     LocustError,
     MissingSchema,
     RescheduleTask,
     RescheduleTaskImmediately,
     StopUser,
 )
+from mpswarm.http._transport import OriginPools, shared
 from mpswarm.http.fast import FastHttpSession
+from mpswarm.http.fastclient import SharedConnections
 from mpswarm.http.session import HttpSession
 from tests.http.conftest import ScriptedServer, reply
 
@@ -105,6 +111,19 @@ def test_host_credentials_are_sent_as_basic_auth_and_not_reported(
     assert f"Host: {address}".encode() in seen[0]
     # An explicit auth= wins over the host's, as in Locust.
     assert client.get("/private", auth=("bob", "x")).status_code == 401
+
+
+def test_credentials_in_a_full_request_url_are_sent_and_not_reported(
+    serve: Callable[..., ScriptedServer], open_client: Callable[[str], HttpSession], fired: Fired
+) -> None:
+    seen: list[bytes] = []
+    server = serve(_auth_checker(seen, "ann", "s3cret"))
+    address = server.url.removeprefix("http://")
+    client = open_client("")  # no host: the URL says it all, as with requests
+    assert client.get(f"http://ann:s3cret@{address}/private").status_code == 200
+    [event] = fired.calls
+    assert event["url"] == f"http://{address}/private" and "s3cret" not in event["name"]
+    assert f"Host: {address}".encode() in seen[0]
 
 
 def test_host_with_a_user_name_but_no_password_sends_no_auth(
@@ -258,3 +277,119 @@ def test_with_needs_catch_response_unless_streamed(
         pass  # a read response as a context manager: catch_response was forgotten
     with client.get("/", stream=True) as streamed:  # a stream is closed at the end
         assert streamed.content == b"ok"
+
+
+# -- Locust's library surface of the clients ------------------------------------------------------
+
+
+def test_sessions_given_one_pool_object_share_their_connections(
+    kind: type[HttpSession], ok_server: ScriptedServer, fired: Fired
+) -> None:
+    option = "pool_manager" if kind is HttpSession else "client_pool"
+    shared_pool = object()  # Locust's is a PoolManager / HTTPClientPool: any object will do
+    sharing = [kind(ok_server.url, fired.hook, **{option: shared_pool}) for _ in range(2)]
+    for client in (*sharing, *reversed(sharing)):
+        assert client.get("/").status_code == 200
+    assert ok_server.connections == 1
+    alone = [kind(ok_server.url, fired.hook) for _ in range(2)]
+    for client in alone:
+        assert client.get("/").status_code == 200
+    assert ok_server.connections == 3  # one more each
+    for client in (*sharing, *alone):
+        client.close()
+    assert ok_server.connections == 3  # closing a session leaves the shared connections open
+    shared_made = OriginPools if kind is HttpSession else SharedConnections
+    shared(shared_pool, shared_made).close()
+
+
+def test_ssl_context_factory_makes_each_tls_context(
+    serve: Callable[..., ScriptedServer], tls_context: Any, fired: Fired
+) -> None:
+    import ssl
+
+    server = serve(reply("200 OK", ["Content-Length: 2"], b"ok"), tls=tls_context)
+    verifying = FastHttpSession(server.url, fired.hook)
+    assert verifying.get("/").status_code == 0  # self-signed: refused by default
+
+    def trusting() -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def broken() -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        context.verify_mode = ssl.CERT_NONE  # refused by ssl while check_hostname is on
+        return context
+
+    trusted = FastHttpSession(server.url, fired.hook, ssl_context_factory=trusting)
+    assert trusted.get("/").status_code == 200
+    calls = len(fired.calls)
+    with pytest.raises(ValueError, match="check_hostname"):  # the locustfile's bug: raised
+        FastHttpSession(server.url, fired.hook, ssl_context_factory=broken).get("/")
+    assert len(fired.calls) == calls
+    verifying.close()
+    trusted.close()
+
+
+def test_fast_session_iter_lines_and_response_stream(
+    serve: Callable[..., ScriptedServer], fired: Fired
+) -> None:
+    body = b"one\ntwo\nthree"
+    server = serve(reply("200 OK", [f"Content-Length: {len(body)}"], body))
+    client = FastHttpSession(server.url, fired.hook)
+    assert list(client.iter_lines("/lines")) == ["one", "two", "three"]
+    with client.get("/raw", stream=True) as response:
+        assert response.stream.read() == body
+    assert [call["name"] for call in fired.calls] == ["/lines", "/raw"]
+    missing = serve(reply("404 Not Found", ["Content-Length: 0"]))
+    refused = FastHttpSession(missing.url, fired.hook)
+    with pytest.raises(HTTPError):
+        list(refused.iter_lines("/"))
+    client.close()
+    refused.close()
+
+
+def test_a_failed_fast_request_keeps_what_the_transport_raised(fired: Fired) -> None:
+    client = FastHttpSession(f"http://127.0.0.1:{_closed_port()}", fired.hook)
+    response = client.get("/")
+    assert isinstance(response.error.original, ConnectionRefusedError)
+    assert str(response.error) == "ConnectionRefusedError: [Errno 111] Connection refused"
+    client.close()
+
+
+def test_unparsable_url_and_a_host_of_another_scheme_raise(fired: Fired) -> None:
+    clients = [HttpSession("http://\x94", fired.hook)]
+    with pytest.raises(InvalidURL):
+        clients[0].get("/")
+    for kind in (HttpSession, FastHttpSession):
+        clients.append(kind("telnet://127.0.0.1", fired.hook))
+        with pytest.raises(InvalidSchema):  # urljoin drops a telnet:// host: still refused
+            clients[-1].get("/")
+    assert fired.calls == []
+    for client in clients:
+        client.close()
+
+
+def test_errors_are_requests_types_where_requests_is_installed(kind: type[HttpSession]) -> None:
+    requests_exceptions = pytest.importorskip("requests.exceptions")
+    client = kind(f"http://127.0.0.1:{_closed_port()}", EventHook())
+    with pytest.raises(requests_exceptions.RequestException):
+        client.get("/").raise_for_status()
+    hostless = kind("", EventHook())
+    with pytest.raises(requests_exceptions.MissingSchema):
+        hostless.get("/x")
+    assert issubclass(InvalidURL, requests_exceptions.InvalidURL)
+    client.close()
+    hostless.close()
+
+
+def test_without_requests_the_errors_are_mpswarms_own() -> None:
+    code = (
+        "import sys; sys.modules['requests'] = None\n"
+        "from mpswarm import exceptions as e\n"
+        "assert e.MissingSchema.__mro__[1:3] == (ValueError, Exception), e.MissingSchema.__mro__\n"
+        "assert e.RequestError.__mro__[1] is Exception and e.HTTPError.__mro__[1] is Exception\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
