@@ -196,6 +196,12 @@ class FastHttpSession(HttpSession):
         max_body_size: the cap on a response body (default ``max_body_size``, 32 MiB).
     """
 
+    #: Idle connections shared with other sessions (a ``client_pool``), or None.
+    _shared: SharedConnections | None = None
+    #: Makes the TLS context of each new https connection (Locust's option); its errors are
+    #: raised, as a bug of the locustfile, not counted as failed requests.
+    ssl_context_factory: Any = None
+
     def __init__(
         self,
         base_url: str,
@@ -228,12 +234,11 @@ class FastHttpSession(HttpSession):
         self._more: dict[tuple[str, str, int], Connection] | None = None
         # Sessions given the same client_pool (Locust's FastHttpUser.client_pool) keep their
         # idle connections in one place, and take them from there.
-        self._shared: SharedConnections | None = (
-            None if client_pool is None else shared(client_pool, SharedConnections)
-        )
-        #: Makes the TLS context of each new https connection (Locust's option); its errors
-        #: are raised, as a bug of the locustfile, not counted as failed requests.
-        self.ssl_context_factory = ssl_context_factory
+        # (Set only when given: the class's None costs an idle user nothing.)
+        if client_pool is not None:
+            self._shared = shared(client_pool, SharedConnections)
+        if ssl_context_factory is not None:
+            self.ssl_context_factory = ssl_context_factory
 
     def close(self) -> None:
         """Close every kept-alive connection (not those shared through a client_pool)."""

@@ -108,6 +108,9 @@ class HttpSession:
 
     max_body_size = MAX_BODY_SIZE  # a class default: nothing per idle user
 
+    #: False when the pools are shared with other sessions (a ``pool_manager``).
+    _own_pools = True
+
     def __init__(
         self,
         base_url: str,
@@ -129,7 +132,7 @@ class HttpSession:
         # Sessions given the same pool_manager (Locust's HttpUser.pool_manager) share their
         # connections; the pools then outlive this session.
         if pool_manager is None:
-            self._pools, self._own_pools = OriginPools(), True
+            self._pools = OriginPools()
         else:
             self._pools, self._own_pools = shared(pool_manager, OriginPools), False
 
