@@ -104,7 +104,7 @@ class Environment:
         names = [cls.__name__ for cls in self.user_classes]
         if len(set(names)) != len(names):
             full = ", ".join(
-                getattr(cls, "fullname", lambda c=cls: c.__qualname__)()
+                cls.fullname() if hasattr(cls, "fullname") else cls.__qualname__
                 for cls in self.user_classes
             )
             raise ValueError(f"The following user classes have the same class name: {full}")

@@ -15,7 +15,7 @@ _RECV = 65536
 
 
 class ParsedBody(Protocol):
-    """What the stream needs of the client's parser state (``fastclient._Parsed``)."""
+    """What the stream needs of the client's parser state (``_fastparse.Parsed``)."""
 
     size: int
     complete: bool

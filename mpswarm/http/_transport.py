@@ -264,3 +264,26 @@ def shared(owner: Any, make: Callable[[], T]) -> T:
     if found is None:
         found = _SHARED[key] = (owner, make())
     return found[1]
+
+
+class SharedConnections:
+    """Idle connections of every session sharing one ``client_pool``, by origin."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
+
+    def take(self, key: tuple[str, str, int]) -> Connection | None:
+        """An idle connection to ``key``'s origin, or None."""
+        idle = self._idle.get(key)
+        return idle.pop() if idle else None
+
+    def keep(self, key: tuple[str, str, int], connection: Connection) -> None:
+        """Keep ``connection`` for the next request to its origin."""
+        self._idle.setdefault(key, []).append(connection)
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.close()
+        self._idle.clear()

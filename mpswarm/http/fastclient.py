@@ -12,7 +12,6 @@ without a copy, so a body of N bytes costs N bytes, not twice that.
 from __future__ import annotations
 
 import http.cookiejar
-import io
 import ipaddress
 import socket
 import ssl
@@ -25,6 +24,7 @@ from mpswarm._text import printable
 from mpswarm.exceptions import RequestError
 from mpswarm.http import _limits
 from mpswarm.http._cookies import CookieRequest, CookieResponse
+from mpswarm.http._fastparse import Headers, Parsed, content_length, truncation
 from mpswarm.http._faststream import FastBodyStream
 from mpswarm.http._inflate import decompress
 from mpswarm.http._limits import (
@@ -39,6 +39,7 @@ from mpswarm.http._transport import (
     Connection,
     GeventConnection,
     PlainConnection,
+    SharedConnections,
     shared,
     tls_context,
 )
@@ -51,135 +52,10 @@ _DEFAULT_TIMEOUT_S = 60.0
 _NO_BODY_STATUS = frozenset((204, 304))
 # Parsers are reused (a new one costs about 1 us) from a free list shared by the process: one
 # per request in flight, not one per connection (600 bytes for each idle user).
-_PARSERS: list[_Parsed] = []
+_PARSERS: list[Parsed] = []
 _SPARE_PARSERS = 1024
 # (origin key, request target, Host header) of each URL, shared by every user of the process.
 _TARGETS: dict[str, tuple[tuple[str, str, int], str, str]] = {}
-
-
-class _Parsed:
-    """httptools callbacks collecting one response."""
-
-    __slots__ = (
-        "body",
-        "complete",
-        "headers",
-        "headers_done",
-        "keep_alive",
-        "more",
-        "parser",
-        "reason",
-        "size",
-        "status",
-    )
-
-    def __init__(self) -> None:
-        self.parser: Any = None
-        self.reset()
-
-    def reset(self) -> None:
-        """Ready for the next response on the same connection (one parser per connection)."""
-        self.keep_alive = False
-        self.status = 0
-        self.headers: list[tuple[str, str]] = []
-        # The body: its first piece as llhttp gave it (most bodies have one), then a buffer.
-        self.body = b""
-        self.more: io.BytesIO | None = None
-        self.size = 0  # body bytes received (of this response, or since a stream's last read)
-        self.headers_done = False
-        self.complete = False
-        self.reason = b""
-
-    def on_status(self, status: bytes) -> None:
-        self.reason += status
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
-
-    def on_headers_complete(self) -> None:
-        if len(self.headers) > MAX_HEADERS:
-            raise BadResponse(_limits.TOO_MANY_HEADERS)
-        # Read these now: llhttp resets its flags once the message is complete.
-        self.keep_alive = self.parser.should_keep_alive()
-        self.status = self.parser.get_status_code()
-        self.headers_done = True
-
-    def on_body(self, body: bytes) -> None:
-        if self.size:
-            more = self.more
-            if more is None:
-                # io.BytesIO: getvalue() hands over its buffer, where b"".join of a list of
-                # pieces (or bytes() of a bytearray) would hold the body twice.
-                more = self.more = io.BytesIO()
-                more.write(self.body)
-            more.write(body)
-        else:
-            self.body = body
-        self.size += len(body)
-
-    def close_delimited(self) -> bool:
-        """Whether the body ends with the connection (no Content-Length, not chunked)."""
-        names = {name.lower() for name, _ in self.headers}
-        return "content-length" not in names and "transfer-encoding" not in names
-
-    def take(self) -> bytes:
-        """The body received so far, no longer held here (for a stream)."""
-        more = self.more
-        body = self.body if more is None else more.getvalue()
-        self.body = b""
-        self.more = None
-        self.size = 0
-        return body
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-
-
-class Headers:
-    """Case-insensitive response headers, built lazily (cheaper than a full mapping)."""
-
-    __slots__ = ("_index", "_pairs")
-
-    def __init__(self, pairs: list[tuple[str, str]]) -> None:
-        self._pairs = pairs
-        self._index: dict[str, str] | None = None
-
-    def _lookup(self) -> dict[str, str]:
-        if self._index is None:
-            index: dict[str, str] = {}
-            for name, value in self._pairs:
-                key = name.lower()
-                index[key] = f"{index[key]}, {value}" if key in index else value
-            self._index = index
-        return self._index
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self._lookup().get(name.lower(), default)
-
-    def __getitem__(self, name: str) -> str:
-        return self._lookup()[name.lower()]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._lookup()
-
-    def getlist(self, name: str) -> list[str]:
-        lowered = name.lower()
-        return [value for key, value in self._pairs if key.lower() == lowered]
-
-    def items(self) -> list[tuple[str, str]]:
-        return list(self._pairs)
-
-    def keys(self) -> list[str]:
-        return [key for key, _ in self._pairs]
-
-    def __iter__(self) -> Any:
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return len(self._pairs)
-
-    def __repr__(self) -> str:
-        return f"Headers({self._pairs!r})"
 
 
 class FastHttpSession(HttpSession):
@@ -457,7 +333,7 @@ class FastHttpSession(HttpSession):
         if _PARSERS:
             parsed = _PARSERS.pop()
         else:
-            parsed = _Parsed()
+            parsed = Parsed()
             parsed.parser = httptools.HttpResponseParser(parsed)
         parser = parsed.parser
         got = 0  # bytes received
@@ -471,7 +347,7 @@ class FastHttpSession(HttpSession):
                         raise _StaleConnection()
                     if parsed.headers_done and parsed.close_delimited():
                         break  # the body ends with the connection
-                    raise BadResponse(_truncation(parsed))
+                    raise BadResponse(truncation(parsed))
                 got += len(chunk)
                 parser.feed_data(chunk)
                 if parsed.complete:
@@ -484,7 +360,7 @@ class FastHttpSession(HttpSession):
                         break  # the body is the user's to read
                     if not announced:
                         announced = True
-                        if _announced(parsed) > limit:  # fail now, not after the cap's worth
+                        if content_length(parsed) > limit:  # fail now, not after the cap's worth
                             raise BodyTooLarge(body_too_large(limit))
                     if parsed.size > limit:
                         raise BodyTooLarge(body_too_large(limit))
@@ -534,7 +410,7 @@ class FastHttpSession(HttpSession):
         connection: Connection,
         key: tuple[str, str, int],
         url: str,
-        parsed: _Parsed,
+        parsed: Parsed,
         read_timeout: float,
         limit: int,
     ) -> Response:
@@ -578,28 +454,11 @@ class _StaleConnection(Exception):
     """A reused connection was closed by the server before it answered."""
 
 
-def _streams(parsed: _Parsed, method: str, follow: bool) -> bool:
+def _streams(parsed: Parsed, method: str, follow: bool) -> bool:
     """Whether a ``stream=True`` response is returned as a stream: one with a body that is
     not a redirect about to be followed."""
     status = parsed.status
     return not (method == "HEAD" or status in _NO_BODY_STATUS or (follow and status in _REDIRECTS))
-
-
-def _truncation(parsed: _Parsed) -> str:
-    if not parsed.headers_done:
-        return "the connection closed before a complete response header"
-    return _limits.INCOMPLETE_BODY  # without byte counts: they vary, the error kind does not
-
-
-def _announced(parsed: _Parsed) -> int:
-    """The response's Content-Length, 0 when it has none (llhttp has checked the number)."""
-    for name, value in parsed.headers:
-        if name.lower() == "content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return 0
-    return 0
 
 
 def _describe(exc: BaseException) -> str:
@@ -639,26 +498,3 @@ def _user_context(factory: Any) -> Any:
         return factory()
     except Exception as exc:
         raise _FactoryFailed() from exc
-
-
-class SharedConnections:
-    """Idle connections of every session sharing one ``client_pool``, by origin."""
-
-    def __init__(self) -> None:
-        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
-
-    def take(self, key: tuple[str, str, int]) -> Connection | None:
-        """An idle connection to ``key``'s origin, or None."""
-        idle = self._idle.get(key)
-        return idle.pop() if idle else None
-
-    def keep(self, key: tuple[str, str, int], connection: Connection) -> None:
-        """Keep ``connection`` for the next request to its origin."""
-        self._idle.setdefault(key, []).append(connection)
-
-    def close(self) -> None:
-        """Close every idle connection."""
-        for connections in self._idle.values():
-            for connection in connections:
-                connection.close()
-        self._idle.clear()
