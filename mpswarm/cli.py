@@ -314,6 +314,14 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
     show_default=True,
     help="Distinct request names in the whole run before further ones fold into one row.",
 )
+@click.option(
+    "--ray",
+    "ray",
+    metavar="ADDRESS",
+    default=None,
+    help="Prototype: run the workers on every node of this Ray cluster; --processes is then "
+    "per node.",
+)
 @click.option("--config", "config_file", help="Config file (key = value lines) to read.")
 @click.version_option(__version__, "-V", "--version", prog_name="mpswarm")
 def run_command(**options: Any) -> int:
@@ -388,6 +396,8 @@ def run_command(**options: Any) -> int:
         arrivals=options["arrivals"],
         max_users=options["max_users"],
     )
+    if options["ray"]:
+        config = _ray_config(config, options)
     check_report_paths(config)  # before any worker starts: a run must not be lost at its end
     from mpswarm.event import events
 
@@ -405,6 +415,36 @@ def run_command(**options: Any) -> int:
         )
     events.quit.fire(exit_code=code)
     return code
+
+
+#: The arguments of this run (``main``): the Ray hosts rerun them to rebuild the WorkerSpec.
+_ARGV: list[str] = []
+
+
+def _ray_config(config: RunConfig, options: dict[str, Any]) -> RunConfig:
+    """Under ``--ray``: processes per node times the nodes; what each node's host reruns."""
+    import dataclasses
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "mpswarm.ray_bridge", "--count-nodes", options["ray"]],
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
+    )  # fmt: skip
+    hosts = int(out.stdout.strip().splitlines()[-1])
+    per_host = config.processes
+    total = per_host * hosts
+    argv, skip = [], False
+    for arg in _ARGV:
+        if skip:
+            skip = False
+        elif arg in ("--ray", "--processes"):
+            skip = True
+        elif not arg.startswith(("--ray=", "--processes=")):
+            argv.append(arg)
+    options.update(ray_hosts=hosts, ray_per_host=per_host,
+                   ray_host_argv=[*argv, "--processes", str(total)])  # fmt: skip
+    return dataclasses.replace(config, processes=total)
 
 
 def _cpu_count() -> int:
@@ -589,6 +629,7 @@ def serve_command(host: str, port: int, command: tuple[str, ...]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point behind the ``mpswarm`` command (after gevent's monkey-patching)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _ARGV[:] = args
     if args and args[0] == "serve":
         return serve_main(args[1:])
     return run_main(args)

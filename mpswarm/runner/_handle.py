@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import gevent
 import psutil
@@ -21,6 +22,10 @@ class WorkerHandle:
         self.channel = channel
         self.segment = segment
         self.pid: int | None = None
+        #: The fork server's id of the worker (its pid, or the Ray bridge's id): for ``kill``.
+        self.server_id: Any = None
+        #: Runs on another host (Ray): its pid is not this machine's; never signal or psutil it.
+        self.remote = False
         self.ready = Event()
         self.spawned = Event()
         self.stopped = Event()

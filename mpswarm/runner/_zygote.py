@@ -87,6 +87,14 @@ class ForkServer:
             raise EOFError("fork server gone")
         return pickle.loads(data)
 
+    def kill(self, worker_id: int | None) -> None:
+        """SIGKILL one worker (``worker_id``: the pid its "forked" message gave)."""
+        if worker_id is not None:
+            try:
+                os.kill(worker_id, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def reap(self, timeout: float = 1.0) -> str:
         """After the server's socket closed unasked: how it ended, in words (`` (signal 9
         (SIGKILL))``), or "" when not known (gevent's child watcher may have reaped it)."""

@@ -11,8 +11,6 @@ of pretending to restore anything.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import socket
 import time
 from collections.abc import Iterable
@@ -68,7 +66,7 @@ class WorkerPool:
         self.spec = spec
         self.processes = processes
         self._owner = owner
-        self._server = ForkServer(partial(worker_main, spec))
+        self._server = _make_server(spec)
         self._server_reader: gevent.Greenlet | None = None
         self._generations: dict[int, int] = {}
         #: The worker of each slot now (a replacement takes its predecessor's place).
@@ -114,6 +112,7 @@ class WorkerPool:
         )
         parent_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         handle = WorkerHandle(slot, generation, Channel(parent_end), segment)
+        handle.remote = getattr(self._server, "remote", False)
         self.spawned.append(handle)
         self._owner.on_worker_added(handle)
         try:
@@ -149,10 +148,16 @@ class WorkerPool:
                 message = self._server.receive()
             except (EOFError, OSError):
                 break
-            if message[0] == "exited":
+            if message[0] == "forked":
+                _, slot, server_id = message
+                for handle in reversed(self.spawned):
+                    if handle.slot == slot and handle.server_id is None:
+                        handle.server_id = server_id
+                        break
+            elif message[0] == "exited":
                 _, pid, status = message
                 for handle in self.spawned:
-                    if handle.pid == pid:
+                    if handle.server_id == pid:
                         handle.exit_description = describe_exit(status)
                         handle.exited.set()
                         logger.debug("worker %d (pid %d) ended: %s", handle.slot, pid,
@@ -237,13 +242,13 @@ class WorkerPool:
 
     def kill(self, handle: WorkerHandle) -> None:
         """SIGKILL one worker and wait (briefly) for its pipe to close."""
-        _sigkill(handle)
+        self._server.kill(_worker_id(handle))
         gevent.wait([handle.gone], timeout=2.0)
 
     def kill_all(self) -> None:
         """SIGKILL every worker now (what they recorded stays: it is in their segments)."""
         for handle in self.live():
-            _sigkill(handle)
+            self._server.kill(_worker_id(handle))
 
     def close(self) -> None:
         """Quit every worker and the fork server; close the pipes."""
@@ -261,12 +266,21 @@ class WorkerPool:
             handle.channel.close()
 
 
-def _sigkill(handle: WorkerHandle) -> None:
-    if handle.pid is not None:
-        try:
-            os.kill(handle.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+def _worker_id(handle: WorkerHandle) -> Any:
+    """What the fork server knows the worker by (its pid, until the "forked" news is read)."""
+    if handle.server_id is not None:
+        return handle.server_id
+    return None if handle.remote else handle.pid
+
+
+def _make_server(spec: WorkerSpec) -> Any:
+    """The local fork server, or the Ray bridge under ``--ray ADDRESS`` (mpswarm/ray_bridge.py)."""
+    address = getattr(spec.parsed_options, "ray", None)
+    if address:
+        from mpswarm.runner._remote import RemoteForkServer
+
+        return RemoteForkServer(address, spec)
+    return ForkServer(partial(worker_main, spec))
 
 
 __all__ = ["PoolOwner", "WorkerPool"]

@@ -208,8 +208,10 @@ class Supervisor:
         except psutil.Error:
             return 0
 
-    @staticmethod
-    def _usage(handle: Any) -> tuple[float, int]:
+    def _usage(self, handle: Any) -> tuple[float, int]:
+        if getattr(handle, "remote", False):  # not this machine's pid: the worker's own reports
+            node = self.swarm.clients.get(handle.client_id)
+            return (node.cpu_usage, node.memory_usage) if node is not None else (0.0, 0)
         try:
             if handle.process is None:
                 handle.process = psutil.Process(handle.pid)

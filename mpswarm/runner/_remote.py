@@ -1,0 +1,143 @@
+"""``--ray ADDRESS``: a fork server whose workers run on the nodes of a Ray cluster.
+
+The parent is gevent-patched and Ray's driver cannot run in it (its gRPC channel fails to
+connect), so this parent-side handle starts a clean subprocess, the bridge
+(``mpswarm.ray_bridge``), which is the Ray driver. To the pool this object looks exactly like
+``ForkServer``: ``request_fork`` passes the worker's segment and pipe descriptors over a UNIX
+socket (SCM_RIGHTS), ``receive`` yields ``("forked", slot, id)`` / ``("exited", id, status)``.
+The bridge relays each pipe's bytes to the remote worker and copies the remote segment's used
+words into the local one, so the Aggregator and every reader of the pipes stay unchanged.
+
+The ids are the bridge's (``"<host>:<pid>"``), never local pids: ``kill`` asks the bridge.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+from mpswarm.exceptions import WorkerError
+
+logger = logging.getLogger(__name__)
+
+_MAX_MESSAGE = 1 << 16
+#: Seconds the bridge gets to connect to Ray and start one agent per node.
+BRIDGE_START_TIMEOUT_S = 120.0
+
+
+class RemoteForkServer:
+    """Parent-side handle of the Ray bridge; the interface of ``ForkServer``.
+
+    Args:
+        address: the Ray cluster's address (``ray.init(address=...)``).
+        spec: the run's WorkerSpec (its ``parsed_options`` carry the bridge's settings).
+    """
+
+    remote = True
+
+    def __init__(self, address: str, spec: Any) -> None:
+        self.address = address
+        self.spec = spec
+        self.pid: int | None = None
+        self.sock: socket.socket | None = None
+        self.hosts: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the bridge and wait until it has an agent (and fork server) on every node."""
+        options = self.spec.parsed_options
+        parent_end, bridge_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        settings = {
+            "address": self.address,
+            "parent_pid": os.getpid(),
+            "fd": bridge_end.fileno(),
+            "per_host": int(getattr(options, "ray_per_host", 1)),
+            "hosts": int(getattr(options, "ray_hosts", 0) or 0),
+            "argv": list(getattr(options, "ray_host_argv", [])),
+            "cwd": os.getcwd(),
+            "max_endpoints": self.spec.max_endpoints,
+            "max_errors": self.spec.max_errors,
+            "open_model": getattr(options, "arrival_rate", None) is not None,
+        }
+        env = {k: v for k, v in os.environ.items() if k != "MPSWARM_RAY"}
+        env.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "mpswarm.ray_bridge", json.dumps(settings)],
+            pass_fds=[bridge_end.fileno()],
+            env=env,
+        )
+        bridge_end.close()
+        self.pid = self._proc.pid
+        self.sock = parent_end
+        parent_end.settimeout(BRIDGE_START_TIMEOUT_S)
+        try:
+            data = parent_end.recv(_MAX_MESSAGE)
+        except OSError as exc:  # socket.timeout included
+            raise WorkerError(f"the Ray bridge did not start: {exc}") from None
+        finally:
+            parent_end.settimeout(None)
+        if not data:
+            raise WorkerError(f"the Ray bridge did not start{self.reap()}")
+        message = pickle.loads(data)
+        if message[0] != "started":
+            raise WorkerError(f"the Ray bridge failed: {message[1]}")
+        self.hosts = message[1]
+        logger.info("Ray bridge (pid %d): %d host(s), %s", self.pid, message[1], message[2])
+
+    def request_fork(self, slot: int, fds: list[int]) -> None:
+        """Ask for a worker in ``slot``; ``fds`` (segment, pipe end) go to the bridge."""
+        assert self.sock is not None
+        socket.send_fds(self.sock, [pickle.dumps(("fork", slot))], fds)
+
+    def receive(self) -> Any:
+        """Next message: ``("forked", slot, id)`` or ``("exited", id, status)``."""
+        assert self.sock is not None
+        data = self.sock.recv(_MAX_MESSAGE)
+        if not data:
+            raise EOFError("Ray bridge gone")
+        return pickle.loads(data)
+
+    def kill(self, worker_id: Any) -> None:
+        """Have the worker's host agent SIGKILL it (its pid is not this machine's)."""
+        if worker_id is None or self.sock is None:
+            return
+        try:
+            self.sock.send(pickle.dumps(("kill", worker_id)))
+        except OSError:
+            pass
+
+    def reap(self, timeout: float = 1.0) -> str:
+        """How the bridge ended, in words, or a generic phrase."""
+        from mpswarm.runner._proc import describe_exit
+
+        if self._proc is None:
+            return ""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = self._proc.poll()
+            if code is not None:
+                status = (-code) if code < 0 else (code << 8)
+                return f" ({describe_exit(status)})"
+            time.sleep(0.02)
+        return " (its socket closed)"
+
+    def close(self, timeout: float = 20.0) -> None:
+        """Close the socket: the bridge kills the remote workers, stops its agents, exits."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self._proc is None:
+            return
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
