@@ -64,7 +64,10 @@ def main() -> int:
         ]  # fmt: skip
         print("$", " ".join(command))
         t0 = time.monotonic()
-        run = subprocess.run(command, cwd=ROOT, timeout=300)
+        run = subprocess.run(command, cwd=ROOT, timeout=300, stderr=subprocess.PIPE, text=True)
+        sys.stderr.write(run.stderr)
+        nodes = set(re.findall(r"'node_id': '([0-9a-f]+)'", run.stderr))
+        print(f"agents on {len(nodes)} distinct Ray node(s): {sorted(nodes)}")
         print(f"mpswarm exit code {run.returncode} after {time.monotonic() - t0:.1f} s")
         with urllib.request.urlopen(url + "/__stats") as response:
             served = json.load(response)["routes"]
@@ -82,8 +85,9 @@ def main() -> int:
             print(f"{key:32} {a:8d} {b:8d}{'' if a == b else '   <-- differs'}")
         total = snapshot["total"]["requests"]
         print(f"{'total':32} {total:8d} {sum(served.values()):8d}")
-        print("\nEQUAL" if equal and run.returncode == 0 else "\nNOT EQUAL (or the run failed)")
-        return 0 if equal and run.returncode == 0 else 1
+        ok = equal and run.returncode == 0 and len(nodes) == args.nodes
+        print("\nEQUAL" if ok else "\nNOT EQUAL (or the run failed, or a node ran no agent)")
+        return 0 if ok else 1
     finally:
         if cluster is not None:
             try:

@@ -113,7 +113,10 @@ class HostAgent:
         log.close()
         self.sock = agent_end
         threading.Thread(target=self._read_server, daemon=True).start()
+        import ray
+
         return {"host": socket.gethostname(), "agent_pid": os.getpid(),
+                "node_id": ray.get_runtime_context().get_node_id()[:12],
                 "server_pid": self.proc.pid, "log": log_path}  # fmt: skip
 
     def _read_server(self) -> None:
