@@ -38,6 +38,7 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("-u", "--users", type=int, default=4)
     parser.add_argument("-t", "--run-time", default="5s")
+    parser.add_argument("-f", "--locustfile", default="examples/api.py")
     args = parser.parse_args()
 
     server = subprocess.Popen([sys.executable, "-m", "mpswarm", "serve", "--port", "0"],
@@ -57,7 +58,7 @@ def main() -> int:
         print(f"cluster {cluster.address}: {args.nodes} nodes in {time.monotonic() - t0:.1f} s")
         report = os.path.join(tempfile.mkdtemp(prefix="ray-smoke-"), "run.json")
         command = [
-            sys.executable, "-m", "mpswarm", "-f", "examples/api.py", "-H", url,
+            sys.executable, "-m", "mpswarm", "-f", args.locustfile, "-H", url,
             "--headless", "-u", str(args.users), "-r", str(args.users), "-t", args.run_time,
             "--ray", cluster.address, "--processes", str(args.processes),
             "--json-file", report,
@@ -74,6 +75,10 @@ def main() -> int:
         with open(report) as f:
             snapshot = json.load(f)
         merged: dict[str, int] = {}
+        torn = [f"{row['method']} {row['name']}"
+                for row in [*snapshot["endpoints"], snapshot["total"]]
+                if sum(row["histogram"].values()) != row["requests"]]  # fmt: skip
+        print(f"{len(snapshot['endpoints'])} endpoint rows; histogram sums != requests: {torn}")
         for row in snapshot["endpoints"]:
             key = _route(row["method"], row["name"])
             merged[key] = merged.get(key, 0) + row["requests"]
@@ -85,14 +90,14 @@ def main() -> int:
             print(f"{key:32} {a:8d} {b:8d}{'' if a == b else '   <-- differs'}")
         total = snapshot["total"]["requests"]
         print(f"{'total':32} {total:8d} {sum(served.values()):8d}")
-        ok = equal and run.returncode == 0 and len(nodes) == args.nodes
+        ok = equal and not torn and run.returncode == 0 and len(nodes) == args.nodes
         print("\nEQUAL" if ok else "\nNOT EQUAL (or the run failed, or a node ran no agent)")
         return 0 if ok else 1
     finally:
         if cluster is not None:
             try:
                 ray.shutdown()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             cluster.shutdown()
         server.terminate()

@@ -67,6 +67,68 @@ def snapshot(segment: Any, open_model: bool) -> list[tuple[int, Any]]:
     return [(o, flat[o : o + n].copy()) for o, n in used_ranges(segment, open_model)]
 
 
+class DeltaReader:
+    """Successive snapshots of one segment that leave out what did not change.
+
+    The counters are cumulative: a row whose request and failure counts did not move since the
+    last snapshot did not change at all, and a histogram's non-zero buckets only spread. So
+    each snapshot holds the header, the error counters, and of every changed row its counters
+    and the span of its non-zero buckets. After a ``reset_counts`` (``H_RESETS`` moved) the
+    whole used range goes once more. One reader per segment: the bridge's relay of it.
+    """
+
+    def __init__(self, segment: Any, open_model: bool) -> None:
+        self.segment = segment
+        self.open_model = open_model
+        self.flat: Any = np.frombuffer(segment._map, dtype=np.int64)
+        self._seen: dict[int, tuple[int, int]] = {}  # row offset -> (requests, failures)
+        self._resets = -1
+        self.words_sent = 0
+
+    def snapshot(self) -> list[tuple[int, Any]]:
+        from mpswarm.stats.segment import H_RESETS, H_ROWS, HEADER_WORDS, HIST, ROW_WORDS
+
+        segment, flat = self.segment, self.flat
+        resets = int(segment.header[H_RESETS])
+        if resets != self._resets:
+            self._resets = resets
+            self._seen.clear()
+            parts = snapshot(segment, self.open_model)
+        else:
+            n_rows = min(int(segment.header[H_ROWS]), segment.max_endpoints)
+            # (first word, rows): the rows in use and the overflow row (and their raw twins)
+            blocks = [(HEADER_WORDS, n_rows + 1), (segment.row_offset(segment.overflow_row), 1)]
+            if self.open_model:
+                raw = segment.raw_offset
+                blocks += [(raw, n_rows + 1), (raw + segment.overflow_row * ROW_WORDS, 1)]
+            parts = [(0, flat[:HEADER_WORDS].copy())]
+            for start, rows in blocks:
+                for row in range(rows):
+                    offset = start + row * ROW_WORDS
+                    key = (int(flat[offset]), int(flat[offset + 1]))  # REQUESTS, FAILURES
+                    if self._seen.get(offset) == key:
+                        continue
+                    # The worker writes REQUESTS first, its bucket last (FAILURES after it):
+                    # the histogram is copied before the counters, and the row counts as
+                    # sent only when the copies agree (buckets sum to REQUESTS). A row caught
+                    # mid-update goes again next time.
+                    hist = flat[offset + HIST : offset + ROW_WORDS].copy()
+                    counters = flat[offset : offset + HIST].copy()
+                    if int(hist.sum()) == int(counters[0]):
+                        self._seen[offset] = (int(counters[0]), int(counters[1]))
+                    else:
+                        self._seen.pop(offset, None)
+                    parts.append((offset, counters))
+                    nonzero = np.flatnonzero(hist)
+                    if len(nonzero):
+                        lo, hi = int(nonzero[0]), int(nonzero[-1]) + 1
+                        parts.append((offset + HIST + lo, hist[lo:hi]))
+            for offset, n in used_ranges(segment, self.open_model)[2:4]:
+                parts.append((offset, flat[offset : offset + n].copy()))
+        self.words_sent += sum(len(words) for _, words in parts)
+        return parts
+
+
 def apply(flat: Any, parts: list[tuple[int, Any]]) -> None:
     """Write a snapshot into a mapped segment (``flat``: its int64 view)."""
     for offset, words in parts:
@@ -98,19 +160,18 @@ class HostAgent:
         agent_end, host_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {k: v for k, v in os.environ.items() if k != "MPSWARM_RAY"}
         log_path = f"/tmp/mpswarm-ray-host{self.index}-{os.getpid()}.log"
-        log = open(log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mpswarm.ray_host", str(host_end.fileno()),
-             *self.settings["argv"]],  # fmt: skip
-            pass_fds=[host_end.fileno()],
-            cwd=self.settings["cwd"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-        )
+        command = [sys.executable, "-m", "mpswarm.ray_host", str(host_end.fileno())]
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [*command, *self.settings["argv"]],
+                pass_fds=[host_end.fileno()],
+                cwd=self.settings["cwd"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
         host_end.close()
-        log.close()
         self.sock = agent_end
         threading.Thread(target=self._read_server, daemon=True).start()
         import ray
@@ -157,7 +218,8 @@ class HostAgent:
         pid = replies.get(timeout=timeout)
         wid = f"{self.index}:{pid}"
         worker = {"pid": pid, "sock": mine, "segment": segment, "buf": bytearray(),
-                  "eof": False, "cond": threading.Condition()}  # fmt: skip
+                  "eof": False, "cond": threading.Condition(),
+                  "delta": DeltaReader(segment, self.settings["open_model"])}  # fmt: skip
         with self._lock:
             self._workers[wid] = worker
         threading.Thread(target=self._read_worker, args=(worker,), daemon=True).start()
@@ -188,7 +250,7 @@ class HostAgent:
                 worker["cond"].wait(timeout)
             data, worker["buf"] = bytes(worker["buf"]), bytearray()
             eof = worker["eof"]
-        return data, snapshot(worker["segment"], self.settings["open_model"]), eof
+        return data, worker["delta"].snapshot(), eof
 
     def write(self, wid: str, data: bytes) -> None:
         """Bytes from the parent to the worker."""
@@ -311,10 +373,10 @@ class Bridge:
         pipe = socket.socket(fileno=pipe_fd)
         pipe.setblocking(True)  # non-blocking as the parent's gevent made it
         segment = Segment(segment_fd, self.settings["max_endpoints"], self.settings["max_errors"])
-        flat = np.frombuffer(segment._map, dtype=np.int64)
+        flat: Any = np.frombuffer(segment._map, dtype=np.int64)  # type: ignore[arg-type]
         try:
             wid = ray.get(agent.fork.remote(slot))
-        except Exception as exc:  # noqa: BLE001 - the parent sees the pipe close
+        except Exception as exc:  # the parent sees the pipe close
             logger.error("slot %d: no worker on host %d: %s", slot, host, exc)
             pipe.close()
             return
@@ -332,7 +394,7 @@ class Bridge:
                     pipe.sendall(data)
                 if eof:
                     break
-        except Exception as exc:  # noqa: BLE001 - the agent or its node is gone
+        except Exception as exc:  # the agent or its node is gone
             logger.error("slot %d (%s): relay ended: %s", slot, wid, exc)
         try:
             pipe.shutdown(socket.SHUT_WR)
@@ -341,7 +403,7 @@ class Bridge:
         status = None
         try:
             status = ray.get(agent.exit_status.remote(wid, 10.0))
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         self.send(("exited", wid, signal.SIGKILL if status is None else status))
         up.join(1.0)
@@ -359,12 +421,12 @@ class Bridge:
             if not data:
                 try:
                     ray.get(agent.close_input.remote(wid))
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
                 return
             try:
                 ray.get(agent.write.remote(wid, data))  # one at a time: keeps the order
-            except Exception:  # noqa: BLE001
+            except Exception:
                 return
 
     def close(self) -> None:
@@ -372,7 +434,7 @@ class Bridge:
 
         try:
             ray.get([agent.shutdown.remote() for agent in self.agents], timeout=20)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             logger.warning("agents did not shut down: %s", exc)
         for agent in self.agents:
             ray.kill(agent)
@@ -411,7 +473,7 @@ def main(argv: list[str]) -> int:
     bridge = Bridge(settings)
     try:
         bridge.start()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         logger.exception("start failed")
         bridge.send(("failed", f"{type(exc).__name__}: {exc}"))
         return 1

@@ -25,6 +25,13 @@ def main() -> None:
     from mpswarm.runner.worker import worker_main
 
     fd = int(sys.argv[1])
+    # Ray starts its worker processes at nice 15 (its worker_niceness), so the actor that
+    # started this process passed it on: load generators that yield the CPU to everything
+    # else measure their own delays. Back to the default where allowed.
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, 0)
+    except PermissionError:
+        print(f"mpswarm: warning: the workers run at nice {os.nice(0)} (Ray's)", file=sys.stderr)
 
     def become_fork_server(self: pool.WorkerPool) -> None:
         _drop_event_loop()
