@@ -1,0 +1,61 @@
+"""The Ray bridge's segment deltas (mpswarm/ray_bridge.py): a copy kept by deltas equals the
+segment. No Ray needed: only the snapshot and apply functions."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from mpswarm.ray_bridge import DeltaReader, apply, used_ranges
+from mpswarm.stats.recorder import Recorder
+from mpswarm.stats.segment import HIST, Segment
+
+
+def _flat(segment: Segment) -> np.ndarray:
+    return np.frombuffer(segment._map, dtype=np.int64)  # type: ignore[arg-type]
+
+
+def _assert_same(source: Segment, copy: Segment, open_model: bool) -> None:
+    a, b = _flat(source), _flat(copy)
+    for offset, n in used_ranges(source, open_model):
+        assert np.array_equal(a[offset : offset + n], b[offset : offset + n]), offset
+
+
+@pytest.mark.parametrize("open_model", [False, True])
+def test_deltas_rebuild_the_segment(open_model: bool) -> None:
+    source = Segment.create(20, 5)
+    copy = Segment.create(20, 5)
+    recorder = Recorder(source, lambda *args: None)
+    if open_model:
+        recorder.open_model({})
+    reader = DeltaReader(source, open_model)
+    rng = random.Random(7)
+    for step in range(30):
+        for _ in range(rng.randrange(0, 50)):
+            name = f"/n{rng.randrange(30)}"  # past 20 names: the overflow row
+            error = RuntimeError(f"e{rng.randrange(8)}") if rng.random() < 0.1 else None
+            recorder.on_request("GET", name, rng.expovariate(1 / 20.0), 100, exception=error)
+        if step == 15:
+            source.reset_counts()
+        apply(_flat(copy), reader.snapshot())
+        _assert_same(source, copy, open_model)
+    full = sum(n for _, n in used_ranges(source, open_model)) * 30
+    assert reader.words_sent < full  # unchanged rows were left out
+
+
+def test_a_row_caught_mid_update_is_sent_again() -> None:
+    source = Segment.create(4, 2)
+    copy = Segment.create(4, 2)
+    recorder = Recorder(source, lambda *args: None)
+    recorder.on_request("GET", "/a", 5.0, 10)
+    reader = DeltaReader(source, False)
+    apply(_flat(copy), reader.snapshot())
+    flat = _flat(source)
+    offset = source.row_offset(1)
+    flat[offset] += 1  # the worker counted the request but has not written its bucket yet
+    apply(_flat(copy), reader.snapshot())
+    flat[offset + HIST + 7] += 1  # now it has
+    apply(_flat(copy), reader.snapshot())
+    _assert_same(source, copy, False)
