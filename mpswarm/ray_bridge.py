@@ -252,6 +252,10 @@ class HostAgent:
             eof = worker["eof"]
         return data, worker["delta"].snapshot(), eof
 
+    def words_sent(self, wid: str) -> int:
+        """int64 words of segment snapshots sent for this worker so far."""
+        return int(self._workers[wid]["delta"].words_sent)
+
     def write(self, wid: str, data: bytes) -> None:
         """Bytes from the parent to the worker."""
         self._workers[wid]["sock"].sendall(data)
@@ -287,6 +291,12 @@ class HostAgent:
     def shutdown(self) -> None:
         """Stop the fork server (it kills its workers) and free the segments."""
         if self.sock is not None:
+            # shutdown, not close alone: a thread blocked in recv() on a socket keeps it open
+            # (and the fork server waiting for EOF) however many times it is closed.
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self.sock.close()
         if self.proc is not None:
             try:
@@ -407,7 +417,11 @@ class Bridge:
             pass
         self.send(("exited", wid, signal.SIGKILL if status is None else status))
         up.join(1.0)
-        logger.debug("slot %d (%s): %d polls", slot, wid, polls)
+        try:
+            sent = ray.get(agent.words_sent.remote(wid), timeout=5) * 8 / 1e6
+        except Exception:
+            sent = float("nan")
+        logger.debug("slot %d (%s): %d reads, %.2f MB of segment words", slot, wid, polls, sent)
 
     @staticmethod
     def _up(agent: Any, wid: str, pipe: socket.socket) -> None:
@@ -432,13 +446,20 @@ class Bridge:
     def close(self) -> None:
         import ray
 
+        deadline = time.monotonic() + 5.0  # the relays' last words (exit statuses, logs)
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+        logger.debug("closing: relays done")
         try:
             ray.get([agent.shutdown.remote() for agent in self.agents], timeout=20)
+            logger.debug("closing: agents shut down")
         except Exception as exc:
             logger.warning("agents did not shut down: %s", exc)
         for agent in self.agents:
             ray.kill(agent)
         ray.shutdown()
+        logger.debug("closing: Ray shut down")
 
 
 def _count_nodes(address: str) -> int:
@@ -455,7 +476,7 @@ def main(argv: list[str]) -> int:
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     level = os.environ.get("MPSWARM_RAY_BRIDGE_LOG", "INFO").upper()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("[ray-bridge] %(levelname)s %(message)s"))
+    handler.setFormatter(logging.Formatter("[ray-bridge %(asctime)s] %(levelname)s %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
