@@ -160,7 +160,7 @@ class WorkerPool:
                     if handle.server_id == pid:
                         handle.exit_description = describe_exit(status)
                         handle.exited.set()
-                        logger.debug("worker %d (pid %d) ended: %s", handle.slot, pid,
+                        logger.debug("worker %d (%s) ended: %s", handle.slot, pid,
                                      handle.exit_description)  # fmt: skip
         if self._closing:
             return
