@@ -319,8 +319,16 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
     "ray",
     metavar="ADDRESS",
     default=None,
-    help="Prototype: run the workers on every node of this Ray cluster; --processes is then "
-    "per node.",
+    help="Run the workers on every node of this Ray cluster (auto: the one this machine is "
+    "in; local: a throwaway one here); --processes is then per node. Needs mpswarm[ray].",
+)
+@click.option(
+    "--ray-hosts",
+    "ray_hosts",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Under --ray: use N of the cluster's nodes (default: all).",
 )
 @click.option("--config", "config_file", help="Config file (key = value lines) to read.")
 @click.version_option(__version__, "-V", "--version", prog_name="mpswarm")
@@ -396,55 +404,34 @@ def run_command(**options: Any) -> int:
         arrivals=options["arrivals"],
         max_users=options["max_users"],
     )
-    if options["ray"]:
-        config = _ray_config(config, options)
     check_report_paths(config)  # before any worker starts: a run must not be lost at its end
+    fork_server = None
+    if options["ray"]:
+        import dataclasses
+
+        from mpswarm.cluster.launch import start_ray
+
+        fork_server = start_ray(options, config, _INPUTS["argv"], _INPUTS["values"])
+        config = dataclasses.replace(config, processes=len(fork_server.slots))
     from mpswarm.event import events
 
+    run: Any
     if options["headless"]:
-        from mpswarm.runner.headless import run_headless
-
-        code = run_headless(
-            config, classes, sys.stdout, parsed_options=_namespace(options), shape_class=shape
-        )
+        from mpswarm.runner.headless import run_headless as run
     else:
-        from mpswarm.web.serve import run_web
-
-        code = run_web(
-            config, classes, sys.stdout, parsed_options=_namespace(options), shape_class=shape
-        )
+        from mpswarm.web.serve import run_web as run
+    try:
+        code = run(config, classes, sys.stdout, parsed_options=_namespace(options),
+                   shape_class=shape, fork_server=fork_server)  # fmt: skip
+    finally:
+        if fork_server is not None:
+            fork_server.close()
     events.quit.fire(exit_code=code)
     return code
 
 
-#: The arguments of this run (``main``): the Ray hosts rerun them to rebuild the WorkerSpec.
-_ARGV: list[str] = []
-
-
-def _ray_config(config: RunConfig, options: dict[str, Any]) -> RunConfig:
-    """Under ``--ray``: processes per node times the nodes; what each node's host reruns."""
-    import dataclasses
-    import subprocess
-
-    out = subprocess.run(
-        [sys.executable, "-m", "mpswarm.ray_bridge", "--count-nodes", options["ray"]],
-        capture_output=True, text=True, check=True,
-        env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
-    )  # fmt: skip
-    hosts = int(out.stdout.strip().splitlines()[-1])
-    per_host = config.processes
-    total = per_host * hosts
-    argv, skip = [], False
-    for arg in _ARGV:
-        if skip:
-            skip = False
-        elif arg in ("--ray", "--processes"):
-            skip = True
-        elif not arg.startswith(("--ray=", "--processes=")):
-            argv.append(arg)
-    options.update(ray_hosts=hosts, ray_per_host=per_host,
-                   ray_host_argv=[*argv, "--processes", str(total)])  # fmt: skip
-    return dataclasses.replace(config, processes=total)
+#: This run's command line and config-file values (``run_main``): the Ray hosts rerun them.
+_INPUTS: dict[str, Any] = {"argv": [], "values": {}}
 
 
 def _cpu_count() -> int:
@@ -535,6 +522,7 @@ def run_main(argv: list[str]) -> int:
         from mpswarm._settings import find_config_values, to_default_map
 
         values, source = find_config_values(_explicit_config(argv))
+        _INPUTS.update(argv=list(argv), values=values)
         command = _command_with_custom_arguments(_prescan_locustfile(argv, values))
         default_map = to_default_map(values, _known_options(command), source) if values else {}
         result = command.main(
@@ -629,7 +617,6 @@ def serve_command(host: str, port: int, command: tuple[str, ...]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point behind the ``mpswarm`` command (after gevent's monkey-patching)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    _ARGV[:] = args
     if args and args[0] == "serve":
         return serve_main(args[1:])
     return run_main(args)

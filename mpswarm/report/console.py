@@ -107,6 +107,11 @@ def write_summary(snapshot: Snapshot, stream: TextIO) -> None:
             f"lag {saturation['worst_loop_lag_ms']:.0f} ms): response times from those seconds "
             "may be inflated by the generator itself.\n"
         )
+    hosts_lost = snapshot.extra.get("hosts_lost") or []
+    if hosts_lost:
+        stream.write(f"\nHosts lost: {len(hosts_lost)}\n")
+        for lost in hosts_lost:
+            stream.write(f"  at {lost['at_s']:.1f} s: {lost['cause']}; {lost['action']}\n")
     events = snapshot.extra.get("recovery_events") or []
     if events:
         stream.write("\nRecovery events:\n")

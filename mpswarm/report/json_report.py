@@ -93,6 +93,8 @@ def snapshot_from_dict(data: dict[str, Any]) -> Snapshot:
         "saturation": data.get("saturation"),
         "recovery_events": data.get("recovery_events", []),
     }
+    if data.get("hosts_lost"):
+        extra["hosts_lost"] = data["hosts_lost"]
     stop = stop_from_dict(data.get("stop"))
     if stop is not None:  # as a live Snapshot: no "stop" key rather than None
         extra["stop"] = stop
@@ -151,6 +153,7 @@ def report_dict(
             for r in checks or []
         ],
         "recovery_events": list(snapshot.extra.get("recovery_events", [])),
+        "hosts_lost": list(snapshot.extra.get("hosts_lost", [])),
         "saturation": snapshot.extra.get("saturation"),
         "open_model": (
             {

@@ -26,6 +26,8 @@ class WorkerHandle:
         self.server_id: Any = None
         #: Runs on another host (Ray): its pid is not this machine's; never signal or psutil it.
         self.remote = False
+        #: Why its host was lost, when it died with its host (``--ray``): one loss, one death.
+        self.lost_with_host: str | None = None
         self.ready = Event()
         self.spawned = Event()
         self.stopped = Event()

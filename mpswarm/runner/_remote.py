@@ -2,7 +2,7 @@
 
 The parent is gevent-patched and Ray's driver cannot run in it (its gRPC channel fails to
 connect), so this parent-side handle starts a clean subprocess, the bridge
-(``mpswarm.ray_bridge``), which is the Ray driver. To the pool this object looks exactly like
+(``mpswarm.cluster.bridge``), which is the Ray driver. To the pool this object looks exactly like
 ``ForkServer``: ``request_fork`` passes the worker's segment and pipe descriptors over a UNIX
 socket (SCM_RIGHTS), ``receive`` yields ``("forked", slot, id)`` / ``("exited", id, status)``.
 The bridge relays each pipe's bytes to the remote worker and copies the remote segment's used
@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any
 
-from mpswarm.exceptions import WorkerError
+from mpswarm.exceptions import UsageError, WorkerError
 
 logger = logging.getLogger(__name__)
 
@@ -36,40 +36,35 @@ class RemoteForkServer:
     """Parent-side handle of the Ray bridge; the interface of ``ForkServer``.
 
     Args:
-        address: the Ray cluster's address (``ray.init(address=...)``).
-        spec: the run's WorkerSpec (its ``parsed_options`` carry the bridge's settings).
+        settings: the bridge's settings (``mpswarm.cli``'s ``_ray_settings``: the address,
+            the hosts, the processes per host, what each host reruns).
     """
 
     remote = True
 
-    def __init__(self, address: str, spec: Any) -> None:
-        self.address = address
-        self.spec = spec
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
         self.pid: int | None = None
         self.sock: socket.socket | None = None
-        self.hosts: int | None = None
+        #: What each host's agent found (host name, node id, cores), once started.
+        self.hosts: list[dict[str, Any]] = []
+        #: The host of each worker slot.
+        self.slots: list[int] = []
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        """Start the bridge and wait until it has an agent (and fork server) on every node."""
-        options = self.spec.parsed_options
+        """Start the bridge and wait until every host has its agent and fork server.
+
+        Raises:
+            UsageError: Ray is missing, the cluster cannot be joined, or it is too small.
+            WorkerError: a host could not start (its fork server's last words).
+        """
         parent_end, bridge_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        settings = {
-            "address": self.address,
-            "parent_pid": os.getpid(),
-            "fd": bridge_end.fileno(),
-            "per_host": int(getattr(options, "ray_per_host", 1)),
-            "hosts": int(getattr(options, "ray_hosts", 0) or 0),
-            "argv": list(getattr(options, "ray_host_argv", [])),
-            "cwd": os.getcwd(),
-            "max_endpoints": self.spec.max_endpoints,
-            "max_errors": self.spec.max_errors,
-            "open_model": getattr(options, "arrival_rate", None) is not None,
-        }
-        env = {k: v for k, v in os.environ.items() if k != "MPSWARM_RAY"}
+        settings = {**self.settings, "parent_pid": os.getpid(), "fd": bridge_end.fileno()}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MPSWARM_RAY")}
         env.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "mpswarm.ray_bridge", json.dumps(settings)],
+            [sys.executable, "-m", "mpswarm.cluster.bridge", json.dumps(settings)],
             pass_fds=[bridge_end.fileno()],
             env=env,
         )
@@ -80,16 +75,22 @@ class RemoteForkServer:
         try:
             data = parent_end.recv(_MAX_MESSAGE)
         except OSError as exc:  # socket.timeout included
+            self.close(timeout=5.0)
             raise WorkerError(f"the Ray bridge did not start: {exc}") from None
         finally:
-            parent_end.settimeout(None)
+            if self.sock is not None:
+                parent_end.settimeout(None)
         if not data:
-            raise WorkerError(f"the Ray bridge did not start{self.reap()}")
+            how = self.reap()
+            self.close(timeout=5.0)
+            raise WorkerError(f"the Ray bridge did not start{how}")
         message = pickle.loads(data)
         if message[0] != "started":
-            raise WorkerError(f"the Ray bridge failed: {message[1]}")
-        self.hosts = message[1]
-        logger.info("Ray bridge (pid %d): %d host(s), %s", self.pid, message[1], message[2])
+            self.close(timeout=30.0)
+            _, kind, text = message
+            raise (UsageError if kind == "usage" else WorkerError)(text)
+        _, self.hosts, self.slots = message
+        logger.info("Ray bridge (pid %d): %d host(s): %s", self.pid, len(self.hosts), self.hosts)
 
     def request_fork(self, slot: int, fds: list[int]) -> None:
         """Ask for a worker in ``slot``; ``fds`` (segment, pipe end) go to the bridge."""
@@ -97,7 +98,8 @@ class RemoteForkServer:
         socket.send_fds(self.sock, [pickle.dumps(("fork", slot))], fds)
 
     def receive(self) -> Any:
-        """Next message: ``("forked", slot, id)`` or ``("exited", id, status)``."""
+        """Next message: ``("forked", slot, id)``, ``("exited", id, status, why)`` or
+        ``("host-lost", index, name, at, why, action)``."""
         assert self.sock is not None
         data = self.sock.recv(_MAX_MESSAGE)
         if not data:

@@ -20,6 +20,7 @@ def run_headless(
     out: TextIO,
     parsed_options: Any = None,
     shape_class: type[LoadTestShape] | None = None,
+    fork_server: Any = None,
 ) -> int:
     """Run the load test described by ``config`` and print the summary to ``out``.
 
@@ -28,7 +29,7 @@ def run_headless(
     Returns:
         The process exit code.
     """
-    run = Run(config, classes, parsed_options)
+    run = Run(config, classes, parsed_options, fork_server)
     reporting = RunReporting(config, run.swarm)  # checks are parsed here: before any load
     try:
         run.start()

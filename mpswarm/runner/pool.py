@@ -49,6 +49,9 @@ class PoolOwner(Protocol):
     def on_worker_lost(self, handle: WorkerHandle) -> None:
         """A worker's pipe closed, and the pool did not ask for it."""
 
+    def on_host_lost(self, event: dict[str, Any]) -> None:
+        """Under ``--ray``: a host's agent died (``event``: host, name, at, cause, action)."""
+
     def on_server_lost(self, how: str) -> None:
         """The fork server died (``how``: `` (its exit status)`` or ""); its workers too."""
 
@@ -60,13 +63,17 @@ class WorkerPool:
         spec: what every worker runs.
         processes: the number of worker slots.
         owner: told of messages, new workers and losses.
+        server: a started fork server with ``ForkServer``'s interface (``RemoteForkServer``
+            under ``--ray``); by default the pool forks its own.
     """
 
-    def __init__(self, spec: WorkerSpec, processes: int, owner: PoolOwner) -> None:
+    def __init__(
+        self, spec: WorkerSpec, processes: int, owner: PoolOwner, server: Any = None
+    ) -> None:
         self.spec = spec
         self.processes = processes
         self._owner = owner
-        self._server = _make_server(spec)
+        self._server = server if server is not None else ForkServer(partial(worker_main, spec))
         self._server_reader: gevent.Greenlet | None = None
         self._generations: dict[int, int] = {}
         #: The worker of each slot now (a replacement takes its predecessor's place).
@@ -155,13 +162,19 @@ class WorkerPool:
                         handle.server_id = server_id
                         break
             elif message[0] == "exited":
-                _, pid, status = message
+                pid, status = message[1], message[2]
+                why = message[3] if len(message) > 3 else None  # the Ray bridge: a lost host
                 for handle in self.spawned:
                     if handle.server_id == pid:
-                        handle.exit_description = describe_exit(status)
+                        handle.exit_description = why or describe_exit(status)
+                        handle.lost_with_host = why
                         handle.exited.set()
                         logger.debug("worker %d (%s) ended: %s", handle.slot, pid,
                                      handle.exit_description)  # fmt: skip
+            elif message[0] == "host-lost":
+                _, index, name, at, why, action = message
+                self._owner.on_host_lost({"host": index, "name": name, "at": at,
+                                          "cause": why, "action": action})  # fmt: skip
         if self._closing:
             return
         how = self._server.reap()
@@ -271,16 +284,6 @@ def _worker_id(handle: WorkerHandle) -> Any:
     if handle.server_id is not None:
         return handle.server_id
     return None if handle.remote else handle.pid
-
-
-def _make_server(spec: WorkerSpec) -> Any:
-    """The local fork server, or the Ray bridge under ``--ray ADDRESS`` (mpswarm/ray_bridge.py)."""
-    address = getattr(spec.parsed_options, "ray", None)
-    if address:
-        from mpswarm.runner._remote import RemoteForkServer
-
-        return RemoteForkServer(address, spec)
-    return ForkServer(partial(worker_main, spec))
 
 
 __all__ = ["PoolOwner", "WorkerPool"]

@@ -92,9 +92,15 @@ class Run:
         parsed_options: what ``environment.parsed_options`` is.
     """
 
-    def __init__(self, config: RunConfig, classes: list[type], parsed_options: Any = None):
+    def __init__(
+        self,
+        config: RunConfig,
+        classes: list[type],
+        parsed_options: Any = None,
+        fork_server: Any = None,
+    ) -> None:
         self.config = config
-        self.environment, self.swarm = build_swarm(config, classes, parsed_options)
+        self.environment, self.swarm = build_swarm(config, classes, parsed_options, fork_server)
         self._signals: list[Any] = []
 
     def start(self, on_first_signal: Any = None) -> None:
@@ -289,9 +295,10 @@ def prepare_classes(config: RunConfig, classes: list[type]) -> list[type]:
 
 
 def build_swarm(
-    config: RunConfig, classes: list[type], parsed_options: Any = None
+    config: RunConfig, classes: list[type], parsed_options: Any = None, fork_server: Any = None
 ) -> tuple[Environment, Swarm]:
-    """The parent's Environment and a Swarm for ``classes`` (workers not started yet)."""
+    """The parent's Environment and a Swarm for ``classes`` (workers not started yet);
+    ``fork_server``: a started one to use (the Ray bridge's), else the pool forks its own."""
     classes = prepare_classes(config, classes)
     if not classes:
         raise UsageError("no User class has a task left after --tags / --exclude-tags")
@@ -319,7 +326,7 @@ def build_swarm(
         "max_memory": config.max_memory,
         "max_restarts": config.max_restarts,
     }
-    return environment, Swarm(spec, config.processes, environment, supervision)
+    return environment, Swarm(spec, config.processes, environment, supervision, fork_server)
 
 
 __all__ = [

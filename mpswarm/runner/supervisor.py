@@ -118,6 +118,9 @@ class Supervisor:
         self.max_memory = max_memory
         self.max_restarts = max_restarts
         self.events: list[RecoveryEvent] = []
+        #: Under --ray: the hosts whose agent died (when, why, what was done).
+        self.hosts_lost: list[dict[str, Any]] = []
+        self._host_deaths: set[str] = set()
         self.seconds = 0
         self.saturated_seconds = 0
         self.saturated_now = False
@@ -135,6 +138,13 @@ class Supervisor:
         )
         self.events.append(event)
         logger.warning("worker %d (pid %s): %s -> %s", handle.slot, handle.pid, cause, action)
+
+    def host_lost(self, event: dict[str, Any]) -> None:
+        """Keep a lost host's event (``event["at"]``: wall-clock time) for the summary."""
+        at_s = round(self.swarm.elapsed(), 1)
+        self.hosts_lost.append({"at_s": at_s, "host": event["host"], "name": event["name"],
+                                "cause": event["cause"], "action": event["action"]})  # fmt: skip
+        logger.warning("%s -> %s", event["cause"], event["action"])
 
     # -- the once-a-second sample -----------------------------------------------------------------
     def run_forever(self) -> None:
@@ -239,7 +249,11 @@ class Supervisor:
         handle.exited.wait(timeout=1.0)  # the fork server tells how it ended
         cause = f"died ({handle.exit_description or 'exit status unknown'})"
         now = self._clock()
-        self._deaths.append(now)
+        # The workers of a lost host die together: one death for the crash-loop limit.
+        if handle.lost_with_host is None or handle.lost_with_host not in self._host_deaths:
+            self._deaths.append(now)
+        if handle.lost_with_host is not None:
+            self._host_deaths.add(handle.lost_with_host)
         while self._deaths and now - self._deaths[0] > CRASH_WINDOW_S:
             self._deaths.popleft()
         if self.swarm.stop_requested:

@@ -62,6 +62,7 @@ class Swarm(MasterRunner):
         processes: number of workers.
         environment: the parent's Environment (its ``runner`` becomes this Swarm).
         supervision: the Supervisor's limits (see ``Supervisor``).
+        fork_server: a started fork server to use (``--ray``'s bridge), else the pool's own.
     """
 
     def __init__(
@@ -70,13 +71,14 @@ class Swarm(MasterRunner):
         processes: int,
         environment: Environment,
         supervision: dict[str, Any] | None = None,
+        fork_server: Any = None,
     ) -> None:
         super().__init__(environment)
         self.spec = spec
         self.processes = processes
         # The caps on names and error rows are the run's: the parent folds past them.
         self.aggregator = Aggregator(spec.max_endpoints, spec.max_errors)
-        self.pool = WorkerPool(spec, processes, self)
+        self.pool = WorkerPool(spec, processes, self, fork_server)
         self.dispatcher = Dispatcher(self.pool, spec.user_classes)
         self.caps = RunCaps(self.aggregator, self.pool, spec.max_endpoints, spec.max_errors)
         self.scope = StopScope()
@@ -140,6 +142,10 @@ class Swarm(MasterRunner):
             self._recoveries.spawn(self.supervisor.on_worker_lost, handle)
         elif not self.pool.live():
             self.scope.request(StopKind.WORKERS_LOST, "every worker process exited", 1)
+
+    def on_host_lost(self, event: dict[str, Any]) -> None:
+        """A Ray host's agent died: the supervisor keeps the event for the summary."""
+        self.supervisor.host_lost(event)
 
     def on_server_lost(self, how: str) -> None:
         """The fork server died, and its workers with it: the run cannot go on (exit 4)."""
@@ -373,6 +379,8 @@ class Swarm(MasterRunner):
         )
         snapshot.extra["saturation"] = self.supervisor.summary()
         snapshot.extra["recovery_events"] = [e.as_dict() for e in self.supervisor.events]
+        if self.supervisor.hosts_lost:
+            snapshot.extra["hosts_lost"] = list(self.supervisor.hosts_lost)
         return snapshot
 
     def quit(self) -> None:

@@ -41,6 +41,7 @@ def run_web(
     out: TextIO,
     parsed_options: Any = None,
     shape_class: type | None = None,
+    fork_server: Any = None,
 ) -> int:
     """Serve the UI until Ctrl-C (or ``--autoquit`` seconds after a run ended).
 
@@ -48,7 +49,7 @@ def run_web(
         The exit code of the last run (0 when none ran).
     """
     extra_hosts = parse_allowed_names(config.web_allowed_hosts)
-    run = Run(config, classes, parsed_options)
+    run = Run(config, classes, parsed_options, fork_server)
     basic_auth = None
     if config.web_auth:
         user, _, password = config.web_auth.partition(":")

@@ -1,4 +1,4 @@
-"""The Ray bridge's segment deltas (mpswarm/ray_bridge.py): a copy kept by deltas equals the
+"""The Ray bridge's segment deltas (mpswarm/cluster/delta.py): a copy kept by deltas equals the
 segment. No Ray needed: only the snapshot and apply functions."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from mpswarm.ray_bridge import DeltaReader, apply, used_ranges
+from mpswarm.cluster.delta import DeltaReader, apply, used_ranges
 from mpswarm.stats.recorder import Recorder
 from mpswarm.stats.segment import HIST, Segment
 

@@ -1,0 +1,249 @@
+"""The host agent: a Ray actor pinned to one node, the run's hands on that node.
+
+Ray's worker processes are multi-threaded, so the agent never forks: it starts a fresh
+interpreter, the node's fork server (``python -m mpswarm.cluster.host``), which reruns the
+coordinator's command line up to the point where a local run forks its fork server. For each
+worker the agent creates the segment and the worker's pipe here, passes both to the fork
+server, and relays the pipe for the bridge (``mpswarm.cluster.bridge``).
+
+Liveness: the actor belongs to the bridge (Ray kills it when its driver dies), the fork server
+dies with the agent and the workers with the fork server (PR_SET_PDEATHSIG), so a coordinator
+killed with SIGKILL leaves nothing behind on any node.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+from mpswarm.cluster.delta import DeltaReader
+
+_MAX_MESSAGE = 1 << 16
+#: Seconds the node's fork server gets to import the locustfile and say it is ready.
+READY_TIMEOUT_S = 60.0
+
+
+def _tail(path: str, lines: int = 6) -> str:
+    try:
+        with open(path, "rb") as f:
+            text = f.read()[-8192:].decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(line for line in text.splitlines()[-lines:] if line.strip())
+
+
+class HostAgent:
+    """Runs on one node (a Ray actor with threads; see the module docstring).
+
+    Args:
+        index: the host's number in the run (0, 1, ...).
+        settings: the bridge's settings (segment sizes, open model).
+    """
+
+    def __init__(self, index: int, settings: dict[str, Any]) -> None:
+        self.index = index
+        self.settings = settings
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sock: socket.socket | None = None
+        self.log_path = ""
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._forked: dict[int, queue.Queue[int]] = {}
+        self._workers: dict[str, dict[str, Any]] = {}
+        self._exits: dict[int, int] = {}
+        self._exit_cond = threading.Condition()
+
+    def facts(self) -> dict[str, Any]:
+        """This node: host name, Ray node id, agent pid and the cores this process may use."""
+        import ray
+
+        return {"host": socket.gethostname(), "agent_pid": os.getpid(),
+                "node_id": ray.get_runtime_context().get_node_id(),
+                "cores": len(os.sched_getaffinity(0))}  # fmt: skip
+
+    def start(self, argv: list[str], env: dict[str, str]) -> str | None:
+        """Start the node's fork server with the run's arguments; None once it is ready, else
+        why it is not (its last words)."""
+        agent_end, host_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        fd, self.log_path = tempfile.mkstemp(prefix=f"mpswarm-host{self.index}-", suffix=".log")
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("MPSWARM_")}
+        environ.update(env)
+        command = [sys.executable, "-m", "mpswarm.cluster.host", str(host_end.fileno()), *argv]
+        with os.fdopen(fd, "ab") as log:
+            self.proc = subprocess.Popen(
+                command, pass_fds=[host_end.fileno()], env=environ, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=log,
+            )  # fmt: skip
+        host_end.close()
+        self.sock = agent_end
+        threading.Thread(target=self._read_server, daemon=True).start()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not self._ready.wait(0.05):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                code = self.proc.poll()
+                how = f"exited with {code}" if code is not None else "did not get ready"
+                words = _tail(self.log_path)
+                return f"mpswarm on {socket.gethostname()} {how}" + (f": {words}" if words else "")
+        return None
+
+    def _read_server(self) -> None:
+        assert self.sock is not None
+        while True:
+            try:
+                data = self.sock.recv(_MAX_MESSAGE)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            message = pickle.loads(data)
+            if message[0] == "ready":
+                self._ready.set()
+            elif message[0] == "forked":
+                _, slot, pid = message
+                with self._lock:
+                    self._forked.setdefault(slot, queue.Queue()).put(pid)
+            elif message[0] == "exited":
+                _, pid, status = message
+                with self._exit_cond:
+                    self._exits[pid] = status
+                    self._exit_cond.notify_all()
+        with self._exit_cond:  # the fork server is gone: its workers with it
+            self._exits[-1] = -1
+            self._exit_cond.notify_all()
+        with self._lock:
+            for replies in self._forked.values():
+                replies.put(-1)
+
+    def fork(self, slot: int, timeout: float = 60.0) -> str:
+        """Fork a worker for ``slot`` on this node; returns its id ``"<host>:<pid>"``."""
+        from mpswarm.stats.segment import Segment
+
+        assert self.sock is not None
+        segment = Segment.create(self.settings["max_endpoints"], self.settings["max_errors"],
+                                 label=f"mpswarm-r{slot}")  # fmt: skip
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with self._lock:
+            replies = self._forked.setdefault(slot, queue.Queue())
+        try:
+            request = [pickle.dumps(("fork", slot))]
+            socket.send_fds(self.sock, request, [segment.fd, theirs.fileno()])
+            pid = replies.get(timeout=timeout)
+        except (OSError, queue.Empty):
+            pid = -1
+        finally:
+            theirs.close()
+        if pid < 0:
+            mine.close()
+            segment.close()
+            raise RuntimeError(f"the fork server on {socket.gethostname()} is gone")
+        wid = f"{self.index}:{pid}"
+        worker = {"pid": pid, "sock": mine, "segment": segment, "buf": bytearray(),
+                  "eof": False, "cond": threading.Condition(),
+                  "delta": DeltaReader(segment, self.settings["open_model"])}  # fmt: skip
+        with self._lock:
+            self._workers[wid] = worker
+        threading.Thread(target=self._read_worker, args=(worker,), daemon=True).start()
+        return wid
+
+    @staticmethod
+    def _read_worker(worker: dict[str, Any]) -> None:
+        while True:
+            try:
+                data = worker["sock"].recv(1 << 16)
+            except OSError:
+                data = b""
+            with worker["cond"]:
+                if not data:
+                    worker["eof"] = True
+                else:
+                    worker["buf"] += data
+                worker["cond"].notify_all()
+            if not data:
+                return
+
+    def read(self, wid: str, timeout: float) -> tuple[bytes, list[tuple[int, Any]], bool]:
+        """The worker's bytes since the last call (waiting up to ``timeout`` for some), a
+        delta of its segment taken after them, and whether its pipe closed."""
+        worker = self._workers[wid]
+        with worker["cond"]:
+            if not worker["buf"] and not worker["eof"]:
+                worker["cond"].wait(timeout)
+            data, worker["buf"] = bytes(worker["buf"]), bytearray()
+            eof = worker["eof"]
+        return data, worker["delta"].snapshot(), eof
+
+    def words_sent(self, wid: str) -> int:
+        """int64 words of segment deltas sent for this worker so far."""
+        return int(self._workers[wid]["delta"].words_sent)
+
+    def write(self, wid: str, data: bytes) -> None:
+        """Bytes from the parent to the worker."""
+        self._workers[wid]["sock"].sendall(data)
+
+    def close_input(self, wid: str) -> None:
+        """The parent closed its end: so does the worker's pipe (the worker exits)."""
+        try:
+            self._workers[wid]["sock"].shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def kill(self, wid: str) -> None:
+        """SIGKILL a worker of this node."""
+        worker = self._workers.get(wid)
+        if worker is not None:
+            try:
+                os.kill(worker["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def exit_status(self, wid: str, timeout: float) -> int | None:
+        """The worker's waitpid status once its fork server reaped it (None: not yet)."""
+        pid = self._workers[wid]["pid"]
+        deadline = time.monotonic() + timeout
+        with self._exit_cond:
+            while pid not in self._exits and -1 not in self._exits:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._exit_cond.wait(left)
+            return self._exits.get(pid, signal.SIGKILL)
+
+    def shutdown(self) -> str:
+        """Stop the fork server (it kills its workers), free the segments, remove the log;
+        returns the fork server's last words, if it had any."""
+        if self.sock is not None:
+            # shutdown, not close alone: a thread blocked in recv() on a socket keeps it open
+            # (and the fork server waiting for EOF) however many times it is closed.
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.sock.close()
+        if self.proc is not None:
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for worker in self._workers.values():
+            worker["sock"].close()
+            worker["segment"].close()
+        words = _tail(self.log_path, 20) if self.log_path else ""
+        if self.log_path:
+            try:
+                os.unlink(self.log_path)
+            except OSError:
+                pass
+        return words
+
+
+__all__ = ["HostAgent"]

@@ -1,0 +1,372 @@
+"""The Ray bridge: a clean interpreter (no gevent patching) that is the run's Ray driver.
+
+Started by ``RemoteForkServer`` (mpswarm/runner/_remote.py) with one JSON argument. It joins
+the cluster, starts one ``HostAgent`` actor per node (each starts its node's fork server) and
+says how many worker slots each host has. Then it serves the parent's fork-server protocol on
+the passed SEQPACKET socket: for each ``("fork", slot)`` with the parent's (segment fd,
+worker-end pipe fd) it asks the slot's host for a worker, relays the pipe's bytes in both
+directions and mirrors the remote segment into the parent's (``mpswarm.cluster.delta``).
+
+Consistency: the agent's ``read`` returns the worker's bytes together with a segment delta
+taken after those bytes were read, and the bridge writes the delta into the parent's segment
+before it forwards the bytes. So when the parent reads a record (``Stopped`` at the end of a
+run), the counters it sums hold at least what the worker had recorded when it sent it.
+Between records, the copy is refreshed every ``POLL_S``.
+
+A host whose agent dies (its process killed, its node lost) is noticed by the first relay call
+that fails (at most ``POLL_S`` after). Its workers' last copies stay in the parent's segments;
+the bridge tells the parent ``("host-lost", ...)``, restarts the agent on the node if the node
+is alive, else moves the host's slots to the other hosts, so the pool's replacements (it
+replaces every lost worker) land where they can run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from mpswarm.cluster.delta import apply
+
+logger = logging.getLogger("mpswarm.cluster")
+
+#: Seconds between two copies of a worker's segment (sooner when it sends a record).
+POLL_S = 0.5
+#: Seconds a lost host's new agent gets to start before its slots move to the other hosts.
+RESTART_TIMEOUT_S = 30.0
+_MAX_MESSAGE = 1 << 16
+#: What a working directory shipped to the cluster leaves out.
+WORKING_DIR_EXCLUDES = [".git", ".venv", "venv", "__pycache__", "node_modules", "*.pyc"]
+
+
+class Host:
+    """One node of the run: its agent (replaced when lost), its state, its workers."""
+
+    def __init__(self, index: int, node_id: str) -> None:
+        self.index = index
+        self.node_id = node_id
+        self.agent: Any = None
+        self.facts: dict[str, Any] = {}
+        self.generation = 0
+        self.up = threading.Event()  # cleared while a lost agent is being replaced
+        self.gone = False  # its node is lost: its slots moved
+        self.workers = 0
+
+    @property
+    def name(self) -> str:
+        return f"host {self.index} ({self.facts.get('host', '?')})"
+
+
+class Bridge:
+    """The driver side: see the module docstring."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=settings["fd"])
+        # The parent (gevent) made its sockets non-blocking; the flag travels with the fd.
+        self.sock.setblocking(True)
+        self._send_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self.hosts: list[Host] = []
+        self.slots: list[int] = []  # the host of each worker slot
+        self._argv: list[str] = []
+        self._threads: list[threading.Thread] = []
+
+    def send(self, message: Any) -> None:
+        with self._send_lock:
+            try:
+                self.sock.send(pickle.dumps(message))
+            except OSError:
+                pass
+
+    # -- starting ----------------------------------------------------------------------------
+    def start(self) -> bool:
+        """Join the cluster and start every host; tell the parent how it went."""
+        settings = self.settings
+        try:
+            import ray
+        except ImportError:
+            self.send(("failed", "usage", "--ray needs Ray: pip install 'mpswarm[ray]'"))
+            return False
+        address = settings["address"]
+        runtime_env = None
+        if settings["working_dir"]:
+            runtime_env = {"working_dir": settings["working_dir"],
+                           "excludes": WORKING_DIR_EXCLUDES}  # fmt: skip
+        try:
+            ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING,
+                     log_to_driver=False)  # fmt: skip
+        except Exception as exc:
+            why = " ".join(str(exc).split())[:300]
+            self.send(("failed", "usage", f"--ray {address}: cannot join the cluster: {why}"))
+            return False
+        nodes = sorted((n for n in ray.nodes() if n["Alive"]), key=lambda n: n["NodeID"])
+        if settings["hosts"]:
+            if settings["hosts"] > len(nodes):
+                self.send(("failed", "usage", f"--ray-hosts {settings['hosts']}: the cluster "
+                           f"has {len(nodes)} node(s)"))  # fmt: skip
+                return False
+            nodes = nodes[: settings["hosts"]]
+        self.hosts = [Host(index, node["NodeID"]) for index, node in enumerate(nodes)]
+        for host in self.hosts:
+            host.agent = self._new_agent(host)
+        facts = ray.get([host.agent.facts.remote() for host in self.hosts])
+        for host, fact in zip(self.hosts, facts, strict=True):
+            host.facts = fact
+            count = settings["processes"] if settings["processes"] > 0 else fact["cores"]
+            self.slots += [host.index] * count
+        self._argv = [*settings["argv"], "--processes", str(len(self.slots))]
+        errors = ray.get([self._start_agent(host) for host in self.hosts])
+        for host, error in zip(self.hosts, errors, strict=True):
+            if error:
+                self.send(("failed", "error", f"{host.name}: {error}"))
+                return False
+            host.up.set()
+        self.send(("started", [host.facts for host in self.hosts], list(self.slots)))
+        return True
+
+    def _new_agent(self, host: Host) -> Any:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        # By module name, not __main__'s copy: the actors import mpswarm.cluster.agent.
+        from mpswarm.cluster.agent import HostAgent
+
+        strategy = NodeAffinitySchedulingStrategy(host.node_id, soft=False)
+        return (
+            ray.remote(HostAgent)
+            .options(num_cpus=0, max_concurrency=64, scheduling_strategy=strategy)
+            .remote(host.index, self.settings)
+        )
+
+    def _start_agent(self, host: Host) -> Any:
+        return host.agent.start.remote(self._argv, self.settings["env"])
+
+    # -- serving the parent --------------------------------------------------------------------
+    def serve(self) -> None:
+        while True:
+            try:
+                data, fds, _, _ = socket.recv_fds(self.sock, _MAX_MESSAGE, 8)
+            except OSError as exc:
+                logger.error("the parent's socket failed: %r", exc)
+                data, fds = b"", []
+            if not data:
+                break
+            message = pickle.loads(data)
+            logger.debug("from the parent: %r %r", message, fds)
+            if message[0] == "fork":
+                thread = threading.Thread(target=self._worker, args=(message[1], fds), daemon=True)
+                thread.start()
+                self._threads.append(thread)
+            elif message[0] == "kill":
+                index, _ = message[1].split(":")
+                host = self.hosts[int(index)]
+                try:
+                    host.agent.kill.remote(message[1])
+                except Exception:  # its agent is gone already
+                    pass
+
+    def _host_for(self, slot: int) -> Host | None:
+        """The host of ``slot``, once it is up; a live one instead when its node is lost."""
+        host = self.hosts[self.slots[slot]]
+        host.up.wait(RESTART_TIMEOUT_S + 30.0)
+        if not host.gone:
+            return host
+        with self._lock:
+            live = [h for h in self.hosts if not h.gone]
+            if not live:
+                return None
+            host = min(live, key=lambda h: h.workers)
+            self.slots[slot] = host.index
+        return host
+
+    def _worker(self, slot: int, fds: list[int]) -> None:
+        import ray
+        from ray.exceptions import ActorUnavailableError, RayActorError
+
+        from mpswarm.stats.segment import Segment
+
+        segment_fd, pipe_fd = fds
+        pipe = socket.socket(fileno=pipe_fd)
+        pipe.setblocking(True)  # non-blocking as the parent's gevent made it
+        segment = Segment(segment_fd, self.settings["max_endpoints"], self.settings["max_errors"])
+        flat: Any = np.frombuffer(segment._map, dtype=np.int64)  # type: ignore[arg-type]
+        host = self._host_for(slot)
+        if host is None:
+            logger.error("slot %d: every host is lost", slot)
+            pipe.close()
+            return
+        agent, generation = host.agent, host.generation
+        try:
+            wid = ray.get(agent.fork.remote(slot))
+        except Exception as exc:  # the parent sees the pipe close, and replaces the worker
+            logger.error("slot %d: no worker on %s: %s", slot, host.name, exc)
+            if isinstance(exc, (RayActorError, ActorUnavailableError)):
+                self._lost(host, generation, exc)
+            pipe.close()
+            return
+        with self._lock:
+            host.workers += 1
+        logger.debug("slot %d: worker %s on %s", slot, wid, host.name)
+        self.send(("forked", slot, wid))
+        up = threading.Thread(target=self._up, args=(agent, wid, pipe), daemon=True)
+        up.start()
+        lost = None
+        try:
+            while True:
+                data, parts, eof = ray.get(agent.read.remote(wid, POLL_S))
+                apply(flat, parts)
+                if data:
+                    pipe.sendall(data)
+                if eof:
+                    break
+        except (RayActorError, ActorUnavailableError) as exc:  # the agent or its node is gone
+            lost = exc
+        except Exception as exc:
+            logger.error("slot %d (%s): relay ended: %s", slot, wid, exc)
+        try:
+            pipe.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        status, why = None, None
+        if lost is not None:
+            why = self._lost(host, generation, lost)
+        else:
+            try:
+                status = ray.get(agent.exit_status.remote(wid, 10.0))
+            except Exception:
+                pass
+        with self._lock:
+            host.workers -= 1
+        self.send(("exited", wid, signal.SIGKILL if status is None else status, why))
+        up.join(1.0)
+        segment.close()
+
+    @staticmethod
+    def _up(agent: Any, wid: str, pipe: socket.socket) -> None:
+        import ray
+
+        while True:
+            try:
+                data = pipe.recv(1 << 16)
+            except OSError:
+                data = b""
+            try:
+                if not data:
+                    ray.get(agent.close_input.remote(wid))
+                    return
+                ray.get(agent.write.remote(wid, data))  # one at a time: keeps the order
+            except Exception:
+                return
+
+    # -- a lost host ---------------------------------------------------------------------------
+    def _lost(self, host: Host, generation: int, exc: Exception) -> str:
+        """A call to ``host``'s agent of ``generation`` failed: the first to see it starts the
+        recovery. Returns the words for the worker's exit."""
+        again = f" (#{generation + 1})" if generation else ""
+        why = f"{host.name} lost{again}: its agent died"
+        with self._lock:
+            if host.generation != generation:
+                return why
+            host.generation += 1
+            host.up.clear()
+        logger.warning("%s (%s)", why, " ".join(str(exc).split())[:200])
+        thread = threading.Thread(target=self._recover, args=(host, why), daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return why
+
+    def _recover(self, host: Host, why: str) -> None:
+        import ray
+
+        at = time.time()
+        action = "its node is gone: its workers moved to the other hosts"
+        try:
+            ray.kill(host.agent)
+        except Exception:
+            pass
+        alive = any(n["NodeID"] == host.node_id and n["Alive"] for n in ray.nodes())
+        if alive:
+            agent = self._new_agent(host)
+            try:
+                ray.get(agent.facts.remote(), timeout=RESTART_TIMEOUT_S)
+                host.agent = agent
+                error = ray.get(self._start_agent(host), timeout=RESTART_TIMEOUT_S)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            if error:
+                logger.warning("%s: no new agent on its node: %s", host.name, error)
+                try:
+                    ray.kill(agent)
+                except Exception:
+                    pass
+            else:
+                action = "a new agent started on its node"
+        host.gone = not action.startswith("a new agent")
+        host.up.set()
+        logger.warning("%s: %s", host.name, action)
+        self.send(("host-lost", host.index, host.facts.get("host", "?"), at, why, action))
+
+    # -- closing --------------------------------------------------------------------------------
+    def close(self) -> None:
+        import ray
+
+        deadline = time.monotonic() + 5.0  # the relays' last words (exit statuses, logs)
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        live = [host for host in self.hosts if not host.gone and host.up.is_set()]
+        try:
+            words = ray.get([host.agent.shutdown.remote() for host in live], timeout=20)
+            for host, text in zip(live, words, strict=True):
+                if text:
+                    logger.info("%s said:\n%s", host.name, text)
+        except Exception as exc:
+            logger.warning("the agents did not shut down: %s", exc)
+        for host in self.hosts:
+            try:
+                ray.kill(host.agent)
+            except Exception:
+                pass
+        ray.shutdown()
+
+
+def main(argv: list[str]) -> int:
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    level = os.environ.get("MPSWARM_RAY_BRIDGE_LOG", "WARNING").upper()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("mpswarm: ray: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    settings = json.loads(argv[0])
+    from mpswarm.runner._proc import die_with_parent
+
+    die_with_parent(settings["parent_pid"])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent alone decides how to stop
+    bridge = Bridge(settings)
+    try:
+        started = bridge.start()
+    except Exception as exc:
+        logger.debug("start failed", exc_info=True)
+        bridge.send(("failed", "error", f"{type(exc).__name__}: {exc}"))
+        started = False
+    try:
+        if started:
+            bridge.serve()
+    finally:
+        if bridge.hosts or started:
+            bridge.close()
+    return 0 if started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,75 @@
+"""``--ray ADDRESS``: what the coordinator starts before a run over a Ray cluster.
+
+Each host reruns the coordinator's command line to build the same WorkerSpec (the locustfile
+imported there, its ``init_command_line_parser`` options parsed there). It gets the command
+line without the options that are the coordinator's alone (``--ray``, ``--ray-hosts``,
+``--processes``, ``--config``, ``-f``), the locustfile by its name in the run's working
+directory (the locustfile's directory, shipped by Ray's runtime environment), the config-file
+values the coordinator read, and its ``MPSWARM_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+#: Options the hosts do not get (their value follows unless written ``--opt=value``).
+_COORDINATOR_ONLY = ("--ray", "--ray-hosts", "--processes", "--config", "-f", "--locustfile")
+#: Config-file keys and environment variables of the same options.
+_COORDINATOR_KEYS = ("ray", "ray_hosts", "processes", "config", "locustfile")
+
+
+def host_argv(argv: list[str], locustfile: str) -> list[str]:
+    """``argv`` without the coordinator's own options, with ``-f`` the locustfile's name."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _COORDINATOR_ONLY:
+            skip = True
+        elif arg.startswith(tuple(f"{o}=" for o in _COORDINATOR_ONLY if o.startswith("--"))):
+            pass
+        elif arg.startswith("-f") and not arg.startswith("--"):
+            pass  # -fPATH
+        else:
+            kept.append(arg)
+    return ["-f", os.path.basename(locustfile), *kept]
+
+
+def start_ray(options: dict[str, Any], config: Any, argv: list[str],
+              values: dict[str, Any]) -> Any:  # fmt: skip
+    """Start the Ray bridge for the run of ``config`` (``options``: the parsed command line,
+    ``argv``: as typed, ``values``: from config files); returns the ``RemoteForkServer``.
+
+    Raises:
+        UsageError: Ray is not installed, the cluster cannot be joined, or is too small.
+        WorkerError: a host could not start.
+    """
+    import json
+
+    from mpswarm.runner._remote import RemoteForkServer
+
+    skipped = {"MPSWARM_" + key.upper() for key in _COORDINATOR_KEYS}
+    env = {k: v for k, v in os.environ.items() if k.startswith("MPSWARM_") and k not in skipped}
+    config_values = {
+        k: v for k, v in values.items() if k.replace("-", "_") not in _COORDINATOR_KEYS
+    }
+
+    env["MPSWARM_HOST_CONFIG"] = json.dumps(config_values, default=str)
+    server = RemoteForkServer({
+        "address": options["ray"],
+        "hosts": options["ray_hosts"] or 0,
+        "processes": options["processes"],
+        "argv": host_argv(argv, config.locustfile),
+        "working_dir": os.path.dirname(os.path.abspath(config.locustfile)),
+        "env": env,
+        "max_endpoints": config.max_endpoints,
+        "max_errors": config.max_errors,
+        "open_model": config.arrival_rate is not None,
+    })  # fmt: skip
+    server.start()
+    return server
+
+
+__all__ = ["host_argv", "start_ray"]
