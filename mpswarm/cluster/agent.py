@@ -147,7 +147,7 @@ class HostAgent:
             raise RuntimeError(f"the fork server on {socket.gethostname()} is gone")
         wid = f"{self.index}:{pid}"
         worker = {"pid": pid, "sock": mine, "segment": segment, "buf": bytearray(),
-                  "eof": False, "cond": threading.Condition(),
+                  "eof": False, "cond": threading.Condition(), "last": 0.0,
                   "delta": DeltaReader(segment, self.settings["open_model"])}  # fmt: skip
         with self._lock:
             self._workers[wid] = worker
@@ -170,15 +170,23 @@ class HostAgent:
             if not data:
                 return
 
-    def read(self, wid: str, timeout: float) -> tuple[bytes, list[tuple[int, Any]], bool]:
-        """The worker's bytes since the last call (waiting up to ``timeout`` for some), a
-        delta of its segment taken after them, and whether its pipe closed."""
+    def read(self, wid: str, every: float, gap: float) -> tuple[bytes, tuple[Any, Any], bool]:
+        """The worker's bytes since the last call, a delta of its segment taken after them,
+        and whether its pipe closed. It answers ``every`` seconds after the last answer, or
+        once bytes came but not sooner than ``gap`` seconds after it (records in a burst, as
+        the announcements of new names, travel together), or at once when the pipe closed."""
         worker = self._workers[wid]
         with worker["cond"]:
-            if not worker["buf"] and not worker["eof"]:
-                worker["cond"].wait(timeout)
+            last = worker["last"]
+            while not worker["eof"]:
+                now = time.monotonic()
+                until = last + (gap if worker["buf"] else every)
+                if now >= until:
+                    break
+                worker["cond"].wait(until - now)
             data, worker["buf"] = bytes(worker["buf"]), bytearray()
             eof = worker["eof"]
+            worker["last"] = time.monotonic()
         return data, worker["delta"].snapshot(), eof
 
     def words_sent(self, wid: str) -> int:

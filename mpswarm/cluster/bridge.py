@@ -11,7 +11,8 @@ Consistency: the agent's ``read`` returns the worker's bytes together with a seg
 taken after those bytes were read, and the bridge writes the delta into the parent's segment
 before it forwards the bytes. So when the parent reads a record (``Stopped`` at the end of a
 run), the counters it sums hold at least what the worker had recorded when it sent it.
-Between records, the copy is refreshed every ``POLL_S``.
+Between records, the copy is refreshed every ``POLL_S``; records in a burst wait up to
+``GAP_S`` for each other, so that a worker costs the coordinator a few Ray calls a second.
 
 A host whose agent dies (its process killed, its node lost) is noticed by the first relay call
 that fails (at most ``POLL_S`` after). Its workers' last copies stay in the parent's segments;
@@ -39,11 +40,15 @@ from mpswarm.cluster.delta import apply
 
 logger = logging.getLogger("mpswarm.cluster")
 
-#: Seconds between two copies of a worker's segment (sooner when it sends a record).
-POLL_S = 0.5
+#: Seconds between two copies of a worker's segment, and the least between two when the worker
+#: sends records (each copy travels with the records that came before it).
+POLL_S = 1.0
+GAP_S = 0.25
 #: Seconds a lost host's new agent gets to start before its slots move to the other hosts.
 RESTART_TIMEOUT_S = 30.0
 _MAX_MESSAGE = 1 << 16
+#: Seconds ``ray.init`` gets to join the cluster.
+JOIN_TIMEOUT_S = 60.0
 #: What a working directory shipped to the cluster leaves out.
 WORKING_DIR_EXCLUDES = [".git", ".venv", "venv", "__pycache__", "node_modules", "*.pyc"]
 
@@ -98,16 +103,36 @@ class Bridge:
             self.send(("failed", "usage", "--ray needs Ray: pip install 'mpswarm[ray]'"))
             return False
         address = settings["address"]
+        unreachable = _unreachable(address)
+        if unreachable:
+            self.send(
+                ("failed", "usage", f"--ray {address}: cannot join the cluster: {unreachable}")
+            )
+            return False
         runtime_env = None
         if settings["working_dir"]:
             runtime_env = {"working_dir": settings["working_dir"],
                            "excludes": WORKING_DIR_EXCLUDES}  # fmt: skip
-        try:
-            ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING,
-                     log_to_driver=False)  # fmt: skip
-        except Exception as exc:
-            why = " ".join(str(exc).split())[:300]
-            self.send(("failed", "usage", f"--ray {address}: cannot join the cluster: {why}"))
+        failure: list[str] = []
+
+        def join() -> None:
+            try:
+                ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING,
+                         log_to_driver=False)  # fmt: skip
+            except Exception as exc:
+                failure.append(" ".join(str(exc).split())[:300])
+
+        joining = threading.Thread(target=join, daemon=True)
+        joining.start()
+        joining.join(JOIN_TIMEOUT_S)
+        if joining.is_alive():
+            failure.append(f"no answer in {JOIN_TIMEOUT_S:.0f} s")
+        if failure:
+            self.send(
+                ("failed", "usage", f"--ray {address}: cannot join the cluster: {failure[0]}")
+            )
+            if joining.is_alive():
+                os._exit(1)  # ray.init cannot be interrupted
             return False
         nodes = sorted((n for n in ray.nodes() if n["Alive"]), key=lambda n: n["NodeID"])
         if settings["hosts"]:
@@ -221,10 +246,12 @@ class Bridge:
         up = threading.Thread(target=self._up, args=(agent, wid, pipe), daemon=True)
         up.start()
         lost = None
+        reads = words = 0
         try:
             while True:
-                data, parts, eof = ray.get(agent.read.remote(wid, POLL_S))
+                data, parts, eof = ray.get(agent.read.remote(wid, POLL_S, GAP_S))
                 apply(flat, parts)
+                reads, words = reads + 1, words + len(parts[1])
                 if data:
                     pipe.sendall(data)
                 if eof:
@@ -250,6 +277,8 @@ class Bridge:
         self.send(("exited", wid, signal.SIGKILL if status is None else status, why))
         up.join(1.0)
         segment.close()
+        logger.debug("slot %d (%s): %d reads, %.2f MB of segment words", slot, wid, reads,
+                     words * 8 / 1e6)  # fmt: skip
 
     @staticmethod
     def _up(agent: Any, wid: str, pipe: socket.socket) -> None:
@@ -279,16 +308,18 @@ class Bridge:
                 return why
             host.generation += 1
             host.up.clear()
-        logger.warning("%s (%s)", why, " ".join(str(exc).split())[:200])
-        thread = threading.Thread(target=self._recover, args=(host, why), daemon=True)
+        logger.debug("%s (%s)", why, " ".join(str(exc).split())[:300])
+        at = time.time()
+        self.send(("host-lost", host.index, host.facts.get("host", "?"), at, why,
+                   "a new agent is starting on its node"))  # fmt: skip
+        thread = threading.Thread(target=self._recover, args=(host, why, at), daemon=True)
         thread.start()
         self._threads.append(thread)
         return why
 
-    def _recover(self, host: Host, why: str) -> None:
+    def _recover(self, host: Host, why: str, at: float) -> None:
         import ray
 
-        at = time.time()
         action = "its node is gone: its workers moved to the other hosts"
         try:
             ray.kill(host.agent)
@@ -313,7 +344,6 @@ class Bridge:
                 action = "a new agent started on its node"
         host.gone = not action.startswith("a new agent")
         host.up.set()
-        logger.warning("%s: %s", host.name, action)
         self.send(("host-lost", host.index, host.facts.get("host", "?"), at, why, action))
 
     # -- closing --------------------------------------------------------------------------------
@@ -339,15 +369,35 @@ class Bridge:
         ray.shutdown()
 
 
+def _unreachable(address: str) -> str | None:
+    """Why a ``host:port`` address cannot be a cluster's (None when it may be; ``auto`` and
+    ``local`` are Ray's to resolve), without Ray's retries of a minute and more."""
+    if address in ("auto", "local"):
+        return None
+    if address.startswith("ray://"):
+        return (
+            "a Ray Client address; give the cluster's GCS address (host:6379) from one of its nodes"
+        )
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return "not host:port, auto or local"
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def main(argv: list[str]) -> int:
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    level = os.environ.get("MPSWARM_RAY_BRIDGE_LOG", "WARNING").upper()
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # the driver's own C++ warnings
+    settings = json.loads(argv[0])
+    level = settings.get("loglevel", "INFO")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("mpswarm: ray: %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
-    settings = json.loads(argv[0])
     from mpswarm.runner._proc import die_with_parent
 
     die_with_parent(settings["parent_pid"])

@@ -67,6 +67,7 @@ def start_ray(options: dict[str, Any], config: Any, argv: list[str],
         "max_endpoints": config.max_endpoints,
         "max_errors": config.max_errors,
         "open_model": config.arrival_rate is not None,
+        "loglevel": config.loglevel,
     })  # fmt: skip
     server.start()
     return server

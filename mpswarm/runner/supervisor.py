@@ -140,11 +140,16 @@ class Supervisor:
         logger.warning("worker %d (pid %s): %s -> %s", handle.slot, handle.pid, cause, action)
 
     def host_lost(self, event: dict[str, Any]) -> None:
-        """Keep a lost host's event (``event["at"]``: wall-clock time) for the summary."""
-        at_s = round(self.swarm.elapsed(), 1)
-        self.hosts_lost.append({"at_s": at_s, "host": event["host"], "name": event["name"],
-                                "cause": event["cause"], "action": event["action"]})  # fmt: skip
+        """Keep a lost host's event for the summary: once when it is noticed, again (the
+        same ``event["at"]``) with what was done about it."""
         logger.warning("%s -> %s", event["cause"], event["action"])
+        for known in self.hosts_lost:
+            if known["_at"] == event["at"] and known["host"] == event["host"]:
+                known["action"] = event["action"]
+                return
+        self.hosts_lost.append({"at_s": round(self.swarm.elapsed(), 1), "host": event["host"],
+                                "name": event["name"], "cause": event["cause"],
+                                "action": event["action"], "_at": event["at"]})  # fmt: skip
 
     # -- the once-a-second sample -----------------------------------------------------------------
     def run_forever(self) -> None:

@@ -380,7 +380,10 @@ class Swarm(MasterRunner):
         snapshot.extra["saturation"] = self.supervisor.summary()
         snapshot.extra["recovery_events"] = [e.as_dict() for e in self.supervisor.events]
         if self.supervisor.hosts_lost:
-            snapshot.extra["hosts_lost"] = list(self.supervisor.hosts_lost)
+            snapshot.extra["hosts_lost"] = [
+                {k: v for k, v in lost.items() if not k.startswith("_")}
+                for lost in self.supervisor.hosts_lost
+            ]
         return snapshot
 
     def quit(self) -> None:
