@@ -10,10 +10,11 @@ request names; every worker also writes each response time it records to a file)
   from the union of all workers' own samples, bucket for bucket, and so must its percentiles,
   minimum, maximum and sum (bit-exact, no tolerance).
 - **coordinator CPU**: CPU seconds of the coordinator (the ``mpswarm`` command and its Ray
-  bridge) per second of the steady part of the run, in % of one core.
+  bridge) per second of the steady part of the run (from ``--settle`` seconds on, once every
+  worker has used every name), in % of one core.
 - **stats age**: the target's count is polled every 20 ms; for every progress line the
   coordinator prints (``--print-interval 1``, on stderr), how long ago the target had served
-  the number of requests the line shows. Median and worst.
+  the number of requests the line shows, over the steady part. Median and worst.
 - **lost host**: the agent of one host is killed (SIGKILL) mid-run, or its node removed from
   the cluster; after the run, the requests the target served that the report lacks, in
   seconds of that host's request rate; and how long the coordinator took to notice.
@@ -215,9 +216,9 @@ def exact_round(address: str, target: Target, hosts: int, args: Any) -> dict[str
         run = Run(address, target.url, hosts, args.run_time, args.users_per_host * hosts, env,
                   Path(tmp) / "run.json")  # fmt: skip
         run.loaded.wait(120)
-        time.sleep(3)  # past the ramp-up
+        time.sleep(args.settle)  # past the ramp-up and the first use of every name
         t_a, cpu_a = time.monotonic(), run.cpu_s()
-        time.sleep(max(1, args.run_time - 6))
+        time.sleep(max(1, args.run_time - args.settle - 3))
         t_b, cpu_b = time.monotonic(), run.cpu_s()
         code = run.wait()
         target.polling(False)
@@ -225,6 +226,8 @@ def exact_round(address: str, target: Target, hosts: int, args: Any) -> dict[str
         report = run.json()
         ages = []
         for t, line in run.lines:
+            if t < t_a:  # the steady part only
+                continue
             match = re.search(r"requests (\d+)", line)
             if match and int(match.group(1)) > 0:
                 at = target.served_at(int(match.group(1)))
@@ -323,7 +326,8 @@ def main() -> int:
     parser.add_argument("--hosts", default="2,4", help="cluster sizes for the exact rounds")
     parser.add_argument("--names", type=int, default=1000)
     parser.add_argument("--users-per-host", type=int, default=4)
-    parser.add_argument("-t", "--run-time", type=int, default=20, help="seconds per exact round")
+    parser.add_argument("-t", "--run-time", type=int, default=35, help="seconds per exact round")
+    parser.add_argument("--settle", type=int, default=16, help="seconds before the steady part")
     parser.add_argument("--lost", default="agent,node", help="lost-host rounds: agent, node")
     parser.add_argument("--debug", action="store_true", help="print the lost runs' logs")
     parser.add_argument("--no-exact", action="store_true", help="only the lost-host rounds")

@@ -28,6 +28,30 @@ from typing import Any
 from mpswarm.cluster.delta import DeltaReader
 
 _MAX_MESSAGE = 1 << 16
+
+
+def _class_marker(module: str, name: str) -> bytes:
+    """How a pickle (protocol 4 and 5) of an instance of ``module.name`` names its class."""
+    return (b"\x8c" + bytes([len(module)]) + module.encode() + b"\x94\x8c"
+            + bytes([len(name)]) + name.encode() + b"\x94")  # fmt: skip
+
+
+#: The records a worker sends on its own every second or so (and the announcements of new
+#: names, in bursts): the parent needs them no sooner than the next regular copy, so they do
+#: not hurry a ``read``. Every other record (ready, spawned, stopped, custom messages) does.
+ROUTINE = tuple(
+    _class_marker("mpswarm.runner.messages", name)
+    for name in ("Usage", "Report", "RowAnnounced", "ErrorAnnounced", "Exceptions",
+                 "NamesOverflowed")
+)  # fmt: skip
+
+
+def is_routine(frame: bytes) -> bool:
+    """Whether one pickled record of the worker's channel is routine (see ``ROUTINE``)."""
+    head = bytes(frame[:96])
+    return any(marker in head for marker in ROUTINE)
+
+
 #: Seconds the node's fork server gets to import the locustfile and say it is ready.
 READY_TIMEOUT_S = 60.0
 
@@ -147,7 +171,8 @@ class HostAgent:
             raise RuntimeError(f"the fork server on {socket.gethostname()} is gone")
         wid = f"{self.index}:{pid}"
         worker = {"pid": pid, "sock": mine, "segment": segment, "buf": bytearray(),
-                  "eof": False, "cond": threading.Condition(), "last": 0.0,
+                  "eof": False, "cond": threading.Condition(), "last": 0.0, "scan": 0,
+                  "urgent": False,
                   "delta": DeltaReader(segment, self.settings["open_model"])}  # fmt: skip
         with self._lock:
             self._workers[wid] = worker
@@ -166,26 +191,43 @@ class HostAgent:
                     worker["eof"] = True
                 else:
                     worker["buf"] += data
+                    HostAgent._scan(worker)
                 worker["cond"].notify_all()
             if not data:
                 return
 
+    @staticmethod
+    def _scan(worker: dict[str, Any]) -> None:
+        """Find the complete records in the worker's new bytes; note an urgent one."""
+        buf, at = worker["buf"], worker["scan"]
+        while len(buf) - at >= 4:
+            size = int.from_bytes(buf[at : at + 4], "big")
+            if len(buf) - at - 4 < size:
+                break
+            if not is_routine(buf[at + 4 : at + 4 + min(size, 96)]):
+                worker["urgent"] = True
+            at += 4 + size
+        worker["scan"] = at
+
     def read(self, wid: str, every: float, gap: float) -> tuple[bytes, tuple[Any, Any], bool]:
-        """The worker's bytes since the last call, a delta of its segment taken after them,
-        and whether its pipe closed. It answers ``every`` seconds after the last answer, or
-        once bytes came but not sooner than ``gap`` seconds after it (records in a burst, as
-        the announcements of new names, travel together), or at once when the pipe closed."""
+        """The worker's complete records since the last call, a delta of its segment taken
+        after them, and whether its pipe closed. It answers ``every`` seconds after the last
+        answer; once an urgent record came, not later than ``gap`` seconds after the last
+        answer (records in a burst travel together); at once when the pipe closed."""
         worker = self._workers[wid]
         with worker["cond"]:
             last = worker["last"]
             while not worker["eof"]:
                 now = time.monotonic()
-                until = last + (gap if worker["buf"] else every)
+                until = last + (gap if worker["urgent"] else every)
                 if now >= until:
                     break
                 worker["cond"].wait(until - now)
-            data, worker["buf"] = bytes(worker["buf"]), bytearray()
             eof = worker["eof"]
+            cut = len(worker["buf"]) if eof else worker["scan"]
+            data = bytes(worker["buf"][:cut])
+            del worker["buf"][:cut]
+            worker["scan"], worker["urgent"] = 0, False
             worker["last"] = time.monotonic()
         return data, worker["delta"].snapshot(), eof
 

@@ -113,27 +113,26 @@ class Bridge:
         if settings["working_dir"]:
             runtime_env = {"working_dir": settings["working_dir"],
                            "excludes": WORKING_DIR_EXCLUDES}  # fmt: skip
-        failure: list[str] = []
 
-        def join() -> None:
-            try:
-                ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING,
-                         log_to_driver=False)  # fmt: skip
-            except Exception as exc:
-                failure.append(" ".join(str(exc).split())[:300])
+        def give_up() -> None:  # ray.init cannot be interrupted
+            why = f"no answer in {JOIN_TIMEOUT_S:.0f} s"
+            self.send(("failed", "usage", f"--ray {address}: cannot join the cluster: {why}"))
+            os._exit(1)
 
-        joining = threading.Thread(target=join, daemon=True)
-        joining.start()
-        joining.join(JOIN_TIMEOUT_S)
-        if joining.is_alive():
-            failure.append(f"no answer in {JOIN_TIMEOUT_S:.0f} s")
-        if failure:
-            self.send(
-                ("failed", "usage", f"--ray {address}: cannot join the cluster: {failure[0]}")
-            )
-            if joining.is_alive():
-                os._exit(1)  # ray.init cannot be interrupted
+        # In this thread: Ray's own processes (``local``) die with the thread that started
+        # them (PR_SET_PDEATHSIG), so the watchdog is the other thread.
+        watchdog = threading.Timer(JOIN_TIMEOUT_S, give_up)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING,
+                     log_to_driver=False)  # fmt: skip
+        except Exception as exc:
+            why = " ".join(str(exc).split())[:300]
+            self.send(("failed", "usage", f"--ray {address}: cannot join the cluster: {why}"))
             return False
+        finally:
+            watchdog.cancel()
         nodes = sorted((n for n in ray.nodes() if n["Alive"]), key=lambda n: n["NodeID"])
         if settings["hosts"]:
             if settings["hosts"] > len(nodes):

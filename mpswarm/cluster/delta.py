@@ -45,16 +45,16 @@ def snapshot(segment: Any, open_model: bool) -> tuple[Any, Any]:
 
 
 class DeltaReader:
-    """Successive copies of one segment that leave out what did not change.
+    """Successive copies of one segment that leave out what the reader's copy already holds.
 
-    The counters are cumulative: a row whose request and failure counts did not move since the
-    last copy did not change at all, and a histogram's non-zero buckets only spread. So each
-    copy holds the header, the error counters, and of every changed row its counters and the
-    span of its non-zero buckets. After a ``reset_counts`` (``H_RESETS`` moved) every used
-    word goes once more. One reader per segment: the bridge's relay of it.
+    The reader keeps the words it sent of every row in use (so it knows the receiver's copy
+    exactly): a copy holds the header, the error counters, and of every row whose request or
+    failure count moved since it was last sent (or that was caught mid-update then) the words
+    that differ from what was sent. A request usually changes five words of its row; under a
+    thousand names a second of requests is a few hundred words, not the rows' histograms.
+    After a ``reset_counts`` (``H_RESETS`` moved) every row in use is compared once more.
 
-    A copy is (positions, values): two int64 arrays, found and applied with array operations
-    (a thousand changed rows cost a few milliseconds, not a Python loop over them).
+    A copy is (positions, values): two int64 arrays, found and applied with array operations.
     """
 
     def __init__(self, segment: Any, open_model: bool) -> None:
@@ -64,54 +64,60 @@ class DeltaReader:
         self.open_model = open_model
         self.flat: Any = np.frombuffer(segment._map, dtype=np.int64)
         capacity = segment.row_capacity
-        # (first word, rows as a 2-D view, the (requests, failures) sent of each row)
-        self._tables = [(HEADER_WORDS, segment.rows, np.full((capacity, 2), -1, np.int64))]
+        self._tables = [(HEADER_WORDS, segment.rows)]
         if open_model:
             raw = self.flat[segment.raw_offset : segment.raw_offset + capacity * ROW_WORDS]
-            self._tables.append(
-                (segment.raw_offset, raw.reshape(capacity, ROW_WORDS),
-                 np.full((capacity, 2), -1, np.int64))
-            )  # fmt: skip
-        self._resets = -1
+            self._tables.append((segment.raw_offset, raw.reshape(capacity, ROW_WORDS)))
+        # What the receiver holds of each table's rows in use, by compact index (rows 0..n,
+        # then the overflow row); grown as rows come into use. Its copy starts as zeros.
+        self._sent = [np.zeros((0, ROW_WORDS), np.int64) for _ in self._tables]
+        self._torn = [np.zeros(0, dtype=bool) for _ in self._tables]
+        self._resets = 0
         self.words_sent = 0
+
+    def _grow(self, table: int, n_rows: int) -> tuple[Any, Any]:
+        """The sent rows of ``table`` and whether each was torn, with room for rows 0..n_rows
+        and the overflow row last."""
+        sent, torn = self._sent[table], self._torn[table]
+        if len(sent) < n_rows + 2:
+            size = max(n_rows + 2, 2 * len(sent))
+            grown, grown_torn = np.zeros((size, sent.shape[1]), np.int64), np.zeros(size, bool)
+            if len(sent):
+                grown[: len(sent) - 1], grown_torn[: len(sent) - 1] = sent[:-1], torn[:-1]
+                grown[-1], grown_torn[-1] = sent[-1], torn[-1]  # the overflow row stays last
+            self._sent[table], self._torn[table] = sent, torn = grown, grown_torn
+        return sent, torn
 
     def snapshot(self) -> tuple[Any, Any]:
         from mpswarm.stats.segment import H_RESETS, H_ROWS, HEADER_WORDS, HIST, ROW_WORDS
 
         segment, flat = self.segment, self.flat
         resets = int(segment.header[H_RESETS])
-        if resets != self._resets:
-            self._resets = resets
-            for _, _, sent in self._tables:
-                sent.fill(-1)
-            positions, values = snapshot(segment, self.open_model)
-            self.words_sent += len(values)
-            return positions, values
+        every_row = resets != self._resets
+        self._resets = resets
         n_rows = min(int(segment.header[H_ROWS]), segment.max_endpoints)
-        used = np.r_[np.arange(n_rows + 1), segment.overflow_row]
         fixed = [(0, HEADER_WORDS), *used_ranges(segment, self.open_model)[2:4]]
         pieces = [np.arange(o, o + n, dtype=np.int64) for o, n in fixed]
         words = [flat[piece] for piece in pieces]
         columns = np.arange(ROW_WORDS)
-        for first, rows, sent in self._tables:
-            counts = rows[used, :2]  # REQUESTS, FAILURES
-            changed = used[(counts != sent[used]).any(axis=1)]
-            if not len(changed):
+        for table, (first, rows) in enumerate(self._tables):
+            sent, torn = self._grow(table, n_rows)
+            used = np.r_[np.arange(n_rows + 1), segment.overflow_row]
+            compact = np.r_[np.arange(n_rows + 1), len(sent) - 1]
+            if every_row:
+                moved = np.ones(len(used), dtype=bool)
+            else:
+                # A row caught mid-update (its buckets short of its REQUESTS: the worker writes
+                # REQUESTS first, its bucket last) goes again even if its counts did not move.
+                moved = (rows[used, :2] != sent[compact, :2]).any(axis=1) | torn[compact]
+            if not moved.any():
                 continue
-            # The worker writes REQUESTS first and its bucket last: the rows are copied once,
-            # and a row whose buckets do not sum to its REQUESTS (caught mid-update) counts
-            # as not sent, so it goes again next time.
-            copy = rows[changed]
-            whole = copy[:, HIST:].sum(axis=1) == copy[:, 0]
-            sent[changed] = np.where(whole[:, None], copy[:, :2], -1)
-            nonzero = copy[:, HIST:] != 0
-            low = nonzero.argmax(axis=1)
-            high = nonzero.shape[1] - nonzero[:, ::-1].argmax(axis=1)
-            high[~nonzero.any(axis=1)] = 0
-            bucket = columns - HIST
-            keep = (columns < HIST) | ((bucket >= low[:, None]) & (bucket < high[:, None]))
-            pieces.append((first + changed[:, None] * ROW_WORDS + columns)[keep])
-            words.append(copy[keep])  # the words checked above, not a later state
+            copy = rows[used[moved]]
+            differs = copy != sent[compact[moved]]
+            pieces.append((first + used[moved][:, None] * ROW_WORDS + columns)[differs])
+            words.append(copy[differs])
+            sent[compact[moved]] = copy
+            torn[compact[moved]] = copy[:, HIST:].sum(axis=1) != copy[:, 0]
         positions, values = np.concatenate(pieces), np.concatenate(words)
         self.words_sent += len(values)
         return positions, values

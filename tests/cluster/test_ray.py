@@ -69,14 +69,16 @@ def cluster() -> Iterator[str]:
 class RayRun:
     """``python -m mpswarm ... --ray ADDRESS`` in the background, with its leftovers checked."""
 
-    def __init__(self, tmp_path: Path, address: str, *args: str) -> None:
+    def __init__(
+        self, tmp_path: Path, address: str, *args: str, env: dict[str, str] | None = None
+    ) -> None:
         self.tag = uuid.uuid4().hex
         self.report = tmp_path / "run.json"
         command = [sys.executable, "-m", "mpswarm", *args, "--ray", address, "--processes", "1",
                    "--json-file", str(self.report)]  # fmt: skip
         self.proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-            env=mpswarm_env(self.tag, RAY_ENV),
+            env=mpswarm_env(self.tag, {**RAY_ENV, **(env or {})}),
         )  # fmt: skip
 
     def finish(self, timeout: float = 120) -> tuple[int, str, str]:
@@ -212,3 +214,24 @@ def test_ray_without_the_extra_is_a_usage_error(
         "mpswarm: error: --ray needs Ray: pip install 'mpswarm[ray]'"
     ], result
     assert not _served(demo)
+
+
+@needs_ray
+def test_custom_messages_and_worker_reports_cross_the_hosts(
+    cluster: str, demo: DemoServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "messages.json"
+    run = RayRun(tmp_path, cluster, "-f", "tests/cluster/messages.py", "-H", demo.url,
+                 "--headless", "-u", "2", "-r", "2", "-t", "4s",
+                 env={"MESSAGES_OUT": str(out)})  # fmt: skip
+    code, stdout, err = run.finish()
+    run.assert_nothing_left()
+    assert code == 0, (stdout, err)
+    got = json.loads(out.read_text())
+    # Both remote workers got the coordinator's ping and answered it.
+    assert sorted(p["index"] for p in got["pongs"]) == [0, 1], got
+    assert all(p["got"] == "hello" for p in got["pongs"]), got
+    pids = {p["pid"] for p in got["pongs"]}
+    # Their reports reached the coordinator's worker_report listeners, from both workers.
+    assert set(got["reporting_pids"]) == pids, got
+    assert len(got["clients"]) == 2, got

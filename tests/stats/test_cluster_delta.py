@@ -59,3 +59,21 @@ def test_a_row_caught_mid_update_is_sent_again() -> None:
     flat[offset + HIST + 7] += 1  # now it has
     apply(_flat(copy), reader.snapshot())
     _assert_same(source, copy, False)
+
+
+def test_routine_records_are_told_from_the_others() -> None:
+    """The agent's read hurries for a record that matters now (a worker's Spawned, Stopped,
+    custom messages), not for the ones every worker sends every second."""
+    import pickle
+
+    from mpswarm.cluster.agent import is_routine
+    from mpswarm.runner import messages as m
+
+    def frame(message: object) -> bytes:
+        return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+
+    assert is_routine(frame(m.Usage(12.5, 1 << 20)))
+    assert is_routine(frame(m.Report({"x": 1})))
+    assert not is_routine(frame(m.Spawned(3)))
+    assert not is_routine(frame(m.Stopped()))
+    assert not is_routine(frame(m.Custom("Usage", {"Report": 1})))
