@@ -1,6 +1,6 @@
 """A JSON API client: creates, reads, lists and deletes items.
 
-    mpswarm serve --port 8089 -- mpswarm -f examples/api.py -H http://127.0.0.1:8089 \
+    mpswarm serve --port 8088 -- mpswarm -f examples/api.py -H http://127.0.0.1:8088 \
         --headless -u 50 -r 25 -t 20s --processes 2
 """
 

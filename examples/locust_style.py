@@ -1,6 +1,6 @@
 """A locustfile written for Locust, unchanged: mpswarm runs it as it is.
 
-    mpswarm serve --port 8089 -- mpswarm -f examples/locust_style.py -H http://127.0.0.1:8089 \
+    mpswarm serve --port 8088 -- mpswarm -f examples/locust_style.py -H http://127.0.0.1:8088 \
         --headless -u 20 -r 20 -t 10s --processes 2
 """
 

@@ -2,7 +2,7 @@
 
 Run it against the built-in demo target:
 
-    mpswarm serve --port 8089 -- mpswarm -f examples/shop.py -H http://127.0.0.1:8089 \
+    mpswarm serve --port 8088 -- mpswarm -f examples/shop.py -H http://127.0.0.1:8088 \
         --headless -u 200 -r 50 -t 30s --processes -1
 """
 

@@ -26,7 +26,9 @@ from mpswarm.stats.snapshot import EndpointStats, Snapshot
 
 
 class EndpointResult:
-    """One endpoint's (or the total's) numbers; times in seconds."""
+    """One endpoint's (or the total's) numbers. Every time says its unit in its name:
+    ``percentile_ms(95)`` / ``percentile_s(95)``, ``avg_ms`` / ``avg_s``, ``min_ms``, ``max_s``...
+    """
 
     def __init__(self, stats: EndpointStats, duration_s: float) -> None:
         self._stats = stats
@@ -36,14 +38,38 @@ class EndpointResult:
         self.failures = stats.failures
         self.fail_ratio = stats.fail_ratio
         self.rps = stats.rps(duration_s)
-        self.avg = None if stats.avg_ms is None else stats.avg_ms / 1000
-        self.min = None if stats.min_ms is None else stats.min_ms / 1000
-        self.max = None if stats.max_ms is None else stats.max_ms / 1000
+        self.avg_ms, self.min_ms, self.max_ms = stats.avg_ms, stats.min_ms, stats.max_ms
+        self.avg_s, self.min_s, self.max_s = (
+            None if v is None else v / 1000 for v in (stats.avg_ms, stats.min_ms, stats.max_ms)
+        )
 
-    def percentile(self, q: float) -> float | None:
+    def percentile_ms(self, q: float) -> float | None:
+        """The q-th percentile (0-100) of response times in milliseconds (as every report
+        shows them), None without requests."""
+        return self._stats.percentile(q)
+
+    def percentile_s(self, q: float) -> float | None:
         """The q-th percentile (0-100) of response times in seconds, None without requests."""
         value = self._stats.percentile(q)
         return None if value is None else value / 1000
+
+    def percentile(self, q: float) -> float | None:
+        """Deprecated: seconds, as ``percentile_s``; say the unit with ``percentile_ms`` or
+        ``percentile_s``."""
+        import warnings
+
+        warnings.warn("RunResult.percentile() returns seconds: use percentile_s() or "
+                      "percentile_ms()", DeprecationWarning, stacklevel=2)  # fmt: skip
+        return self.percentile_s(q)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("avg", "min", "max"):  # the unit-less names of 0.1
+            import warnings
+
+            warnings.warn(f"RunResult.{name} is in seconds: use {name}_s or {name}_ms",
+                          DeprecationWarning, stacklevel=2)  # fmt: skip
+            return getattr(self, f"{name}_s")
+        raise AttributeError(name)
 
     def __repr__(self) -> str:
         return f"<EndpointResult {self.method} {self.name}: {self.requests} requests>"

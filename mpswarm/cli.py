@@ -242,7 +242,7 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
     type=click.FloatRange(min=0, min_open=True),
     default=90.0,
     show_default=True,
-    help="Worker CPU %% (of one core) counted as saturation.",
+    help="Worker CPU % (of one core) counted as saturation.",
 )
 @click.option(
     "--lag-warn",
@@ -404,6 +404,13 @@ def run_command(**options: Any) -> int:
         arrivals=options["arrivals"],
         max_users=options["max_users"],
     )
+    if not options["ray"] and config.processes > _cpu_count():
+        logging.getLogger("mpswarm").warning(
+            "--processes %d is more than the %d core(s) this machine gives mpswarm: the workers "
+            "will share cores, and a worker waiting for a core measures that wait as response "
+            "time",
+            config.processes, _cpu_count(),
+        )  # fmt: skip
     check_report_paths(config)  # before any worker starts: a run must not be lost at its end
     fork_server = None
     if options["ray"]:
@@ -571,16 +578,16 @@ def serve_main(argv: list[str]) -> int:
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
-    default=8089,
+    default=8088,
     show_default=True,
-    help="Port to bind; 0 picks a free one.",
+    help="Port to bind; 0 picks a free one (8088: beside the web UI's 8089).",
 )
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def serve_command(host: str, port: int, command: tuple[str, ...]) -> int:
     """Serve the demo shop and JSON API (GET /__stats shows what it served).
 
     With a COMMAND after '--', run it while serving and exit with its exit code, e.g.
-    mpswarm serve --port 8089 -- mpswarm -f examples/shop.py -H http://127.0.0.1:8089 -t 10s
+    mpswarm serve -- mpswarm -f examples/shop.py -H http://127.0.0.1:8088 -t 10s
     """
     import signal
     import subprocess
@@ -593,7 +600,10 @@ def serve_command(host: str, port: int, command: tuple[str, ...]) -> int:
     try:
         server.start()
     except OSError as exc:
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {exc.strerror} "
+            "(--port changes it; 0 picks a free one)"
+        ) from exc
     bound = server.address[1]
     click.echo(f"mpswarm demo target on http://{host}:{bound}", err=False)
     sys.stdout.flush()

@@ -313,7 +313,7 @@ def _cookie(environ: Environ, name: str) -> str | None:
     return None
 
 
-def make_server(host: str = "127.0.0.1", port: int = 8089) -> Any:
+def make_server(host: str = "127.0.0.1", port: int = 8088) -> Any:
     """A gevent WSGI server for the demo app (not started)."""
     import socket
 

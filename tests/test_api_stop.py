@@ -41,9 +41,10 @@ def test_a_crash_loop_is_the_result_stop(snapshot) -> None:
     result = result_of(snapshot, stop, 4)
     assert result.stop == RunStop("crash_loop", CRASH, 4, 7.5)
     assert result.stop.failed and result.exit_code == result.stop.exit_code
-    assert result.summary().rstrip("\n").splitlines()[-1] == (
-        f"Stopped after 7.5 s: {CRASH} [crash_loop, exit code 4]"
-    )
+    assert result.summary().rstrip("\n").splitlines()[-2:] == [
+        f"Stopped after 7.5 s: {CRASH} [crash_loop, exit code 4]",
+        f"FAILED: {CRASH}",
+    ]
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.stop.kind = "x"  # type: ignore[misc]
 

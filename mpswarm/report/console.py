@@ -8,11 +8,12 @@ knows (see ``mpswarm.report.stop_reason``).
 
 from __future__ import annotations
 
-from typing import TextIO
+from collections.abc import Sequence
+from typing import Any, TextIO
 
 from tabulate import tabulate
 
-from mpswarm.report.stop_reason import stop_of, stop_text
+from mpswarm.report.stop_reason import stop_failed, stop_of, stop_text
 from mpswarm.stats.recorder import OVERFLOW_METHOD
 from mpswarm.stats.snapshot import EndpointStats, Snapshot
 
@@ -52,11 +53,76 @@ def _row(stats: EndpointStats, duration_s: float) -> list[str]:
     ]
 
 
-def write_summary(snapshot: Snapshot, stream: TextIO) -> None:
-    """Write the endpoint table, then the errors and exceptions tables when there are any.
+def settings_line(settings: dict[str, Any]) -> str:
+    """The run's settings in one line: ``examples/api.py -> http://...: 50 users at 10/s...``."""
+    load = (
+        f"{settings['arrival_rate']:g} iterations/s ({settings.get('arrivals') or 'constant'}, "
+        f"at most {settings.get('max_users')} users)"
+        if settings.get("arrival_rate") is not None
+        else f"{settings.get('users')} users at {settings.get('spawn_rate'):g}/s"
+    )
+    processes = settings.get("processes")
+    parts = [load, f"{processes} worker process{'' if processes == 1 else 'es'}"]
+    if settings.get("shape"):
+        parts[0] = f"shape {settings['shape']}"
+    if settings.get("run_time"):
+        parts.append(f"run time {settings['run_time']:g} s")
+    if settings.get("iterations"):
+        parts.append(f"{settings['iterations']} iterations")
+    if settings.get("tags") or settings.get("exclude_tags"):
+        parts.append(f"tags {list(settings.get('tags') or [])} "
+                     f"excluding {list(settings.get('exclude_tags') or [])}")  # fmt: skip
+    host = settings.get("host") or "(the classes' hosts)"
+    return f"Run: {settings.get('locustfile')} -> {host}: {', '.join(parts)}"
 
-    The last line says why the run ended (``Stopped after ...``) when the Snapshot knows.
-    """
+
+def _size(count: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} GB"  # pragma: no cover - the loop returns
+
+
+def totals_text(snapshot: Snapshot, series: Sequence[Any] | None) -> str:
+    """Data received, and the users: peak (over the run's seconds) and in its last second."""
+    total, duration = snapshot.total, snapshot.duration_s
+    rate = total.content_bytes / duration if duration > 0 else 0.0
+    final = snapshot.extra.get("users_at_stop", snapshot.users)
+    users = [final, *(point.users for point in series or ())]
+    return (
+        f"\nData received: {_size(total.content_bytes)} of response bodies "
+        f"({_size(rate)}/s). Users: peak {max(users)}, {final} when the run stopped.\n"
+    )
+
+
+def verdict(snapshot: Snapshot, checks: Sequence[Any] = ()) -> str:
+    """The last line: ``PASSED``, or ``FAILED: 2 checks failed`` (or why else it failed)."""
+    stop = stop_of(snapshot)
+    failed_checks = sum(1 for result in checks if not result.passed)
+    if failed_checks:
+        return f"FAILED: {failed_checks} check{'' if failed_checks == 1 else 's'} failed"
+    if stop is None or not stop_failed(stop):
+        return "PASSED"
+    if stop["exit_code"] == 1 and snapshot.total.failures:
+        return f"FAILED: {snapshot.total.failures} request(s) failed"
+    if stop["exit_code"] == 1 and snapshot.exceptions:
+        return f"FAILED: user code raised {sum(e.count for e in snapshot.exceptions)} time(s)"
+    return f"FAILED: {stop['message']}"
+
+
+def write_summary(
+    snapshot: Snapshot,
+    stream: TextIO,
+    settings: dict[str, Any] | None = None,
+    series: Sequence[Any] | None = None,
+    checks: Sequence[Any] = (),
+) -> None:
+    """Write the run's settings, the endpoint table, data and users, the errors and exceptions
+    tables when there are any, the checks, why the run ended (``Stopped after ...``) and, last,
+    the verdict (``PASSED`` / ``FAILED: ...``)."""
+    if settings is not None:
+        stream.write(f"\n{settings_line(settings)}\n")
     headers = [
         "Type",
         "Name",
@@ -86,6 +152,7 @@ def write_summary(snapshot: Snapshot, stream: TextIO) -> None:
         stream.write(
             f"... and {left:,} more endpoint(s) with fewer requests (see --csv/--json for all)\n"
         )
+    stream.write(totals_text(snapshot, series))
     if snapshot.open_model:
         stream.write(open_model_text(snapshot))
     if snapshot.errors:
@@ -125,9 +192,16 @@ def write_summary(snapshot: Snapshot, stream: TextIO) -> None:
         exception_rows = [[e.count, e.message, _where(e.traceback)] for e in snapshot.exceptions]
         stream.write(tabulate(exception_rows, headers=["# count", "Exception", "Raised at"]))
         stream.write("\n")
+    if checks:
+        stream.write("\nChecks:\n")
+        for result in checks:
+            stream.write(f"  {'ok  ' if result.passed else 'FAIL'} {result.describe()}\n")
+        failed = sum(1 for r in checks if not r.passed)
+        stream.write(f"{len(checks) - failed} passed, {failed} failed\n")
     stop = stop_of(snapshot)
     if stop is not None:
         stream.write(f"\n{stop_text(stop)}\n")
+    stream.write(f"{verdict(snapshot, checks)}\n")
     stream.flush()
 
 

@@ -42,14 +42,7 @@ def write_reports(
     """
     settings = run_settings(config)
     summary_stream = sys.stderr if config.json_stdout else out
-    write_summary(snapshot, summary_stream)
-    if checks:
-        summary_stream.write("\nChecks:\n")
-        for result in checks:
-            summary_stream.write(f"  {'ok  ' if result.passed else 'FAIL'} {result.describe()}\n")
-        failed = sum(1 for r in checks if not r.passed)
-        summary_stream.write(f"{len(checks) - failed} passed, {failed} failed\n")
-        summary_stream.flush()
+    write_summary(snapshot, summary_stream, settings, series, checks)
     if config.json_stdout:
         write_json(snapshot, out, settings, checks)
         out.flush()

@@ -307,6 +307,7 @@ class Swarm(MasterRunner):
         logger.info("stopping: %s", self.scope.reason.message)
         self.state = STATE_STOPPING
         self.environment.events.test_stopping.fire(environment=self.environment)
+        users_at_stop = self.user_count
         self.pool.stop_users(self._stop_limit(), self._forced)
         self._recoveries.join(timeout=RECOVERY_SETTLE_S)  # their events belong in the reports
         self._t_end = time.perf_counter()
@@ -317,6 +318,7 @@ class Swarm(MasterRunner):
         self.environment.events.test_stop.fire(environment=self.environment)
         snapshot = self.snapshot(final=True)
         snapshot.extra["stop"] = self.scope.reason.as_dict()
+        snapshot.extra["users_at_stop"] = users_at_stop
         return snapshot
 
     def prepare_new_run(self) -> None:

@@ -74,7 +74,8 @@ def run_web(
             server.init_socket()  # bind first: the allow-list needs the port --web-port 0 got
         except OSError as exc:
             raise UsageError(
-                f"cannot serve the web UI on {config.web_host}:{config.web_port}: {exc.strerror}"
+                f"cannot serve the web UI on {config.web_host}:{config.web_port}: {exc.strerror} "
+                "(--web-port changes it; 0 picks a free one)"
             ) from None
         port = server.server_port
         hosts = AllowedHosts(config.web_host, port, extra_hosts)

@@ -140,6 +140,7 @@ def test_json_schema(snapshot) -> None:
         "exceptions",
         "checks",
         "recovery_events",
+        "hosts_lost",
         "saturation",
         "open_model",
     }

@@ -39,11 +39,12 @@ def run_case(suite: ElementTree.Element) -> ElementTree.Element | None:
     return cases[0] if cases else None
 
 
-def test_summary_says_why_on_its_last_line(snapshot) -> None:
+def test_summary_says_why_before_its_verdict(snapshot) -> None:
     out = io.StringIO()
     write_summary(stopped(snapshot, "crash_loop", 4, CRASH), out)
-    last = out.getvalue().rstrip("\n").splitlines()[-1]
-    assert last == f"Stopped after 12.3 s: {CRASH} [crash_loop, exit code 4]"
+    *_, why, verdict = out.getvalue().rstrip("\n").splitlines()
+    assert why == f"Stopped after 12.3 s: {CRASH} [crash_loop, exit code 4]"
+    assert verdict == f"FAILED: {CRASH}"
 
 
 def test_summary_without_a_stop_has_no_stop_line(snapshot) -> None:
