@@ -15,7 +15,7 @@ from typing import TextIO
 import numpy as np
 
 from mpswarm.report.checks import CheckResult
-from mpswarm.report.console import format_ms, open_model_text
+from mpswarm.report.console import format_ms, open_model_text, verdict
 from mpswarm.report.stop_reason import stop_failed, stop_of, stop_text
 from mpswarm.stats.histogram import MIDPOINTS_US
 from mpswarm.stats.snapshot import Snapshot
@@ -142,6 +142,90 @@ def _write_table(stream: TextIO, headers: list[str], rows: Iterable[list[str]], 
     stream.write("</tbody></table>")
 
 
+#: How the report names each setting (``run_settings``' keys), in this order.
+SETTING_NAMES = {
+    "locustfile": "Locustfile", "user_classes": "User classes", "host": "Host",
+    "users": "Users", "spawn_rate": "Spawn rate (users/s)", "run_time": "Run time (s)",
+    "processes": "Worker processes", "tags": "Tags", "exclude_tags": "Excluded tags",
+    "stop_timeout": "Stop timeout (s)", "iterations": "Iterations", "shape": "Load shape",
+    "checks": "Checks", "arrival_rate": "Arrival rate (iterations/s)",
+    "arrivals": "Arrivals", "max_users": "Most users (open model)",
+}  # fmt: skip
+
+
+def _setting_text(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def settings_table(settings: dict[str, object]) -> str:
+    """The settings that were given (not empty), one row each, with readable names."""
+    rows = [
+        [SETTING_NAMES.get(key, key), _setting_text(value)]
+        for key, value in settings.items()
+        if value not in (None, False, (), [], "")
+    ]
+    return _table(["Setting", "Value"], rows, "settings")
+
+
+def exceptions_html(snapshot: Snapshot) -> str:
+    """User-code exceptions: how often, the message, and the traceback as code."""
+    if not snapshot.exceptions:
+        return "<p>No exceptions in user code.</p>"
+    items = "".join(
+        f'<div class="exception"><p><b>{e.count}</b> &times; <code>{html.escape(e.message)}'
+        f"</code></p><pre>{html.escape(e.traceback)}</pre></div>"
+        for e in snapshot.exceptions
+    )
+    return f'<div class="exceptions">{items}</div>'
+
+
+def checks_html(checks: list[CheckResult] | None) -> str:
+    """The checks: expression, measured value, verdict."""
+    if not checks:
+        return ""
+    rows = "".join(
+        f'<tr class="{"passed" if r.passed else "failed"}"><td>{html.escape(r.check.expression)}'
+        f"</td><td>{html.escape(r.describe().split(': ', 1)[1].rsplit(' (', 1)[0])}</td>"
+        f"<td>{'passed' if r.passed else 'FAILED'}</td></tr>"
+        for r in checks
+    )
+    return (
+        '<h2>Checks</h2><table class="checks"><thead><tr><th>Check</th><th>Measured</th>'
+        f"<th>Verdict</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+#: Click a column's header to sort the table by it (again: the other way). Numbers sort as
+#: numbers; "N/A" last.
+_SORT_SCRIPT = """
+document.querySelectorAll("table.sortable th").forEach(function (th, column) {
+  th.addEventListener("click", function () {
+    var body = th.closest("table").tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    var down = th.getAttribute("aria-sort") !== "descending";
+    th.closest("tr").querySelectorAll("th").forEach(function (h) {
+      h.removeAttribute("aria-sort");
+    });
+    th.setAttribute("aria-sort", down ? "descending" : "ascending");
+    function key(row) {
+      var text = row.cells[column].textContent, number = parseFloat(text);
+      return isNaN(number) ? text : number;
+    }
+    rows.sort(function (a, b) {
+      var x = key(a), y = key(b);
+      if (typeof x !== typeof y) { return typeof x === "number" ? -1 : 1; }
+      return (x < y ? -1 : x > y ? 1 : 0) * (down ? -1 : 1);
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+  });
+});
+"""
+
+
 def _table(headers: list[str], rows: list[list[str]], css: str) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
@@ -160,6 +244,13 @@ td{text-align:right} td:nth-child(-n+2){text-align:left}
 .axis{stroke:#888} .tick{font-size:11px;fill:#555} .legend{font-size:11px}
 .title{font-size:13px;font-weight:600}
 .failed{color:#b00;font-weight:600} .passed{color:#070}
+table.settings td{text-align:left} table.checks td{text-align:left}
+table.sortable th{cursor:pointer;user-select:none}
+th[aria-sort=descending]::after{content:" \\25BC"}
+th[aria-sort=ascending]::after{content:" \\25B2"}
+.exception pre{background:#f4f4f4;padding:.6em;overflow-x:auto;font-size:.8em;text-align:left;
+white-space:pre;font-family:ui-monospace,monospace}
+.verdict{font-size:1.2em;font-weight:700} .verdict.passed{color:#070} .verdict.failed{color:#b00}
 """
 
 
@@ -196,13 +287,7 @@ def write_html(
         if snapshot.errors
         else "<p>No errors.</p>"
     )
-    check_html = ""
-    if checks:
-        items = "".join(
-            f'<li class="{"passed" if r.passed else "failed"}">{html.escape(r.describe())}</li>'
-            for r in checks
-        )
-        check_html = f"<h2>Checks</h2><ul>{items}</ul>"
+    check_html = checks_html(checks)
     saturation = snapshot.extra.get("saturation") or {}
     saturation_html = ""
     if saturation.get("saturated_seconds"):
@@ -222,6 +307,13 @@ def write_html(
             ],
             "recovery",
         )
+    hosts_lost = snapshot.extra.get("hosts_lost") or []
+    if hosts_lost:
+        saturation_html += "<h2>Hosts lost</h2>" + _table(
+            ["At (s)", "Host", "Cause", "Action"],
+            [[f"{h['at_s']:.1f}", str(h["name"]), h["cause"], h["action"]] for h in hosts_lost],
+            "hosts-lost",
+        )
     if snapshot.open_model:
         saturation_html += f'<p class="open-model">{html.escape(open_model_text(snapshot))}</p>'
     stop = stop_of(snapshot)
@@ -229,15 +321,20 @@ def write_html(
     if stop is not None:
         css = "stop failed" if stop_failed(stop) else "stop"
         stop_html = f'<p class="{css}">{html.escape(stop_text(stop))}</p>'
-    options = ", ".join(f"{k}={v}" for k, v in settings.items() if v not in (None, False, ()))
+    said = verdict(snapshot, checks or [])
+    verdict_html = (
+        f'<p class="verdict {"passed" if said == "PASSED" else "failed"}">{html.escape(said)}</p>'
+    )
     stream.write(f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mpswarm report</title>
 <style>{_STYLE}</style></head><body>
 <h1>mpswarm report</h1>
 <p>Started {html.escape(started)}, ran {snapshot.duration_s:.1f} s:
 {snapshot.total.requests} requests, {snapshot.total.failures} failures.</p>
+{verdict_html}
 {stop_html}
-<p class="settings">{html.escape(options)}</p>
+<h2>Settings</h2>
+{settings_table(settings)}
 {check_html}
 {saturation_html}
 <h2>Over time</h2>
@@ -266,9 +363,12 @@ def write_html(
 <h2>Endpoints</h2>
 """)
     # Row by row: 10 000 endpoints held as one string would be 11 MB more at the peak.
-    _write_table(stream, endpoint_headers, _endpoint_rows(snapshot), "endpoints")
+    _write_table(stream, endpoint_headers, _endpoint_rows(snapshot), "endpoints sortable")
     stream.write(f"""
 <h2>Errors</h2>
 {errors}
+<h2>Exceptions</h2>
+{exceptions_html(snapshot)}
+<script>{_SORT_SCRIPT}</script>
 </body></html>
 """)

@@ -255,10 +255,11 @@ class Supervisor:
         cause = f"died ({handle.exit_description or 'exit status unknown'})"
         now = self._clock()
         # The workers of a lost host die together: one death for the crash-loop limit.
-        if handle.lost_with_host is None or handle.lost_with_host not in self._host_deaths:
+        host_loss = getattr(handle, "lost_with_host", None)
+        if host_loss is None or host_loss not in self._host_deaths:
             self._deaths.append(now)
-        if handle.lost_with_host is not None:
-            self._host_deaths.add(handle.lost_with_host)
+        if host_loss is not None:
+            self._host_deaths.add(host_loss)
         while self._deaths and now - self._deaths[0] > CRASH_WINDOW_S:
             self._deaths.popleft()
         if self.swarm.stop_requested:

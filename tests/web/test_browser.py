@@ -7,58 +7,10 @@ Skipped where Playwright or Chromium is missing, unless MPSWARM_REQUIRE_BROWSER 
 from __future__ import annotations
 
 import csv
-import os
-import shutil
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from mpswarm.report.csv_report import STATS_COLUMNS
 from tests.web.conftest import HOSTILE
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-@pytest.fixture()
-def page() -> Iterator[Any]:
-    required = bool(os.environ.get("MPSWARM_REQUIRE_BROWSER"))
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if required:
-            raise
-        pytest.skip("playwright is not installed")
-    executable = _chromium()
-    if executable is None:
-        if required:
-            raise RuntimeError("MPSWARM_REQUIRE_BROWSER is set but no Chromium is installed")
-        pytest.skip("no Chromium installed")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable, args=["--no-sandbox"], headless=True
-        )
-        context = browser.new_context(accept_downloads=True)
-        # Offline: the page must not need the network (any request elsewhere fails the test).
-        outside: list[str] = []
-        context.route(
-            "**/*",
-            lambda route: (
-                route.continue_()
-                if route.request.url.startswith("http://127.0.0.1")
-                else (outside.append(route.request.url), route.abort())
-            ),
-        )
-        yield context.new_page()
-        assert not outside, f"the page reached outside: {outside}"
-        context.close()
-        browser.close()
 
 
 def _cells(page: Any, table: str) -> list[list[str]]:
