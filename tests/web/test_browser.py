@@ -99,3 +99,49 @@ def test_hostile_texts_show_as_text(web, page, tmp_path) -> None:
     assert page.eval_on_selector_all("main img, main b", "nodes => nodes.length") == 0
     assert page.eval_on_selector_all("script", "nodes => nodes.length") == 1
     assert dialogs == []
+
+
+def test_tracebacks_read_as_code_and_a_timed_run_shows_what_is_left(
+    web, demo, page, tmp_path
+) -> None:
+    raising = tmp_path / "raising.py"
+    raising.write_text(
+        "from mpswarm import HttpUser, constant, task\n\n"
+        "class Raiser(HttpUser):\n"
+        "    wait_time = constant(0.2)\n\n"
+        "    @task\n"
+        "    def item(self):\n"
+        "        self.client.get('/items/1')\n"
+        "        {}['missing']\n"
+    )
+    ui = web("-f", str(raising))
+    page.goto(ui.url)
+    page.wait_for_function("() => document.querySelector('#state').textContent !== '-'")
+    page.fill("#users", "2")
+    page.fill("#spawn-rate", "10")
+    page.fill("#run-time", "20s")
+    page.click("#start-button")
+    # While it runs: the time left and a progress bar that moves.
+    page.wait_for_function(
+        "() => getComputedStyle(document.querySelector('#remaining-box')).display !== 'none'"
+        " && document.querySelector('#progress').value > 0.05",
+        timeout=20_000,
+    )
+    left = float(page.inner_text("#remaining").split()[0])
+    assert 0 < left < 20
+    page.click("nav button[data-tab=exceptions]")
+    page.wait_for_function("() => document.querySelector('#exceptions-table pre.traceback')")
+    pre = page.locator("#exceptions-table pre.traceback").first
+    text = pre.inner_text()
+    assert "Traceback" in text and "KeyError" in text and "\n" in text  # its lines kept
+    style = pre.evaluate(
+        "e => [getComputedStyle(e).whiteSpace, getComputedStyle(e).fontFamily,"
+        " getComputedStyle(e.parentElement).textAlign]"
+    )
+    assert style[0] == "pre" and "monospace" in style[1] and style[2] == "left", style
+    page.click("#stop-button")
+    page.wait_for_function("() => document.querySelector('#state').textContent === 'stopped'")
+    assert page.locator("#remaining-box").evaluate("e => getComputedStyle(e).display") == "none"
+    page.click("nav button[data-tab=workers]")
+    states = {row[2] for row in _cells(page, "workers-table")}
+    assert states == {"stopped"}, states
