@@ -1,7 +1,9 @@
-"""The HTML report (``--html FILE``): one self-contained file, charts as inline SVG.
+"""The HTML report (``--html FILE``): one self-contained file that opens offline.
 
-Nothing is loaded from the network: the charts are drawn here, in Python, as SVG polylines, so
-the file opens anywhere, offline, without JavaScript.
+The charts are plotly.js figures (``mpswarm.report.charts``, the same as the web UI's), with
+plotly.js inlined once: nothing is loaded from the network. The rest is plain HTML: the
+verdict, the settings, checks, saturation, recovery events, the endpoint table (sortable by
+a click on a column), errors and exceptions with their tracebacks.
 """
 
 from __future__ import annotations
@@ -9,19 +11,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import html
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import TextIO
 
-import numpy as np
-
+from mpswarm.report.charts import DRAW_SCRIPT, figures_json, plotly_js
 from mpswarm.report.checks import CheckResult
 from mpswarm.report.console import format_ms, open_model_text, verdict
 from mpswarm.report.stop_reason import stop_failed, stop_of, stop_text
-from mpswarm.stats.histogram import MIDPOINTS_US
 from mpswarm.stats.snapshot import Snapshot
-
-_W, _H, _PAD = 720, 220, 48
-_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,83 +33,8 @@ class Point:
     p95: float | None
     p99: float | None
     saturated: bool = False
-
-
-def _polyline(
-    xs: Sequence[float], ys: Sequence[float | None], x_max: float, y_max: float, color: str
-) -> str:
-    points = [
-        f"{_PAD + x / x_max * (_W - 2 * _PAD):.1f},{_H - _PAD - y / y_max * (_H - 2 * _PAD):.1f}"
-        for x, y in zip(xs, ys, strict=True)
-        if y is not None
-    ]
-    if not points:
-        return ""
-    return (
-        f'<polyline class="series" fill="none" stroke="{color}" stroke-width="2" '
-        f'points="{" ".join(points)}"/>'
-    )
-
-
-def _axes(title: str, x_label: str, y_max: float, y_unit: str) -> str:
-    return (
-        f'<text x="{_PAD}" y="20" class="title">{html.escape(title)}</text>'
-        f'<line x1="{_PAD}" y1="{_H - _PAD}" x2="{_W - _PAD}" y2="{_H - _PAD}" class="axis"/>'
-        f'<line x1="{_PAD}" y1="{_PAD}" x2="{_PAD}" y2="{_H - _PAD}" class="axis"/>'
-        f'<text x="{_PAD + 4}" y="{_PAD - 6}" class="tick">'
-        f"{y_max:.4g}{y_unit}</text>"
-        f'<text x="{_PAD - 6}" y="{_H - _PAD}" class="tick" text-anchor="end">0</text>'
-        f'<text x="{_W - _PAD}" y="{_H - _PAD + 18}" class="tick" text-anchor="end">'
-        f"{html.escape(x_label)}</text>"
-    )
-
-
-def line_chart(
-    title: str, xs: Sequence[float], series: dict[str, Sequence[float | None]], unit: str = ""
-) -> str:
-    """An SVG line chart of several series over time."""
-    values = [v for ys in series.values() for v in ys if v is not None]
-    y_max = max(values) * 1.1 if values and max(values) > 0 else 1.0
-    x_max = max(xs) if xs and max(xs) > 0 else 1.0
-    lines = "".join(
-        _polyline(xs, ys, x_max, y_max, _COLORS[i % len(_COLORS)])
-        for i, ys in enumerate(series.values())
-    )
-    legend = "".join(
-        f'<text x="{_W - _PAD - 110 * (len(series) - i)}" y="20" class="legend" '
-        f'fill="{_COLORS[i % len(_COLORS)]}">{html.escape(name)}</text>'
-        for i, name in enumerate(series)
-    )
-    return (
-        f'<svg class="chart" viewBox="0 0 {_W} {_H}" role="img" '
-        f'aria-label="{html.escape(title)}">{_axes(title, f"{x_max:.0f} s", y_max, unit)}'
-        f"{lines}{legend}</svg>"
-    )
-
-
-def distribution_chart(snapshot: Snapshot) -> str:
-    """Bars: how many requests took how long (log-spaced buckets of the histogram)."""
-    hist = snapshot.total.histogram
-    used = np.flatnonzero(hist)
-    if not used.size:
-        return '<p class="empty">No requests.</p>'
-    edges = np.geomspace(max(MIDPOINTS_US[used[0]], 1.0), MIDPOINTS_US[used[-1]] + 1, 41)
-    counts, _ = np.histogram(MIDPOINTS_US[used], bins=edges, weights=hist[used])
-    top = counts.max() or 1
-    width = (_W - 2 * _PAD) / len(counts)
-    heights = counts / top * (_H - 2 * _PAD)
-    bars = "".join(
-        f'<rect class="bar" x="{_PAD + i * width:.1f}" y="{_H - _PAD - h:.1f}" '
-        f'width="{width - 1:.1f}" height="{h:.1f}" fill="{_COLORS[0]}">'
-        f"<title>{edges[i] / 1000:.3g}-{edges[i + 1] / 1000:.3g} ms: {int(c)}</title></rect>"
-        for i, (c, h) in enumerate(zip(counts, heights, strict=True))
-    )
-    low, high = edges[0] / 1000, edges[-1] / 1000
-    return (
-        f'<svg class="chart" viewBox="0 0 {_W} {_H}" role="img" aria-label="latency '
-        f'distribution">{_axes("Response time distribution", f"{high:.4g} ms", top, "")}'
-        f'<text x="{_PAD}" y="{_H - _PAD + 18}" class="tick">{low:.3g} ms</text>{bars}</svg>'
-    )
+    p90: float | None = None
+    max: float | None = None  # the second's highest bucket (clamped to the exact maximum)
 
 
 def _endpoint_rows(snapshot: Snapshot) -> Iterator[list[str]]:
@@ -240,9 +162,7 @@ h1{font-size:1.4em} h2{font-size:1.1em;margin-top:2em}
 table{border-collapse:collapse;font-size:.85em}
 th,td{padding:.25em .6em;border-bottom:1px solid #ddd}
 td{text-align:right} td:nth-child(-n+2){text-align:left}
-.chart{width:100%;max-width:720px;display:block;background:#fafafa;margin:.5em 0}
-.axis{stroke:#888} .tick{font-size:11px;fill:#555} .legend{font-size:11px}
-.title{font-size:13px;font-weight:600}
+.chart{width:100%;max-width:1100px;margin:.5em 0}
 .failed{color:#b00;font-weight:600} .passed{color:#070}
 table.settings td{text-align:left} table.checks td{text-align:left}
 table.sortable th{cursor:pointer;user-select:none}
@@ -262,7 +182,6 @@ def write_html(
     checks: list[CheckResult] | None = None,
 ) -> None:
     """Write the report; why the run ended is said at the top, below the totals."""
-    xs = [p.t for p in series]
     started = datetime.datetime.fromtimestamp(snapshot.started_at).isoformat(timespec="seconds")
     endpoint_headers = [
         "Type",
@@ -338,28 +257,12 @@ def write_html(
 {check_html}
 {saturation_html}
 <h2>Over time</h2>
-{line_chart("Users", xs, {"users": [p.users for p in series]})}
-{
-        line_chart(
-            "Requests per second",
-            xs,
-            {"req/s": [p.rps for p in series], "failures/s": [p.fps for p in series]},
-        )
-    }
-{
-        line_chart(
-            "Response times",
-            xs,
-            {
-                "p50": [p.p50 for p in series],
-                "p95": [p.p95 for p in series],
-                "p99": [p.p99 for p in series],
-            },
-            " ms",
-        )
-    }
-<h2>Latency distribution</h2>
-{distribution_chart(snapshot)}
+<div id="chart-rps" class="chart"></div>
+<div id="chart-users" class="chart"></div>
+<div id="chart-times" class="chart"></div>
+<h2>Response time distribution</h2>
+<div id="chart-distribution" class="chart"></div>
+<div id="chart-percentiles" class="chart"></div>
 <h2>Endpoints</h2>
 """)
     # Row by row: 10 000 endpoints held as one string would be 11 MB more at the peak.
@@ -370,5 +273,10 @@ def write_html(
 <h2>Exceptions</h2>
 {exceptions_html(snapshot)}
 <script>{_SORT_SCRIPT}</script>
-</body></html>
 """)
+    # plotly.js (4.8 MB) and the figures, written as they are: not one more copy in memory.
+    stream.write("<script>")
+    stream.write(plotly_js())
+    stream.write(f"</script>\n<script>{DRAW_SCRIPT}\ndrawFigures(")
+    stream.write(figures_json(snapshot, series))
+    stream.write(");\n</script>\n</body></html>\n")

@@ -175,7 +175,7 @@ class RunReporting:
         previous = self._previous
         span = snapshot.duration_s - (previous.duration_s if previous else 0.0)
         second = difference(snapshot.total, previous.total if previous else None)
-        p50, p95, p99 = second.percentiles([50.0, 95.0, 99.0])
+        p50, p90, p95, p99, top = second.percentiles([50.0, 90.0, 95.0, 99.0, 100.0])
         self.series.append(
             Point(
                 t=snapshot.duration_s,
@@ -185,6 +185,9 @@ class RunReporting:
                 p50=p50,
                 p95=p95,
                 p99=p99,
+                saturated=bool((snapshot.extra.get("saturation") or {}).get("now")),
+                p90=p90,
+                max=top,
             )
         )
         self._previous = snapshot

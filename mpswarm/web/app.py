@@ -48,7 +48,7 @@ _SECURITY_HEADERS = [
     ("Cache-Control", "no-store"),
     (
         "Content-Security-Policy",
-        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; "
         "img-src data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'",
     ),
 ]
@@ -77,7 +77,10 @@ class WebApp:
         self.basic_auth = basic_auth
         self.token = token
         self.csrf = secrets.token_urlsafe(24)
-        self._page = resources.files("mpswarm.web").joinpath("page.html").read_text("utf-8")
+        from mpswarm.report.charts import DRAW_SCRIPT
+
+        page = resources.files("mpswarm.web").joinpath("page.html").read_text("utf-8")
+        self._page = page.replace("__DRAW_SCRIPT__", DRAW_SCRIPT)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
@@ -165,6 +168,11 @@ class WebApp:
             return _reply(start_response, "200 OK", page, "text/html; charset=utf-8")
         if path == "/api/state":
             return _json(start_response, "200 OK", self.controller.state())
+        if path == "/plotly.min.js":  # the charts' library, from the plotly package: no CDN
+            from mpswarm.report.charts import plotly_js
+
+            script = plotly_js().encode()
+            return _reply(start_response, "200 OK", script, "text/javascript; charset=utf-8")
         if path.startswith("/download/"):
             name = path[len("/download/") :]
             if name not in DOWNLOADS:

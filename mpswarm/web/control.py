@@ -23,6 +23,7 @@ from mpswarm._locustfile import check_host_url
 from mpswarm._text import without_credentials
 from mpswarm.config import RunConfig, parse_timespan
 from mpswarm.exceptions import UsageError
+from mpswarm.report.charts import figures
 from mpswarm.report.checks import CheckResult
 from mpswarm.report.html import write_html
 from mpswarm.report.json_report import endpoint_dict, write_json
@@ -208,6 +209,7 @@ class Controller:
             "errors": [dataclasses.asdict(e) for e in snapshot.errors],
             "exceptions": [dataclasses.asdict(e) for e in snapshot.exceptions],
             "series": [dataclasses.asdict(p) for p in series],
+            "figures": figures(snapshot, series),
             "workers": self._workers(),
             "recovery_events": [e.as_dict() for e in self.swarm.supervisor.events],
             "saturation": self.swarm.supervisor.summary(),

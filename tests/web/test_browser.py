@@ -10,6 +10,7 @@ import csv
 from typing import Any
 
 from mpswarm.report.csv_report import STATS_COLUMNS
+from tests.conftest import ARTEFACTS
 from tests.web.conftest import HOSTILE
 
 
@@ -35,13 +36,21 @@ def test_drive_a_run_from_the_browser(web, demo, page, tmp_path) -> None:
     )
     names = {row[1] for row in _cells(page, "stats-table")}
     assert names == {"/items/1", "/echo", "Aggregated"}
-    # Charts draw lines.
+    # Charts: plotly.js (served from loopback) draws lines with ticks on both axes.
     page.click("nav button[data-tab=charts]")
     page.wait_for_function(
-        "() => { const l = document.querySelector('#chart-rps polyline.line-req\\\\/s');"
-        " return l && l.getAttribute('points').split(' ').length >= 3; }",
+        "() => { const l = document.querySelector('#chart-rps .scatterlayer path.js-line');"
+        " return l && (l.getAttribute('d') || '').split('L').length >= 3; }",
         timeout=20_000,
     )
+    for chart in ("chart-rps", "chart-users", "chart-times", "chart-distribution"):
+        assert len(page.locator(f"#{chart} .xtick text").all_text_contents()) >= 2, chart
+        assert len(page.locator(f"#{chart} .ytick text").all_text_contents()) >= 2, chart
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1200, "height": 1400})
+    page.wait_for_timeout(2000)  # a refresh, drawn at the new size
+    page.wait_for_selector("#chart-times .xtick text")
+    page.screenshot(path=str(ARTEFACTS / "web-ui.png"), full_page=True)
     # 5 -> 10 users: the workers tab follows.
     page.click("nav button[data-tab=workers]")
     assert sum(int(row[3]) for row in _cells(page, "workers-table")) == 5
@@ -97,7 +106,7 @@ def test_hostile_texts_show_as_text(web, page, tmp_path) -> None:
     assert "<b>bold</b>" in {row[1] for row in _cells(page, "stats-table")}
     # Nothing of it became markup: no image, no bold, no second script; no alert ran.
     assert page.eval_on_selector_all("main img, main b", "nodes => nodes.length") == 0
-    assert page.eval_on_selector_all("script", "nodes => nodes.length") == 1
+    assert page.eval_on_selector_all("script", "nodes => nodes.length") == 2  # plotly, the page's
     assert dialogs == []
 
 
