@@ -134,6 +134,26 @@ def figures(snapshot: Snapshot, series: Sequence[Any]) -> list[dict[str, Any]]:
             "layout": _layout("Response times (each second)", "ms", shapes=marks),
         },
     ]
+    if any(getattr(p, "dropped", None) is not None for p in series):
+        charts.append(
+            {
+                "id": "chart-open-model",
+                "data": [
+                    _line("p95 (corrected)", x, [p.p95 for p in series], seconds, _COLORS[0],
+                          "ms"),
+                    _line("p95 (uncorrected)", x, [p.uncorrected_p95 for p in series], seconds,
+                          _COLORS[4], "ms"),
+                    {**_line("dropped iterations/s", x, [p.dropped for p in series], seconds,
+                             _COLORS[1], "/s"), "yaxis": "y2"},
+                ],
+                "layout": _layout(
+                    "Open model: corrected and uncorrected p95, dropped iterations", "ms",
+                    shapes=marks,
+                    yaxis2={"title": {"text": "dropped / s"}, "overlaying": "y",
+                            "side": "right", "rangemode": "tozero", "showgrid": False},
+                ),
+            }
+        )  # fmt: skip
     charts += _distribution(snapshot)
     return charts
 

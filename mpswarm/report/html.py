@@ -35,6 +35,8 @@ class Point:
     saturated: bool = False
     p90: float | None = None
     max: float | None = None  # the second's highest bucket (clamped to the exact maximum)
+    dropped: float | None = None  # open model: iterations dropped per second
+    uncorrected_p95: float | None = None  # open model: p95 timed from the actual sends
 
 
 def _endpoint_rows(snapshot: Snapshot) -> Iterator[list[str]]:
@@ -260,6 +262,7 @@ def write_html(
 <div id="chart-rps" class="chart"></div>
 <div id="chart-users" class="chart"></div>
 <div id="chart-times" class="chart"></div>
+<div id="chart-open-model" class="chart"></div>
 <h2>Response time distribution</h2>
 <div id="chart-distribution" class="chart"></div>
 <div id="chart-percentiles" class="chart"></div>

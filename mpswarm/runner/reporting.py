@@ -176,6 +176,15 @@ class RunReporting:
         span = snapshot.duration_s - (previous.duration_s if previous else 0.0)
         second = difference(snapshot.total, previous.total if previous else None)
         p50, p90, p95, p99, top = second.percentiles([50.0, 90.0, 95.0, 99.0, 100.0])
+        dropped = uncorrected_p95 = None
+        if snapshot.open_model:  # what the schedule could not start, and the uncorrected times
+            before = previous.dropped if previous is not None else 0
+            dropped = (snapshot.dropped - before) / span if span > 0 else 0.0
+            if snapshot.total.uncorrected is not None:
+                raw_then = previous.total.uncorrected if previous is not None else None
+                (uncorrected_p95,) = difference(snapshot.total.uncorrected, raw_then).percentiles(
+                    [95.0]
+                )
         self.series.append(
             Point(
                 t=snapshot.duration_s,
@@ -188,6 +197,8 @@ class RunReporting:
                 saturated=bool((snapshot.extra.get("saturation") or {}).get("now")),
                 p90=p90,
                 max=top,
+                dropped=dropped,
+                uncorrected_p95=uncorrected_p95,
             )
         )
         self._previous = snapshot
