@@ -85,6 +85,9 @@ class HostAgent:
         self._workers: dict[str, dict[str, Any]] = {}
         self._exits: dict[int, int] = {}
         self._exit_cond = threading.Condition()
+        #: Guards every worker's buffer; notified when bytes or an end arrive.
+        self._news = threading.Condition()
+        self._last_read = 0.0
 
     def facts(self) -> dict[str, Any]:
         """This node: host name, Ray node id, agent pid and the cores this process may use."""
@@ -170,29 +173,34 @@ class HostAgent:
             segment.close()
             raise RuntimeError(f"the fork server on {socket.gethostname()} is gone")
         wid = f"{self.index}:{pid}"
+        # Not read until ``activate``: the bridge must know the worker before its first bytes.
         worker = {"pid": pid, "sock": mine, "segment": segment, "buf": bytearray(),
-                  "eof": False, "cond": threading.Condition(), "last": 0.0, "scan": 0,
-                  "urgent": False,
+                  "eof": False, "scan": 0, "urgent": False, "active": False, "ended": False,
                   "delta": DeltaReader(segment, self.settings["open_model"])}  # fmt: skip
-        with self._lock:
+        with self._news:
             self._workers[wid] = worker
         threading.Thread(target=self._read_worker, args=(worker,), daemon=True).start()
         return wid
 
-    @staticmethod
-    def _read_worker(worker: dict[str, Any]) -> None:
+    def activate(self, wid: str) -> None:
+        """From now on ``read_all`` reports this worker (its bytes so far included)."""
+        with self._news:
+            self._workers[wid]["active"] = True
+            self._news.notify_all()
+
+    def _read_worker(self, worker: dict[str, Any]) -> None:
         while True:
             try:
                 data = worker["sock"].recv(1 << 16)
             except OSError:
                 data = b""
-            with worker["cond"]:
+            with self._news:
                 if not data:
                     worker["eof"] = True
                 else:
                     worker["buf"] += data
                     HostAgent._scan(worker)
-                worker["cond"].notify_all()
+                self._news.notify_all()
             if not data:
                 return
 
@@ -209,31 +217,37 @@ class HostAgent:
             at += 4 + size
         worker["scan"] = at
 
-    def read(self, wid: str, every: float, gap: float) -> tuple[bytes, tuple[Any, Any], bool]:
-        """The worker's complete records since the last call, a delta of its segment taken
-        after them, and whether its pipe closed. It answers ``every`` seconds after the last
-        answer; once an urgent record came, not later than ``gap`` seconds after the last
-        answer (records in a burst travel together); at once when the pipe closed."""
-        worker = self._workers[wid]
-        with worker["cond"]:
-            last = worker["last"]
-            while not worker["eof"]:
-                now = time.monotonic()
-                until = last + (gap if worker["urgent"] else every)
-                if now >= until:
-                    break
-                worker["cond"].wait(until - now)
-            eof = worker["eof"]
-            cut = len(worker["buf"]) if eof else worker["scan"]
-            data = bytes(worker["buf"][:cut])
-            del worker["buf"][:cut]
-            worker["scan"], worker["urgent"] = 0, False
-            worker["last"] = time.monotonic()
-        return data, worker["delta"].snapshot(), eof
+    def read_all(self, every: float, gap: float) -> dict[str, tuple[bytes, Any, bool]]:
+        """Every active worker's complete records since the last call, a delta of its segment
+        taken after them, and whether its pipe closed: ``{id: (bytes, delta, ended)}``.
 
-    def words_sent(self, wid: str) -> int:
-        """int64 words of segment deltas sent for this worker so far."""
-        return int(self._workers[wid]["delta"].words_sent)
+        One call for all the workers of this node, however many: it answers ``every``
+        seconds after the last answer; once an urgent record came, not later than ``gap``
+        seconds after it (records in a burst travel together); at once when a pipe closed.
+        A worker whose end was reported is not reported again.
+        """
+        with self._news:
+            while True:
+                live = [w for w in self._workers.values() if w["active"] and not w["ended"]]
+                if any(w["eof"] for w in live):
+                    break
+                wait = gap if any(w["urgent"] for w in live) else every
+                left = self._last_read + wait - time.monotonic()
+                if left <= 0:
+                    break
+                self._news.wait(left)
+            taken = []
+            for wid, worker in self._workers.items():
+                if not worker["active"] or worker["ended"]:
+                    continue
+                eof = worker["eof"]
+                cut = len(worker["buf"]) if eof else worker["scan"]
+                taken.append((wid, bytes(worker["buf"][:cut]), eof))
+                del worker["buf"][:cut]
+                worker["scan"], worker["urgent"], worker["ended"] = 0, False, eof
+            self._last_read = time.monotonic()
+        return {wid: (data, self._workers[wid]["delta"].snapshot(), eof)
+                for wid, data, eof in taken}  # fmt: skip
 
     def write(self, wid: str, data: bytes) -> None:
         """Bytes from the parent to the worker."""

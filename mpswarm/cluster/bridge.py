@@ -7,12 +7,14 @@ the passed SEQPACKET socket: for each ``("fork", slot)`` with the parent's (segm
 worker-end pipe fd) it asks the slot's host for a worker, relays the pipe's bytes in both
 directions and mirrors the remote segment into the parent's (``mpswarm.cluster.delta``).
 
-Consistency: the agent's ``read`` returns the worker's bytes together with a segment delta
-taken after those bytes were read, and the bridge writes the delta into the parent's segment
-before it forwards the bytes. So when the parent reads a record (``Stopped`` at the end of a
-run), the counters it sums hold at least what the worker had recorded when it sent it.
-Between records, the copy is refreshed every ``POLL_S``; records in a burst wait up to
-``GAP_S`` for each other, so that a worker costs the coordinator a few Ray calls a second.
+One call per host and copy, whatever its number of workers: a poller thread per host asks
+its agent's ``read_all`` for every worker's new records and segment delta. Consistency: each
+delta is taken after that worker's bytes were read, and the bridge writes the delta into the
+parent's segment before it forwards the bytes. So when the parent reads a record
+(``Stopped`` at the end of a run), the counters it sums hold at least what the worker had
+recorded when it sent it. Between records, the copies are refreshed every ``POLL_S``; records
+in a burst wait up to ``GAP_S`` for each other: a host costs the coordinator two or three Ray
+calls a second.
 
 A host whose agent dies (its process killed, its node lost) is noticed by the first relay call
 that fails (at most ``POLL_S`` after). Its workers' last copies stay in the parent's segments;
@@ -73,6 +75,25 @@ class Host:
         return f"host {self.index} ({self.facts.get('host', '?')})"
 
 
+class Relay:
+    """One remote worker as the bridge relays it: its pipe to the parent, the parent's copy
+    of its segment, and how it ended (``lost``: why its host was lost, or None)."""
+
+    def __init__(self, wid: str, host: Host, generation: int, pipe: socket.socket,
+                 segment: Any) -> None:  # fmt: skip
+        self.wid, self.host, self.generation = wid, host, generation
+        self.pipe = pipe
+        self.flat: Any = np.frombuffer(segment._map, dtype=np.int64)
+        self.done = threading.Event()
+        self.lost: str | None = None
+        self.copies = self.words = 0
+
+    def end(self, lost: str | None) -> None:
+        if not self.done.is_set():
+            self.lost = lost
+            self.done.set()
+
+
 class Bridge:
     """The driver side: see the module docstring."""
 
@@ -87,6 +108,8 @@ class Bridge:
         self.slots: list[int] = []  # the host of each worker slot
         self._argv: list[str] = []
         self._threads: list[threading.Thread] = []
+        self._relays: dict[str, Relay] = {}
+        self._closing = threading.Event()
 
     def send(self, message: Any) -> None:
         with self._send_lock:
@@ -157,6 +180,7 @@ class Bridge:
                 self.send(("failed", "error", f"{host.name}: {error}"))
                 return False
             host.up.set()
+            self._start_poller(host)
         self.send(("started", [host.facts for host in self.hosts], list(self.slots)))
         return True
 
@@ -225,7 +249,6 @@ class Bridge:
         pipe = socket.socket(fileno=pipe_fd)
         pipe.setblocking(True)  # non-blocking as the parent's gevent made it
         segment = Segment(segment_fd, self.settings["max_endpoints"], self.settings["max_errors"])
-        flat: Any = np.frombuffer(segment._map, dtype=np.int64)  # type: ignore[arg-type]
         host = self._host_for(slot)
         if host is None:
             logger.error("slot %d: every host is lost", slot)
@@ -240,46 +263,77 @@ class Bridge:
                 self._lost(host, generation, exc)
             pipe.close()
             return
+        relay = Relay(wid, host, generation, pipe, segment)
         with self._lock:
+            self._relays[wid] = relay
             host.workers += 1
+        try:
+            ray.get(agent.activate.remote(wid))  # its host's poller reports it from now on
+        except Exception as exc:
+            relay.end(self._lost(host, generation, exc))
         logger.debug("slot %d: worker %s on %s", slot, wid, host.name)
         self.send(("forked", slot, wid))
         up = threading.Thread(target=self._up, args=(agent, wid, pipe), daemon=True)
         up.start()
-        lost = None
-        reads = words = 0
-        try:
-            while True:
-                data, parts, eof = ray.get(agent.read.remote(wid, POLL_S, GAP_S))
-                apply(flat, parts)
-                reads, words = reads + 1, words + len(parts[1])
-                if data:
-                    pipe.sendall(data)
-                if eof:
-                    break
-        except (RayActorError, ActorUnavailableError) as exc:  # the agent or its node is gone
-            lost = exc
-        except Exception as exc:
-            logger.error("slot %d (%s): relay ended: %s", slot, wid, exc)
+        relay.done.wait()
         try:
             pipe.shutdown(socket.SHUT_WR)
         except OSError:
             pass
-        status, why = None, None
-        if lost is not None:
-            why = self._lost(host, generation, lost)
-        else:
+        status = None
+        if relay.lost is None:
             try:
                 status = ray.get(agent.exit_status.remote(wid, 10.0))
             except Exception:
                 pass
         with self._lock:
             host.workers -= 1
-        self.send(("exited", wid, signal.SIGKILL if status is None else status, why))
+            del self._relays[wid]
+        self.send(("exited", wid, signal.SIGKILL if status is None else status, relay.lost))
         up.join(1.0)
         segment.close()
-        logger.debug("slot %d (%s): %d reads, %.2f MB of segment words", slot, wid, reads,
-                     words * 8 / 1e6)  # fmt: skip
+        logger.debug("slot %d (%s): %d copies, %.2f MB of segment words", slot, wid,
+                     relay.copies, relay.words * 8 / 1e6)  # fmt: skip
+
+    def _poll(self, host: Host, agent: Any, generation: int) -> None:
+        """One host's relay: every copy and record of all its workers, one call each time."""
+        import ray
+        from ray.exceptions import ActorUnavailableError, RayActorError
+
+        while not self._closing.is_set():
+            try:
+                news = ray.get(agent.read_all.remote(POLL_S, GAP_S))
+            except (RayActorError, ActorUnavailableError) as exc:  # the agent or node is gone
+                why = self._lost(host, generation, exc)
+                with self._lock:
+                    mine = [r for r in self._relays.values()
+                            if r.host is host and r.generation == generation]  # fmt: skip
+                for lost in mine:
+                    lost.end(why)
+                return
+            except Exception as exc:  # not the agent's death: say so, go on
+                logger.error("%s: reading its workers failed: %r", host.name, exc)
+                time.sleep(POLL_S)
+                continue
+            for wid, (data, parts, ended) in news.items():
+                relay = self._relays.get(wid)
+                if relay is None:
+                    continue
+                apply(relay.flat, parts)
+                relay.copies, relay.words = relay.copies + 1, relay.words + len(parts[1])
+                if data:
+                    try:
+                        relay.pipe.sendall(data)
+                    except OSError:
+                        ended = True  # the parent closed its end
+                if ended:
+                    relay.end(None)
+
+    def _start_poller(self, host: Host) -> None:
+        thread = threading.Thread(
+            target=self._poll, args=(host, host.agent, host.generation), daemon=True
+        )
+        thread.start()
 
     @staticmethod
     def _up(agent: Any, wid: str, pipe: socket.socket) -> None:
@@ -343,6 +397,7 @@ class Bridge:
                     pass
             else:
                 action = "a new agent started on its node"
+                self._start_poller(host)
         host.gone = not action.startswith("a new agent")
         host.up.set()
         self.send(("host-lost", host.index, host.facts.get("host", "?"), at, why, action))
@@ -351,6 +406,7 @@ class Bridge:
     def close(self) -> None:
         import ray
 
+        self._closing.set()
         deadline = time.monotonic() + 5.0  # the relays' last words (exit statuses, logs)
         for thread in list(self._threads):
             thread.join(max(0.0, deadline - time.monotonic()))
