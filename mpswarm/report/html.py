@@ -237,6 +237,9 @@ def write_html(
         )
     if snapshot.open_model:
         saturation_html += f'<p class="open-model">{html.escape(open_model_text(snapshot))}</p>'
+    open_model_chart = (
+        '<div id="chart-open-model" class="chart"></div>\n' if snapshot.open_model else ""
+    )
     stop = stop_of(snapshot)
     stop_html = ""
     if stop is not None:
@@ -262,8 +265,7 @@ def write_html(
 <div id="chart-rps" class="chart"></div>
 <div id="chart-users" class="chart"></div>
 <div id="chart-times" class="chart"></div>
-<div id="chart-open-model" class="chart"></div>
-<h2>Response time distribution</h2>
+{open_model_chart}<h2>Response time distribution</h2>
 <div id="chart-distribution" class="chart"></div>
 <div id="chart-percentiles" class="chart"></div>
 <h2>Endpoints</h2>

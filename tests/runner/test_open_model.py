@@ -212,6 +212,7 @@ def test_too_few_users_drop_iterations_and_a_check_can_fail_on_it(
     assert f"{model['dropped']} dropped" in page
     figures = json.loads(page.rsplit("drawFigures(", 1)[1].rsplit(");", 1)[0])
     [chart] = [f for f in figures if f["id"] == "chart-open-model"]
+    assert '<div id="chart-open-model" class="chart">' in page
     corrected, uncorrected, dropped = (trace["y"] for trace in chart["data"])
     assert sum(d for d in dropped if d) > 100  # ~80 dropped a second, after the first
     # Timed from the schedule, the p95 includes the wait for a free user: above the raw one.
