@@ -134,6 +134,20 @@ def figures(snapshot: Snapshot, series: Sequence[Any]) -> list[dict[str, Any]]:
             "layout": _layout("Response times (each second)", "ms", shapes=marks),
         },
     ]
+    names = list(dict.fromkeys(n for p in series for n in (getattr(p, "endpoints", None) or {})))
+    if names:
+        charts.append(
+            {
+                "id": "chart-endpoints",
+                "data": [
+                    _line(name, x, [(p.endpoints or {}).get(name) for p in series], seconds,
+                          _COLORS[i % len(_COLORS)], "ms")
+                    for i, name in enumerate(names)
+                ],
+                "layout": _layout("p95 of the busiest endpoints (each second)", "ms",
+                                  shapes=marks),
+            }
+        )  # fmt: skip
     if any(getattr(p, "dropped", None) is not None for p in series):
         charts.append(
             {

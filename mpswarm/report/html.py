@@ -37,6 +37,7 @@ class Point:
     max: float | None = None  # the second's highest bucket (clamped to the exact maximum)
     dropped: float | None = None  # open model: iterations dropped per second
     uncorrected_p95: float | None = None  # open model: p95 timed from the actual sends
+    endpoints: dict[str, float] | None = None  # p95 (ms) of this second's busiest endpoints
 
 
 def _endpoint_rows(snapshot: Snapshot) -> Iterator[list[str]]:
@@ -237,6 +238,11 @@ def write_html(
         )
     if snapshot.open_model:
         saturation_html += f'<p class="open-model">{html.escape(open_model_text(snapshot))}</p>'
+    endpoint_chart = (
+        '<div id="chart-endpoints" class="chart"></div>\n'
+        if any(p.endpoints for p in series)
+        else ""
+    )
     open_model_chart = (
         '<div id="chart-open-model" class="chart"></div>\n' if snapshot.open_model else ""
     )
@@ -265,7 +271,7 @@ def write_html(
 <div id="chart-rps" class="chart"></div>
 <div id="chart-users" class="chart"></div>
 <div id="chart-times" class="chart"></div>
-{open_model_chart}<h2>Response time distribution</h2>
+{endpoint_chart}{open_model_chart}<h2>Response time distribution</h2>
 <div id="chart-distribution" class="chart"></div>
 <div id="chart-percentiles" class="chart"></div>
 <h2>Endpoints</h2>

@@ -55,6 +55,10 @@ class Reported(Protocol):
     def snapshot(self, final: bool = False, totals_only: bool = False) -> Snapshot:
         """Every segment summed now."""
 
+    @property
+    def name_count(self) -> int:
+        """The distinct request names so far."""
+
     def request_stop(self, reason: str | None = None, kind: StopKind = StopKind.USER_CODE) -> None:
         """Ask the run to end."""
 
@@ -99,7 +103,12 @@ class RunReporting:
         """Take a snapshot (or use ``final``) and update history, CSV, status and checks."""
         # Per-endpoint rows only when an output needs them every second (CSV, --check-abort);
         # the live status and the charts need the totals alone.
-        needs_rows = self.csv is not None or (self.config.check_abort and bool(self.checks))
+        # The per-endpoint chart takes them too while the names are few (CHART_NAMES).
+        needs_rows = (
+            self.csv is not None
+            or (self.config.check_abort and bool(self.checks))
+            or self.swarm.name_count <= CHART_NAMES
+        )
         snapshot = final if final is not None else self.swarm.snapshot(totals_only=not needs_rows)
         if snapshot.total.requests < (self._previous.total.requests if self._previous else 0):
             self.history.clear()  # the statistics were reset
@@ -177,6 +186,7 @@ class RunReporting:
         second = difference(snapshot.total, previous.total if previous else None)
         p50, p90, p95, p99, top = second.percentiles([50.0, 90.0, 95.0, 99.0, 100.0])
         dropped = uncorrected_p95 = None
+        endpoints = _busiest_p95(snapshot, previous) if snapshot.endpoints else None
         if snapshot.open_model:  # what the schedule could not start, and the uncorrected times
             before = previous.dropped if previous is not None else 0
             dropped = (snapshot.dropped - before) / span if span > 0 else 0.0
@@ -199,6 +209,7 @@ class RunReporting:
                 max=top,
                 dropped=dropped,
                 uncorrected_p95=uncorrected_p95,
+                endpoints=endpoints,
             )
         )
         self._previous = snapshot
@@ -236,6 +247,32 @@ class RunReporting:
         if self.csv_problem is None:
             return []
         return [f"--csv {self.config.csv_prefix} ({self.csv_problem})"]
+
+
+#: Up to this many request names, the once-a-second sample takes every row (as with --csv),
+#: for the chart of the busiest endpoints' p95.
+CHART_NAMES = 200
+#: The endpoints of each second the chart follows: its busiest.
+CHART_ENDPOINTS = 10
+
+
+def _busiest_p95(snapshot: Snapshot, previous: Snapshot | None) -> dict[str, float]:
+    """p95 (ms) of this second's ``CHART_ENDPOINTS`` busiest endpoints: ``{"GET /x": ms}``."""
+    if previous is not None and previous.total.requests and not previous.endpoints:
+        return {}  # the last sample had totals only: no second to take per endpoint
+    before = {(e.method, e.name): e for e in previous.endpoints} if previous is not None else {}
+    seconds = []
+    for stats in snapshot.endpoints:
+        then = before.get((stats.method, stats.name))
+        if then is None or stats.requests > then.requests:
+            seconds.append(difference(stats, then))
+    seconds.sort(key=lambda s: s.requests, reverse=True)
+    found = {}
+    for second in seconds[:CHART_ENDPOINTS]:
+        (p95,) = second.percentiles([95.0])
+        if p95 is not None:
+            found[f"{second.method} {second.name}"] = p95
+    return found
 
 
 def _open_csv(config: RunConfig) -> CsvWriter:

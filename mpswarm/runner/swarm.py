@@ -388,6 +388,11 @@ class Swarm(MasterRunner):
             ]
         return snapshot
 
+    @property
+    def name_count(self) -> int:
+        """The distinct request names so far (the live outputs' cost grows with it)."""
+        return len(self.aggregator.row_names())
+
     def quit(self) -> None:
         """Stop the run (``runner.quit()`` from user code in the parent)."""
         self.request_stop("runner.quit() called")

@@ -75,7 +75,7 @@ def test_all_reports_from_one_run(run_cli, demo, tmp_path: Path) -> None:
     assert suite.get("tests") == "3" and suite.get("failures") == "0"
     assert report["stop"]["kind"] == "time_limit" and report["stop"]["exit_code"] == 0
     page = (tmp_path / "r.html").read_text()
-    assert page.count('class="chart"') == 5 and "/items/[id]" in page
+    assert page.count('class="chart"') == 6 and "/items/[id]" in page  # + the endpoints' p95
     assert "2 passed, 0 failed" in run.stdout
 
 
@@ -251,14 +251,17 @@ def test_html_report_draws_real_charts_offline(run_cli, demo, tmp_path: Path, pa
     page.set_viewport_size({"width": 1200, "height": 900})
     page.set_content(report.read_text(), wait_until="load")
     assert not errors, errors
-    for chart in ("chart-rps", "chart-users", "chart-times", "chart-distribution",
-                  "chart-percentiles"):  # fmt: skip
+    for chart in ("chart-rps", "chart-users", "chart-times", "chart-endpoints",
+                  "chart-distribution", "chart-percentiles"):  # fmt: skip
         page.wait_for_selector(f"#{chart} .main-svg")
         x_ticks = page.locator(f"#{chart} .xtick text").all_text_contents()
         y_ticks = page.locator(f"#{chart} .ytick text").all_text_contents()
         assert len([t for t in x_ticks if t]) >= 2, (chart, x_ticks)
         assert len([t for t in y_ticks if t]) >= 2, (chart, y_ticks)
         assert page.locator(f"#{chart} .g-ytitle").text_content(), chart  # a labelled value axis
+    # The busiest endpoints' p95 each second: one line per endpoint, named in the legend.
+    legend = page.locator("#chart-endpoints .legendtext").all_text_contents()
+    assert "GET /items/[id]" in legend and "POST /login" in legend, legend
     # Clock times on the time axis ("12:03:05" style ticks).
     assert any(":" in t for t in page.locator("#chart-rps .xtick text").all_text_contents())
     box = page.locator("#chart-rps .nsewdrag").first.bounding_box()
