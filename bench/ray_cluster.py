@@ -25,6 +25,7 @@ Medians over ``--rounds``. Exit code 0 when every exactness check held.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import re
@@ -140,7 +141,7 @@ class Run:
     def facts(self) -> list[dict[str, Any]]:
         """The hosts as the coordinator logged them (agent pids, node ids)."""
         found = re.findall(r"\{'host': [^}]*\}", self.stderr)
-        return [eval(f) for f in found]
+        return [ast.literal_eval(f) for f in found]
 
     def wait(self) -> int:
         code = self.proc.wait(300)

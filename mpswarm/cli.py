@@ -561,72 +561,11 @@ def _error(message: str, debug: bool) -> None:
     click.echo(f"mpswarm: error: {first}", err=True)
 
 
-def serve_main(argv: list[str]) -> int:
-    """``mpswarm serve``: run the demo target (optionally around a command)."""
-    try:
-        result = serve_command.main(args=argv, prog_name="mpswarm serve", standalone_mode=False)
-        return int(result) if isinstance(result, int) else EXIT_OK
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        _error(exc.format_message(), False)
-        return EXIT_USAGE
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8088,
-    show_default=True,
-    help="Port to bind; 0 picks a free one (8088: beside the web UI's 8089).",
-)
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def serve_command(host: str, port: int, command: tuple[str, ...]) -> int:
-    """Serve the demo shop and JSON API (GET /__stats shows what it served).
-
-    With a COMMAND after '--', run it while serving and exit with its exit code, e.g.
-    mpswarm serve -- mpswarm -f examples/shop.py -H http://127.0.0.1:8088 -t 10s
-    """
-    import signal
-    import subprocess
-
-    import gevent
-
-    from mpswarm.demo import make_server
-
-    server = make_server(host, port)
-    try:
-        server.start()
-    except OSError as exc:
-        raise UsageError(
-            f"cannot listen on {host}:{port}: {exc.strerror} "
-            "(--port changes it; 0 picks a free one)"
-        ) from exc
-    bound = server.address[1]
-    click.echo(f"mpswarm demo target on http://{host}:{bound}", err=False)
-    sys.stdout.flush()
-    stop = gevent.event.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        gevent.signal_handler(signum, stop.set)
-    code = EXIT_OK
-    if command:
-        child = subprocess.Popen(list(command))
-        waiter = gevent.spawn(child.wait)
-        gevent.wait([waiter, stop], count=1)
-        if not waiter.ready():
-            child.terminate()
-        code = child.wait()
-    else:
-        stop.wait()
-    server.stop(timeout=1)
-    return code
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point behind the ``mpswarm`` command (after gevent's monkey-patching)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "serve":
+        from mpswarm.demo_cli import serve_main
+
         return serve_main(args[1:])
     return run_main(args)

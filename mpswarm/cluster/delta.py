@@ -35,15 +35,6 @@ def used_ranges(segment: Any, open_model: bool) -> list[tuple[int, int]]:
     return ranges
 
 
-def snapshot(segment: Any, open_model: bool) -> tuple[Any, Any]:
-    """Every used word of ``segment``: (positions, values), both int64 arrays."""
-    flat = np.frombuffer(segment._map, dtype=np.int64)
-    positions = np.concatenate(
-        [np.arange(o, o + n, dtype=np.int64) for o, n in used_ranges(segment, open_model)]
-    )
-    return positions, flat[positions]
-
-
 class DeltaReader:
     """Successive copies of one segment that leave out what the reader's copy already holds.
 
@@ -129,4 +120,4 @@ def apply(flat: Any, parts: tuple[Any, Any]) -> None:
     flat[positions] = values  # Ray's arrays are read-only: only read from here
 
 
-__all__ = ["DeltaReader", "apply", "snapshot", "used_ranges"]
+__all__ = ["DeltaReader", "apply", "used_ranges"]

@@ -77,11 +77,13 @@ def settings_line(settings: dict[str, Any]) -> str:
 
 
 def _size(count: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if count < 1000 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+    if count < 1000:
+        return f"{count:.0f} B"
+    for unit in ("kB", "MB"):
         count /= 1000
-    return f"{count:.1f} GB"  # pragma: no cover - the loop returns
+        if count < 1000:
+            return f"{count:.1f} {unit}"
+    return f"{count / 1000:.1f} GB"
 
 
 def totals_text(snapshot: Snapshot, series: Sequence[Any] | None) -> str:
