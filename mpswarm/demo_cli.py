@@ -7,7 +7,7 @@ import sys
 import click
 
 from mpswarm.cli import EXIT_OK, EXIT_USAGE, _error
-from mpswarm.exceptions import UsageError
+from mpswarm.exceptions import MpswarmError, UsageError
 
 
 def serve_main(argv: list[str]) -> int:
@@ -20,6 +20,9 @@ def serve_main(argv: list[str]) -> int:
     except click.ClickException as exc:
         _error(exc.format_message(), False)
         return EXIT_USAGE
+    except MpswarmError as exc:  # a port taken: one line, not a traceback
+        _error(str(exc), False)
+        return exc.exit_code
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -35,3 +35,18 @@ def test_keep_alive_and_counts(demo) -> None:
     assert data.count(b"HTTP/1.1 200 OK") == 3
     assert demo.stats()["paths"] == {"GET /items/4": 3}
     assert demo.stats()["routes"] == {"GET /items/<id>": 3}
+
+
+def test_a_taken_port_is_one_line_naming_the_option(run_cli) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), timeout=30)
+    finally:
+        taken.close()
+    assert result.code == 2, result
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"mpswarm: error: cannot listen on 127.0.0.1:{port}: "), line
+    assert line.endswith("(--port changes it; 0 picks a free one)"), line
