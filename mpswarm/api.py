@@ -171,7 +171,7 @@ class RunResult(EndpointResult):
         from mpswarm.report import csv_report
 
         for suffix, columns, rows in (
-            ("stats", csv_report.STATS_COLUMNS, csv_report.stats_rows(self.snapshot)),
+            ("stats", csv_report.STATS_HEADER, csv_report.stats_rows(self.snapshot)),
             ("failures", csv_report.FAILURES_COLUMNS, csv_report.failure_rows(self.snapshot)),
             ("exceptions", csv_report.EXCEPTIONS_COLUMNS, csv_report.exception_rows(self.snapshot)),
         ):

@@ -16,7 +16,8 @@ import numpy as np
 def used_ranges(segment: Any, open_model: bool) -> list[tuple[int, int]]:
     """(word offset, length) of every part of ``segment`` in use: header and rows 0..n (one
     run), the overflow row, the error counters and their overflow, and under the open model
-    the same rows of ``raw_rows``. Pages outside them were never touched."""
+    the same rows of ``raw_rows``. Pages outside them were never touched (the timing
+    breakdown's rows are read row by row: see ``DeltaReader``)."""
     from mpswarm.stats.segment import H_ERRORS, H_ROWS, HEADER_WORDS, ROW_WORDS
 
     n_rows = min(int(segment.header[H_ROWS]), segment.max_endpoints)
@@ -41,24 +42,23 @@ class DeltaReader:
     The reader keeps the words it sent of every row in use (so it knows the receiver's copy
     exactly): a copy holds the header, the error counters, and of every row whose request or
     failure count moved since it was last sent (or that was caught mid-update then) the words
-    that differ from what was sent. A request usually changes five words of its row; under a
-    thousand names a second of requests is a few hundred words, not the rows' histograms.
+    that differ from what was sent. Of the timing breakdown's tables it reads only the rows
+    that hold a time (``PHASE_BITS``) or that it sent one of (zeroed since by a reset). A
+    request usually changes five words of its row; under a thousand names a second of requests
+    is a few hundred words, not the rows' histograms.
     After a ``reset_counts`` (``H_RESETS`` moved) every row in use is compared once more.
 
     A copy is (positions, values): two int64 arrays, found and applied with array operations.
     """
 
     def __init__(self, segment: Any, open_model: bool) -> None:
-        from mpswarm.stats.segment import HEADER_WORDS, ROW_WORDS
+        from mpswarm.stats.segment import ROW_WORDS
 
         self.segment = segment
         self.open_model = open_model
         self.flat: Any = np.frombuffer(segment._map, dtype=np.int64)
-        capacity = segment.row_capacity
-        self._tables = [(HEADER_WORDS, segment.rows)]
-        if open_model:
-            raw = self.flat[segment.raw_offset : segment.raw_offset + capacity * ROW_WORDS]
-            self._tables.append((segment.raw_offset, raw.reshape(capacity, ROW_WORDS)))
+        # Every table's first word and rows (the raw times under the open model only).
+        self._tables = list(zip(segment.table_offsets, segment.tables, strict=True))
         # What the receiver holds of each table's rows in use, by compact index (rows 0..n,
         # then the overflow row); grown as rows come into use. Its copy starts as zeros.
         self._sent = [np.zeros((0, ROW_WORDS), np.int64) for _ in self._tables]
@@ -80,7 +80,18 @@ class DeltaReader:
         return sent, torn
 
     def snapshot(self) -> tuple[Any, Any]:
-        from mpswarm.stats.segment import H_RESETS, H_ROWS, HEADER_WORDS, HIST, ROW_WORDS
+        from mpswarm.stats.segment import (
+            H_RESETS,
+            H_ROWS,
+            HEADER_WORDS,
+            HIST,
+            PHASE_BIT,
+            PHASES,
+            REQUESTS,
+            ROW_WORDS,
+            TIMES,
+            UNCORRECTED,
+        )
 
         segment, flat = self.segment, self.flat
         resets = int(segment.header[H_RESETS])
@@ -91,10 +102,18 @@ class DeltaReader:
         pieces = [np.arange(o, o + n, dtype=np.int64) for o, n in fixed]
         words = [flat[piece] for piece in pieces]
         columns = np.arange(ROW_WORDS)
-        for table, (first, rows) in enumerate(self._tables):
+        in_use = np.r_[np.arange(n_rows + 1), segment.overflow_row]
+        tables = [TIMES, UNCORRECTED] if self.open_model else [TIMES]
+        for table in tables + [k for k, _ in PHASES]:
+            first, rows = self._tables[table]
             sent, torn = self._grow(table, n_rows)
-            used = np.r_[np.arange(n_rows + 1), segment.overflow_row]
+            used = in_use
             compact = np.r_[np.arange(n_rows + 1), len(sent) - 1]
+            if table in PHASE_BIT:
+                keep = segment.timed_rows(used, table) | (sent[compact, REQUESTS] != 0)
+                used, compact = used[keep], compact[keep]
+                if not used.size:
+                    continue
             if every_row:
                 moved = np.ones(len(used), dtype=bool)
             else:

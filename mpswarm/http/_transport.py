@@ -14,6 +14,7 @@ import _socket
 import select
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,12 +25,19 @@ from mpswarm._waits import wait_for
 
 
 class Connection:
-    """A connection to one origin, reused while the server keeps it alive."""
+    """A connection to one origin, reused while the server keeps it alive.
 
-    __slots__ = ("used",)
+    Attributes:
+        used: a request was sent on it.
+        opened: (TCP connect, TLS handshake) in microseconds, -1 for no TLS: what opening it
+            took, reported with its first response.
+    """
+
+    __slots__ = ("opened", "used")
 
     def __init__(self) -> None:
         self.used = False
+        self.opened = (-1, -1)
 
     def sendall(self, data: bytes, timeout: float) -> None:
         raise NotImplementedError
@@ -165,13 +173,57 @@ def _dropped(sock: Any) -> bool:
     return bool(poller.poll(0))
 
 
-class _HTTPConnection(urllib3.connection.HTTPConnection):
+class _Timed:
+    """What opening a urllib3 connection and waiting for each response took.
+
+    ``connect()`` times the TCP connect (urllib3's ``_new_conn``) and, for https, the TLS
+    handshake (the rest of ``connect``); ``getresponse()`` times the wait for the status line
+    and headers, which follows the request's last byte. Each response gets them as
+    ``_phases`` (see ``Response.timings``), with the bytes ``send()`` wrote for its request;
+    a connection's opening goes with its first.
+    """
+
+    _opened = (-1, -1)
+    _tcp_us = -1
+    _tls = False  # https: True
+    _sent = 0  # bytes of the request being sent
+
+    def send(self, data: Any) -> None:
+        super().send(data)  # type: ignore[misc]  # (connects first when it must)
+        self._sent += len(data) if isinstance(data, (bytes, bytearray, memoryview)) else 0
+
+    def _new_conn(self) -> Any:
+        start = time.perf_counter()
+        sock = super()._new_conn()  # type: ignore[misc]
+        self._tcp_us = int((time.perf_counter() - start) * 1e6 + 0.5)
+        return sock
+
+    def connect(self) -> None:
+        self._sent = 0  # what a failed exchange before it sent is not this request's
+        start = time.perf_counter()
+        super().connect()  # type: ignore[misc]
+        took = int((time.perf_counter() - start) * 1e6 + 0.5)
+        tcp = self._tcp_us
+        self._opened = (tcp, took - tcp) if self._tls else (took, -1)
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        response = super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        waited = int((time.perf_counter() - start) * 1e6 + 0.5)
+        response._mpswarm_phases = (*self._opened, waited, self._sent)
+        self._opened, self._sent = (-1, -1), 0
+        return response
+
+
+class _HTTPConnection(_Timed, urllib3.connection.HTTPConnection):
     @property
     def is_connected(self) -> bool:
         return not _dropped(self.sock)
 
 
-class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+class _HTTPSConnection(_Timed, urllib3.connection.HTTPSConnection):
+    _tls = True
+
     @property
     def is_connected(self) -> bool:
         return not _dropped(self.sock)

@@ -15,6 +15,7 @@ import http.cookiejar
 import ipaddress
 import socket
 import ssl
+import time
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -299,15 +300,22 @@ class FastHttpSession(HttpSession):
         if scheme == "https":
             factory = self.ssl_context_factory
             context = tls_context(verify) if factory is None else _user_context(factory)
+        start = time.perf_counter()
         sock = _open_socket(host, port, timeout)
+        connected = time.perf_counter()
+        connection: Connection
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if context is not None:
-                return GeventConnection(context.wrap_socket(sock, server_hostname=host))
-            return PlainConnection(sock)
+            if context is None:
+                connection = PlainConnection(sock)
+                connection.opened = (_us(connected - start), -1)
+                return connection
+            connection = GeventConnection(context.wrap_socket(sock, server_hostname=host))
         except BaseException:  # a failed handshake: the socket goes now, not at collection
             sock.close()
             raise
+        connection.opened = (_us(connected - start), _us(time.perf_counter() - connected))
+        return connection
 
     def _roundtrip(
         self,
@@ -338,8 +346,10 @@ class FastHttpSession(HttpSession):
         parser = parsed.parser
         got = 0  # bytes received
         announced = False  # the Content-Length was checked against the cap
+        first_byte = 0.0
         try:
             connection.sendall(payload, read_timeout)
+            sent = time.perf_counter()
             while not parsed.complete:
                 chunk = connection.recv(_RECV, read_timeout, not got)
                 if not chunk:
@@ -348,6 +358,8 @@ class FastHttpSession(HttpSession):
                     if parsed.headers_done and parsed.close_delimited():
                         break  # the body ends with the connection
                     raise BadResponse(truncation(parsed))
+                if not got:
+                    first_byte = time.perf_counter()
                 got += len(chunk)
                 parser.feed_data(chunk)
                 if parsed.complete:
@@ -381,8 +393,12 @@ class FastHttpSession(HttpSession):
         except BaseException:
             connection.close()
             raise
+        opened = (-1, -1) if reused else connection.opened
+        phases = (*opened, _us(first_byte - sent) if got else -1, len(payload))
         if stream and _streams(parsed, method, follow):
-            return self._streamed(connection, key, url, parsed, read_timeout, limit)
+            streamed = self._streamed(connection, key, url, parsed, read_timeout, limit)
+            streamed._phases = phases
+            return streamed
         status = parsed.status
         headers = Headers(parsed.headers)
         finished = parsed.complete or (
@@ -403,7 +419,9 @@ class FastHttpSession(HttpSession):
         encoding = headers.get("Content-Encoding", "").lower()
         if content and encoding in ("gzip", "deflate"):
             content = decompress(content, encoding, limit)
-        return Response(status, reason, headers, content, url)
+        response = Response(status, reason, headers, content, url)
+        response._phases = phases
+        return response
 
     def _streamed(
         self,
@@ -432,6 +450,10 @@ class FastHttpSession(HttpSession):
         response.raw = body
         response._limit = limit
         return response
+
+
+def _us(seconds: float) -> int:
+    return int(seconds * 1e6 + 0.5)
 
 
 def _open_socket(host: str, port: int, timeout: float) -> socket.socket:

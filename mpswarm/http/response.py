@@ -75,6 +75,10 @@ class Response:
         request: the last request sent.
         raw: the unread body of a ``stream=True`` response (``read(amt)``, ``close()``), else
             None.
+        timings: where the time went, in ms: ``connect`` (TCP, on a new connection only),
+            ``tls`` (the handshake of a new TLS connection) and ``ttfb`` (from the request
+            sent to the first byte of the response); a phase that did not happen is None,
+            and so is ``timings`` for a response no client sent.
         request_meta: the request event's arguments for this request, Locust's dict
             (``request_type``, ``name``, ``response_time``, ``response_length``, ``response``,
             ``context``, ``exception``, ``start_time``, ``url``); None for a response that was
@@ -87,6 +91,10 @@ class Response:
     _no_text: str | None = ""  # ``text`` without a response: HttpUser's "", FastHttpUser's None
     _recorder: Any = None  # the client's record of the request, for ``request_meta``
     _meta: dict[str, Any] | None = None  # request_meta, built on first use
+    #: (connect, tls, ttfb) in integer microseconds, -1 for a phase that did not happen, and
+    #: the request's bytes sent: set by the clients, read by the worker's recorder (see
+    #: mpswarm.stats.recorder).
+    _phases: tuple[int, int, int, int] | None = None
 
     def __init__(
         self,
@@ -254,6 +262,14 @@ class Response:
     @elapsed.setter
     def elapsed(self, value: datetime.timedelta) -> None:
         self._elapsed_ms = value.total_seconds() * 1000.0
+
+    @property
+    def timings(self) -> dict[str, float | None] | None:
+        """``connect``, ``tls`` and ``ttfb`` in ms (see the class docstring)."""
+        if self._phases is None:
+            return None
+        pairs = zip(("connect", "tls", "ttfb"), self._phases[:3], strict=True)
+        return {name: us / 1000.0 if us >= 0 else None for name, us in pairs}
 
     @property
     def ok(self) -> bool:

@@ -389,6 +389,7 @@ class HttpSession:
                 response.history = history
                 return response
             response = Response(raw.status, raw.reason or "", raw.headers, content, url, request)
+            response._phases = getattr(raw, "_mpswarm_phases", None)
             if content is None:
                 response.raw = raw  # urllib3's, as in requests
                 response._limit = limit

@@ -9,6 +9,9 @@ Open model (``--arrival-rate``): time metrics are corrected (from each iteration
 start); ``uncorrected_`` before one (``uncorrected_p99<1s``) names the time from the send.
 ``dropped`` (iterations not started for want of a free user) and ``dropped_ratio`` (of the
 scheduled ones) apply to the whole run, without a scope.
+
+The timing breakdown: ``ttfb_``, ``connect_`` or ``tls_`` before a time metric
+(``ttfb_p95<200ms``, as k6's ``http_req_waiting``) names that phase's times.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import re
 from collections.abc import Callable
 
 from mpswarm.exceptions import UsageError
-from mpswarm.stats.snapshot import EndpointStats, Snapshot
+from mpswarm.stats.snapshot import PHASE_NAMES, EndpointStats, Snapshot
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
@@ -31,13 +34,25 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 _EXPR = re.compile(
     r"^\s*(?:(?P<scope>.+?)\s*:\s+)?"
-    r"(?P<metric>(?:uncorrected_)?(?:[a-z_]+|p\d{1,2}(?:\.\d+)?|p100))\s*"
+    r"(?P<metric>(?:uncorrected_|ttfb_|connect_|tls_)?(?:[a-z_]+|p\d{1,2}(?:\.\d+)?|p100))\s*"
     r"(?P<op><=|>=|==|!=|<|>)\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|s)?\s*$"
 )
 _TIME_METRICS = {"avg", "min", "max", "median"}
 _PLAIN_METRICS = {"rps", "fail_ratio", "failures", "requests"}
 _RUN_METRICS = {"dropped", "dropped_ratio"}  # open model, whole run only
 _RAW = "uncorrected_"
+#: A phase of the timing breakdown before a time metric: ``ttfb_p95<200ms``.
+_PHASE_PREFIXES = {f"{phase}_": phase for phase in PHASE_NAMES}
+
+
+def _base(metric: str) -> str:
+    """The metric without its prefix (``uncorrected_``, ``ttfb_``, ...)."""
+    for prefix in (_RAW, *_PHASE_PREFIXES):
+        if metric.startswith(prefix):
+            return metric.removeprefix(prefix)
+    return metric
+
+
 _METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 
 
@@ -77,7 +92,7 @@ class CheckResult:
 
 
 def _is_time(metric: str) -> bool:
-    metric = metric.removeprefix(_RAW)
+    metric = _base(metric)
     return metric in _TIME_METRICS or (metric.startswith("p") and metric not in _PLAIN_METRICS)
 
 
@@ -94,7 +109,7 @@ def parse_check(expression: str) -> Check:
             "'rps>500' or 'GET /login: p99<1s'"
         )
     metric, unit = match["metric"], match["unit"]
-    base = metric.removeprefix(_RAW)
+    base = _base(metric)
     known = _TIME_METRICS | _PLAIN_METRICS | _RUN_METRICS
     if (base not in known and not re.fullmatch(r"p\d{1,3}(\.\d+)?", base)) or (
         base != metric and not _is_time(base)
@@ -102,7 +117,7 @@ def parse_check(expression: str) -> Check:
         raise UsageError(
             f"invalid --check {expression!r}: unknown metric {metric!r} (use avg, min, max, "
             "median, pNN, rps, fail_ratio, failures, requests, dropped, dropped_ratio; "
-            "uncorrected_ before a time metric)"
+            "uncorrected_, ttfb_, connect_ or tls_ before a time metric)"
         )
     if metric in _RUN_METRICS and match["scope"]:
         raise UsageError(f"invalid --check {expression!r}: {metric} applies to the whole run")
@@ -124,6 +139,10 @@ def parse_check(expression: str) -> Check:
 
 def metric_value(stats: EndpointStats, metric: str, duration_s: float) -> float | None:
     """The value of ``metric`` for ``stats`` (times in ms), None when there is no data."""
+    for prefix, phase in _PHASE_PREFIXES.items():
+        if metric.startswith(prefix):  # no such phase (no TLS, a custom client): no data
+            times = stats.phases.get(phase)
+            return None if times is None else metric_value(times, _base(metric), duration_s)
     if metric.startswith(_RAW):
         # A closed-model run has no correction: its times are the uncorrected ones.
         raw = stats.uncorrected if stats.uncorrected is not None else stats

@@ -76,7 +76,8 @@ def settings_line(settings: dict[str, Any]) -> str:
     return f"Run: {settings.get('locustfile')} -> {host}: {', '.join(parts)}"
 
 
-def _size(count: float) -> str:
+def format_bytes(count: float) -> str:
+    """A byte count in B, kB, MB or GB (powers of 1000, as k6 prints them)."""
     if count < 1000:
         return f"{count:.0f} B"
     for unit in ("kB", "MB"):
@@ -87,15 +88,44 @@ def _size(count: float) -> str:
 
 
 def totals_text(snapshot: Snapshot, series: Sequence[Any] | None) -> str:
-    """Data received, and the users: peak (over the run's seconds) and in its last second."""
+    """Data received and sent, iterations, the users (peak over the run's seconds and at its
+    end), and where the time of a request went (the timing breakdown), when there is one."""
     total, duration = snapshot.total, snapshot.duration_s
-    rate = total.content_bytes / duration if duration > 0 else 0.0
+
+    def per_s(count: float) -> float:
+        return count / duration if duration > 0 else 0.0
+
     final = snapshot.extra.get("users_at_stop", snapshot.users)
     users = [final, *(point.users for point in series or ())]
-    return (
-        f"\nData received: {_size(total.content_bytes)} of response bodies "
-        f"({_size(rate)}/s). Users: peak {max(users)}, {final} when the run stopped.\n"
+    received, sent = total.content_bytes, snapshot.sent_bytes
+    text = (
+        f"\nData received: {format_bytes(received)} of response bodies "
+        f"({format_bytes(per_s(received))}/s); sent: {format_bytes(sent)} of "
+        f"requests ({format_bytes(per_s(sent))}/s).\n"
+        f"Iterations: {snapshot.iterations:,} ({per_s(snapshot.iterations):.2f}/s). "
+        f"Users: peak {max(users)}, {final} when the run stopped.\n"
     )
+    return text + breakdown_text(total)
+
+
+#: How the summary names each phase of the timing breakdown.
+_PHASES_SHOWN = {"connect": "connect", "tls": "TLS handshake", "ttfb": "time to first byte"}
+
+
+def breakdown_text(stats: EndpointStats) -> str:
+    """``Where the time went (ms): ...``: each phase's median, p95 and p99; '' without one."""
+    parts = []
+    for phase, shown in _PHASES_SHOWN.items():
+        times = stats.phases.get(phase)
+        if times is None:
+            continue
+        p50, p95, p99 = times.percentiles([50.0, 95.0, 99.0])
+        counted = "" if phase == "ttfb" else f" ({times.requests:,} new connections)"
+        parts.append(
+            f"  {shown}{counted}: median {format_ms(p50)}, p95 {format_ms(p95)}, "
+            f"p99 {format_ms(p99)}\n"
+        )
+    return "Where the time went (ms):\n" + "".join(parts) if parts else ""
 
 
 def verdict(snapshot: Snapshot, checks: Sequence[Any] = ()) -> str:

@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from mpswarm.stats.snapshot import EndpointStats, Snapshot
+from mpswarm.stats.snapshot import PHASE_NAMES, EndpointStats, Snapshot
 from mpswarm.stats.window import Window
 
 PERCENTILES = (50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99, 100.0)
@@ -46,6 +46,14 @@ STATS_COLUMNS = [
     "Failures/s",
     *PERCENTILE_COLUMNS,
 ]
+#: Appended after Locust's columns in PREFIX_stats.csv: the timing breakdown (ms), each phase
+#: with how many requests had it ("Connect Count": new connections).
+BREAKDOWN_STATISTICS = ("Count", "Median", "Average", "95%", "99%", "Max")
+BREAKDOWN_COLUMNS = [
+    f"{shown} {statistic}"
+    for shown in ("Connect", "TLS", "TTFB")
+    for statistic in BREAKDOWN_STATISTICS
+]
 HISTORY_COLUMNS = [
     "Timestamp",
     "User Count",
@@ -67,6 +75,8 @@ HISTORY_COLUMNS = [
 SATURATION_COLUMN = "Generator Saturated"
 #: Then the open model's iterations dropped so far (always 0 in a closed-model run).
 DROPPED_COLUMN = "Dropped Iterations"
+#: PREFIX_stats.csv's header: Locust's columns, then the breakdown's.
+STATS_HEADER = [*STATS_COLUMNS, *BREAKDOWN_COLUMNS]
 FAILURES_COLUMNS = ["Method", "Name", "Error", "Occurrences", "First Seen", "Last Seen"]
 EXCEPTIONS_COLUMNS = ["Count", "Message", "Traceback", "Nodes"]
 
@@ -98,7 +108,21 @@ def stats_rows(snapshot: Snapshot) -> Iterable[list[Any]]:
             _num(stats.rps(snapshot.duration_s)),
             _num(stats.failures / snapshot.duration_s if snapshot.duration_s > 0 else 0.0),
             *percentiles,
+            *_breakdown(stats),
         ]
+
+
+def _breakdown(stats: EndpointStats) -> list[Any]:
+    """The BREAKDOWN_COLUMNS of a row: empty cells for a phase it never had."""
+    cells: list[Any] = []
+    for phase in PHASE_NAMES:
+        times = stats.phases.get(phase)
+        if times is None:
+            cells += [0] + [""] * (len(BREAKDOWN_STATISTICS) - 1)
+            continue
+        median, p95, p99 = times.percentiles([50.0, 95.0, 99.0])
+        cells += [times.requests, *map(_num, (median, times.avg_ms, p95, p99, times.max_ms))]
+    return cells
 
 
 def _utc(timestamp: float | None) -> str:
@@ -192,7 +216,7 @@ class CsvWriter:
 
     def update(self, snapshot: Snapshot, window: Window | None, timestamp: float) -> None:
         """Rewrite the stats, failures and exceptions files and append to the history."""
-        _rewrite(f"{self.prefix}_stats.csv", STATS_COLUMNS, stats_rows(snapshot))
+        _rewrite(f"{self.prefix}_stats.csv", STATS_HEADER, stats_rows(snapshot))
         _rewrite(f"{self.prefix}_failures.csv", FAILURES_COLUMNS, failure_rows(snapshot))
         _rewrite(f"{self.prefix}_exceptions.csv", EXCEPTIONS_COLUMNS, exception_rows(snapshot))
         self._history_writer.writerows(history_rows(snapshot, window, self.full_history, timestamp))

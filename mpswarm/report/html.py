@@ -16,7 +16,7 @@ from typing import TextIO
 
 from mpswarm.report.charts import DRAW_SCRIPT, figures_json, plotly_js
 from mpswarm.report.checks import CheckResult
-from mpswarm.report.console import format_ms, open_model_text, verdict
+from mpswarm.report.console import format_bytes, format_ms, open_model_text, verdict
 from mpswarm.report.stop_reason import stop_failed, stop_of, stop_text
 from mpswarm.stats.snapshot import Snapshot
 
@@ -57,6 +57,36 @@ def _endpoint_rows(snapshot: Snapshot) -> Iterator[list[str]]:
             f"{stats.avg_content_length:.0f}",
             f"{stats.rps(snapshot.duration_s):.2f}",
         ]
+
+
+def write_breakdown(stream: TextIO, snapshot: Snapshot) -> None:
+    """ "Where the time went": each endpoint's connect, TLS and time to first byte; nothing
+    when no request had a breakdown (a custom client's)."""
+    if not snapshot.total.phases:
+        return
+    headers = ["Type", "Name", "New connections", "Connect p50 ms", "Connect p95 ms",
+               "TLS p50 ms", "TLS p95 ms", "TTFB p50 ms", "TTFB p95 ms", "TTFB p99 ms"]  # fmt: skip
+    stream.write(
+        "<h2>Where the time went</h2><p>Connecting (new connections only), the TLS handshake "
+        "and the wait from the request sent to the first byte of its response.</p>"
+    )
+    _write_table(stream, headers, _breakdown_rows(snapshot), "breakdown sortable")
+
+
+def _breakdown_rows(snapshot: Snapshot) -> Iterator[list[str]]:
+    for stats in [*snapshot.endpoints, snapshot.total]:
+        cells = [stats.method, stats.name]
+        for phase, qs in (
+            ("connect", [50.0, 95.0]),
+            ("tls", [50.0, 95.0]),
+            ("ttfb", [50.0, 95.0, 99.0]),
+        ):
+            times = stats.phases.get(phase)
+            if phase == "connect":
+                cells.append(str(times.requests if times is not None else 0))
+            values = times.percentiles(qs) if times is not None else [None] * len(qs)
+            cells += [format_ms(v) if v is not None else "-" for v in values]
+        yield cells
 
 
 def _write_table(stream: TextIO, headers: list[str], rows: Iterable[list[str]], css: str) -> None:
@@ -260,7 +290,9 @@ def write_html(
 <style>{_STYLE}</style></head><body>
 <h1>mpswarm report</h1>
 <p>Started {html.escape(started)}, ran {snapshot.duration_s:.1f} s:
-{snapshot.total.requests} requests, {snapshot.total.failures} failures.</p>
+{snapshot.total.requests} requests, {snapshot.total.failures} failures,
+{snapshot.iterations} iterations; received {format_bytes(snapshot.total.content_bytes)},
+sent {format_bytes(snapshot.sent_bytes)}.</p>
 {verdict_html}
 {stop_html}
 <h2>Settings</h2>
@@ -278,6 +310,7 @@ def write_html(
 """)
     # Row by row: 10 000 endpoints held as one string would be 11 MB more at the peak.
     _write_table(stream, endpoint_headers, _endpoint_rows(snapshot), "endpoints sortable")
+    write_breakdown(stream, snapshot)
     stream.write(f"""
 <h2>Errors</h2>
 {errors}

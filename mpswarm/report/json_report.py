@@ -15,7 +15,13 @@ import numpy as np
 
 from mpswarm.report.checks import CheckResult
 from mpswarm.report.stop_reason import stop_from_dict, stop_of
-from mpswarm.stats.snapshot import EndpointStats, ErrorStats, ExceptionStats, Snapshot
+from mpswarm.stats.snapshot import (
+    PHASE_NAMES,
+    EndpointStats,
+    ErrorStats,
+    ExceptionStats,
+    Snapshot,
+)
 
 SCHEMA_VERSION = 1
 JSON_PERCENTILES = (50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99, 100.0)
@@ -38,11 +44,19 @@ def endpoint_dict(stats: EndpointStats, duration_s: float) -> dict[str, Any]:
     data = _times_dict(stats, duration_s)
     if stats.uncorrected is not None:
         data["uncorrected"] = _times_dict(stats.uncorrected, duration_s)
+    for phase in PHASE_NAMES:
+        times = stats.phases.get(phase)
+        data[phase] = None if times is None else _phase_dict(times)
     return data
 
 
+def _phase_dict(stats: EndpointStats) -> dict[str, Any]:
+    """One phase of the timing breakdown: ``count`` (the requests that had it) and the same
+    time keys as an endpoint's."""
+    return {"count": stats.requests, **_time_keys(stats)}
+
+
 def _times_dict(stats: EndpointStats, duration_s: float) -> dict[str, Any]:
-    values = stats.percentiles(JSON_PERCENTILES)
     return {
         "method": stats.method,
         "name": stats.name,
@@ -50,17 +64,26 @@ def _times_dict(stats: EndpointStats, duration_s: float) -> dict[str, Any]:
         "failures": stats.failures,
         "fail_ratio": stats.fail_ratio,
         "rps": stats.rps(duration_s),
+        "avg_content_length": stats.avg_content_length,
+        "content_bytes": stats.content_bytes,
+        **_time_keys(stats),
+    }
+
+
+def _time_keys(stats: EndpointStats) -> dict[str, Any]:
+    """The times of an endpoint or a phase: ms, the percentiles, and the exact sums and
+    sparse histogram (bucket index -> count, see mpswarm.stats.histogram) to compute any
+    other percentile later."""
+    values = stats.percentiles(JSON_PERCENTILES)
+    return {
         "avg_ms": stats.avg_ms,
         "min_ms": stats.min_ms,
         "max_ms": stats.max_ms,
         "median_ms": values[_MEDIAN],
-        "avg_content_length": stats.avg_content_length,
         "percentiles_ms": dict(zip(_KEYS, values, strict=True)),
         "total_us": stats.total_us,
         "min_us": stats.min_us,
         "max_us": stats.max_us,
-        "content_bytes": stats.content_bytes,
-        # sparse: bucket index -> count (see mpswarm.stats.histogram), for any percentile later
         "histogram": dict(
             zip(map(str, stats.buckets.tolist()), stats.counts.tolist(), strict=True)
         ),
@@ -69,9 +92,23 @@ def _times_dict(stats: EndpointStats, duration_s: float) -> dict[str, Any]:
 
 def endpoint_from_dict(data: dict[str, Any]) -> EndpointStats:
     """Rebuild an EndpointStats from ``endpoint_dict`` output (exact, histogram included)."""
-    buckets = np.array([int(index) for index in data["histogram"]], dtype=np.int64)
-    counts = np.array(list(data["histogram"].values()), dtype=np.int64)
-    order = np.argsort(buckets, kind="stable")
+    buckets, counts = _buckets(data["histogram"])
+    phases = {
+        phase: EndpointStats(
+            "",
+            data["name"],
+            times["count"],
+            0,
+            times["total_us"],
+            times["min_us"],
+            times["max_us"],
+            0,
+            buckets=_buckets(times["histogram"])[0],
+            counts=_buckets(times["histogram"])[1],
+        )
+        for phase in PHASE_NAMES
+        if (times := data.get(phase))
+    }
     return EndpointStats(
         method=data["method"],
         name=data["name"],
@@ -81,10 +118,19 @@ def endpoint_from_dict(data: dict[str, Any]) -> EndpointStats:
         min_us=data["min_us"],
         max_us=data["max_us"],
         content_bytes=data["content_bytes"],
-        buckets=buckets[order],
-        counts=counts[order],
+        buckets=buckets,
+        counts=counts,
         uncorrected=endpoint_from_dict(data["uncorrected"]) if "uncorrected" in data else None,
+        phases=phases,
     )
+
+
+def _buckets(histogram: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(bucket indexes, counts) of a JSON histogram, by index."""
+    buckets = np.array([int(index) for index in histogram], dtype=np.int64)
+    counts = np.array(list(histogram.values()), dtype=np.int64)
+    order = np.argsort(buckets, kind="stable")
+    return buckets[order], counts[order]
 
 
 def snapshot_from_dict(data: dict[str, Any]) -> Snapshot:
@@ -113,8 +159,9 @@ def snapshot_from_dict(data: dict[str, Any]) -> Snapshot:
         final=True,
         extra=extra,
         open_model=data.get("open_model") is not None,
-        iterations=(data.get("open_model") or {}).get("iterations", 0),
+        iterations=data.get("iterations", 0),
         dropped=(data.get("open_model") or {}).get("dropped", 0),
+        sent_bytes=data.get("sent_bytes", 0),
     )
 
 
@@ -132,6 +179,8 @@ def report_dict(
         "started_at": snapshot.started_at,
         "duration_s": snapshot.duration_s,
         "stop": stop_of(snapshot),
+        "iterations": snapshot.iterations,
+        "sent_bytes": snapshot.sent_bytes,
         "total": endpoint_dict(snapshot.total, snapshot.duration_s),
         "endpoints": [endpoint_dict(e, snapshot.duration_s) for e in snapshot.endpoints],
         "errors": [

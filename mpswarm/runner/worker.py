@@ -95,6 +95,7 @@ class WorkerRuntime(UserHost, WorkerRunner):
         # A greenlet that dies of an exception is one line in the log, not gevent's traceback.
         gevent.get_hub().print_exception = self.errors.greenlet_failed
         self._iterations_left: int | None = None
+        self.environment.claim_iteration = self._claim_iteration  # counts every task run
         # This worker's share only: resetting it from user code would lose the run's counts.
         self.stats = RequestStats(self._local_snapshot)
 
@@ -145,7 +146,6 @@ class WorkerRuntime(UserHost, WorkerRunner):
 
     def _set_iterations(self, count: int) -> None:
         self._iterations_left = count
-        self.environment.claim_iteration = self._claim_iteration
         if count == 0:  # a replacement with nothing left to do
             gevent.spawn(self._report_iterations_done)
 
@@ -223,6 +223,8 @@ class WorkerRuntime(UserHost, WorkerRunner):
     def _claim_iteration(self) -> bool:
         """Take one task iteration from this worker's share of ``-i``."""
         if self._iterations_left is None:
+            if self.open_model is None:  # the open model counts its own, on schedule
+                self.segment.count_iteration()
             return True
         if self._iterations_left <= 0:
             return False

@@ -23,7 +23,10 @@ costs 8 bytes per unchanged row. Measured (tracemalloc, bench/many_names.py): 0.
 that saw one request (0.2 KB its name and mappings, 0.5 KB its statistics), plus 10 bytes per
 histogram bucket in use: at most 18 KB for a row using all 1 728 buckets. Dense, a row cost
 13.8 KB in every snapshot, plus as much again while summing; a parent summing 20 000 one-request
-rows grew by 380 MB, and by 270 MB more for each snapshot kept.
+rows grew by 380 MB, and by 270 MB more for each snapshot kept. A row with a timing breakdown
+costs about 1 KB more (its connect and time-to-first-byte statistics: bench/many_names.py
+``run``, 10 001 names, 63 -> 73 MB), and only the breakdown rows that hold a time are read
+(``Segment.timed_rows``).
 """
 
 from __future__ import annotations
@@ -48,13 +51,24 @@ from mpswarm.stats.segment import (
     INT64_MAX,
     MAX_US,
     MIN_US,
+    PHASE_BIT,
+    PHASE_BITS,
+    PHASES,
     REQUESTS,
     ROW_WORDS,
     SUM_US,
+    TIMES,
     TOTAL_ROW,
+    UNCORRECTED,
     Segment,
 )
-from mpswarm.stats.snapshot import EndpointStats, ErrorStats, ExceptionStats, Snapshot
+from mpswarm.stats.snapshot import (
+    EndpointStats,
+    ErrorStats,
+    ExceptionStats,
+    Snapshot,
+    merged_phases,
+)
 
 RowKey = tuple[str, str]
 ErrorKey = tuple[str, str, str]
@@ -297,7 +311,7 @@ class Aggregator:
         total_hist = np.zeros(NUM_BUCKETS, dtype=np.int64)
         raw_hist = np.zeros(NUM_BUCKETS, dtype=np.int64)
         errors = np.zeros(len(self._error_keys), dtype=np.int64)
-        iterations = dropped = 0
+        iterations = dropped = sent = 0
         for source in self._sources.values():
             segment = source.segment
             _fold(total, _FIRST, segment.rows[TOTAL_ROW : TOTAL_ROW + 1, :HIST])
@@ -307,6 +321,7 @@ class Aggregator:
                 raw_hist += segment.raw_rows[TOTAL_ROW, HIST:]
             iterations += int(segment.header[H_ITERATIONS])
             dropped += int(segment.header[H_DROPPED])
+            sent += segment.sent_bytes
             if source.local_errors:
                 counts = segment.errors[np.asarray(source.local_errors)]
                 np.add.at(errors, np.asarray(source.global_errors), counts)
@@ -321,7 +336,8 @@ class Aggregator:
             raw = _stats("", "Aggregated", raw_total[0], raw_hist)
         return Snapshot(
             endpoints=endpoints,
-            total=_stats("", "Aggregated", total[0], total_hist, raw),
+            # The breakdown is kept per endpoint only (see recorder.py): the total's is theirs.
+            total=_stats("", "Aggregated", total[0], total_hist, raw, merged_phases(endpoints)),
             errors=self._error_rows(errors),
             exceptions=tuple(
                 sorted(
@@ -344,6 +360,7 @@ class Aggregator:
             open_model=self.open_model,
             iterations=iterations,
             dropped=dropped,
+            sent_bytes=sent,
         )
 
     def _error_rows(self, errors: np.ndarray) -> tuple[ErrorStats, ...]:
@@ -386,34 +403,48 @@ class Aggregator:
             order = np.argsort(position[gids[entries]], kind="stable")
             entries = entries[order]
             picks.append((source.segment, local[entries], position[gids[entries]]))
-        blocks = 2 if self.open_model else 1
-        scratch = [np.zeros((_CHUNK_ROWS, NUM_BUCKETS), dtype=np.int64) for _ in range(blocks)]
+        # The tables to read: the open model's raw times, the breakdown where a row has one.
+        tables = [TIMES, UNCORRECTED] if self.open_model else [TIMES]
+        if any(segment.rows[local, PHASE_BITS].any() for segment, local, _ in picks):
+            tables += [k for k, _ in PHASES]
+        scratch = [np.zeros((_CHUNK_ROWS, NUM_BUCKETS), dtype=np.int64) for _ in tables]
         for start in range(0, rebuild.size, _CHUNK_ROWS):
             stop = min(start + _CHUNK_ROWS, rebuild.size)
-            columns = [_empty(stop - start) for _ in range(blocks)]
+            columns = [_empty(stop - start) for _ in tables]
             for hist in scratch:
                 hist[: stop - start] = 0
             for segment, local, pos in picks:
                 first, last = np.searchsorted(pos, [start, stop], side="left")
                 if first == last:
                     continue
-                for block in range(blocks):
-                    rows = segment.rows if block == 0 else segment.raw_rows
-                    _gather(rows, local[first:last], pos[first:last] - start,
-                            columns[block], scratch[block])  # fmt: skip
-            self._build(rebuild[start:stop], columns, [h[: stop - start] for h in scratch])
+                rows, at = local[first:last], pos[first:last] - start
+                for block, table in enumerate(tables):
+                    if table in PHASE_BIT:  # only rows that hold a time: no other page is read
+                        timed = segment.timed_rows(rows, table)
+                        _gather(segment.tables[table], rows[timed], at[timed], columns[block],
+                                scratch[block])  # fmt: skip
+                    else:
+                        _gather(segment.tables[table], rows, at, columns[block], scratch[block])
+            self._build(rebuild[start:stop], tables, columns, [h[: stop - start] for h in scratch])
 
     def _build(
-        self, gids: npt.NDArray[np.intp], columns: list[np.ndarray], hists: list[np.ndarray]
+        self,
+        gids: npt.NDArray[np.intp],
+        tables: list[int],
+        columns: list[np.ndarray],
+        hists: list[np.ndarray],
     ) -> None:
-        """New EndpointStats for ``gids`` from their summed columns and histograms.
+        """New EndpointStats for ``gids`` from their summed columns and histograms, one of
+        each per table in ``tables`` (TIMES first).
 
         A row read again but found unchanged (read once more after it moved, or by a final
         snapshot) keeps its object: snapshots kept for the window then share it.
         """
         sparse = [_split(hist) for hist in hists]
-        main = columns[0].tolist()
-        raw = columns[1].tolist() if len(columns) > 1 else None
+        values = [block.tolist() for block in columns]
+        main = values[0]
+        raw = tables.index(UNCORRECTED) if UNCORRECTED in tables else -1
+        phases = [(tables.index(k), phase) for k, phase in PHASES if k in tables]
         keys = self._row_keys
         for i, gid in enumerate(gids.tolist()):
             row = main[i]
@@ -422,18 +453,33 @@ class Aggregator:
                 continue
             old = self._stats[gid]
             times = None
-            if raw is not None:
-                times = raw[i]
+            if raw >= 0:
+                times = values[raw][i]
                 times[FAILURES], times[BYTES] = row[FAILURES], row[BYTES]  # the row's own
             same = old is not None and _same(old, row, sparse[0], i)
             if same and times is not None:
                 raw_old = old.uncorrected if old is not None else None
-                same = raw_old is not None and _same(raw_old, times, sparse[1], i)
+                same = raw_old is not None and _same(raw_old, times, sparse[raw], i)
+            for block, phase in phases if same else ():
+                had = old.phases.get(phase) if old is not None else None
+                timed = values[block][i]
+                same = (not timed[REQUESTS] and had is None) or (
+                    had is not None and _same(had, timed, sparse[block], i)
+                )
+                if not same:
+                    break
             if same:
                 continue
             method, name = keys[gid]
-            uncorrected = None if times is None else _row_stats(method, name, times, sparse[1], i)
-            self._stats[gid] = _row_stats(method, name, row, sparse[0], i, uncorrected)
+            uncorrected = None if times is None else _row_stats(method, name, times, sparse[raw], i)
+            breakdown = {
+                phase: _row_stats(method, name, values[block][i], sparse[block], i)
+                for block, phase in phases
+                if values[block][i][REQUESTS] > 0
+            }
+            self._stats[gid] = _row_stats(
+                method, name, row, sparse[0], i, uncorrected, breakdown or None
+            )
 
     def _note_error_times(self, errors: np.ndarray) -> None:
         previous = self._last_error_counts
@@ -534,6 +580,7 @@ def _row_stats(
     sparse: tuple[np.ndarray, np.ndarray, np.ndarray],
     i: int,
     uncorrected: EndpointStats | None = None,
+    phases: dict[str, EndpointStats] | None = None,
 ) -> EndpointStats:
     bounds, buckets, counts = sparse
     first, last = bounds[i], bounds[i + 1]
@@ -550,6 +597,7 @@ def _row_stats(
         uncorrected=uncorrected,
         buckets=buckets[first:last],
         counts=counts[first:last].copy(),  # a copy: a view would keep the whole block alive
+        phases=phases,
     )
 
 
@@ -559,6 +607,7 @@ def _stats(
     row: np.ndarray,
     hist: np.ndarray,
     uncorrected: EndpointStats | None = None,
+    phases: dict[str, EndpointStats] | None = None,
 ) -> EndpointStats:
     requests = int(row[REQUESTS])
     return EndpointStats(
@@ -572,4 +621,5 @@ def _stats(
         int(row[BYTES]),
         hist,
         uncorrected,
+        phases=phases,
     )

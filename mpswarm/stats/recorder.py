@@ -5,6 +5,17 @@ costs a dictionary lookup and about a dozen int64 updates through a ``memoryview
 is sent except the first time a (method, name) or error text is seen, when its row index and
 text go to the parent once.
 
+**Timing breakdown.** A response of mpswarm's HTTP clients carries ``_phases``: the
+microseconds its TCP connect, TLS handshake and wait for the first byte took (-1 for a phase
+that did not happen: a kept-alive connection has no connect), and the bytes its request took
+on the wire (counted in the header's ``H_SENT``). Each goes into the row's own
+histogram in that phase's table, written before the row's request count moves: a reader that
+sees the count move sees the breakdown complete. A row's first time in a table sets its
+minimum and maximum (a breakdown row starts as zeros, never written before) and its bit in
+the row's ``PHASE_BITS``, which is how readers know which breakdown rows to look at. The
+breakdown is kept per endpoint only (the parent sums the endpoints for the total): time to
+first byte, on every request, then costs one histogram more, not two (``bench/recording.py``).
+
 The caps on distinct names and error rows are the run's (see ``aggregate.py``): the segment's
 own cap is this worker's memory backstop, and once the parent says the run-wide cap is reached
 (``limit_names``, ``limit_errors``) a name the run does not know yet goes straight to the
@@ -21,11 +32,18 @@ from gevent import getcurrent
 from mpswarm._text import printable
 from mpswarm.stats.histogram import NUM_BUCKETS, SUB_BITS, bucket_index
 from mpswarm.stats.segment import (
+    CONNECT,
     H_ERRORS,
     H_ROWS,
+    H_SENT,
     HEADER_WORDS,
+    HIST,
     INT64_MAX,
     MIN_US,
+    PHASE_BIT,
+    PHASE_BITS,
+    TLS,
+    TTFB,
     Segment,
 )
 
@@ -91,10 +109,17 @@ class Recorder:
         self._used_errors = 0
         self._run_errors: set[tuple[str, str, str]] | None = None
         self._words[HEADER_WORDS + MIN_US] = INT64_MAX
-        self._raw_shift = segment.raw_offset - HEADER_WORDS  # main row offset -> raw row offset
+        # A row's offset in the first table -> its offset in another.
+        shifts = [first - HEADER_WORDS for first in segment.table_offsets]
+        self._raw_shift = shifts[1]
+        self._connect_shift, self._tls_shift = shifts[CONNECT], shifts[TLS]
+        self._ttfb_shift = shifts[TTFB]
+        self._raw_offset = segment.raw_offset
         #: Open model: each user greenlet's start delay (us) for its current iteration; then
         #: rows get the corrected time and raw rows the time from the send. None: closed model.
         self.delays: dict[Any, int] | None = None
+        #: Records one request: a listener of the ``request`` event, with its signature.
+        self.on_request, self._set_delays = self._hot_path()
 
     def limit_names(self, names: Iterable[tuple[str, str]]) -> None:
         """The run reached its cap on names: only ``names`` (as announced) still get a row."""
@@ -107,68 +132,140 @@ class Recorder:
     def open_model(self, delays: dict[Any, int]) -> None:
         """Record corrected times, with ``delays`` (greenlet -> start delay in us)."""
         self.delays = delays
+        self._set_delays(delays)
 
-    def on_request(
-        self,
-        request_type: str,
-        name: str,
-        response_time: float,
-        response_length: int | None,
-        exception: BaseException | str | None = None,
-        **_: Any,
-    ) -> None:
-        """Record one request (the ``request`` event's signature)."""
-        offset = self._rows.get((request_type, name))
-        if offset is None:
-            offset = self._new_row(request_type, name)
-        us = int(response_time * 1000.0 + 0.5) if response_time and response_time > 0 else 0
-        if self.delays is not None:
-            self._record_raw(offset, us)
-            us += self.delays.get(getcurrent(), 0)
-        if us < 128:
-            bucket = us
-        else:
-            shift = us.bit_length() - SUB_BITS - 1
-            bucket = ((shift + 1) << SUB_BITS) + (us >> shift) - 64
-            if bucket >= NUM_BUCKETS:
-                bucket = NUM_BUCKETS - 1
-        length = response_length or 0
+    def _hot_path(self) -> tuple[Callable[..., None], Callable[[dict[Any, int]], None]]:
+        """``on_request`` and the setter of its delays, as closures over what they use.
+
+        Everything the hot path reads is a local of this frame: a closure's cell costs less
+        to read than an attribute of ``self`` (measured by bench/recording.py).
+        """
         w = self._words
-        # Endpoint row, then this worker's total row (unrolled: this is the hot path).
-        w[offset] += 1
-        w[offset + 2] += us
-        if us < w[offset + 3]:
-            w[offset + 3] = us
-        if us > w[offset + 4]:
-            w[offset + 4] = us
-        w[offset + 5] += length
-        w[offset + 6 + bucket] += 1
+        rows_get = self._rows.get
+        new_row = self._new_row
+        count_error = self._count_error
+        record_at, record_phase = self._record_at, self._record_phase
+        connect_shift, tls_shift = self._connect_shift, self._tls_shift
+        ttfb_shift, raw_shift, raw_total = self._ttfb_shift, self._raw_shift, self._raw_offset
         t = HEADER_WORDS
-        w[t] += 1
-        w[t + 2] += us
-        if us < w[t + 3]:
-            w[t + 3] = us
-        if us > w[t + 4]:
-            w[t + 4] = us
-        w[t + 5] += length
-        w[t + 6 + bucket] += 1
-        if exception is not None:
-            w[offset + 1] += 1
-            w[t + 1] += 1
-            self._count_error(request_type, name, exception, offset)
+        ttfb_bit = PHASE_BIT[TTFB]
+        delays: dict[Any, int] | None = None
 
-    def _record_raw(self, offset: int, us: int) -> None:
-        """The uncorrected time, into the raw copies of the endpoint row and the total row."""
+        def set_delays(given: dict[Any, int]) -> None:
+            nonlocal delays
+            delays = given
+
+        def on_request(
+            request_type: str,
+            name: str,
+            response_time: float,
+            response_length: int | None,
+            exception: BaseException | str | None = None,
+            response: Any = None,
+            context: Any = None,
+            start_time: Any = None,
+            url: Any = None,
+            **_: Any,
+        ) -> None:
+            """Record one request (the ``request`` event's signature).
+
+            Every argument the HTTP clients pass is named, unused or not: then no call needs
+            a dictionary for the rest.
+            """
+            offset = rows_get((request_type, name))
+            if offset is None:
+                offset = new_row(request_type, name)
+            phases = getattr(response, "_phases", None)
+            if phases is not None:  # before the row's count moves (see the module docstring)
+                connect, tls, ttfb, sent = phases
+                w[H_SENT] += sent
+                if connect >= 0:
+                    record_phase(offset, connect_shift, PHASE_BIT[CONNECT], connect)
+                    if tls >= 0:
+                        record_phase(offset, tls_shift, PHASE_BIT[TLS], tls)
+                if ttfb >= 0:  # as record_phase, unrolled: nearly every request has one
+                    p = offset + ttfb_shift
+                    if ttfb < 128:
+                        bucket = ttfb
+                    else:
+                        shift = ttfb.bit_length() - SUB_BITS - 1
+                        bucket = ((shift + 1) << SUB_BITS) + (ttfb >> shift) - 64
+                        if bucket >= NUM_BUCKETS:
+                            bucket = NUM_BUCKETS - 1
+                    n = w[p]
+                    if n:
+                        w[p] = n + 1
+                        w[p + 2] += ttfb
+                        if ttfb < w[p + 3]:
+                            w[p + 3] = ttfb
+                        if ttfb > w[p + 4]:
+                            w[p + 4] = ttfb
+                    else:
+                        w[p] = 1
+                        w[p + 2] = ttfb
+                        w[p + 3] = w[p + 4] = ttfb
+                        w[offset + PHASE_BITS] |= ttfb_bit
+                    w[p + HIST + bucket] += 1
+            us = int(response_time * 1000.0 + 0.5) if response_time and response_time > 0 else 0
+            if delays is not None:  # the open model: the time from the send, then corrected
+                record_at(offset + raw_shift, us)
+                record_at(raw_total, us)
+                us += delays.get(getcurrent(), 0)
+            if us < 128:
+                bucket = us
+            else:
+                shift = us.bit_length() - SUB_BITS - 1
+                bucket = ((shift + 1) << SUB_BITS) + (us >> shift) - 64
+                if bucket >= NUM_BUCKETS:
+                    bucket = NUM_BUCKETS - 1
+            length = response_length or 0
+            # Endpoint row, then this worker's total row (unrolled: this is the hot path).
+            w[offset] += 1
+            w[offset + 2] += us
+            if us < w[offset + 3]:
+                w[offset + 3] = us
+            if us > w[offset + 4]:
+                w[offset + 4] = us
+            w[offset + 5] += length
+            w[offset + HIST + bucket] += 1
+            w[t] += 1
+            w[t + 2] += us
+            if us < w[t + 3]:
+                w[t + 3] = us
+            if us > w[t + 4]:
+                w[t + 4] = us
+            w[t + 5] += length
+            w[t + HIST + bucket] += 1
+            if exception is not None:
+                w[offset + 1] += 1
+                w[t + 1] += 1
+                count_error(request_type, name, exception, offset)
+
+        return on_request, set_delays
+
+    def _record_at(self, base: int, us: int) -> None:
+        """One time into the row at word offset ``base``: count, sum, min, max, its bucket."""
         w = self._words
-        bucket = bucket_index(us)
-        for base in (offset + self._raw_shift, self._segment.raw_offset):
-            w[base] += 1
-            w[base + 2] += us
-            if us < w[base + 3]:
-                w[base + 3] = us
-            if us > w[base + 4]:
-                w[base + 4] = us
-            w[base + 6 + bucket] += 1
+        w[base] += 1
+        w[base + 2] += us
+        if us < w[base + 3]:
+            w[base + 3] = us
+        if us > w[base + 4]:
+            w[base + 4] = us
+        w[base + HIST + bucket_index(us)] += 1
+
+    def _record_phase(self, offset: int, shift: int, bit: int, us: int) -> None:
+        """One time into a breakdown row (``shift`` from the row at ``offset``), its first
+        setting the row's minimum and maximum and its bit in the row's PHASE_BITS."""
+        w = self._words
+        base = offset + shift
+        if w[base]:
+            self._record_at(base, us)
+            return
+        w[base] = 1
+        w[base + 2] = w[base + 3] = w[base + 4] = us
+        w[base + HIST + bucket_index(us)] += 1
+        w[offset + PHASE_BITS] |= bit
 
     def _new_row(self, method: str, name: str) -> int:
         segment = self._segment

@@ -5,7 +5,7 @@ The parent creates each segment before the worker starts, as an anonymous memory
 writes, the parent reads. It never has a name in /dev/shm, so no exit path, not even ``kill -9``
 of every process, can leave it behind: the kernel frees it with the last mapping.
 
-The file is sized for the full capacity (by default 10 000 endpoint rows, ~139 MB) but is
+The file is sized for the full capacity (by default 10 000 endpoint rows, ~694 MB) but is
 sparse: the kernel backs only the pages a worker touches, so an unused row costs nothing. This
 replaces growing the segment in chunks with one mechanism the kernel already provides.
 
@@ -15,10 +15,21 @@ Layout (int64 words)::
     rows[capacity + 2][ROW]      row 0: this worker's total; 1..: endpoints; last: overflow
     errors[max_errors + 1]       occurrence counters; last: overflow
     raw_rows[capacity + 2][ROW]  open model only: the same rows, uncorrected response times
+    connect[capacity + 2][ROW]   the timing breakdown of the same rows: TCP connect (new
+    tls[capacity + 2][ROW]       connections only), TLS handshake (new TLS connections only)
+    ttfb[capacity + 2][ROW]      and time to first byte, each a row's own histogram
 
 Under ``--arrival-rate`` the rows hold response times corrected for coordinated omission
 (from each iteration's scheduled start) and ``raw_rows`` the times from the actual send; in
-a closed-model run ``raw_rows`` is never written, so its pages are never backed.
+a closed-model run ``raw_rows`` is never written, so its pages are never backed. Nor is a
+row of a breakdown table that never got a time (a custom client's requests have none, TLS
+happens only over https, connect only on a new connection): its row in the first table says
+which do (``PHASE_BITS``), and a reader looks at no other, so it never touches, and makes the
+kernel back, a page nobody wrote. Their row 0 (the worker's total) stays empty: the parent
+sums the endpoint rows, which keeps a request's recording to one more histogram (see
+``recorder.py``).
+
+Every table is the same kind of row, indexed alike: ``tables[k][row]`` (``TABLES`` names them).
 """
 
 from __future__ import annotations
@@ -38,16 +49,26 @@ H_ERRORS = 1  # error rows allocated
 H_USERS = 2  # users running in this worker
 H_LAG_P99_US = 4  # event-loop lag, p99 of the last 5 s, in microseconds
 H_LAG_MAX_US = 5  # worst event-loop lag seen, in microseconds
-H_ITERATIONS = 6  # open model: iterations started on schedule
+H_ITERATIONS = 6  # task runs (the open model: iterations started on schedule)
 H_DROPPED = 7  # open model: iterations dropped (no free user under --max-users)
 H_RESETS = 8  # times reset_counts() ran: a reader's cached rows are stale after one
+H_SENT = 10  # request bytes sent (headers and body) by requests that got a response
 
 # Columns of a row.
-REQUESTS, FAILURES, SUM_US, MIN_US, MAX_US, BYTES, HIST = range(7)
+# PHASE_BITS (first table only): which breakdown tables hold a time for this row (PHASE_BIT).
+REQUESTS, FAILURES, SUM_US, MIN_US, MAX_US, BYTES, PHASE_BITS, HIST = range(8)
 ROW_WORDS = HIST + NUM_BUCKETS
 INT64_MAX = np.iinfo(np.int64).max
 
 TOTAL_ROW = 0
+
+#: The tables of rows, in segment order after the first: ``tables[k]`` for k in these.
+TIMES, UNCORRECTED, CONNECT, TLS, TTFB = range(5)
+#: The timing breakdown's tables and the name each has in the reports.
+PHASES = ((CONNECT, "connect"), (TLS, "tls"), (TTFB, "ttfb"))
+#: Each breakdown table's bit in a row's PHASE_BITS.
+PHASE_BIT = {CONNECT: 1, TLS: 2, TTFB: 4}
+N_TABLES = 5
 
 
 class Segment:
@@ -68,7 +89,12 @@ class Segment:
         self.errors_offset = HEADER_WORDS + self.row_capacity * ROW_WORDS
         self.overflow_error = max_errors
         self.raw_offset = self.errors_offset + max_errors + 1
-        self.size_words = self.raw_offset + self.row_capacity * ROW_WORDS
+        table_words = self.row_capacity * ROW_WORDS
+        #: Word offset of each table's row 0.
+        self.table_offsets = [HEADER_WORDS] + [
+            self.raw_offset + k * table_words for k in range(N_TABLES - 1)
+        ]
+        self.size_words = self.table_offsets[-1] + table_words
         self._map: mmap.mmap | None = mmap.mmap(fd, self.size_words * 8)
         #: int64 view for the worker's hot path (indexing it is ~2x faster than numpy's).
         self.words: Any = memoryview(self._map).cast("q")
@@ -78,20 +104,27 @@ class Segment:
             self.row_capacity, ROW_WORDS
         )
         self.errors: npt.NDArray[np.int64] = flat[self.errors_offset : self.raw_offset]
-        self.raw_rows: npt.NDArray[np.int64] = flat[self.raw_offset :].reshape(
-            self.row_capacity, ROW_WORDS
-        )
+        #: Every table of rows, by index (TIMES, UNCORRECTED, CONNECT, TLS, TTFB).
+        self.tables: list[npt.NDArray[np.int64]] = [self.rows] + [
+            flat[first : first + table_words].reshape(self.row_capacity, ROW_WORDS)
+            for first in self.table_offsets[1:]
+        ]
+        self.raw_rows: npt.NDArray[np.int64] = self.tables[UNCORRECTED]
 
     @classmethod
     def create(cls, max_endpoints: int, max_errors: int, label: str = "mpswarm") -> Segment:
         """Create a new zeroed segment (a sparse anonymous memory file)."""
         fd = os.memfd_create(label, 0)
-        words = HEADER_WORDS + 2 * (max_endpoints + 2) * ROW_WORDS + max_errors + 1
+        words = HEADER_WORDS + N_TABLES * (max_endpoints + 2) * ROW_WORDS + max_errors + 1
         os.ftruncate(fd, words * 8)
         segment = cls(fd, max_endpoints, max_errors)
         segment.rows[TOTAL_ROW, MIN_US] = INT64_MAX
         segment.raw_rows[TOTAL_ROW, MIN_US] = INT64_MAX
         return segment
+
+    def timed_rows(self, rows: npt.NDArray[np.int64], table: int) -> npt.NDArray[np.bool_]:
+        """Which of ``rows`` hold anything in breakdown ``table`` (their PHASE_BITS say so)."""
+        return (self.rows[rows, PHASE_BITS] & PHASE_BIT[table]) != 0
 
     def reset_counts(self) -> None:
         """Zero every counter, keeping the rows' names (``reset_stats``).
@@ -100,12 +133,15 @@ class Segment:
         no greenlet switch, so no request is half-counted.
         """
         used = int(self.header[H_ROWS]) + 1  # only rows in use: the rest were never backed
+        in_use = np.r_[np.arange(used), self.overflow_row]
+        for k, _ in PHASES:  # first: zeroing the first table's rows clears their PHASE_BITS
+            self.tables[k][in_use[self.timed_rows(in_use, k)]] = 0
         for rows in (self.rows, self.raw_rows):
             for block in (rows[:used], rows[self.overflow_row :]):
                 block[:] = 0
                 block[:, MIN_US] = INT64_MAX
         self.errors[:] = 0
-        self.header[H_ITERATIONS] = self.header[H_DROPPED] = 0
+        self.header[H_ITERATIONS] = self.header[H_DROPPED] = self.header[H_SENT] = 0
         self.header[H_RESETS] += 1
 
     def row_offset(self, row: int) -> int:
@@ -121,6 +157,11 @@ class Segment:
     @users.setter
     def users(self, value: int) -> None:
         self.header[H_USERS] = value
+
+    @property
+    def sent_bytes(self) -> int:
+        """Request bytes this worker sent (of requests that got a response)."""
+        return int(self.header[H_SENT])
 
     @property
     def iterations(self) -> int:
@@ -149,7 +190,7 @@ class Segment:
         if self._map is None:
             return
         self.words.release()
-        del self.header, self.rows, self.errors, self.raw_rows
+        del self.header, self.rows, self.errors, self.raw_rows, self.tables
         try:
             self._map.close()
         except BufferError:  # a numpy view still exists somewhere: the GC will unmap it

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,11 @@ _FIELDS = (
     "buckets",
     "counts",
     "uncorrected",
+    "phases",
 )
+
+#: The timing breakdown's phases, in the order the reports show them.
+PHASE_NAMES = ("connect", "tls", "ttfb")
 
 
 class EndpointStats:
@@ -54,6 +60,9 @@ class EndpointStats:
             times are corrected: from each iteration's scheduled start). None otherwise.
         buckets: sparse form: indexes of the non-empty buckets, ascending.
         counts: sparse form: the count of each of those buckets.
+        phases: the timing breakdown of these requests: ``connect``, ``tls``, ``ttfb`` (see
+            PHASE_NAMES) -> the times of that phase (``requests``: how many had it), for the
+            phases that happened; empty for requests of a client without one.
     """
 
     __slots__ = _FIELDS
@@ -69,6 +78,7 @@ class EndpointStats:
     buckets: npt.NDArray[np.uint16]
     counts: npt.NDArray[np.int64]
     uncorrected: EndpointStats | None
+    phases: Mapping[str, EndpointStats]
 
     def __init__(
         self,
@@ -85,6 +95,7 @@ class EndpointStats:
         *,
         buckets: npt.NDArray[Any] | None = None,
         counts: npt.NDArray[Any] | None = None,
+        phases: Mapping[str, EndpointStats] | None = None,
     ) -> None:
         if histogram is not None:
             used = np.flatnonzero(histogram)
@@ -97,6 +108,7 @@ class EndpointStats:
         object.__setattr__(self, "buckets", np.asarray(buckets, dtype=BUCKET_DTYPE))
         object.__setattr__(self, "counts", np.asarray(counts, dtype=np.int64))
         object.__setattr__(self, "uncorrected", uncorrected)
+        object.__setattr__(self, "phases", phases if phases else _NO_PHASES)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
@@ -105,7 +117,8 @@ class EndpointStats:
         raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, tuple(getattr(self, field) for field in _FIELDS))
+        fields = [getattr(self, field) for field in _FIELDS[:-1]]
+        return (_rebuild, (*fields, dict(self.phases)))  # a mapping proxy does not pickle
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{field}={getattr(self, field)!r}" for field in _FIELDS[:8])
@@ -189,6 +202,7 @@ def _rebuild(
     buckets: npt.NDArray[np.uint16],
     counts: npt.NDArray[np.int64],
     uncorrected: EndpointStats | None,
+    phases: Mapping[str, EndpointStats] | None = None,
 ) -> EndpointStats:
     """Unpickle an EndpointStats (its ``__reduce__`` passes the fields in ``_FIELDS`` order)."""
     return EndpointStats(
@@ -203,9 +217,43 @@ def _rebuild(
         uncorrected=uncorrected,
         buckets=buckets,
         counts=counts,
+        phases=phases,
     )
 
 
+def merged(rows: Iterable[EndpointStats], method: str = "", name: str = "") -> EndpointStats:
+    """The statistics of several rows' requests together (exact: their histograms summed)."""
+    rows = list(rows)
+    if not rows:
+        return EndpointStats(method, name, 0, 0, 0, 0, 0, 0)
+    requests = sum(row.requests for row in rows)
+    hist = np.zeros(NUM_BUCKETS, dtype=np.int64)
+    for row in rows:
+        hist[row.buckets] += row.counts
+    with_requests = [row for row in rows if row.requests]
+    return EndpointStats(
+        method,
+        name,
+        requests,
+        sum(row.failures for row in rows),
+        sum(row.total_us for row in rows),
+        min((row.min_us for row in with_requests), default=0),
+        max((row.max_us for row in with_requests), default=0),
+        sum(row.content_bytes for row in rows),
+        hist,
+    )
+
+
+def merged_phases(rows: Iterable[EndpointStats]) -> dict[str, EndpointStats]:
+    """The timing breakdown of several rows together (the total's, from its endpoints')."""
+    found: dict[str, list[EndpointStats]] = {}
+    for row in rows:
+        for phase, stats in row.phases.items():
+            found.setdefault(phase, []).append(stats)
+    return {p: merged(found[p], "", "Aggregated") for p in PHASE_NAMES if p in found}
+
+
+_NO_PHASES: Mapping[str, EndpointStats] = types.MappingProxyType({})
 _NO_BUCKETS = np.zeros(0, dtype=BUCKET_DTYPE)
 _NO_COUNTS = np.zeros(0, dtype=np.int64)
 
@@ -243,8 +291,9 @@ class Snapshot:
         users: users running at this moment.
         final: True once every worker stopped and the numbers are exact.
         open_model: True under --arrival-rate (or a shape returning a rate).
-        iterations: open model: iterations started on schedule.
+        iterations: task runs (the open model: iterations started on schedule).
         dropped: open model: iterations not started (no free user under --max-users).
+        sent_bytes: request bytes sent (headers and bodies) by requests that got a response.
     """
 
     endpoints: tuple[EndpointStats, ...]
@@ -259,6 +308,7 @@ class Snapshot:
     open_model: bool = False
     iterations: int = 0
     dropped: int = 0
+    sent_bytes: int = 0
 
     @property
     def scheduled(self) -> int:

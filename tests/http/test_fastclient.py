@@ -235,8 +235,17 @@ def test_tls_verifies_by_default(serve, events: Recorded, tls_context) -> None:
     assert refused.status_code == 0 and "SSLError" in events.last_error
     assert "CERTIFICATE_VERIFY_FAILED" in events.last_error
     trusting = client(server.url, events, insecure=True)
-    assert trusting.get("/").content == b"tls"
-    assert trusting.get("/").content == b"tls"  # kept alive over TLS
+    first = trusting.get("/")
+    assert first.content == b"tls"
+    second = trusting.get("/")
+    assert second.content == b"tls"  # kept alive over TLS
+    # The breakdown: a new connection's connect and handshake go with its first response.
+    opened = first.timings
+    assert opened is not None and opened["connect"] is not None and opened["tls"] is not None
+    assert opened["tls"] > 0 and 0 < opened["ttfb"] <= first.elapsed.total_seconds() * 1000
+    assert second.timings is not None and second.timings["connect"] is None
+    assert second.timings["tls"] is None and second.timings["ttfb"] > 0
+    assert refused.timings is None  # no response: no breakdown
 
 
 def test_large_body_waits_for_the_send_buffer(serve, events: Recorded) -> None:

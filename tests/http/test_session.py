@@ -167,9 +167,18 @@ def test_tls_verifies_by_default_and_insecure_skips(serve, events: Events, tls_c
         refused = client.get("/")
         assert refused.status_code == 0 and "CERTIFICATE_VERIFY_FAILED" in str(refused.error)
         client.verify = False
-        assert client.get("/").content == b"tls"
-        assert client.get("/").content == b"tls"
+        first = client.get("/")
+        assert first.content == b"tls"
+        second = client.get("/")
+        assert second.content == b"tls"
         assert server.connections == 2  # the refused handshake, then one kept-alive connection
+        # The breakdown: a new connection's connect and handshake go with its first response.
+        opened = first.timings
+        assert opened is not None and opened["connect"] is not None and opened["tls"] is not None
+        assert opened["tls"] > 0 and 0 < opened["ttfb"] <= first.elapsed.total_seconds() * 1000
+        assert second.timings is not None and second.timings["connect"] is None
+        assert second.timings["tls"] is None and second.timings["ttfb"] > 0
+        assert refused.timings is None
     finally:
         client.close()
 

@@ -21,6 +21,9 @@ from mpswarm.report.checks import evaluate, parse_check
         ("failures==0", None, None, "failures", "==", 0),
         ("max<1s", None, None, "max", "<", 1000),
         ("p100<5s", None, None, "p100", "<", 5000),
+        ("ttfb_p95<200ms", None, None, "ttfb_p95", "<", 200),
+        ("GET /b: connect_max<1s", "GET", "/b", "connect_max", "<", 1000),
+        ("tls_median<=50", None, None, "tls_median", "<=", 50),
     ],
 )
 def test_parse(text: str, method, name, metric, op, value) -> None:
@@ -43,6 +46,8 @@ def test_parse(text: str, method, name, metric, op, value) -> None:
         "fail_ratio<1%",
         "",
         "GET /x p99<1s",
+        "ttfb_rps>5",
+        "ttfb_uncorrected_p95<1s",
     ],
 )
 def test_invalid_expressions(text: str) -> None:

@@ -13,6 +13,7 @@ from mpswarm.report.csv_report import (
     FAILURES_COLUMNS,
     HISTORY_COLUMNS,
     STATS_COLUMNS,
+    STATS_HEADER,
     exception_rows,
     failure_rows,
     history_rows,
@@ -72,6 +73,7 @@ LOCUST_EXCEPTIONS = ["Count", "Message", "Traceback", "Nodes"]
 
 def test_csv_headers_are_locusts() -> None:
     assert STATS_COLUMNS == LOCUST_STATS
+    assert STATS_HEADER[: len(LOCUST_STATS)] == LOCUST_STATS  # the breakdown comes after
     assert HISTORY_COLUMNS == LOCUST_HISTORY
     assert FAILURES_COLUMNS == LOCUST_FAILURES
     assert EXCEPTIONS_COLUMNS == LOCUST_EXCEPTIONS
@@ -80,13 +82,15 @@ def test_csv_headers_are_locusts() -> None:
 def test_stats_rows(snapshot) -> None:
     rows = list(stats_rows(snapshot))
     assert [(r[0], r[1]) for r in rows] == [("POST", "/a"), ("GET", "/b"), ("", "Aggregated")]
-    assert all(len(r) == len(STATS_COLUMNS) for r in rows)
+    assert all(len(r) == len(STATS_HEADER) for r in rows)
     get_b = rows[1]
     assert get_b[2:4] == [100, 0]
     assert float(get_b[6]) == 10.0 and float(get_b[7]) == 109.0  # exact min and max
-    percentiles = [float(v) for v in get_b[11:]]
+    percentiles = [float(v) for v in get_b[11 : len(STATS_COLUMNS)]]
     assert percentiles == sorted(percentiles) and percentiles[-1] == 109.0
     assert rows[-1][2:4] == [200, 10]
+    # No breakdown (a custom client's requests): each phase's count 0, its times empty.
+    assert get_b[len(STATS_COLUMNS) :] == ([0] + [""] * 5) * 3
 
 
 def test_empty_endpoint_percentiles_are_na(snapshot) -> None:
@@ -108,7 +112,7 @@ def test_empty_endpoint_percentiles_are_na(snapshot) -> None:
             )
         )
     )
-    assert row[11:] == ["N/A"] * 11
+    assert row[11 : len(STATS_COLUMNS)] == ["N/A"] * 11
 
 
 def test_failure_exception_and_history_rows(snapshot) -> None:
@@ -135,6 +139,8 @@ def test_json_schema(snapshot) -> None:
         "started_at",
         "duration_s",
         "stop",
+        "iterations",
+        "sent_bytes",
         "total",
         "endpoints",
         "errors",
@@ -167,7 +173,11 @@ def test_json_schema(snapshot) -> None:
         "max_us",
         "content_bytes",
         "histogram",
+        "connect",
+        "tls",
+        "ttfb",
     }
+    assert endpoint["ttfb"] is None  # no breakdown in this snapshot's rows
     assert list(endpoint["percentiles_ms"]) == [
         "50",
         "66",

@@ -42,7 +42,12 @@ def test_a_passing_run_says_its_settings_data_users_and_passed(
     assert received > 0
     shown = f"{received} B" if received < 1000 else f"{received / 1000:.1f} kB"
     assert data.startswith(f"Data received: {shown} of response bodies"), data
-    assert data.endswith("Users: peak 2, 2 when the run stopped."), data
+    sent = report["sent_bytes"]
+    shown_sent = f"{sent} B" if sent < 1000 else f"{sent / 1000:.1f} kB"
+    assert sent > 0 and f"sent: {shown_sent} of requests" in data, data
+    users = lines[lines.index(data) + 1]
+    assert users.startswith(f"Iterations: {report['iterations']:,} (") and report["iterations"] > 0
+    assert users.endswith("Users: peak 2, 2 when the run stopped."), users
     assert lines[-2].startswith("Stopped after 2.0 s: the run time is over")
     assert lines[-1] == "PASSED"
 

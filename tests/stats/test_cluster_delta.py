@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from mpswarm.cluster.delta import DeltaReader, apply, used_ranges
+from mpswarm.http.response import Response
 from mpswarm.stats.recorder import Recorder
-from mpswarm.stats.segment import HIST, Segment
+from mpswarm.stats.segment import HIST, PHASES, Segment
 
 
 def _flat(segment: Segment) -> np.ndarray:
@@ -21,6 +22,18 @@ def _assert_same(source: Segment, copy: Segment, open_model: bool) -> None:
     a, b = _flat(source), _flat(copy)
     for offset, n in used_ranges(source, open_model):
         assert np.array_equal(a[offset : offset + n], b[offset : offset + n]), offset
+    for table, _ in PHASES:  # the timing breakdown's rows: those in use, as the source has them
+        assert np.array_equal(source.tables[table], copy.tables[table]), table
+
+
+def _response(rng: random.Random) -> Response | None:
+    """An HTTP client's response with a breakdown, now and then on a new (TLS) connection."""
+    if rng.random() < 0.2:
+        return None  # a custom client's request: no breakdown
+    response = Response(200, "OK", {}, b"", "http://127.0.0.1/")
+    opened = (rng.randrange(50, 900), rng.choice([-1, rng.randrange(500, 5000)]))
+    response._phases = (*(opened if rng.random() < 0.1 else (-1, -1)), rng.randrange(90, 9000), 80)
+    return response
 
 
 @pytest.mark.parametrize("open_model", [False, True])
@@ -36,13 +49,17 @@ def test_deltas_rebuild_the_segment(open_model: bool) -> None:
         for _ in range(rng.randrange(0, 50)):
             name = f"/n{rng.randrange(30)}"  # past 20 names: the overflow row
             error = RuntimeError(f"e{rng.randrange(8)}") if rng.random() < 0.1 else None
-            recorder.on_request("GET", name, rng.expovariate(1 / 20.0), 100, exception=error)
+            recorder.on_request(
+                "GET", name, rng.expovariate(1 / 20.0), 100, exception=error,
+                response=_response(rng),
+            )  # fmt: skip
         if step == 15:
             source.reset_counts()
         apply(_flat(copy), reader.snapshot())
         _assert_same(source, copy, open_model)
     full = sum(n for _, n in used_ranges(source, open_model)) * 30
     assert reader.words_sent < full  # unchanged rows were left out
+    assert all(source.tables[table][1:, 0].any() for table, _ in PHASES)  # all three were used
 
 
 def test_a_row_caught_mid_update_is_sent_again() -> None:

@@ -12,7 +12,7 @@ import sys
 import urllib.error
 import urllib.request
 
-from mpswarm.report.csv_report import STATS_COLUMNS
+from mpswarm.report.csv_report import STATS_HEADER
 from tests.conftest import ROOT
 from tests.web.conftest import HOSTILE, LOCUSTFILE
 
@@ -76,7 +76,7 @@ def test_start_watch_change_stop_download_and_start_again(web, demo) -> None:
     status, body, headers = ui.request("/download/stats.csv")
     assert status == 200 and "attachment" in headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(body.decode())))
-    assert rows[0] == STATS_COLUMNS and rows[-1][1] == "Aggregated"
+    assert rows[0] == STATS_HEADER and rows[-1][1] == "Aggregated"
     assert int(rows[-1][2]) == served
     report = json.loads(ui.request("/download/report.json")[1])
     assert report["total"]["requests"] == served and report["settings"]["users"] == 10

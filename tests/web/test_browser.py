@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from typing import Any
 
-from mpswarm.report.csv_report import STATS_COLUMNS
+from mpswarm.report.csv_report import STATS_HEADER
 from tests.conftest import ARTEFACTS
 from tests.web.conftest import HOSTILE
 
@@ -77,7 +77,7 @@ def test_drive_a_run_from_the_browser(web, demo, page, tmp_path) -> None:
     download_info.value.save_as(path)
     with path.open() as handle:
         rows = list(csv.reader(handle))
-    assert rows[0] == STATS_COLUMNS
+    assert rows[0] == STATS_HEADER
     assert int(rows[-1][2]) == demo.stats()["total"]
     # The start form is back for a new run.
     assert page.is_visible("#start-form")
