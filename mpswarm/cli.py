@@ -19,7 +19,15 @@ import click
 
 from mpswarm._text import PrintableFormatter
 from mpswarm._version import __version__
-from mpswarm.config import RunConfig, parse_rate, parse_size, parse_timespan, resolve_processes
+from mpswarm.config import (
+    PROMETHEUS_BUCKETS,
+    RunConfig,
+    parse_buckets,
+    parse_rate,
+    parse_size,
+    parse_timespan,
+    resolve_processes,
+)
 from mpswarm.exceptions import MpswarmError, UsageError
 
 logger = logging.getLogger("mpswarm")
@@ -129,6 +137,20 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
     help="Another name the web UI is reached as, any port (repeatable; e.g. behind a proxy). "
     "Requests for other Host names are refused (421).",
 )
+@click.option(
+    "--prometheus", metavar="[HOST:]PORT",
+    help="Serve Prometheus metrics on /metrics (127.0.0.1 unless HOST; off loopback with "
+    "--web-auth).",
+)  # fmt: skip
+@click.option(
+    "--prometheus-buckets", metavar="TIMES", callback=_converter(parse_buckets),
+    help="Response-time histogram boundaries for --prometheus, e.g. 5ms,50ms,0.5,2s "
+    "[default: 1ms to 60s].",
+)  # fmt: skip
+@click.option(
+    "--prometheus-linger", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
+    help="After the run, keep serving its final metrics this long (for a last scrape).",
+)  # fmt: skip
 @click.option("--autostart", is_flag=True, help="Web UI: start the run at once.")
 @click.option(
     "--autoquit",
@@ -197,6 +219,15 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
     help="Print the final stats as JSON on stdout (the summary goes to stderr).",
 )
 @click.option("--json-file", metavar="FILE", help="Write the final stats as JSON to FILE.")
+@click.option(
+    "--hdr-log", metavar="FILE",
+    help="Write the response times as an HdrHistogram interval log (one histogram per "
+    "endpoint per interval).",
+)  # fmt: skip
+@click.option(
+    "--hdr-interval", type=float, default=1.0, show_default=True, metavar="SECONDS",
+    help="The --hdr-log interval.",
+)  # fmt: skip
 @click.option(
     "--html",
     "html_file",
@@ -381,6 +412,8 @@ def run_command(**options: Any) -> int:
         csv_full_history=options["csv_full_history"],
         json_stdout=options["json_stdout"],
         json_file=options["json_file"],
+        hdr_log=options["hdr_log"],
+        hdr_interval=options["hdr_interval"],
         html_file=options["html_file"],
         junit_file=options["junit_file"],
         checks=tuple(options["checks"]),
@@ -399,6 +432,9 @@ def run_command(**options: Any) -> int:
         web_auth=options["web_auth"],
         web_allowed_hosts=tuple(options["web_allowed_host"]),
         autostart=options["autostart"],
+        prometheus=options["prometheus"],
+        prometheus_linger=options["prometheus_linger"],
+        prometheus_buckets=options["prometheus_buckets"] or PROMETHEUS_BUCKETS,
         autoquit=options["autoquit"],
         arrival_rate=options["arrival_rate"],
         arrivals=options["arrivals"],

@@ -8,6 +8,12 @@ import re
 
 from mpswarm.exceptions import UsageError
 
+#: --prometheus-buckets' default, in seconds: 1 ms to 60 s (moved to exact edges: see
+#: mpswarm.report.prometheus).
+PROMETHEUS_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+
 _TIMESPAN = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+(?:\.\d+)?)s?)?$")
 
 
@@ -137,6 +143,10 @@ class RunConfig:
         web_auth: ``user:password`` the web UI requires, or None.
         web_allowed_hosts: more names the web UI answers as (``--web-allowed-host``), any port.
         autostart: web UI: start a run at once; autoquit: quit this long after a run ended.
+        prometheus: ``[HOST:]PORT`` of the ``/metrics`` endpoint, or None;
+            prometheus_buckets: its histogram boundaries (seconds); prometheus_linger: seconds
+            it keeps serving the final numbers after the run.
+        hdr_log: the HdrHistogram interval log to write, or None; hdr_interval: its interval.
     """
 
     locustfile: str = ""
@@ -181,6 +191,11 @@ class RunConfig:
     web_allowed_hosts: tuple[str, ...] = ()
     autostart: bool = False
     autoquit: float | None = None
+    prometheus: str | None = None
+    prometheus_buckets: tuple[float, ...] = PROMETHEUS_BUCKETS
+    prometheus_linger: float = 0.0
+    hdr_log: str | None = None
+    hdr_interval: float = 1.0
 
     def __post_init__(self) -> None:
         if self.users < 0:
@@ -201,6 +216,12 @@ class RunConfig:
             raise UsageError(f"--arrivals must be constant or poisson, not {self.arrivals!r}")
         if self.max_users is not None and self.max_users < 1:
             raise UsageError(f"--max-users must be at least 1, not {self.max_users}")
+        if self.prometheus is not None:
+            parse_address(self.prometheus)
+        if not self.hdr_interval >= 1.0:
+            raise UsageError(f"--hdr-interval must be at least 1 s, not {self.hdr_interval:g}")
+        if self.prometheus_linger < 0:
+            raise UsageError(f"--prometheus-linger must not be negative: {self.prometheus_linger}")
         if self.max_endpoints < 1:
             raise UsageError(f"--max-endpoints must be at least 1, not {self.max_endpoints}")
 
@@ -208,3 +229,38 @@ class RunConfig:
     def user_cap(self) -> int:
         """Open model: the most users at once (``--max-users``, default 1000 or ``users``)."""
         return self.max_users if self.max_users is not None else max(1000, self.users)
+
+
+_ADDRESS = re.compile(r"^(?:(?P<host>\[[0-9a-fA-F:.]+\]|[^:\[\]]+):)?(?P<port>\d{1,5})$")
+_SECONDS = re.compile(r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s)?$")
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``[HOST:]PORT`` (HOST defaults to 127.0.0.1; IPv6 in brackets).
+
+    Raises:
+        UsageError: not of that form, or the port is out of range.
+    """
+    match = _ADDRESS.match(text.strip())
+    if match is None or int(match["port"]) > 65535:
+        raise UsageError(f"--prometheus {text!r}: use PORT or HOST:PORT, e.g. 9646")
+    host = (match["host"] or "127.0.0.1").strip("[]")
+    return host, int(match["port"])
+
+
+def parse_buckets(text: str) -> tuple[float, ...]:
+    """``--prometheus-buckets``: comma-separated boundaries, in seconds or with ``ms``/``s``.
+
+    Raises:
+        UsageError: a value that is not a positive time, or none at all.
+    """
+    values = []
+    for part in (p.strip() for p in text.split(",")):
+        match = _SECONDS.match(part)
+        if match is None or float(match["number"]) <= 0:
+            raise UsageError(
+                f"--prometheus-buckets {text!r}: use positive times separated by commas, "
+                "in seconds or with ms, e.g. 5ms,50ms,0.5,2s"
+            )
+        values.append(float(match["number"]) / (1000.0 if match["unit"] == "ms" else 1.0))
+    return tuple(sorted(set(values)))

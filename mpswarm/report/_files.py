@@ -25,6 +25,7 @@ def check_report_paths(config: RunConfig) -> None:
         ("--json-file", config.json_file),
         ("--html", config.html_file),
         ("--junit", config.junit_file),
+        ("--hdr-log", config.hdr_log),
     ):
         if path:
             _check_file(option, path, path)

@@ -6,7 +6,7 @@ import logging
 from typing import Any, TextIO
 
 from mpswarm.config import RunConfig
-from mpswarm.report.outputs import write_reports
+from mpswarm.report.prometheus import MetricsEndpoint
 from mpswarm.runner.reporting import RunReporting
 from mpswarm.runner.run import Plan, Run
 from mpswarm.shape import LoadTestShape
@@ -29,19 +29,23 @@ def run_headless(
     Returns:
         The process exit code.
     """
+    metrics = MetricsEndpoint.from_config(config)  # its options checked before any worker
     run = Run(config, classes, parsed_options, fork_server)
     reporting = RunReporting(config, run.swarm)  # checks are parsed here: before any load
     try:
-        run.start()
-        plan = Plan.from_config(config, shape_class() if shape_class is not None else None)
-        _announce(config, plan)
-        outcome = run.execute(plan, reporting)
+        try:
+            run.start()
+            if metrics is not None:
+                metrics.start(run.swarm)
+            plan = Plan.from_config(config, shape_class() if shape_class is not None else None)
+            _announce(config, plan)
+            outcome = run.execute(plan, reporting)
+        finally:
+            run.close()
+        return run.conclude(outcome, out, metrics)
     finally:
-        run.close()
-    run.exit_code(outcome)  # the reports carry it
-    lost = write_reports(config, outcome.snapshot, outcome.checks, outcome.series, out,
-                         outcome.lost)  # fmt: skip
-    return run.exit_code(outcome, reports_failed=bool(lost))
+        if metrics is not None:
+            metrics.close()
 
 
 def _announce(config: RunConfig, plan: Plan) -> None:

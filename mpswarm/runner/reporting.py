@@ -14,6 +14,7 @@ from mpswarm.config import RunConfig
 from mpswarm.exceptions import UsageError
 from mpswarm.report.checks import CheckResult, evaluate_all, parse_check
 from mpswarm.report.csv_report import CsvWriter
+from mpswarm.report.hdr_log import HdrLogWriter
 from mpswarm.report.html import Point
 from mpswarm.report.live import LiveStatus, RunInfo
 from mpswarm.runner.stop import StopKind
@@ -78,6 +79,9 @@ class RunReporting:
         self.history = History(10.0)
         self.series: list[Point] = []
         self.csv = _open_csv(config) if config.csv_prefix else None
+        self.hdr = _open_hdr_log(config) if config.hdr_log else None
+        #: Why the HdrHistogram log could not be written (None: fine).
+        self.hdr_problem: str | None = None
         #: Why the CSV files could not be updated the last time they were tried (None: fine).
         self.csv_problem: str | None = None
         self._csv_warned = False
@@ -106,6 +110,7 @@ class RunReporting:
         # The per-endpoint chart takes them too while the names are few (CHART_NAMES).
         needs_rows = (
             self.csv is not None
+            or self.hdr is not None
             or (self.config.check_abort and bool(self.checks))
             or self.swarm.name_count <= CHART_NAMES
         )
@@ -118,6 +123,13 @@ class RunReporting:
         self._add_point(snapshot)
         if self.csv is not None:
             self._update_csv(snapshot, window)
+        if self.hdr is not None and self.hdr_problem is None:
+            try:
+                self.hdr.update(snapshot, final=final is not None)
+            except OSError as exc:  # the run goes on; the end says the log is incomplete
+                self.hdr_problem = exc.strerror or str(exc)
+                logger.warning("--hdr-log %s: writing failed (%s); the log stops here",
+                               self.config.hdr_log, self.hdr_problem)  # fmt: skip
         if final is None:
             if not self._target_checked:
                 self._warn_if_target_down(snapshot)
@@ -239,14 +251,22 @@ class RunReporting:
                 self.csv.close()
             except OSError as exc:
                 self.csv_problem = exc.strerror or str(exc)
+        if self.hdr is not None:
+            try:
+                self.hdr.close()
+            except OSError as exc:
+                self.hdr_problem = self.hdr_problem or exc.strerror or str(exc)
         return evaluate_all(self.checks, final)
 
     @property
     def failures(self) -> list[str]:
         """Live reports that could not be written, as ``OPTION PATH (why)``, once finished."""
-        if self.csv_problem is None:
-            return []
-        return [f"--csv {self.config.csv_prefix} ({self.csv_problem})"]
+        failed = []
+        if self.csv_problem is not None:
+            failed.append(f"--csv {self.config.csv_prefix} ({self.csv_problem})")
+        if self.hdr_problem is not None:
+            failed.append(f"--hdr-log {self.config.hdr_log} ({self.hdr_problem})")
+        return failed
 
 
 #: Up to this many request names, the once-a-second sample takes every row (as with --csv),
@@ -281,3 +301,12 @@ def _open_csv(config: RunConfig) -> CsvWriter:
         return CsvWriter(config.csv_prefix, config.csv_full_history)
     except OSError as exc:  # checked at the start; this is what changed since
         raise UsageError(f"cannot write --csv {config.csv_prefix}: {exc.strerror or exc}") from None
+
+
+def _open_hdr_log(config: RunConfig) -> HdrLogWriter:
+    assert config.hdr_log is not None
+    try:
+        return HdrLogWriter(config.hdr_log, config.hdr_interval)
+    except OSError as exc:  # checked at the start; this is what changed since
+        problem = exc.strerror or exc
+        raise UsageError(f"cannot write --hdr-log {config.hdr_log}: {problem}") from None

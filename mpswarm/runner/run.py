@@ -22,6 +22,7 @@ from mpswarm.event import events
 from mpswarm.exceptions import UsageError, WorkerError
 from mpswarm.report.checks import CheckResult
 from mpswarm.report.html import Point
+from mpswarm.report.outputs import write_reports
 from mpswarm.runner.reporting import RunReporting
 from mpswarm.runner.stop import StopKind, StopReason
 from mpswarm.runner.swarm import Swarm
@@ -118,6 +119,18 @@ class Run:
     def execute(self, plan: Plan, reporting: RunReporting) -> Outcome:
         """Drive ``plan`` until something requests the stop, then stop and collect."""
         return execute(self.swarm, plan, reporting)
+
+    def conclude(self, outcome: Outcome, out: Any, metrics: Any = None) -> int:
+        """After the run (its workers gone): write the reports, let ``metrics`` (the
+        ``--prometheus`` endpoint, or None) serve the final numbers, and return the exit code."""
+        if metrics is not None:
+            metrics.freeze(outcome.snapshot)
+        self.exit_code(outcome)  # the reports carry it
+        lost = write_reports(self.config, outcome.snapshot, outcome.checks, outcome.series, out,
+                             outcome.lost)  # fmt: skip
+        if metrics is not None:
+            metrics.linger()
+        return self.exit_code(outcome, reports_failed=bool(lost))
 
     def exit_code(self, outcome: Outcome, reports_failed: bool = False) -> int:
         """The process exit code of ``outcome`` (see ``exit_code``)."""

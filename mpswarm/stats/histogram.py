@@ -45,6 +45,11 @@ def _midpoints() -> npt.NDArray[np.float64]:
 MIDPOINTS_US = _midpoints()
 
 
+#: Taken off q/100 * n before rounding it up to a rank: 99.9 % of 5 000 is 4 995, not the
+#: 4 996 that the binary fraction 4995.000000000001 would round up to.
+RANK_SLACK = 1e-9
+
+
 def percentile_us(
     histogram: npt.NDArray[np.int64], q: float, min_us: int, max_us: int
 ) -> float | None:
@@ -69,7 +74,7 @@ def percentiles_us(
         if q >= 100:
             result.append(float(max_us))
             continue
-        rank = max(1, int(np.ceil(q / 100.0 * total)))
+        rank = max(1, int(np.ceil(q / 100.0 * total - RANK_SLACK)))
         index = int(np.searchsorted(counts, rank, side="left"))
         result.append(float(min(max(MIDPOINTS_US[index], min_us), max_us)))
     return result

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mpswarm.stats.histogram import MIDPOINTS_US, NUM_BUCKETS
+from mpswarm.stats.histogram import MIDPOINTS_US, NUM_BUCKETS, RANK_SLACK
 
 #: Percentiles in the end-of-run summary.
 SUMMARY_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
@@ -175,7 +175,7 @@ class EndpointStats:
             return [high / 1000.0 if q >= 100 else value for q in qs]
         cumulative = np.cumsum(counts)
         wanted = np.asarray(qs, dtype=np.float64)
-        ranks = np.maximum(1, np.ceil(wanted / 100.0 * int(cumulative[-1])))
+        ranks = np.maximum(1, np.ceil(wanted / 100.0 * int(cumulative[-1]) - RANK_SLACK))
         found = self.buckets[np.searchsorted(cumulative, ranks, side="left")]
         values = np.minimum(np.maximum(MIDPOINTS_US[found], low), high) / 1000.0
         return [high / 1000.0 if q >= 100 else float(v) for q, v in zip(qs, values, strict=True)]

@@ -14,7 +14,7 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from mpswarm.config import RunConfig
 from mpswarm.exceptions import UsageError
-from mpswarm.report.outputs import write_reports
+from mpswarm.report.prometheus import MetricsEndpoint
 from mpswarm.runner.run import Run
 from mpswarm.web.app import WebApp
 from mpswarm.web.control import Controller, RunRequest
@@ -49,6 +49,7 @@ def run_web(
         The exit code of the last run (0 when none ran).
     """
     extra_hosts = parse_allowed_names(config.web_allowed_hosts)
+    metrics = MetricsEndpoint.from_config(config)  # its options checked before any worker
     run = Run(config, classes, parsed_options, fork_server)
     basic_auth = None
     if config.web_auth:
@@ -64,6 +65,8 @@ def run_web(
     server: WSGIServer | None = None
     try:
         run.start(on_first_signal=quit_event.set)
+        if metrics is not None:
+            metrics.start(run.swarm)
         controller = Controller(run.swarm, config, shape_class)
         # SERVER_NAME given: gevent would otherwise look the bound address up in DNS.
         server = WSGIServer(
@@ -103,13 +106,16 @@ def run_web(
         if controller is not None:
             controller.close()
         run.close()
+        if metrics is not None and (controller is None or controller.outcome is None):
+            metrics.close()
     outcome = controller.outcome
     if outcome is None:
         return 0
-    run.exit_code(outcome)  # the reports carry it
-    lost = write_reports(config, outcome.snapshot, outcome.checks, outcome.series, out,
-                         outcome.lost)  # fmt: skip
-    return run.exit_code(outcome, reports_failed=bool(lost))
+    try:
+        return run.conclude(outcome, out, metrics)
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
 def _autoquit(controller: Controller, seconds: float) -> None:
