@@ -590,6 +590,21 @@ def run_main(argv: list[str]) -> int:
         return 130
 
 
+def run_subcommand(command: click.Command, argv: list[str], prog_name: str) -> int:
+    """Run ``mpswarm serve`` / ``mpswarm compare``: its exit code, its errors one line each."""
+    try:
+        result = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+        return int(result) if isinstance(result, int) else EXIT_OK
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        _error(exc.format_message(), False)
+        return EXIT_USAGE
+    except MpswarmError as exc:  # a port taken, a file that is not a report: one line
+        _error(str(exc), False)
+        return exc.exit_code
+
+
 def _error(message: str, debug: bool) -> None:
     if debug:
         traceback.print_exc()
@@ -600,6 +615,10 @@ def _error(message: str, debug: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point behind the ``mpswarm`` command (after gevent's monkey-patching)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "compare":
+        from mpswarm.compare_cli import compare_main
+
+        return compare_main(args[1:])
     if args and args[0] == "serve":
         from mpswarm.demo_cli import serve_main
 

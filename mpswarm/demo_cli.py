@@ -6,23 +6,13 @@ import sys
 
 import click
 
-from mpswarm.cli import EXIT_OK, EXIT_USAGE, _error
-from mpswarm.exceptions import MpswarmError, UsageError
+from mpswarm.cli import EXIT_OK, run_subcommand
+from mpswarm.exceptions import UsageError
 
 
 def serve_main(argv: list[str]) -> int:
     """``mpswarm serve``: run the demo target (optionally around a command)."""
-    try:
-        result = serve_command.main(args=argv, prog_name="mpswarm serve", standalone_mode=False)
-        return int(result) if isinstance(result, int) else EXIT_OK
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        _error(exc.format_message(), False)
-        return EXIT_USAGE
-    except MpswarmError as exc:  # a port taken: one line, not a traceback
-        _error(str(exc), False)
-        return exc.exit_code
+    return run_subcommand(serve_command, argv, "mpswarm serve")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -34,6 +34,11 @@ def check_report_paths(config: RunConfig) -> None:
             _check_file("--csv", config.csv_prefix, config.csv_prefix + suffix)
 
 
+def check_report_path(option: str, path: str) -> None:
+    """``path`` can be written (see check_report_paths); UsageError naming ``option`` if not."""
+    _check_file(option, path, path)
+
+
 def _check_file(option: str, shown: str, path: str) -> None:
     folder = os.path.dirname(path) or "."
     problem = None

@@ -1,0 +1,125 @@
+"""``mpswarm compare``: real runs against the demo target, compared as CI would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from mpswarm.exceptions import UsageError
+from mpswarm.report.compare import parse_compare_check
+from tests.conftest import write
+
+LOCUSTFILE = """
+import os
+from mpswarm import FastHttpUser, constant, task
+
+class Slow(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def slow(self):
+        self.client.get("/slow?ms=" + os.environ["SLOW_MS"], name="slow")
+        if os.environ.get("EXTRA"):
+            self.client.get("/", name="extra")
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "metric", "op", "limit"),
+    [
+        ("p95 < +10%", None, "p95", "<", 0.10),
+        ("fail_ratio < +0.005", None, "fail_ratio", "<", 0.005),
+        ("rps > -5%", None, "rps", ">", -0.05),
+        ("GET /login: p99.9 <= +20%", "/login", "p99.9", "<=", 0.20),
+    ],
+)
+def test_checks_parse(text: str, name, metric: str, op: str, limit: float) -> None:
+    check = parse_compare_check(text)
+    assert (check.name, check.metric, check.op) == (name, metric, op)
+    assert check.limit == pytest.approx(limit)
+
+
+@pytest.mark.parametrize("text", ["p95 < 10ms", "fail_ratio < +1%", "rps > -5", "latency < +1%"])
+def test_wrong_checks_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError, match="invalid compare --check"):
+        parse_compare_check(text)
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory, demo_server_session) -> dict[str, Path]:
+    """Two runs with /slow?ms=20 and one with /slow?ms=30 (and an endpoint of its own)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, mpswarm_env
+
+    folder = tmp_path_factory.mktemp("compare")
+    locustfile = write(folder / "slow.py", LOCUSTFILE)
+    found = {}
+    for label, env in (("base", {"SLOW_MS": "20"}), ("same", {"SLOW_MS": "20"}),
+                       ("slower", {"SLOW_MS": "30", "EXTRA": "1"})):  # fmt: skip
+        path = folder / f"{label}.json"
+        done = subprocess.run(
+            [sys.executable, "-m", "mpswarm", "-f", str(locustfile), "-H",
+             demo_server_session.url, "--headless", "-u", "4", "-r", "100", "-t", "3s",
+             "--only-summary", "--json-file", str(path)],
+            capture_output=True, text=True, timeout=90, cwd=ROOT,
+            env=mpswarm_env("compare", env),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        found[label] = path
+    return found
+
+
+def _compare(run_cli, *args: str):
+    return run_cli("compare", *[str(a) for a in args])
+
+
+def test_the_same_configuration_is_not_a_regression(run_cli, reports, tmp_path: Path) -> None:
+    result = _compare(run_cli, reports["base"], reports["same"], "--check", "p95 < +10%",
+                      "--check", "fail_ratio < +0.005", "--json", tmp_path / "c.json")  # fmt: skip
+    assert result.code == 0, result
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert data["regression"] is False and [c["passed"] for c in data["checks"]] == [True, True]
+    assert result.stdout.rstrip().endswith("PASSED")
+
+
+def test_a_slower_target_is_a_significant_regression(run_cli, reports, tmp_path: Path) -> None:
+    out = tmp_path
+    result = _compare(
+        run_cli, reports["base"], reports["slower"], "--check", "slow: p95 < +10%",
+        "--check", "rps > -90%", "--json", out / "c.json", "--junit", out / "c.xml",
+        "--html", out / "c.html",
+    )  # fmt: skip
+    assert result.code == 3, result
+    data = json.loads((out / "c.json").read_text())
+    assert data["regression"] is True
+    p95_check, rps_check = data["checks"]
+    assert p95_check["passed"] is False and rps_check["passed"] is True
+    change = p95_check["change"]
+    assert 0.3 < change["change"] < 0.7 and change["low"] > 0.1 and change["significant"]
+    slow = next(e for e in data["endpoints"] if e["name"] == "slow")
+    assert slow["metrics"]["p95"]["base"] == pytest.approx(
+        json.loads(reports["base"].read_text())["endpoints"][0]["percentiles_ms"]["95"]
+    )
+    # The endpoint only the new run has is listed, not an error.
+    assert data["only_in_new"] == [{"method": "GET", "name": "extra"}]
+    assert "Only in NEW: GET extra" in result.stdout
+    assert "FAIL slow: p95 < +10%" in result.stdout
+    suite = ElementTree.parse(out / "c.xml").getroot()
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    page = (out / "c.html").read_text()
+    assert '<div id="chart-compare"' in page and "Plotly.react" in page
+
+
+def test_a_file_that_is_not_a_report_is_a_usage_error(run_cli, reports, tmp_path: Path) -> None:
+    bogus = write(tmp_path / "bogus.json", '{"hello": 1}')
+    result = _compare(run_cli, reports["base"], bogus)
+    assert result.code == 2 and "is not a JSON report of mpswarm" in result.stderr, result
+    missing = _compare(run_cli, reports["base"], tmp_path / "missing.json")
+    assert missing.code == 2 and "cannot read" in missing.stderr, missing
+    wrong = _compare(run_cli, reports["base"], reports["same"], "--check", "p95 < 10ms")
+    assert wrong.code == 2 and "invalid compare --check" in wrong.stderr, wrong
