@@ -151,6 +151,11 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
     "--prometheus-linger", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
     help="After the run, keep serving its final metrics this long (for a last scrape).",
 )  # fmt: skip
+@click.option(
+    "--profile", metavar="NAME[:K=V,...]",
+    help="A built-in load profile instead of a LoadTestShape: steady, ramp, step, spike, soak, "
+    "diurnal, e.g. 'spike:base=50,peak=500,every=2m,for=20s' (users; 50/s for rates).",
+)  # fmt: skip
 @click.option("--autostart", is_flag=True, help="Web UI: start the run at once.")
 @click.option(
     "--autoquit",
@@ -387,6 +392,15 @@ def run_command(**options: Any) -> int:
             click.echo(name)
         return EXIT_OK
     classes, shape = select_classes(locustfile, options["user_classes"])
+    if options["profile"]:
+        from mpswarm.profiles import parse_profile
+
+        if shape is not None:
+            raise UsageError(f"--profile and the locustfile's {shape.__name__}: choose one")
+        if options["arrival_rate"] is not None:
+            raise UsageError("--profile sets the load over time: give it rates (50/s), "
+                             "not --arrival-rate")  # fmt: skip
+        shape = parse_profile(options["profile"])
     check_tasks(classes)
     if options["headless"] or options["autostart"]:
         check_hosts(classes, options["host"])

@@ -75,7 +75,8 @@ def _line(name: str, x: list[str], y: Sequence[float | None], seconds: Sequence[
 
 
 def _marks(snapshot: Snapshot, series: Sequence[Any]) -> list[dict[str, Any]]:
-    """Shapes over every time chart: saturated seconds shaded, events as vertical lines."""
+    """Shapes over every time chart: saturated seconds shaded, a profile's phases shaded and
+    labelled, events as vertical lines."""
     shapes: list[dict[str, Any]] = []
     start = snapshot.started_at
     for point in series:
@@ -84,6 +85,13 @@ def _marks(snapshot: Snapshot, series: Sequence[Any]) -> list[dict[str, Any]]:
             shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": x0, "x1": x1,
                            "y0": 0, "y1": 1, "fillcolor": "#d62728", "opacity": 0.12,
                            "line": {"width": 0}, "name": "generator saturated"})  # fmt: skip
+    for begin, end, label in snapshot.extra.get("phases") or []:  # a --profile's phases
+        x0, x1 = _clock(start, [begin, end])
+        shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": x0, "x1": x1,
+                       "y0": 0, "y1": 1, "fillcolor": "#2ca02c", "opacity": 0.08,
+                       "line": {"width": 0}, "name": label,
+                       "label": {"text": label, "font": {"size": 10},
+                                 "textposition": "top left"}})  # fmt: skip
     events = [(e["at_s"], f"{e['cause']} -> {e['action']}")
               for e in snapshot.extra.get("recovery_events") or []]  # fmt: skip
     events += [(h["at_s"], f"{h['cause']}; {h['action']}")

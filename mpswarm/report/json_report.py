@@ -204,6 +204,7 @@ def report_dict(
         "recovery_events": list(snapshot.extra.get("recovery_events", [])),
         "hosts_lost": list(snapshot.extra.get("hosts_lost", [])),
         "saturation": snapshot.extra.get("saturation"),
+        "phases": [list(phase) for phase in snapshot.extra.get("phases") or []],
         "open_model": (
             {
                 "iterations": snapshot.iterations,

@@ -130,12 +130,19 @@ def _wait_for_load(demo: DemoServer, proc: subprocess.Popen[str], requests: int)
 def test_counts_equal_the_servers_and_checks_see_merged_stats(
     cluster: str, demo: DemoServer, tmp_path: Path
 ) -> None:
+    from tests.report.test_prometheus import _free_port, scrape_after_the_run
+
+    port = _free_port()
     run = RayRun(tmp_path, cluster, "-f", "examples/api.py", "-H", demo.url, "--headless",
-                 "-u", "4", "-r", "4", "-t", "3s", "--check", "requests<1")  # fmt: skip
+                 "-u", "4", "-r", "4", "-t", "3s", "--check", "requests<1",
+                 "--prometheus", str(port), "--prometheus-linger", "3")  # fmt: skip
+    samples = scrape_after_the_run(run.proc, run.report, port)  # --prometheus: both hosts' too
     code, out, err = run.finish()
     run.assert_nothing_left()
     assert code == 3, (out, err)  # the check failed: evaluated on the merged numbers
     report = run.json()
+    scraped = sum(v for k, v in samples.items() if k.startswith("mpswarm_requests_total{"))
+    assert scraped == report["total"]["requests"]
     served = _served(demo)
     assert sum(served.values()) > 0
     assert _merged(report) == served

@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -163,6 +164,48 @@ def test_promql_agrees_with_the_target_and_with_mpswarm(
     } <= names  # fmt: skip
     [ttfb] = prometheus.query("sum(last_over_time(mpswarm_time_to_first_byte_seconds_count[5m]))")
     assert float(ttfb["value"][1]) == served
+
+
+def scrape_after_the_run(proc: subprocess.Popen[str], report: Path, port: int) -> dict[str, float]:
+    """Wait for the run's JSON report (written before the linger), then scrape ``/metrics``:
+    each sample's name and labels -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    deadline = time.monotonic() + 120
+    while not report.exists() or not report.read_text().rstrip().endswith("}"):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run did not end"
+        time.sleep(0.1)
+    status, body = _get(f"http://127.0.0.1:{port}/metrics")
+    assert status == 200, body
+    samples = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}"] = sample.value
+    return samples
+
+
+def test_the_web_ui_serves_its_runs_metrics(demo, tmp_path: Path) -> None:
+    from tests.conftest import ROOT, mpswarm_env
+
+    port, report = _free_port(), tmp_path / "r.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mpswarm", "-f", "examples/api.py", "-H", demo.url,
+         "--autostart", "--autoquit", "0", "--web-port", "0", "-u", "2", "-r", "10", "-t", "2s",
+         "--json-file", str(report), "--prometheus", str(port), "--prometheus-linger", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env=mpswarm_env("prometheus-web"),
+    )  # fmt: skip
+    try:
+        samples = scrape_after_the_run(proc, report, port)
+    finally:
+        proc.communicate(timeout=60)
+    data = json.loads(report.read_text())
+    requests = sum(v for k, v in samples.items() if k.startswith("mpswarm_requests_total{"))
+    assert requests == data["total"]["requests"] == demo.stats()["total"] > 0
+    assert samples["mpswarm_workers{}"] == 0  # the run is over: its final numbers
+    assert proc.returncode == 0
 
 
 def test_the_endpoint_is_refused_to_other_hosts_and_off_loopback_without_auth(
