@@ -156,6 +156,7 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
     help="A built-in load profile instead of a LoadTestShape: steady, ramp, step, spike, soak, "
     "diurnal, e.g. 'spike:base=50,peak=500,every=2m,for=20s' (users; 50/s for rates).",
 )  # fmt: skip
+@click.option("--capacity", "capacity", hidden=True)  # set by `mpswarm capacity`
 @click.option("--autostart", is_flag=True, help="Web UI: start the run at once.")
 @click.option(
     "--autoquit",
@@ -392,6 +393,9 @@ def run_command(**options: Any) -> int:
             click.echo(name)
         return EXIT_OK
     classes, shape = select_classes(locustfile, options["user_classes"])
+    checks = tuple(options["checks"])
+    if options["capacity"]:
+        shape, checks = _capacity_shape(options, shape), ()  # the checks judge each step
     if options["profile"]:
         from mpswarm.profiles import parse_profile
 
@@ -430,7 +434,7 @@ def run_command(**options: Any) -> int:
         hdr_interval=options["hdr_interval"],
         html_file=options["html_file"],
         junit_file=options["junit_file"],
-        checks=tuple(options["checks"]),
+        checks=checks,
         check_abort=options["check_abort"],
         check_grace=options["check_grace"] if options["check_grace"] is not None else 10.0,
         print_interval=options["print_interval"],
@@ -604,6 +608,60 @@ def run_main(argv: list[str]) -> int:
         return 130
 
 
+def _capacity_shape(options: dict[str, Any], shape: type | None) -> type:
+    """``mpswarm capacity``'s search, from the settings its command line passed on."""
+    from mpswarm.capacity import search_shape
+    from mpswarm.report.checks import parse_check
+
+    if shape is not None:
+        raise UsageError(f"mpswarm capacity sets the load itself: the locustfile's "
+                         f"{shape.__name__} cannot run with it")  # fmt: skip
+    if options["arrival_rate"] is not None or options["profile"]:
+        raise UsageError("mpswarm capacity sets the arrival rate itself: no --arrival-rate "
+                         "or --profile")  # fmt: skip
+    if not options["checks"]:
+        raise UsageError("mpswarm capacity needs at least one --check (e.g. 'p99<200ms')")
+    start, most, step = options["capacity"].split(";")
+    start_rate, max_rate = parse_rate(start), parse_rate(most)
+    if max_rate < start_rate:
+        raise UsageError(f"--max {most} is below --start {start}")
+    checks = [parse_check(expression) for expression in options["checks"]]
+    return search_shape(start_rate, max_rate, parse_timespan(step), checks)
+
+
+#: ``mpswarm capacity``'s own options (the rest are a run's) and their defaults.
+CAPACITY_OPTIONS = {"--start": "10/s", "--max": "50000/s", "--step-time": "10s"}
+
+
+def capacity_main(argv: list[str]) -> int:
+    """``mpswarm capacity ARGS``: a run whose own options are folded into ``--capacity``."""
+    values, rest = dict(CAPACITY_OPTIONS), []
+    words = iter(argv)
+    for word in words:
+        name, equals, value = word.partition("=")
+        if name in CAPACITY_OPTIONS:
+            values[name] = value if equals else next(words, "")
+        else:
+            rest.append(word)
+    if any(word in ("-h", "--help") for word in rest):
+        click.echo(_CAPACITY_HELP)
+        return EXIT_OK
+    spec = ";".join(values[name] for name in CAPACITY_OPTIONS)
+    return run_main([*rest, "--headless", "--capacity", spec])
+
+
+_CAPACITY_HELP = """Usage: mpswarm capacity -f LOCUSTFILE -H URL --check EXPR... [OPTIONS]
+
+  The highest arrival rate at which every --check holds: doubling from --start, then
+  bisecting, each step held for --step-time (the checks judge its second half).
+
+  --start RATE       the first step (default 10/s)
+  --max RATE         the highest step (default 50000/s)
+  --step-time T      how long each step lasts (default 10s)
+  Any option of a run (--processes, --max-users, --json-file, --html, ...) applies too.
+  Exit code 0: a capacity found; 3: no step held; 4: the generator was the limit first."""
+
+
 def run_subcommand(command: click.Command, argv: list[str], prog_name: str) -> int:
     """Run ``mpswarm serve`` / ``mpswarm compare``: its exit code, its errors one line each."""
     try:
@@ -629,6 +687,8 @@ def _error(message: str, debug: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point behind the ``mpswarm`` command (after gevent's monkey-patching)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "capacity":
+        return capacity_main(args[1:])
     if args and args[0] == "compare":
         from mpswarm.compare_cli import compare_main
 

@@ -11,6 +11,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -60,6 +61,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("DELETE", r"/api/items/(?P<id>\d+)", "api_delete"),
         ("GET", r"/redirect/(?P<n>\d+)", "redirect"),
         ("*", r"/echo", "echo"),
+        ("GET", r"/capacity/(?P<n>\d+)", "capacity"),
     ]
 ]
 _TEMPLATES = {
@@ -69,7 +71,10 @@ _TEMPLATES = {
     "api_get": "/api/items/<id>",
     "api_delete": "/api/items/<id>",
     "redirect": "/redirect/<n>",
+    "capacity": "/capacity/<n>",
 }
+#: /capacity/<N>: longest a request queues before a 503 (its queue is bounded by time).
+_MAX_QUEUE_S = 10.0
 
 
 class DemoApp:
@@ -82,6 +87,8 @@ class DemoApp:
         self._sessions: dict[str, list[str]] = {}
         self._api: dict[int, dict[str, Any]] = {}
         self._next_id = 1
+        # /capacity/<N>: when each rate's server is next free (perf_counter seconds).
+        self._free_at: dict[int, float] = {}
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
@@ -176,6 +183,21 @@ class DemoApp:
             return _json(start_response, 200, {"items": len(items)})
 
     # -- test helpers ------------------------------------------------------------------------
+    def _capacity(self, environ: Environ, start_response: StartResponse, n: str) -> Iterable[bytes]:
+        """A server of known capacity: at most N answers a second, the rest queue (up to
+        ``_MAX_QUEUE_S``, then 503), as one worker taking 1/N s a request would."""
+        rate = int(n)
+        if rate < 1:
+            return _json(start_response, 400, {"error": "N must be at least 1"})
+        now = time.perf_counter()
+        with self._lock:
+            slot = max(now, self._free_at.get(rate, now))
+            if slot - now > _MAX_QUEUE_S:
+                return _json(start_response, 503, {"error": "queue full"})
+            self._free_at[rate] = slot + 1.0 / rate
+        gevent.sleep(slot - now + 1.0 / rate)  # its turn, then its service time
+        return _json(start_response, 200, {"capacity": rate})
+
     def _slow(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         query = parse_qs(environ.get("QUERY_STRING", ""))
         try:

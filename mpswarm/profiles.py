@@ -96,6 +96,10 @@ class ProfileShape(LoadTestShape):
                 start, n = start + v["every"], n + 1
         return found
 
+    def report_extra(self, duration_s: float) -> dict[str, Any]:
+        """What the reports show of the profile: its phases."""
+        return {"phases": self.phases(duration_s)}
+
     def tick(self) -> tuple[Any, ...] | dict[str, Any] | None:
         # The level holds until the next tick, a second later: the one at its middle.
         level = max(0.0, self.level(self.get_run_time() + TICK_S / 2))

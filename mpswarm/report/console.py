@@ -187,6 +187,8 @@ def write_summary(
     stream.write(totals_text(snapshot, series))
     if snapshot.open_model:
         stream.write(open_model_text(snapshot))
+    if snapshot.extra.get("capacity"):
+        stream.write(capacity_text(snapshot.extra["capacity"]))
     if snapshot.errors:
         stream.write("\nErrors:\n")
         errors = snapshot.errors[:SUMMARY_ERRORS]  # most frequent first
@@ -235,6 +237,34 @@ def write_summary(
         stream.write(f"\n{stop_text(stop)}\n")
     stream.write(f"{verdict(snapshot, checks)}\n")
     stream.flush()
+
+
+def capacity_text(search: dict[str, Any]) -> str:
+    """``mpswarm capacity``: every step, then the rate found (or why none was)."""
+    rows = [
+        [f"{s['rate']:.1f}", f"{s['achieved_rps']:.1f}", format_ms(s["p50_ms"]),
+         format_ms(s["p95_ms"]), format_ms(s["p99_ms"]), f"{s['fail_ratio']:.4f}",
+         str(s["dropped"]), "saturated" if s["saturated"] else ("held" if s["passed"] else
+         "failed: " + ", ".join(s["failed_checks"]))]
+        for s in search["steps"]
+    ]  # fmt: skip
+    headers = ["Rate /s", "Achieved /s", "p50", "p95", "p99", "Fail ratio", "Dropped", "Step"]
+    text = "\nCapacity search (each step judged on its second half; times in ms):\n"
+    text += tabulate(rows, headers=headers, disable_numparse=True) + "\n"
+    found = search["capacity_rps"]
+    if search["generator_limited"]:
+        text += (
+            "The load generator was the limit first (saturated, or iterations dropped for want "
+            "of a free user): add --processes or hosts, or raise --max-users."
+        )
+        text += f" Every check held up to {found:.1f}/s.\n" if found is not None else "\n"
+    elif found is None:
+        text += f"No step held {' and '.join(search['checks'])}.\n"
+    else:
+        failed = search["lowest_failed_rps"]
+        above = f" (failed at {failed:.1f}/s)" if failed is not None else " (the --max asked for)"
+        text += f"Capacity: {found:.1f}/s{above} with {' and '.join(search['checks'])}.\n"
+    return text
 
 
 def busiest(endpoints: tuple[EndpointStats, ...], limit: int) -> list[EndpointStats]:

@@ -205,6 +205,7 @@ def report_dict(
         "hosts_lost": list(snapshot.extra.get("hosts_lost", [])),
         "saturation": snapshot.extra.get("saturation"),
         "phases": [list(phase) for phase in snapshot.extra.get("phases") or []],
+        "capacity": snapshot.extra.get("capacity"),  # mpswarm capacity: its steps and result
         "open_model": (
             {
                 "iterations": snapshot.iterations,

@@ -157,9 +157,11 @@ def execute(swarm: Swarm, plan: Plan, reporting: RunReporting) -> Outcome:
     except WorkerError as exc:  # every worker died before the load could be set
         swarm.scope.request(StopKind.WORKERS_LOST, str(exc), 1)
     snapshot = swarm.stop_all()
-    phases = getattr(plan.shape, "phases", None)  # a --profile's ramp, spikes, steps
-    if phases is not None:
-        snapshot.extra["phases"] = phases(snapshot.duration_s)
+    # A built-in shape adds to the reports: a --profile its phases, the capacity search its
+    # steps and result.
+    report_extra = getattr(plan.shape, "report_extra", None)
+    if report_extra is not None:
+        snapshot.extra.update(report_extra(snapshot.duration_s))
     checks = reporting.finish(snapshot)
     assert swarm.stop_reason is not None  # stop_all requests one when nothing did
     return Outcome(snapshot, checks, swarm.stop_reason, reporting.series, reporting.failures)

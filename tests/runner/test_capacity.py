@@ -1,0 +1,58 @@
+"""``mpswarm capacity``: the search finds the demo target's known capacity (``/capacity/<N>``
+serves at most N requests a second and queues the rest)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import write
+
+CAPACITY = 100
+LOCUSTFILE = f"""
+from mpswarm import FastHttpUser, task
+
+class Client(FastHttpUser):
+    @task
+    def ask(self):
+        self.client.get("/capacity/{CAPACITY}", name="capacity")
+"""
+
+
+def test_the_search_finds_a_known_capacity(run_cli, demo, tmp_path: Path) -> None:
+    locustfile = write(tmp_path / "client.py", LOCUSTFILE)
+    report = tmp_path / "r.json"
+    run = run_cli(
+        "capacity", "-f", str(locustfile), "-H", demo.url, "--check", "p99<100ms",
+        "--check", "fail_ratio<0.01", "--start", "25/s", "--max", "1000/s", "--step-time", "2s",
+        "--json-file", str(report), "--only-summary", timeout=240,
+    )  # fmt: skip
+    assert run.code == 0, run
+    search = json.loads(report.read_text())["capacity"]
+    found = search["capacity_rps"]
+    assert CAPACITY * 0.9 <= found <= CAPACITY * 1.1, search
+    assert search["generator_limited"] is False
+    rates = [step["rate"] for step in search["steps"]]
+    assert rates[:3] == [25.0, 50.0, 100.0]  # doubling, then bisecting
+    assert search["lowest_failed_rps"] <= found * 1.05 + 0.01  # converged within 5 %
+    assert all(step["passed"] == (step["rate"] <= found) for step in search["steps"]), search
+    assert f"Capacity: {found:.1f}/s" in run.stdout
+
+
+def test_no_step_holding_is_exit_3_and_no_check_is_a_usage_error(
+    run_cli, demo, tmp_path: Path
+) -> None:
+    locustfile = write(tmp_path / "client.py", LOCUSTFILE)
+    report = tmp_path / "r.json"
+    # Every request takes 1/N s: a p99 under 1 ms holds at no rate.
+    run = run_cli("capacity", "-f", str(locustfile), "-H", demo.url, "--check", "p99<1ms",
+                  "--start", "4/s", "--step-time", "2s", "--json-file", str(report),
+                  "--only-summary", timeout=120)  # fmt: skip
+    assert run.code == 3, run
+    search = json.loads(report.read_text())["capacity"]
+    assert search["capacity_rps"] is None and [s["rate"] for s in search["steps"]] == [4, 2, 1]
+    assert "No step held p99<1ms" in run.stdout
+    demo.reset()
+    refused = run_cli("capacity", "-f", str(locustfile), "-H", demo.url)
+    assert refused.code == 2 and "needs at least one --check" in refused.stderr, refused
+    assert demo.stats()["total"] == 0
