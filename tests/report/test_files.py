@@ -149,8 +149,11 @@ def test_json_schema(snapshot) -> None:
         "recovery_events",
         "hosts_lost",
         "saturation",
+        "phases",
+        "capacity",
         "open_model",
     }
+    assert data["phases"] == [] and data["capacity"] is None  # no --profile, no capacity search
     assert data["open_model"] is None  # a closed-model run
     assert data["stop"] is None  # a live Snapshot: the runner adds the stop to the final one
     assert data["total"]["requests"] == 200 and data["total"]["name"] == "Aggregated"
