@@ -8,6 +8,8 @@ failure (``--max-memory``, a crash loop).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import sys
@@ -157,6 +159,7 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
     "diurnal, e.g. 'spike:base=50,peak=500,every=2m,for=20s' (users; 50/s for rates).",
 )  # fmt: skip
 @click.option("--capacity", "capacity", hidden=True)  # set by `mpswarm capacity`
+@click.option("--replay", "replay", hidden=True)  # set by `mpswarm replay`: its spec, as JSON
 @click.option("--autostart", is_flag=True, help="Web UI: start the run at once.")
 @click.option(
     "--autoquit",
@@ -332,7 +335,7 @@ def _split_tags(ctx: click.Context, param: click.Parameter, value: Any) -> tuple
 )
 @click.option(
     "--arrivals",
-    type=click.Choice(["constant", "poisson"]),
+    type=click.Choice(["constant", "poisson", "replay"]),  # replay: mpswarm replay's own
     default="constant",
     show_default=True,
     help="Open model: evenly spaced iterations, or Poisson arrivals.",
@@ -451,6 +454,7 @@ def run_command(**options: Any) -> int:
         web_allowed_hosts=tuple(options["web_allowed_host"]),
         autostart=options["autostart"],
         prometheus=options["prometheus"],
+        replay=json.loads(options["replay"]) if options["replay"] else None,
         prometheus_linger=options["prometheus_linger"],
         prometheus_buckets=options["prometheus_buckets"] or PROMETHEUS_BUCKETS,
         autoquit=options["autoquit"],
@@ -662,6 +666,106 @@ _CAPACITY_HELP = """Usage: mpswarm capacity -f LOCUSTFILE -H URL --check EXPR...
   Exit code 0: a capacity found; 3: no step held; 4: the generator was the limit first."""
 
 
+#: ``mpswarm replay``'s own options (the rest are a run's).
+REPLAY_OPTIONS = ("--speed", "--from", "--to", "--methods", "--log-format", "--json-fields",
+                  "--name-rule")  # fmt: skip
+
+
+def replay_main(argv: list[str]) -> int:
+    """``mpswarm replay LOGFILE -H URL ...``: a run of the built-in Replay user whose open-model
+    schedule is the log's (see ``mpswarm.replay``)."""
+    from mpswarm.replay import Counts, entries
+
+    own: dict[str, list[str]] = {name: [] for name in REPLAY_OPTIONS}
+    rest: list[str] = []
+    words = iter(argv)
+    for word in words:
+        name, equals, value = word.partition("=")
+        if name in own:
+            own[name].append(value if equals else next(words, ""))
+        else:
+            rest.append(word)
+    if any(word in ("-h", "--help") for word in rest):
+        click.echo(_REPLAY_HELP)
+        return EXIT_OK
+    logs = [word for word in rest if not word.startswith("-")][:1]
+    if not logs or rest.index(logs[0]) != 0:
+        _error("mpswarm replay needs the access log first: mpswarm replay LOGFILE -H URL", False)
+        return EXIT_USAGE
+    try:
+        spec = _replay_spec(logs[0], own)
+        counts = Counts()
+        for _ in entries(spec, counts):  # one streamed pass: what it will send, for how long
+            pass
+    except UsageError as exc:
+        _error(str(exc), False)
+        return EXIT_USAGE
+    if not counts.sent:
+        _error(f"{logs[0]}: no request to replay ({counts.unparsable} lines unparsable, "
+               f"{counts.other_method} of other methods, {counts.outside_range} outside "
+               "--from/--to)", False)  # fmt: skip
+        return EXIT_USAGE
+    click.echo(
+        f"mpswarm replay: {counts.sent} requests over {counts.duration_s:.1f} s; skipped "
+        f"{counts.unparsable} unparsable lines, {counts.other_method} of other methods "
+        f"(--methods), {counts.outside_range} outside --from/--to", err=True,
+    )  # fmt: skip
+    user_file = os.path.join(os.path.dirname(__file__), "replay_user.py")
+    replay = {**spec.as_dict(), "counts": dataclasses.asdict(counts)}
+    return run_main(["-f", user_file, *rest[1:], "--headless", "--arrival-rate", "1/s",
+                     "--arrivals", "replay", "--replay", json.dumps(replay),
+                     "-t", f"{counts.duration_s + 1.0:.3f}s"])  # fmt: skip
+
+
+def _replay_spec(path: str, own: dict[str, list[str]]) -> Any:
+    from mpswarm.replay import DEFAULT_METHODS, ReplaySpec
+
+    def last(name: str) -> str | None:
+        return own[name][-1] if own[name] else None
+
+    speed = float(last("--speed") or 1.0)
+    if not speed > 0:
+        raise UsageError(f"--speed must be positive, not {last('--speed')}")
+    methods = tuple(m.strip().upper() for m in (last("--methods") or ",".join(DEFAULT_METHODS))
+                    .split(",") if m.strip())  # fmt: skip
+    log_format = last("--log-format") or "auto"
+    if log_format not in ("auto", "combined", "common", "json"):
+        raise UsageError(f"--log-format must be auto, combined, common or json, not {log_format}")
+    fields = dict((("time", "time"), ("method", "method"), ("path", "path")))
+    for pair in (last("--json-fields") or "").split(","):
+        if pair.strip():
+            key, equals, value = pair.partition("=")
+            if not equals or key.strip() not in ("time", "method", "path", "request"):
+                raise UsageError(f"--json-fields {pair!r}: use time=,method=,path= or request=")
+            fields[key.strip()] = value.strip()
+    rules = []
+    for rule in own["--name-rule"]:
+        pattern, equals, name = rule.rpartition("=")
+        if not equals or not pattern:
+            raise UsageError(f"--name-rule {rule!r}: use REGEX=NAME")
+        rules.append((pattern, name))
+    start, end = last("--from"), last("--to")
+    return ReplaySpec(
+        path=path, log_format=log_format, json_fields=tuple(fields.items()), speed=speed,
+        start_s=parse_timespan(start) if start else None,
+        end_s=parse_timespan(end) if end else None, methods=methods, name_rules=tuple(rules),
+    )  # fmt: skip
+
+
+_REPLAY_HELP = """Usage: mpswarm replay LOGFILE -H URL [OPTIONS]
+
+  Send an access log's requests, each at its original offset from the first, in the open
+  model (late and dropped requests counted, corrected and uncorrected times).
+
+  --speed X            replay X times faster (default 1)
+  --from T / --to T    only the requests from T to T after the log's first (e.g. 10m)
+  --methods A,B        the methods replayed (default GET,HEAD: a log holds no bodies)
+  --log-format F       auto (default: combined or common), combined, common, json
+  --json-fields K=F,.. json: the fields of time, method and path (or request)
+  --name-rule RE=NAME  a request name for paths matching RE (repeatable; before {id} ...)
+  Any option of a run (--processes, --max-users, --json-file, --html, ...) applies too."""
+
+
 def run_subcommand(command: click.Command, argv: list[str], prog_name: str) -> int:
     """Run ``mpswarm serve`` / ``mpswarm compare``: its exit code, its errors one line each."""
     try:
@@ -687,6 +791,8 @@ def _error(message: str, debug: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point behind the ``mpswarm`` command (after gevent's monkey-patching)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "replay":
+        return replay_main(args[1:])
     if args and args[0] == "capacity":
         return capacity_main(args[1:])
     if args and args[0] == "compare":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from typing import Any
 
 from mpswarm.exceptions import UsageError
 
@@ -194,6 +195,7 @@ class RunConfig:
     prometheus: str | None = None
     prometheus_buckets: tuple[float, ...] = PROMETHEUS_BUCKETS
     prometheus_linger: float = 0.0
+    replay: dict[str, Any] | None = None  # mpswarm replay: its ReplaySpec (as a dict)
     hdr_log: str | None = None
     hdr_interval: float = 1.0
 
@@ -212,7 +214,7 @@ class RunConfig:
             raise UsageError(f"--print-interval must be positive, not {self.print_interval}")
         if self.arrival_rate is not None and not self.arrival_rate > 0:
             raise UsageError(f"--arrival-rate must be positive, not {self.arrival_rate}")
-        if self.arrivals not in ("constant", "poisson"):
+        if self.arrivals not in ("constant", "poisson", *(("replay",) if self.replay else ())):
             raise UsageError(f"--arrivals must be constant or poisson, not {self.arrivals!r}")
         if self.max_users is not None and self.max_users < 1:
             raise UsageError(f"--max-users must be at least 1, not {self.max_users}")

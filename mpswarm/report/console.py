@@ -287,9 +287,11 @@ def open_model_text(snapshot: Snapshot) -> str:
     raw = snapshot.total.uncorrected
     if raw is not None and raw.requests:
         p50, p95, p99 = raw.percentiles([50.0, 95.0, 99.0])
+        late_ms = (snapshot.total.total_us - raw.total_us) / raw.requests / 1000.0
         text += (
             f"Uncorrected (from the send): median {format_ms(p50)}, p95 {format_ms(p95)}, "
-            f"p99 {format_ms(p99)}, max {format_ms(raw.max_ms)} ms.\n"
+            f"p99 {format_ms(p99)}, max {format_ms(raw.max_ms)} ms. Iterations began "
+            f"{format_ms(late_ms)} ms after their scheduled start on average.\n"
         )
     return text
 

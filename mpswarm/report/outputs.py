@@ -92,6 +92,8 @@ def run_settings(config: RunConfig) -> dict[str, Any]:
         settings["host"] = without_credentials(config.host)
     if config.arrival_rate is not None:
         settings["max_users"] = config.user_cap
+    if config.replay is not None:  # mpswarm replay: the log, its options, what it skipped
+        settings["replay"] = config.replay
     return settings
 
 

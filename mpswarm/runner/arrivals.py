@@ -36,6 +36,8 @@ _MAX_SLEEP_S = 0.25
 #: late (epoll's millisecond timeouts), which would otherwise add ~1 ms to every corrected
 #: time. A user that begins early counts a start delay of 0; the rate is unchanged.
 _EARLY_S = 0.002
+#: A replacement worker's replay drops what fell due more than this long before it started.
+_MISSED_S = 1.0
 
 
 def worker_shares(
@@ -46,9 +48,12 @@ def worker_shares(
     classes: list[type],
     workers: int,
     host: str | None = None,
+    start_at: float | None = None,
 ) -> list[dict[str, Any]]:
     """What each worker runs: ``rate / workers``, its share of the cap and of the pre-allocated
-    users; evenly spaced schedules are offset by ``1/rate`` from one worker to the next."""
+    users; evenly spaced schedules are offset by ``1/rate`` from one worker to the next. A
+    replay's workers take every ``workers``-th request from their ``index``, timed from
+    ``start_at`` (wall-clock seconds: the same for a replacement)."""
     weights = {cls.__name__: max(0, int(getattr(cls, "weight", 1))) for cls in classes}
     caps = split_evenly(max_users, workers)
     pre = split_evenly(min(prealloc, max_users), workers)
@@ -61,6 +66,9 @@ def worker_shares(
             "prealloc": pre[index],
             "weights": weights,
             "host": host,
+            "index": index,
+            "workers": workers,
+            "start_at": start_at,
         }
         for index in range(workers)
     ]
@@ -148,7 +156,9 @@ class OpenModel:
         """Apply ``rate``, ``kind``, ``phase``, ``max_users``, ``prealloc``, ``weights``."""
         now = time.monotonic()
         rate = float(settings["rate"])
-        if self.schedule is None:
+        if self.schedule is None and settings["kind"] == "replay":
+            self.schedule = self._replay_schedule(settings, now)
+        elif self.schedule is None:
             self.schedule = Schedule(settings["kind"], rate, now, float(settings["phase"]))
         elif rate != self.schedule.rate:
             self.schedule.set_rate(rate, now)
@@ -163,6 +173,19 @@ class OpenModel:
         self._retire_surplus()
         if self._loop is None or self._loop.dead:
             self._loop = gevent.spawn(self._run)
+
+    def _replay_schedule(self, settings: dict[str, Any], now: float) -> Any:
+        """This worker's share of the log, timed from the run's start (a replacement skips,
+        and counts as dropped, what fell due before it came: it is never sent late)."""
+        from mpswarm.replay import ReplaySchedule, ReplaySpec
+
+        spec = ReplaySpec.from_dict(self.runtime.spec.replay or {})
+        start = now - (time.time() - float(settings["start_at"]))
+        schedule = ReplaySchedule(spec, start, int(settings["index"]), int(settings["workers"]))
+        while schedule.next_at < now - _MISSED_S:
+            schedule.pop()
+            self.segment.count_dropped()
+        return schedule
 
     def _retire_surplus(self) -> None:
         """A lower cap: idle users beyond it stop (busy ones finish their iteration first)."""
@@ -195,23 +218,26 @@ class OpenModel:
         assert self.picker is not None
         name = self.picker.pick()
         idle = self.idle.get(name)
+        request = getattr(self.schedule, "current", None)  # a replay's: what to send
         if idle:
             user = idle.pop()
             user._iteration_due = due
+            user._replay = request
             get_hub().loop.run_callback(user._wake_up, self)
         elif self.runtime.user_count < self.cap:
-            self._new_user(name, due)
+            self._new_user(name, due, request)
         else:
             self.segment.count_dropped()
             return
         self.segment.count_iteration()
 
-    def _new_user(self, name: str, due: float | None) -> None:
+    def _new_user(self, name: str, due: float | None, request: Any = None) -> None:
         user = self.runtime.new_user(name)
         if user is None:  # its __init__ raised: counted as a user error
             return
         user._pool = self
         user._iteration_due = due
+        user._replay = request
         self.runtime._add_user(user)
 
     def forget(self, user: Any, greenlet: Any) -> None:

@@ -6,6 +6,7 @@ request so that a replacement worker gets its predecessor's share again (``redis
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +35,7 @@ class Dispatcher:
         self._host: str | None = None
         #: Open model: the last set_arrival() arguments, else None.
         self.arrival: dict[str, Any] | None = None
+        self._replay_start: float | None = None
 
     def _live(self) -> list[WorkerHandle]:
         live = self.pool.live()
@@ -84,7 +86,10 @@ class Dispatcher:
         }
         self.target_user_count = max_users
         classes = list(user_classes or self.user_classes)
-        shares = worker_shares(rate, max_users, kind, prealloc, classes, len(live), host)
+        if kind == "replay" and self._replay_start is None:
+            self._replay_start = time.time()  # replacements keep the first workers' clock
+        shares = worker_shares(rate, max_users, kind, prealloc, classes, len(live), host,
+                               self._replay_start)  # fmt: skip
         for handle, settings in zip(live, shares, strict=True):
             self.pool.send(handle, Arrival(settings))
 

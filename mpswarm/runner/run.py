@@ -336,6 +336,7 @@ def build_swarm(
         parsed_options=parsed_options,
         processes=config.processes,
         reset_stats_after_spawn=config.reset_stats,
+        replay=config.replay,
     )
     supervision = {
         "cpu_warn": config.cpu_warn,

@@ -47,6 +47,7 @@ class WorkerSpec:
     parsed_options: Any = None
     processes: int = 1
     reset_stats_after_spawn: bool = False
+    replay: dict[str, Any] | None = None  # mpswarm replay: the ReplaySpec, as a dict
 
 
 def worker_main(spec: WorkerSpec, slot: int, fds: list[int], server_pid: int) -> NoReturn:

@@ -1,0 +1,20 @@
+"""The User class of ``mpswarm replay`` (its locustfile): each iteration sends the log's
+request the open model handed it (see ``mpswarm.replay``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mpswarm import FastHttpUser, task
+
+
+class Replay(FastHttpUser):
+    """Sends the requests of an access log, one per iteration."""
+
+    _replay: Any = None  # the Entry of the current iteration, set by the scheduler
+
+    @task
+    def replay(self) -> None:
+        entry = self._replay
+        if entry is not None:
+            self.client.request(entry.method, entry.path, name=entry.name)

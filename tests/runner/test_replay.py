@@ -1,0 +1,118 @@
+"""``mpswarm replay``: access logs the test writes, in each format, replayed against the demo
+target: the target serves exactly the log's requests, on the log's schedule."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mpswarm.replay import Namer
+
+T0 = datetime.datetime(2026, 11, 30, 12, 0, 0, tzinfo=datetime.timezone.utc)
+
+
+def _paths(n: int) -> list[str]:
+    """Shop paths with IDs, UUIDs and hashes in them, and a query string now and then."""
+    return [
+        ["/", f"/items/{1000 + i % 7}", "/items/3f2b9c1e-0d4a-4b8e-9f1a-2c3d4e5f6a7b",
+         "/items/deadbeef12?x=1"][i % 4]
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def _clf(path: Path, combined: bool) -> Counter[str]:
+    """A log of 2 s at 20 requests a second, then 2 s at 60 (whole-second times, as nginx
+    writes them), with a POST, a garbage line and an empty one; returns the GET counts."""
+    lines, sent = [], Counter()
+    paths = iter(_paths(160))
+    for second, count in ((0, 20), (1, 20), (2, 60), (3, 60)):
+        stamp = (T0 + datetime.timedelta(seconds=second)).strftime("%d/%b/%Y:%H:%M:%S %z")
+        for _ in range(count):
+            target = next(paths)
+            tail = ' "-" "curl/8.5"' if combined else ""
+            lines.append(f'10.0.0.1 - - [{stamp}] "GET {target} HTTP/1.1" 200 12{tail}')
+            sent[target] += 1
+    lines.insert(5, f'10.0.0.1 - - [{stamp}] "POST /login HTTP/1.1" 200 2')
+    lines.insert(9, "not a log line")
+    lines.insert(11, "")
+    path.write_text("\n".join(lines) + "\n")
+    return sent
+
+
+def _served(demo) -> Counter[str]:
+    return Counter({p.split(" ", 1)[1]: n for p, n in demo.stats()["paths"].items()})
+
+
+@pytest.mark.parametrize("combined", [True, False], ids=["combined", "common"])
+def test_a_log_is_replayed_request_for_request(run_cli, demo, tmp_path: Path, combined) -> None:
+    log = tmp_path / "access.log"
+    sent = _clf(log, combined)
+    prefix, report = tmp_path / "run", tmp_path / "r.json"
+    # (The demo shop knows no item of a UUID or hash: its 404s are the target's answers.)
+    run = run_cli("replay", str(log), "-H", demo.url, "--speed", "2", "--csv", str(prefix),
+                  "--json-file", str(report), "--only-summary",
+                  "--exit-code-on-error", "0")  # fmt: skip
+    assert run.code == 0, run
+    assert "160 requests over 2.0 s; skipped 1 unparsable lines, 1 of other methods" in run.stderr
+    # The target served exactly the log's GETs (the query strings sent as they were).
+    assert _served(demo) == Counter({p.split("?")[0]: n for p, n in sent.items()})
+    data = json.loads(report.read_text())
+    names = {e["name"]: e["requests"] for e in data["endpoints"]}
+    assert names == {"/": 40, "/items/{id}": 40, "/items/{uuid}": 40, "/items/{hash}": 40}
+    assert data["open_model"]["dropped"] == 0 and data["open_model"]["iterations"] == 160
+    assert data["settings"]["replay"]["counts"]["unparsable"] == 1
+    # The rate follows the log's: 40/s for its first second (2 s of 20/s at --speed 2), then
+    # 120/s; each second's count within 1 % of the run plus the request or two at its edges.
+    with open(f"{prefix}_stats_history.csv", newline="") as handle:
+        history = [r for r in csv.DictReader(handle) if r["Name"] == "Aggregated"]
+    counts = [int(r["Total Request Count"]) for r in history]
+    assert counts[-1] == 160
+    per_second = [b - a for a, b in zip([0, *counts], counts, strict=False)][:2]
+    assert abs(per_second[0] - 40) <= 1.6 + 4 and abs(per_second[1] - 120) <= 1.6 + 12, counts
+
+
+def test_json_lines_with_their_own_fields_and_a_time_range(run_cli, demo, tmp_path: Path) -> None:
+    log = tmp_path / "access.jsonl"
+    base = T0.timestamp()
+    records = [{"ts": base + i * 0.05, "verb": "GET", "uri": f"/items/{i}"} for i in range(60)]
+    records.append({"ts": base + 1, "verb": "DELETE", "uri": "/items/1"})
+    log.write_text("\n".join(json.dumps(r) for r in records) + "\n{broken\n")
+    report = tmp_path / "r.json"
+    run = run_cli(
+        "replay", str(log), "-H", demo.url, "--log-format", "json",
+        "--json-fields", "time=ts,method=verb,path=uri", "--from", "1s", "--to", "2s",
+        "--name-rule", "^/items/5=/items/fifty-something", "--json-file", str(report),
+        "--only-summary", "--exit-code-on-error", "0",
+    )  # fmt: skip
+    assert run.code == 0, run
+    data = json.loads(report.read_text())
+    # 1 s to 2 s: requests 20..40 (each 50 ms); the DELETE is skipped, as is the broken line.
+    assert sum(e["requests"] for e in data["endpoints"]) == 21
+    assert data["settings"]["replay"]["counts"] == {
+        "sent": 21, "unparsable": 1, "other_method": 1, "outside_range": 39,
+        "duration_s": pytest.approx(2.0),
+    }  # fmt: skip
+    assert {e["name"] for e in data["endpoints"]} == {"/items/{id}"}
+
+
+def test_names_are_templated_and_rules_come_first() -> None:
+    namer = Namer((("^/api/v[0-9]+/users", "/api/users"),))
+    assert namer("/items/123/reviews/9?page=2") == "/items/{id}/reviews/{id}"
+    assert namer("/u/3f2b9c1e-0d4a-4b8e-9f1a-2c3d4e5f6a7b") == "/u/{uuid}"
+    assert namer("/blob/0a1b2c3d4e5f") == "/blob/{hash}"
+    assert namer("/blob/deadbeef") == "/blob/deadbeef"  # no digit: a word, not a hash
+    assert namer("/api/v2/users/77") == "/api/users"
+
+
+def test_a_log_with_nothing_to_replay_is_refused(run_cli, demo, tmp_path: Path) -> None:
+    log = tmp_path / "empty.log"
+    log.write_text("nothing here\n")
+    run = run_cli("replay", str(log), "-H", demo.url)
+    assert run.code == 2 and "no request to replay (1 lines unparsable" in run.stderr, run
+    missing = run_cli("replay", str(tmp_path / "missing.log"), "-H", demo.url)
+    assert missing.code == 2 and "cannot read" in missing.stderr, missing
