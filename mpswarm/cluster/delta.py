@@ -32,6 +32,7 @@ def used_ranges(segment: Any, open_model: bool) -> list[tuple[int, int]]:
         ranges += [
             (segment.raw_offset, (n_rows + 1) * ROW_WORDS),
             (segment.raw_offset + segment.overflow_row * ROW_WORDS, ROW_WORDS),
+            (segment.delay_offset, ROW_WORDS),
         ]
     return ranges
 
@@ -99,6 +100,8 @@ class DeltaReader:
         self._resets = resets
         n_rows = min(int(segment.header[H_ROWS]), segment.max_endpoints)
         fixed = [(0, HEADER_WORDS), *used_ranges(segment, self.open_model)[2:4]]
+        if self.open_model:  # the start delays' one row, whole
+            fixed.append((segment.delay_offset, ROW_WORDS))
         pieces = [np.arange(o, o + n, dtype=np.int64) for o, n in fixed]
         words = [flat[piece] for piece in pieces]
         columns = np.arange(ROW_WORDS)

@@ -287,11 +287,16 @@ def open_model_text(snapshot: Snapshot) -> str:
     raw = snapshot.total.uncorrected
     if raw is not None and raw.requests:
         p50, p95, p99 = raw.percentiles([50.0, 95.0, 99.0])
-        late_ms = (snapshot.total.total_us - raw.total_us) / raw.requests / 1000.0
         text += (
             f"Uncorrected (from the send): median {format_ms(p50)}, p95 {format_ms(p95)}, "
-            f"p99 {format_ms(p99)}, max {format_ms(raw.max_ms)} ms. Iterations began "
-            f"{format_ms(late_ms)} ms after their scheduled start on average.\n"
+            f"p99 {format_ms(p99)}, max {format_ms(raw.max_ms)} ms.\n"
+        )
+    delay = snapshot.start_delay
+    if delay is not None and delay.requests:
+        d50, d99 = delay.percentiles([50.0, 99.0])
+        text += (
+            f"Start delay (scheduled start to a user beginning it): median {format_ms(d50)}, "
+            f"p99 {format_ms(d99)}, max {format_ms(delay.max_ms)} ms.\n"
         )
     return text
 

@@ -213,6 +213,9 @@ def report_dict(
                 "scheduled": snapshot.scheduled,
                 "dropped_ratio": snapshot.dropped_ratio,
                 "corrected": True,
+                "start_delay": (
+                    None if snapshot.start_delay is None else _phase_dict(snapshot.start_delay)
+                ),
             }
             if snapshot.open_model
             else None

@@ -254,4 +254,5 @@ class OpenModel:
 
     def started(self, user: Any, due: float) -> None:
         """``user`` begins the iteration scheduled at ``due``: note its start delay."""
-        self.delays[user.greenlet] = max(0, int((time.monotonic() - due) * 1e6))
+        delay = self.delays[user.greenlet] = max(0, int((time.monotonic() - due) * 1e6))
+        self.runtime.recorder.record_delay(delay)

@@ -312,6 +312,7 @@ class Aggregator:
         raw_hist = np.zeros(NUM_BUCKETS, dtype=np.int64)
         errors = np.zeros(len(self._error_keys), dtype=np.int64)
         iterations = dropped = sent = 0
+        delay_total, delay_hist = _empty(1), np.zeros(NUM_BUCKETS, dtype=np.int64)
         for source in self._sources.values():
             segment = source.segment
             _fold(total, _FIRST, segment.rows[TOTAL_ROW : TOTAL_ROW + 1, :HIST])
@@ -319,6 +320,9 @@ class Aggregator:
             if self.open_model:
                 _fold(raw_total, _FIRST, segment.raw_rows[TOTAL_ROW : TOTAL_ROW + 1, :HIST])
                 raw_hist += segment.raw_rows[TOTAL_ROW, HIST:]
+                if segment.delay_row[REQUESTS]:
+                    _fold(delay_total, _FIRST, segment.delay_row[None, :HIST])
+                    delay_hist += segment.delay_row[HIST:]
             iterations += int(segment.header[H_ITERATIONS])
             dropped += int(segment.header[H_DROPPED])
             sent += segment.sent_bytes
@@ -361,6 +365,9 @@ class Aggregator:
             iterations=iterations,
             dropped=dropped,
             sent_bytes=sent,
+            start_delay=_stats("", "start delay", delay_total[0], delay_hist)
+            if self.open_model
+            else None,
         )
 
     def _error_rows(self, errors: np.ndarray) -> tuple[ErrorStats, ...]:

@@ -254,18 +254,27 @@ class Recorder:
             w[base + 4] = us
         w[base + HIST + bucket_index(us)] += 1
 
+    def record_delay(self, us: int) -> None:
+        """Open model: one iteration's start delay, into the segment's delay row."""
+        self._record_first_use(self._segment.delay_offset, us)
+
     def _record_phase(self, offset: int, shift: int, bit: int, us: int) -> None:
         """One time into a breakdown row (``shift`` from the row at ``offset``), its first
-        setting the row's minimum and maximum and its bit in the row's PHASE_BITS."""
+        setting its bit in the row's PHASE_BITS."""
+        if self._record_first_use(offset + shift, us):
+            self._words[offset + PHASE_BITS] |= bit
+
+    def _record_first_use(self, base: int, us: int) -> bool:
+        """One time into a row that starts as zeros (never opened with a minimum): its first
+        time sets the minimum and maximum. True when it was the first."""
         w = self._words
-        base = offset + shift
         if w[base]:
             self._record_at(base, us)
-            return
+            return False
         w[base] = 1
         w[base + 2] = w[base + 3] = w[base + 4] = us
         w[base + HIST + bucket_index(us)] += 1
-        w[offset + PHASE_BITS] |= bit
+        return True
 
     def _new_row(self, method: str, name: str) -> int:
         segment = self._segment

@@ -18,6 +18,7 @@ Layout (int64 words)::
     connect[capacity + 2][ROW]   the timing breakdown of the same rows: TCP connect (new
     tls[capacity + 2][ROW]       connections only), TLS handshake (new TLS connections only)
     ttfb[capacity + 2][ROW]      and time to first byte, each a row's own histogram
+    delay_row[ROW]               open model only: the iterations' start delays
 
 Under ``--arrival-rate`` the rows hold response times corrected for coordinated omission
 (from each iteration's scheduled start) and ``raw_rows`` the times from the actual send; in
@@ -94,7 +95,10 @@ class Segment:
         self.table_offsets = [HEADER_WORDS] + [
             self.raw_offset + k * table_words for k in range(N_TABLES - 1)
         ]
-        self.size_words = self.table_offsets[-1] + table_words
+        #: Open model: one row, the start delays of this worker's iterations (scheduled start
+        #: to the moment a user began it), first-use like the breakdown's rows.
+        self.delay_offset = self.table_offsets[-1] + table_words
+        self.size_words = self.delay_offset + ROW_WORDS
         self._map: mmap.mmap | None = mmap.mmap(fd, self.size_words * 8)
         #: int64 view for the worker's hot path (indexing it is ~2x faster than numpy's).
         self.words: Any = memoryview(self._map).cast("q")
@@ -110,12 +114,14 @@ class Segment:
             for first in self.table_offsets[1:]
         ]
         self.raw_rows: npt.NDArray[np.int64] = self.tables[UNCORRECTED]
+        self.delay_row: npt.NDArray[np.int64] = flat[self.delay_offset : self.size_words]
 
     @classmethod
     def create(cls, max_endpoints: int, max_errors: int, label: str = "mpswarm") -> Segment:
         """Create a new zeroed segment (a sparse anonymous memory file)."""
         fd = os.memfd_create(label, 0)
         words = HEADER_WORDS + N_TABLES * (max_endpoints + 2) * ROW_WORDS + max_errors + 1
+        words += ROW_WORDS  # the start delays' row
         os.ftruncate(fd, words * 8)
         segment = cls(fd, max_endpoints, max_errors)
         segment.rows[TOTAL_ROW, MIN_US] = INT64_MAX
@@ -141,6 +147,8 @@ class Segment:
                 block[:] = 0
                 block[:, MIN_US] = INT64_MAX
         self.errors[:] = 0
+        if self.delay_row[REQUESTS]:
+            self.delay_row[:] = 0
         self.header[H_ITERATIONS] = self.header[H_DROPPED] = self.header[H_SENT] = 0
         self.header[H_RESETS] += 1
 
@@ -190,7 +198,7 @@ class Segment:
         if self._map is None:
             return
         self.words.release()
-        del self.header, self.rows, self.errors, self.raw_rows, self.tables
+        del self.header, self.rows, self.errors, self.raw_rows, self.tables, self.delay_row
         try:
             self._map.close()
         except BufferError:  # a numpy view still exists somewhere: the GC will unmap it

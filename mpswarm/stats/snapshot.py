@@ -294,6 +294,8 @@ class Snapshot:
         iterations: task runs (the open model: iterations started on schedule).
         dropped: open model: iterations not started (no free user under --max-users).
         sent_bytes: request bytes sent (headers and bodies) by requests that got a response.
+        start_delay: open model: how late iterations began after their scheduled start (a
+            histogram of their delays), else None.
     """
 
     endpoints: tuple[EndpointStats, ...]
@@ -309,6 +311,7 @@ class Snapshot:
     iterations: int = 0
     dropped: int = 0
     sent_bytes: int = 0
+    start_delay: EndpointStats | None = None
 
     @property
     def scheduled(self) -> int:

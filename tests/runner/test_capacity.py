@@ -56,3 +56,20 @@ def test_no_step_holding_is_exit_3_and_no_check_is_a_usage_error(
     refused = run_cli("capacity", "-f", str(locustfile), "-H", demo.url)
     assert refused.code == 2 and "needs at least one --check" in refused.stderr, refused
     assert demo.stats()["total"] == 0
+
+
+def test_a_generator_out_of_users_is_the_limit_not_the_target(
+    run_cli, demo, tmp_path: Path
+) -> None:
+    locustfile = write(tmp_path / "client.py", LOCUSTFILE)
+    report = tmp_path / "r.json"
+    # Two users take at least 10 ms a request: past ~200/s they cannot start every iteration
+    # on time whatever the target does; the search must say so, not call it the capacity.
+    run = run_cli("capacity", "-f", str(locustfile), "-H", demo.url, "--check", "p99<5s",
+                  "--start", "50/s", "--step-time", "2s", "--max-users", "2",
+                  "--json-file", str(report), "--only-summary", timeout=120)  # fmt: skip
+    assert run.code == 4, run
+    search = json.loads(report.read_text())["capacity"]
+    assert search["generator_limited"] is True and search["steps"][-1]["saturated"] is True
+    assert search["steps"][-1]["dropped"] > 0
+    assert "The load generator was the limit first" in run.stdout

@@ -65,6 +65,10 @@ def test_a_log_is_replayed_request_for_request(run_cli, demo, tmp_path: Path, co
     names = {e["name"]: e["requests"] for e in data["endpoints"]}
     assert names == {"/": 40, "/items/{id}": 40, "/items/{uuid}": 40, "/items/{hash}": 40}
     assert data["open_model"]["dropped"] == 0 and data["open_model"]["iterations"] == 160
+    # The replay's own timing: how late each request began after its scheduled time.
+    delay = data["open_model"]["start_delay"]
+    assert delay["count"] == 160 and delay["percentiles_ms"]["99"] < 50, delay
+    assert "Start delay (scheduled start to a user beginning it): median" in run.stdout
     assert data["settings"]["replay"]["counts"]["unparsable"] == 1
     # The rate follows the log's: 40/s for its first second (2 s of 20/s at --speed 2), then
     # 120/s; each second's count within 1 % of the run plus the request or two at its edges.
