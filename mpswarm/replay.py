@@ -25,7 +25,7 @@ import dataclasses
 import datetime
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from mpswarm.exceptions import UsageError
@@ -37,6 +37,8 @@ _CLF = re.compile(
     r"\d{3} \S+(?P<combined> \"[^\"]*\" \"[^\"]*\")?"
 )
 _CLF_TIME = "%d/%b/%Y:%H:%M:%S %z"
+#: A worker's parse yields to its event loop this often (lines; ~2 ms of parsing).
+_PAUSE_LINES = 100
 _LAST: list[Any] = ["", 0.0]  # the last time text parsed, and its epoch seconds
 _BUILTIN_RULES = (
     (re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
@@ -158,7 +160,9 @@ def _segment(part: str) -> str:
     return part
 
 
-def entries(spec: ReplaySpec, counts: Counts | None = None) -> Iterator[Entry]:
+def entries(
+    spec: ReplaySpec, counts: Counts | None = None, pause: Callable[[], Any] | None = None
+) -> Iterator[Entry]:
     """The log's requests to replay, streamed, in the log's order.
 
     A log with whole-second times (nginx's and Apache's) says nothing finer: the requests of
@@ -166,7 +170,7 @@ def entries(spec: ReplaySpec, counts: Counts | None = None) -> Iterator[Entry]:
     second's requests are held at a time).
     """
     second: list[Entry] = []
-    for entry in _timed(spec, counts if counts is not None else Counts()):
+    for entry in _timed(spec, counts if counts is not None else Counts(), pause):
         if second and (entry.offset_s != second[0].offset_s or not entry.offset_s.is_integer()):
             yield from _spread(second, spec.speed)
             second = []
@@ -182,8 +186,9 @@ def _spread(second: list[Entry], speed: float) -> Iterator[Entry]:
         yield dataclasses.replace(entry, offset_s=(entry.offset_s + k / len(second)) / speed)
 
 
-def _timed(spec: ReplaySpec, counts: Counts) -> Iterator[Entry]:
-    """The requests with their offsets in the log's own seconds (before --speed)."""
+def _timed(spec: ReplaySpec, counts: Counts, pause: Callable[[], Any] | None) -> Iterator[Entry]:
+    """The requests with their offsets in the log's own seconds (before --speed); ``pause()``
+    every ``_PAUSE_LINES`` lines (a worker's event loop must not wait for a long parse)."""
     namer = Namer(spec.name_rules)
     methods = set(spec.methods)
     first: float | None = None
@@ -192,7 +197,9 @@ def _timed(spec: ReplaySpec, counts: Counts) -> Iterator[Entry]:
     except OSError as exc:
         raise UsageError(f"cannot read {spec.path}: {exc.strerror or exc}") from None
     with handle:
-        for line in handle:
+        for number, line in enumerate(handle):
+            if pause is not None and number % _PAUSE_LINES == 0:
+                pause()
             if not line.strip():
                 continue
             parsed = _parse(line, spec)
@@ -225,7 +232,10 @@ class ReplaySchedule:
     rate = 0.0
 
     def __init__(self, spec: ReplaySpec, start: float, index: int, workers: int) -> None:
-        self._entries = (e for i, e in enumerate(entries(spec)) if i % workers == index)
+        import gevent
+
+        every = enumerate(entries(spec, pause=lambda: gevent.sleep(0)))
+        self._entries = (e for i, e in every if i % workers == index)
         self._start = start
         self.current: Entry | None = None
         self._next: Entry | None = None
