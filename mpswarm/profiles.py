@@ -50,7 +50,6 @@ class ProfileShape(LoadTestShape):
 
     abstract = True
     profile = ""
-    spec = ""
     open_model = False
     values: dict[str, float] = {}  # each subclass gets its own
 
@@ -159,6 +158,6 @@ def parse_profile(text: str) -> type[ProfileShape]:
     if kinds == {True, False} and not (raw.get("from") == "0" and "from" not in given):
         raise UsageError(f"--profile {text!r}: its levels are all users or all rates (50/s)")
     open_model = True in kinds
-    attributes = {"profile": name, "spec": text, "values": values, "open_model": open_model,
+    attributes = {"profile": name, "values": values, "open_model": open_model,
                   "__doc__": f"--profile {text}"}  # fmt: skip
     return type(f"profile {text.strip()}", (ProfileShape,), attributes)
