@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from mpswarm.cluster.delta import DeltaReader
@@ -88,6 +89,7 @@ class HostAgent:
         #: Guards every worker's buffer; notified when bytes or an end arrive.
         self._news = threading.Condition()
         self._last_read = 0.0
+        self._stopping = threading.Event()
 
     def facts(self) -> dict[str, Any]:
         """This node: host name, Ray node id, agent pid and the cores this process may use."""
@@ -229,7 +231,7 @@ class HostAgent:
         with self._news:
             while True:
                 live = [w for w in self._workers.values() if w["active"] and not w["ended"]]
-                if any(w["eof"] for w in live):
+                if any(w["eof"] for w in live) or self._stopping.is_set():
                     break
                 wait = gap if any(w["urgent"] for w in live) else every
                 left = self._last_read + wait - time.monotonic()
@@ -248,6 +250,13 @@ class HostAgent:
             self._last_read = time.monotonic()
         return {wid: (data, self._workers[wid]["delta"].snapshot(), eof)
                 for wid, data, eof in taken}  # fmt: skip
+
+    def stream(self, every: float, gap: float) -> Iterator[dict[str, tuple[bytes, Any, bool]]]:
+        """``read_all``'s answers, one after the other, until ``shutdown``: a Ray streaming
+        generator, so the bridge gets every copy without a call of its own (one call costs
+        the driver about 1.3 ms of CPU here, an item of a stream a third of it)."""
+        while not self._stopping.is_set():
+            yield self.read_all(every, gap)
 
     def write(self, wid: str, data: bytes) -> None:
         """Bytes from the parent to the worker."""
@@ -284,6 +293,9 @@ class HostAgent:
     def shutdown(self) -> str:
         """Stop the fork server (it kills its workers), free the segments, remove the log;
         returns the fork server's last words, if it had any."""
+        self._stopping.set()
+        with self._news:
+            self._news.notify_all()
         if self.sock is not None:
             # shutdown, not close alone: a thread blocked in recv() on a socket keeps it open
             # (and the fork server waiting for EOF) however many times it is closed.

@@ -7,17 +7,19 @@ the passed SEQPACKET socket: for each ``("fork", slot)`` with the parent's (segm
 worker-end pipe fd) it asks the slot's host for a worker, relays the pipe's bytes in both
 directions and mirrors the remote segment into the parent's (``mpswarm.cluster.delta``).
 
-One call per host and copy, whatever its number of workers: a poller thread per host asks
-its agent's ``read_all`` for every worker's new records and segment delta. Consistency: each
+One stream per host, whatever its number of workers: a poller thread per host iterates its
+agent's ``stream`` (a Ray streaming generator of ``read_all``'s answers: every worker's new
+records and segment delta), so a copy costs the driver no call of its own. Consistency: each
 delta is taken after that worker's bytes were read, and the bridge writes the delta into the
 parent's segment before it forwards the bytes. So when the parent reads a record
 (``Stopped`` at the end of a run), the counters it sums hold at least what the worker had
 recorded when it sent it. Between records, the copies are refreshed every ``POLL_S``; records
-in a burst wait up to ``GAP_S`` for each other: a host costs the coordinator two or three Ray
-calls a second.
+in a burst wait up to ``GAP_S`` for each other: a host costs the coordinator two or three
+items of its stream a second.
 
-A host whose agent dies (its process killed, its node lost) is noticed by the first relay call
-that fails (at most ``POLL_S`` after). Its workers' last copies stay in the parent's segments;
+A host whose agent dies (its process killed, its node lost) is noticed when its stream fails (Ray
+says so as soon as it knows: at once for a killed agent, in about 2 s for a lost node).
+Its workers' last copies stay in the parent's segments;
 the bridge tells the parent ``("host-lost", ...)``, restarts the agent on the node if the node
 is alive, else moves the host's slots to the other hosts, so the pool's replacements (it
 replaces every lost worker) land where they can run.
@@ -300,9 +302,12 @@ class Bridge:
         import ray
         from ray.exceptions import ActorUnavailableError, RayActorError
 
+        stream = agent.stream.options(num_returns="streaming").remote(POLL_S, GAP_S)
         while not self._closing.is_set():
             try:
-                news = ray.get(agent.read_all.remote(POLL_S, GAP_S))
+                news = ray.get(next(stream))
+            except StopIteration:  # the agent shut down
+                return
             except (RayActorError, ActorUnavailableError) as exc:  # the agent or node is gone
                 why = self._lost(host, generation, exc)
                 with self._lock:
@@ -311,9 +316,10 @@ class Bridge:
                 for lost in mine:
                     lost.end(why)
                 return
-            except Exception as exc:  # not the agent's death: say so, go on
+            except Exception as exc:  # not the agent's death: say so, ask again
                 logger.error("%s: reading its workers failed: %r", host.name, exc)
                 time.sleep(POLL_S)
+                stream = agent.stream.options(num_returns="streaming").remote(POLL_S, GAP_S)
                 continue
             for wid, (data, parts, ended) in news.items():
                 relay = self._relays.get(wid)
