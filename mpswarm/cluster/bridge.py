@@ -17,12 +17,11 @@ recorded when it sent it. Between records, the copies are refreshed every ``POLL
 in a burst wait up to ``GAP_S`` for each other: a host costs the coordinator two or three
 items of its stream a second.
 
-A host whose agent dies (its process killed, its node lost) is noticed when its stream fails (Ray
-says so as soon as it knows: at once for a killed agent, in about 2 s for a lost node).
-Its workers' last copies stay in the parent's segments;
-the bridge tells the parent ``("host-lost", ...)``, restarts the agent on the node if the node
-is alive, else moves the host's slots to the other hosts, so the pool's replacements (it
-replaces every lost worker) land where they can run.
+A host whose agent dies (its process killed, its node lost) is noticed when its stream fails
+(as soon as Ray knows: at once for a killed agent, in about 2 s for a lost node). Its workers'
+last copies stay in the parent's segments; the bridge tells the parent ``("host-lost", ...)``,
+restarts the agent on the node if the node is alive, else moves the host's slots to the other
+hosts, so the pool's replacements (it replaces every lost worker) land where they can run.
 """
 
 from __future__ import annotations
@@ -302,12 +301,15 @@ class Bridge:
         import ray
         from ray.exceptions import ActorUnavailableError, RayActorError
 
-        stream = agent.stream.options(num_returns="streaming").remote(POLL_S, GAP_S)
+        stream = None
         while not self._closing.is_set():
+            if stream is None:  # one at a time: a second one would take the first's copies
+                stream = agent.stream.options(num_returns="streaming").remote(POLL_S, GAP_S)
             try:
                 news = ray.get(next(stream))
-            except StopIteration:  # the agent shut down
-                return
+            except StopIteration:  # the agent shut down, or an error in its read ended it
+                stream = None
+                continue
             except (RayActorError, ActorUnavailableError) as exc:  # the agent or node is gone
                 why = self._lost(host, generation, exc)
                 with self._lock:
@@ -316,10 +318,9 @@ class Bridge:
                 for lost in mine:
                     lost.end(why)
                 return
-            except Exception as exc:  # not the agent's death: say so, ask again
+            except Exception as exc:  # not the agent's death: say so, go on
                 logger.error("%s: reading its workers failed: %r", host.name, exc)
                 time.sleep(POLL_S)
-                stream = agent.stream.options(num_returns="streaming").remote(POLL_S, GAP_S)
                 continue
             for wid, (data, parts, ended) in news.items():
                 relay = self._relays.get(wid)
