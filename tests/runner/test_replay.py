@@ -122,3 +122,29 @@ def test_a_log_with_nothing_to_replay_is_refused(run_cli, demo, tmp_path: Path) 
     assert run.code == 2 and "no request to replay (1 lines unparsable" in run.stderr, run
     missing = run_cli("replay", str(tmp_path / "missing.log"), "-H", demo.url)
     assert missing.code == 2 and "cannot read" in missing.stderr, missing
+
+
+def test_the_rate_follows_the_log_within_one_percent(run_cli, timed, tmp_path: Path) -> None:
+    """Measured on the target's clock: in every half second of the replay, the requests that
+    arrived are the log's for that half second, within 1 % (and the one at each edge)."""
+    rates = (100, 300, 40, 200)  # per second of the log, each for one second
+    offsets = [second + (i + 0.5) / rate for second, rate in enumerate(rates) for i in range(rate)]
+    base = T0.timestamp()
+    log = tmp_path / "access.jsonl"
+    log.write_text("".join(
+        json.dumps({"time": base + t, "method": "GET", "path": "/fast"}) + "\n" for t in offsets
+    ))  # fmt: skip
+    run = run_cli("replay", str(log), "-H", timed.url, "--log-format", "json", "--speed", "2",
+                  "--only-summary", "--processes", "2", "--exit-code-on-error", "0")  # fmt: skip
+    assert run.code == 0, run
+    arrived = timed.times()
+    assert len(arrived) == len(offsets)
+    # Both clocks start at the first request; the log's runs twice as fast at --speed 2.
+    scheduled = [(t - offsets[0]) / 2 for t in offsets]
+    window = 0.5
+    for k in range(int(scheduled[-1] / window) + 1):
+        expected = sum(1 for t in scheduled if k * window <= t < (k + 1) * window)
+        got = sum(1 for t in arrived if k * window <= t < (k + 1) * window)
+        assert abs(got - expected) <= 0.01 * expected + 2, (k, got, expected)
+    lateness = sorted(a - s for a, s in zip(sorted(arrived), scheduled, strict=True))
+    assert lateness[len(lateness) * 99 // 100] < 0.02, lateness[-5:]
