@@ -11,7 +11,9 @@ row to the overflow error row. The parent is the source of truth: each worker ke
 cap on its own segment as a memory backstop, and once the run-wide cap is reached it is sent
 the run's names (``row_names()``) so that it folds every other name itself, without announcing
 it. Several local rows can map to one global row (the overflow row above all), so every sum is
-an unbuffered ``ufunc.at``: ``a[idx] += b`` would count a repeated index once.
+an unbuffered ``ufunc.at``: ``a[idx] += b`` would count a repeated index once. The numpy work
+on rows (reading and summing them, splitting histograms, building the statistics) is in
+``_rows.py``; this module decides which rows to read and where each goes.
 
 **Memory.** A global row is kept as one :class:`EndpointStats` with a sparse histogram (its
 non-empty buckets only), rebuilt only when one of its local rows changed: a snapshot reads the
@@ -31,7 +33,6 @@ costs about 1 KB more (its connect and time-to-first-byte statistics: bench/many
 
 from __future__ import annotations
 
-import itertools
 import time
 from array import array
 from typing import Any
@@ -39,7 +40,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mpswarm.stats.histogram import NUM_BUCKETS, bucket_bounds
+from mpswarm.stats._rows import (
+    FIRST,
+    empty,
+    fold,
+    gather,
+    row_stats,
+    same_stats,
+    split,
+    total_stats,
+)
+from mpswarm.stats.histogram import NUM_BUCKETS
 from mpswarm.stats.recorder import OVERFLOW_ERROR_TEXT, OVERFLOW_METHOD, overflow_name
 from mpswarm.stats.segment import (
     BYTES,
@@ -48,14 +59,10 @@ from mpswarm.stats.segment import (
     H_ITERATIONS,
     H_RESETS,
     HIST,
-    INT64_MAX,
-    MAX_US,
-    MIN_US,
     PHASE_BIT,
     PHASE_BITS,
     PHASES,
     REQUESTS,
-    ROW_WORDS,
     SUM_US,
     TIMES,
     TOTAL_ROW,
@@ -78,12 +85,6 @@ ERROR_OVERFLOW_KEY: ErrorKey = (OVERFLOW_METHOD, OVERFLOW_METHOD, OVERFLOW_ERROR
 
 # Global rows rebuilt together: a (256, 1 728) int64 scratch histogram is 3.5 MB.
 _CHUNK_ROWS = 256
-# Histogram words gathered from a segment in one numpy call (a few MB of temporaries).
-_CHUNK_WORDS = 1 << 18
-# The index of row 0, to fold into a one-row table.
-_FIRST = np.zeros(1, dtype=np.intp)
-# Lowest value of each bucket, to find the buckets of many values at once.
-_BUCKET_LOWS = np.array([bucket_bounds(i)[0] for i in range(NUM_BUCKETS)], dtype=np.int64)
 
 
 def _int_array(values: array[int]) -> npt.NDArray[np.int64]:
@@ -287,9 +288,9 @@ class Aggregator:
     # -- snapshots -------------------------------------------------------------------------------
     def totals(self) -> np.ndarray:
         """The sum of every worker's total row: cheap (one row per segment)."""
-        total = _empty(1)
+        total = empty(1)
         for source in self._sources.values():
-            _fold(total, _FIRST, source.segment.rows[TOTAL_ROW : TOTAL_ROW + 1, :HIST])
+            fold(total, FIRST, source.segment.rows[TOTAL_ROW : TOTAL_ROW + 1, :HIST])
         return total[0]
 
     def snapshot(
@@ -306,22 +307,22 @@ class Aggregator:
         error counters are enough for the live status. A ``final`` snapshot reads every row
         again (exact: the workers have stopped); others rebuild only rows that moved.
         """
-        total = _empty(1)
-        raw_total = _empty(1)
+        total = empty(1)
+        raw_total = empty(1)
         total_hist = np.zeros(NUM_BUCKETS, dtype=np.int64)
         raw_hist = np.zeros(NUM_BUCKETS, dtype=np.int64)
         errors = np.zeros(len(self._error_keys), dtype=np.int64)
         iterations = dropped = sent = 0
-        delay_total, delay_hist = _empty(1), np.zeros(NUM_BUCKETS, dtype=np.int64)
+        delay_total, delay_hist = empty(1), np.zeros(NUM_BUCKETS, dtype=np.int64)
         for source in self._sources.values():
             segment = source.segment
-            _fold(total, _FIRST, segment.rows[TOTAL_ROW : TOTAL_ROW + 1, :HIST])
+            fold(total, FIRST, segment.rows[TOTAL_ROW : TOTAL_ROW + 1, :HIST])
             total_hist += segment.rows[TOTAL_ROW, HIST:]
             if self.open_model:
-                _fold(raw_total, _FIRST, segment.raw_rows[TOTAL_ROW : TOTAL_ROW + 1, :HIST])
+                fold(raw_total, FIRST, segment.raw_rows[TOTAL_ROW : TOTAL_ROW + 1, :HIST])
                 raw_hist += segment.raw_rows[TOTAL_ROW, HIST:]
                 if segment.delay_row[REQUESTS]:
-                    _fold(delay_total, _FIRST, segment.delay_row[None, :HIST])
+                    fold(delay_total, FIRST, segment.delay_row[None, :HIST])
                     delay_hist += segment.delay_row[HIST:]
             iterations += int(segment.header[H_ITERATIONS])
             dropped += int(segment.header[H_DROPPED])
@@ -337,11 +338,13 @@ class Aggregator:
         raw = None
         if self.open_model:  # raw rows hold times only: failures and sizes are the row's own
             raw_total[0, FAILURES], raw_total[0, BYTES] = total[0, FAILURES], total[0, BYTES]
-            raw = _stats("", "Aggregated", raw_total[0], raw_hist)
+            raw = total_stats("", "Aggregated", raw_total[0], raw_hist)
         return Snapshot(
             endpoints=endpoints,
             # The breakdown is kept per endpoint only (see recorder.py): the total's is theirs.
-            total=_stats("", "Aggregated", total[0], total_hist, raw, merged_phases(endpoints)),
+            total=total_stats(
+                "", "Aggregated", total[0], total_hist, raw, merged_phases(endpoints)
+            ),
             errors=self._error_rows(errors),
             exceptions=tuple(
                 sorted(
@@ -365,7 +368,7 @@ class Aggregator:
             iterations=iterations,
             dropped=dropped,
             sent_bytes=sent,
-            start_delay=_stats("", "start delay", delay_total[0], delay_hist)
+            start_delay=total_stats("", "start delay", delay_total[0], delay_hist)
             if self.open_model
             else None,
         )
@@ -417,7 +420,7 @@ class Aggregator:
         scratch = [np.zeros((_CHUNK_ROWS, NUM_BUCKETS), dtype=np.int64) for _ in tables]
         for start in range(0, rebuild.size, _CHUNK_ROWS):
             stop = min(start + _CHUNK_ROWS, rebuild.size)
-            columns = [_empty(stop - start) for _ in tables]
+            columns = [empty(stop - start) for _ in tables]
             for hist in scratch:
                 hist[: stop - start] = 0
             for segment, local, pos in picks:
@@ -428,10 +431,10 @@ class Aggregator:
                 for block, table in enumerate(tables):
                     if table in PHASE_BIT:  # only rows that hold a time: no other page is read
                         timed = segment.timed_rows(rows, table)
-                        _gather(segment.tables[table], rows[timed], at[timed], columns[block],
+                        gather(segment.tables[table], rows[timed], at[timed], columns[block],
                                 scratch[block])  # fmt: skip
                     else:
-                        _gather(segment.tables[table], rows, at, columns[block], scratch[block])
+                        gather(segment.tables[table], rows, at, columns[block], scratch[block])
             self._build(rebuild[start:stop], tables, columns, [h[: stop - start] for h in scratch])
 
     def _build(
@@ -447,7 +450,7 @@ class Aggregator:
         A row read again but found unchanged (read once more after it moved, or by a final
         snapshot) keeps its object: snapshots kept for the window then share it.
         """
-        sparse = [_split(hist) for hist in hists]
+        sparse = [split(hist) for hist in hists]
         values = [block.tolist() for block in columns]
         main = values[0]
         raw = tables.index(UNCORRECTED) if UNCORRECTED in tables else -1
@@ -463,28 +466,28 @@ class Aggregator:
             if raw >= 0:
                 times = values[raw][i]
                 times[FAILURES], times[BYTES] = row[FAILURES], row[BYTES]  # the row's own
-            same = old is not None and _same(old, row, sparse[0], i)
+            same = old is not None and same_stats(old, row, sparse[0], i)
             if same and times is not None:
                 raw_old = old.uncorrected if old is not None else None
-                same = raw_old is not None and _same(raw_old, times, sparse[raw], i)
+                same = raw_old is not None and same_stats(raw_old, times, sparse[raw], i)
             for block, phase in phases if same else ():
                 had = old.phases.get(phase) if old is not None else None
                 timed = values[block][i]
                 same = (not timed[REQUESTS] and had is None) or (
-                    had is not None and _same(had, timed, sparse[block], i)
+                    had is not None and same_stats(had, timed, sparse[block], i)
                 )
                 if not same:
                     break
             if same:
                 continue
             method, name = keys[gid]
-            uncorrected = None if times is None else _row_stats(method, name, times, sparse[raw], i)
+            uncorrected = None if times is None else row_stats(method, name, times, sparse[raw], i)
             breakdown = {
-                phase: _row_stats(method, name, values[block][i], sparse[block], i)
+                phase: row_stats(method, name, values[block][i], sparse[block], i)
                 for block, phase in phases
                 if values[block][i][REQUESTS] > 0
             }
-            self._stats[gid] = _row_stats(
+            self._stats[gid] = row_stats(
                 method, name, row, sparse[0], i, uncorrected, breakdown or None
             )
 
@@ -497,136 +500,3 @@ class Aggregator:
             if times is not None and errors[gid] > 0:
                 times[1] = now
         self._last_error_counts = errors.copy()
-
-
-def _empty(count: int) -> np.ndarray:
-    """Summed columns (no histogram) of ``count`` rows, min at its neutral value."""
-    table = np.zeros((count, HIST), dtype=np.int64)
-    table[:, MIN_US] = INT64_MAX
-    return table
-
-
-def _fold(table: np.ndarray, targets: np.ndarray, rows: np.ndarray) -> None:
-    """Add the columns of ``rows`` into ``table[targets]`` (targets may repeat)."""
-    np.add.at(table[:, :MIN_US], targets, rows[:, :MIN_US])
-    np.minimum.at(table[:, MIN_US], targets, rows[:, MIN_US])
-    np.maximum.at(table[:, MAX_US], targets, rows[:, MAX_US])
-    np.add.at(table[:, BYTES], targets, rows[:, BYTES])
-
-
-def _gather(
-    rows: np.ndarray,
-    local: npt.NDArray[np.int64],
-    pos: npt.NDArray[np.int64],
-    columns: np.ndarray,
-    hist: np.ndarray,
-) -> None:
-    """Add the local ``rows`` into ``columns[pos]`` and ``hist[pos]``.
-
-    Only the buckets from the row's fastest to its slowest response are read: no recorded
-    time lies outside them, and the pages past them may never have been written (reading
-    them would make the kernel back them).
-    """
-    head = rows[local, :HIST]
-    _fold(columns, pos, head)
-    used = head[:, REQUESTS] > 0
-    local, pos, head = local[used], pos[used], head[used]
-    if not local.size:
-        return
-    low = np.searchsorted(_BUCKET_LOWS, head[:, MIN_US], side="right") - 1
-    high = np.searchsorted(_BUCKET_LOWS, head[:, MAX_US], side="right") - 1
-    lengths = np.maximum(high - low + 1, 0)  # a half-written row may show min > max
-    ends = np.cumsum(lengths)
-    flat = rows.reshape(-1)
-    # Split where the words to read pass each multiple of _CHUNK_WORDS (a row has < 1 728).
-    cuts = np.searchsorted(ends, np.arange(_CHUNK_WORDS, int(ends[-1]), _CHUNK_WORDS))
-    bounds = [0, *cuts.tolist(), local.size]
-    for first, last in itertools.pairwise(bounds):
-        if first >= last:
-            continue
-        size = lengths[first:last]
-        offsets = np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size)
-        buckets = np.repeat(low[first:last], size) + offsets
-        words = np.repeat(local[first:last] * ROW_WORDS + HIST, size) + buckets
-        values = flat[words]
-        hit = values != 0
-        np.add.at(hist, (np.repeat(pos[first:last], size)[hit], buckets[hit]), values[hit])
-
-
-def _split(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(bounds per row, bucket indexes, counts) of a block of dense histograms."""
-    row_of, buckets = np.nonzero(hist)
-    bounds = np.searchsorted(row_of, np.arange(hist.shape[0] + 1))
-    return bounds, buckets, hist[row_of, buckets]
-
-
-def _same(
-    stats: EndpointStats, row: list[int], sparse: tuple[np.ndarray, np.ndarray, np.ndarray], i: int
-) -> bool:
-    """True when ``stats`` already holds the summed ``row`` (columns and buckets)."""
-    if (stats.requests, stats.total_us, stats.max_us, stats.failures, stats.content_bytes) != (
-        row[REQUESTS],
-        row[SUM_US],
-        row[MAX_US],
-        row[FAILURES],
-        row[BYTES],
-    ) or stats.min_us != (row[MIN_US] if row[REQUESTS] else 0):
-        return False
-    bounds, buckets, counts = sparse
-    first, last = bounds[i], bounds[i + 1]
-    return bool(
-        np.array_equal(stats.counts, counts[first:last])
-        and np.array_equal(stats.buckets, buckets[first:last])
-    )
-
-
-def _row_stats(
-    method: str,
-    name: str,
-    row: list[int],
-    sparse: tuple[np.ndarray, np.ndarray, np.ndarray],
-    i: int,
-    uncorrected: EndpointStats | None = None,
-    phases: dict[str, EndpointStats] | None = None,
-) -> EndpointStats:
-    bounds, buckets, counts = sparse
-    first, last = bounds[i], bounds[i + 1]
-    requests = row[REQUESTS]
-    return EndpointStats(
-        method,
-        name,
-        requests,
-        row[FAILURES],
-        row[SUM_US],
-        row[MIN_US] if requests else 0,
-        row[MAX_US],
-        row[BYTES],
-        uncorrected=uncorrected,
-        buckets=buckets[first:last],
-        counts=counts[first:last].copy(),  # a copy: a view would keep the whole block alive
-        phases=phases,
-    )
-
-
-def _stats(
-    method: str,
-    name: str,
-    row: np.ndarray,
-    hist: np.ndarray,
-    uncorrected: EndpointStats | None = None,
-    phases: dict[str, EndpointStats] | None = None,
-) -> EndpointStats:
-    requests = int(row[REQUESTS])
-    return EndpointStats(
-        method,
-        name,
-        requests,
-        int(row[FAILURES]),
-        int(row[SUM_US]),
-        int(row[MIN_US]) if requests else 0,
-        int(row[MAX_US]),
-        int(row[BYTES]),
-        hist,
-        uncorrected,
-        phases=phases,
-    )
