@@ -31,6 +31,9 @@ from mpswarm.stats.snapshot import EndpointStats
 FIRST = np.zeros(1, dtype=np.intp)
 # Histogram words gathered from a segment in one numpy call (a few MB of temporaries).
 _CHUNK_WORDS = 1 << 18
+# 0, 1, 2, ...: the offsets of the words one piece of a gather reads (a piece passes
+# _CHUNK_WORDS by less than a row).
+_STEPS = np.arange(_CHUNK_WORDS + NUM_BUCKETS, dtype=np.int64)
 # Lowest value of each bucket, to find the buckets of many values at once.
 _BUCKET_LOWS = np.array([bucket_bounds(i)[0] for i in range(NUM_BUCKETS)], dtype=np.int64)
 
@@ -73,7 +76,14 @@ def gather(
     high = np.searchsorted(_BUCKET_LOWS, head[:, MAX_US], side="right") - 1
     lengths = np.maximum(high - low + 1, 0)  # a half-written row may show min > max
     ends = np.cumsum(lengths)
-    flat = rows.reshape(-1)
+    # The words of every entry's range, end to end: entry j's start there is ends - lengths.
+    # Subtracted from its first word (in the segment and in the flat scratch), two repeats
+    # and one shared arange make every index; and a plain ``+=`` sums when no two entries
+    # share a global row (ufunc.at costs several times more).
+    source = local * ROW_WORDS + HIST + low - (ends - lengths)
+    target = pos * NUM_BUCKETS + low - (ends - lengths)
+    distinct = bool((pos[1:] > pos[:-1]).all())  # the caller orders pos
+    flat, out = rows.reshape(-1), hist.reshape(-1)
     # Split where the words to read pass each multiple of _CHUNK_WORDS (a row has < 1 728).
     cuts = np.searchsorted(ends, np.arange(_CHUNK_WORDS, int(ends[-1]), _CHUNK_WORDS))
     bounds = [0, *cuts.tolist(), local.size]
@@ -81,12 +91,14 @@ def gather(
         if first >= last:
             continue
         size = lengths[first:last]
-        offsets = np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size)
-        buckets = np.repeat(low[first:last], size) + offsets
-        words = np.repeat(local[first:last] * ROW_WORDS + HIST, size) + buckets
-        values = flat[words]
-        hit = values != 0
-        np.add.at(hist, (np.repeat(pos[first:last], size)[hit], buckets[hit]), values[hit])
+        start = int(ends[first] - lengths[first])
+        steps = _STEPS[: int(ends[last - 1]) - start]
+        values = flat[np.repeat(source[first:last] + start, size) + steps]
+        into = np.repeat(target[first:last] + start, size) + steps
+        if distinct:
+            out[into] += values
+        else:  # several local rows into one global row (the overflow row): unbuffered
+            np.add.at(out, into, values)
 
 
 def split(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

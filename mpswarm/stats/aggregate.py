@@ -415,8 +415,10 @@ class Aggregator:
             picks.append((source.segment, local[entries], position[gids[entries]]))
         # The tables to read: the open model's raw times, the breakdown where a row has one.
         tables = [TIMES, UNCORRECTED] if self.open_model else [TIMES]
-        if any(segment.rows[local, PHASE_BITS].any() for segment, local, _ in picks):
-            tables += [k for k, _ in PHASES]
+        bits = 0  # only the breakdown tables some row has a time in: the others stay unread
+        for segment, local, _ in picks:
+            bits |= int(np.bitwise_or.reduce(segment.rows[local, PHASE_BITS]))
+        tables += [k for k, _ in PHASES if bits & PHASE_BIT[k]]
         scratch = [np.zeros((_CHUNK_ROWS, NUM_BUCKETS), dtype=np.int64) for _ in tables]
         for start in range(0, rebuild.size, _CHUNK_ROWS):
             stop = min(start + _CHUNK_ROWS, rebuild.size)
