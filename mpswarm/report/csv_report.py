@@ -12,10 +12,10 @@ from __future__ import annotations
 import csv
 import datetime
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from mpswarm.stats.snapshot import PHASE_NAMES, EndpointStats, Snapshot
+from mpswarm.stats.snapshot import PHASE_NAMES, EndpointStats, Snapshot, percentile_table
 from mpswarm.stats.window import Window
 
 PERCENTILES = (50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99, 100.0)
@@ -85,43 +85,57 @@ def _num(value: float | None) -> str:
     return "0" if value is None else f"{value:.2f}"
 
 
-def _percentiles(stats: EndpointStats) -> list[str]:
-    if not stats.requests:
-        return ["N/A"] * len(PERCENTILES)
-    return [_num(v) for v in stats.percentiles(PERCENTILES)]
+def _percentiles(rows: Sequence[EndpointStats]) -> list[list[str]]:
+    """The PERCENTILES cells of each row ("N/A" without requests), computed together."""
+    table = percentile_table(rows, PERCENTILES)
+    return [
+        [_num(v) for v in values] if stats.requests else ["N/A"] * len(PERCENTILES)
+        for stats, values in zip(rows, table, strict=True)
+    ]
 
 
 def stats_rows(snapshot: Snapshot) -> Iterable[list[Any]]:
     """PREFIX_stats.csv rows: endpoints sorted by name then method, Aggregated last."""
-    for stats in [*snapshot.endpoints, snapshot.total]:
-        percentiles = _percentiles(stats)  # PERCENTILES[0] is the median: computed once
+    rows = [*snapshot.endpoints, snapshot.total]
+    duration = snapshot.duration_s
+    for stats, percentiles, breakdown in zip(
+        rows, _percentiles(rows), _breakdown(rows), strict=True
+    ):
         yield [
             stats.method,
             stats.name,
             stats.requests,
             stats.failures,
-            percentiles[0] if stats.requests else "0",
+            percentiles[0] if stats.requests else "0",  # PERCENTILES[0] is the median
             _num(stats.avg_ms),
             _num(stats.min_ms),
             _num(stats.max_ms),
             _num(stats.avg_content_length),
-            _num(stats.rps(snapshot.duration_s)),
-            _num(stats.failures / snapshot.duration_s if snapshot.duration_s > 0 else 0.0),
+            _num(stats.rps(duration)),
+            _num(stats.failures / duration if duration > 0 else 0.0),
             *percentiles,
-            *_breakdown(stats),
+            *breakdown,
         ]
 
 
-def _breakdown(stats: EndpointStats) -> list[Any]:
-    """The BREAKDOWN_COLUMNS of a row: empty cells for a phase it never had."""
-    cells: list[Any] = []
+def _breakdown(rows: Sequence[EndpointStats]) -> list[list[Any]]:
+    """The BREAKDOWN_COLUMNS of each row: empty cells for a phase it never had."""
+    cells: list[list[Any]] = [[] for _ in rows]
+    missing = [0] + [""] * (len(BREAKDOWN_STATISTICS) - 1)
     for phase in PHASE_NAMES:
-        times = stats.phases.get(phase)
-        if times is None:
-            cells += [0] + [""] * (len(BREAKDOWN_STATISTICS) - 1)
-            continue
-        median, p95, p99 = times.percentiles([50.0, 95.0, 99.0])
-        cells += [times.requests, *map(_num, (median, times.avg_ms, p95, p99, times.max_ms))]
+        having = [i for i, stats in enumerate(rows) if phase in stats.phases]
+        times = [rows[i].phases[phase] for i in having]
+        table = percentile_table(times, (50.0, 95.0, 99.0))
+        found = {i: (t, p) for i, t, p in zip(having, times, table, strict=True)}
+        for i, row_cells in enumerate(cells):
+            if i not in found:
+                row_cells += missing
+                continue
+            phase_times, (median, p95, p99) = found[i]
+            row_cells += [
+                phase_times.requests,
+                *map(_num, (median, phase_times.avg_ms, p95, p99, phase_times.max_ms)),
+            ]
     return cells
 
 
@@ -157,26 +171,33 @@ def history_rows(
     """
     chosen = [*snapshot.endpoints, snapshot.total] if full else [snapshot.total]
     saturated = int(bool(snapshot.extra.get("saturation", {}).get("now")))
+    recents, rates = [], []
     for stats in chosen:
         key = (stats.method, stats.name)
         if window is None:
-            recent, rates = stats, (0.0, 0.0)
+            recents.append(stats)
+            rates.append((0.0, 0.0))
         elif stats is snapshot.total:
-            recent, rates = window.total, (window.rps, window.failures_per_s)
+            recents.append(window.total)
+            rates.append((window.rps, window.failures_per_s))
         else:
-            recent = window.endpoints.get(key, stats)
-            rates = window.rates(key)
+            recents.append(window.endpoints.get(key, stats))
+            rates.append(window.rates(key))
+    medians = percentile_table(chosen, (50.0,))
+    for stats, recent, (rps, fps), (median,) in zip(
+        chosen, _percentiles(recents), rates, medians, strict=True
+    ):
         yield [
             int(timestamp),
             snapshot.users,
             stats.method,
             stats.name,
-            f"{rates[0]:.2f}",
-            f"{rates[1]:.2f}",
-            *_percentiles(recent),
+            f"{rps:.2f}",
+            f"{fps:.2f}",
+            *recent,
             stats.requests,
             stats.failures,
-            _num(stats.median_ms),
+            _num(median),
             _num(stats.avg_ms),
             _num(stats.min_ms),
             _num(stats.max_ms),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -188,6 +188,42 @@ class EndpointStats:
     def rps(self, duration_s: float) -> float:
         """Requests per second over ``duration_s``."""
         return self.requests / duration_s if duration_s > 0 else 0.0
+
+
+def percentile_table(
+    rows: Sequence[EndpointStats], qs: list[float] | tuple[float, ...]
+) -> list[list[float | None]]:
+    """``row.percentiles(qs)`` of every row, computed together: the same values.
+
+    A report of 10 000 rows asks for 11 percentiles of each; one at a time that is 10 000
+    cumulative sums and searches (~10 us each). Here the rows' sparse counts are laid end to
+    end: their running sum is one ascending array (counts are positive), where the rank r of
+    row i is the running sum before the row plus r, so one search finds every percentile.
+    """
+    if not rows:
+        return []
+    sizes = np.fromiter((row.counts.size for row in rows), dtype=np.int64, count=len(rows))
+    counts = np.concatenate([row.counts for row in rows])
+    if not counts.size or counts.min() <= 0:  # no requests, or a difference gone wrong
+        return [row.percentiles(qs) for row in rows]
+    buckets = np.concatenate([row.buckets for row in rows])
+    running = np.cumsum(counts)
+    ends = np.cumsum(sizes)
+    before = np.where(ends > sizes, running[np.maximum(ends - sizes - 1, 0)], 0)
+    totals = np.where(sizes > 0, running[np.maximum(ends - 1, 0)] - before, 0)
+    wanted = np.asarray(qs, dtype=np.float64)
+    ranks = np.maximum(1, np.ceil(wanted / 100.0 * totals[:, None] - RANK_SLACK))
+    found = np.searchsorted(running, before[:, None] + ranks.astype(np.int64), side="left")
+    found = buckets[np.minimum(found, buckets.size - 1)]  # (an empty row's search: unused)
+    low = np.fromiter((row.min_us for row in rows), dtype=np.float64, count=len(rows))
+    high = np.fromiter((row.max_us for row in rows), dtype=np.float64, count=len(rows))
+    values = np.minimum(np.maximum(MIDPOINTS_US[found], low[:, None]), high[:, None]) / 1000.0
+    top = wanted >= 100
+    values[:, top] = (high / 1000.0)[:, None]
+    table: list[list[float | None]] = values.tolist()
+    for i in np.flatnonzero(sizes == 0).tolist():
+        table[i] = [None] * wanted.size
+    return table
 
 
 def _rebuild(
