@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
 import logging
 import sys
 import time
@@ -118,7 +120,10 @@ class RunReporting:
         if snapshot.total.requests < (self._previous.total.requests if self._previous else 0):
             self.history.clear()  # the statistics were reset
             self._previous = None
-        self.history.add(snapshot)
+        # The window's rows only feed the per-endpoint history (--csv-full-history): without
+        # it the window keeps the totals, not a difference of 1 000 rows every second.
+        full_history = self.csv is not None and self.csv.full_history
+        self.history.add(snapshot if full_history else dataclasses.replace(snapshot, endpoints=()))
         window = self.history.window()
         self._add_point(snapshot)
         if self.csv is not None:
@@ -281,17 +286,17 @@ def _busiest_p95(snapshot: Snapshot, previous: Snapshot | None) -> dict[str, flo
     if previous is not None and previous.total.requests and not previous.endpoints:
         return {}  # the last sample had totals only: no second to take per endpoint
     before = {(e.method, e.name): e for e in previous.endpoints} if previous is not None else {}
-    seconds = []
+    moved = []  # (this second's requests, now, then): the busiest are known before any diff
     for stats in snapshot.endpoints:
         then = before.get((stats.method, stats.name))
-        if then is None or stats.requests > then.requests:
-            seconds.append(difference(stats, then))
-    seconds.sort(key=lambda s: s.requests, reverse=True)
+        done = stats.requests - (then.requests if then is not None else 0)
+        if done > 0:
+            moved.append((done, stats, then))
     found = {}
-    for second in seconds[:CHART_ENDPOINTS]:
-        (p95,) = second.percentiles([95.0])
+    for _, stats, then in heapq.nlargest(CHART_ENDPOINTS, moved, key=lambda entry: entry[0]):
+        (p95,) = difference(stats, then).percentiles([95.0])
         if p95 is not None:
-            found[f"{second.method} {second.name}"] = p95
+            found[f"{stats.method} {stats.name}"] = p95
     return found
 
 
