@@ -3,8 +3,10 @@
 ``--csv PREFIX`` writes PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv and
 PREFIX_exceptions.csv. The run rewrites the first, third and fourth every second (write to a
 temporary file, then rename: a reader never sees half a file) and appends to the history, so a
-crash loses at most a second. Values come from mpswarm's histograms, with two decimals, where
-Locust rounds percentiles to whole milliseconds.
+crash loses at most a second; with so many busy rows that reading them all each second would
+cost the parent more than half a percent of a core, the stats file is rewritten less often
+(``mpswarm.runner.reporting.ROWS_CPU_SHARE``). Values come from mpswarm's histograms, with two
+decimals, where Locust rounds percentiles to whole milliseconds.
 """
 
 from __future__ import annotations
@@ -235,9 +237,16 @@ class CsvWriter:
         self._history_writer.writerow([*HISTORY_COLUMNS, SATURATION_COLUMN, DROPPED_COLUMN])
         self._history.flush()
 
-    def update(self, snapshot: Snapshot, window: Window | None, timestamp: float) -> None:
-        """Rewrite the stats, failures and exceptions files and append to the history."""
-        _rewrite(f"{self.prefix}_stats.csv", STATS_HEADER, stats_rows(snapshot))
+    def update(
+        self, snapshot: Snapshot, window: Window | None, timestamp: float, rows: bool = True
+    ) -> None:
+        """Rewrite the stats, failures and exceptions files and append to the history.
+
+        ``rows`` False: the snapshot holds the totals only (see ``RunReporting``): the stats
+        file keeps its rows of the last snapshot that had them.
+        """
+        if rows:
+            _rewrite(f"{self.prefix}_stats.csv", STATS_HEADER, stats_rows(snapshot))
         _rewrite(f"{self.prefix}_failures.csv", FAILURES_COLUMNS, failure_rows(snapshot))
         _rewrite(f"{self.prefix}_exceptions.csv", EXCEPTIONS_COLUMNS, exception_rows(snapshot))
         self._history_writer.writerows(history_rows(snapshot, window, self.full_history, timestamp))

@@ -7,6 +7,7 @@ import heapq
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import gevent
@@ -72,9 +73,12 @@ class RunReporting:
     Args:
         config: the run's configuration.
         swarm: the running Swarm.
+        clock: seconds, monotonic (when the stats CSV is due: ROWS_CPU_SHARE).
     """
 
-    def __init__(self, config: RunConfig, swarm: Reported) -> None:
+    def __init__(
+        self, config: RunConfig, swarm: Reported, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.config = config
         self.swarm = swarm
         self.checks = [parse_check(expression) for expression in config.checks]
@@ -92,6 +96,9 @@ class RunReporting:
         self._failing_since: dict[str, float] = {}
         self._previous: Snapshot | None = None
         self._greenlet: gevent.Greenlet | None = None
+        self._clock = clock
+        #: When the stats CSV alone next gets a sample of every row (see ROWS_CPU_SHARE).
+        self._rows_due = float("-inf")
 
     def start(self) -> None:
         """Start sampling in a greenlet."""
@@ -107,16 +114,9 @@ class RunReporting:
 
     def sample(self, final: Snapshot | None = None) -> Snapshot:
         """Take a snapshot (or use ``final``) and update history, CSV, status and checks."""
-        # Per-endpoint rows only when an output needs them every second (CSV, --check-abort);
-        # the live status and the charts need the totals alone.
-        # The per-endpoint chart takes them too while the names are few (CHART_NAMES).
-        needs_rows = (
-            self.csv is not None
-            or self.hdr is not None
-            or (self.config.check_abort and bool(self.checks))
-            or self.swarm.name_count <= CHART_NAMES
-        )
-        snapshot = final if final is not None else self.swarm.snapshot(totals_only=not needs_rows)
+        started = time.thread_time()
+        rows = final is not None or self._needs_rows()
+        snapshot = final if final is not None else self.swarm.snapshot(totals_only=not rows)
         if snapshot.total.requests < (self._previous.total.requests if self._previous else 0):
             self.history.clear()  # the statistics were reset
             self._previous = None
@@ -127,7 +127,7 @@ class RunReporting:
         window = self.history.window()
         self._add_point(snapshot)
         if self.csv is not None:
-            self._update_csv(snapshot, window)
+            self._update_csv(snapshot, window, rows)
         if self.hdr is not None and self.hdr_problem is None:
             try:
                 self.hdr.update(snapshot, final=final is not None)
@@ -151,12 +151,31 @@ class RunReporting:
                 )
             if self.config.check_abort and self.checks:
                 self._abort_on_failing_checks(snapshot)
+            if rows:  # half a second early: the next sample comes a second (and a bit) later
+                spent = time.thread_time() - started
+                self._rows_due = self._clock() + max(1.0, spent / ROWS_CPU_SHARE) - 0.5
         return snapshot
 
-    def _update_csv(self, snapshot: Snapshot, window: Any) -> None:
+    def _needs_rows(self) -> bool:
+        """Whether this second's sample reads every row, or the totals only.
+
+        Every second for the outputs that need them (--hdr-log, --check-abort, the full CSV
+        history) and while the names are few (the per-endpoint chart: CHART_NAMES); for the
+        stats CSV alone, as often as ROWS_CPU_SHARE allows.
+        """
+        if (
+            self.hdr is not None
+            or (self.config.check_abort and bool(self.checks))
+            or self.swarm.name_count <= CHART_NAMES
+            or (self.csv is not None and self.csv.full_history)
+        ):
+            return True
+        return self.csv is not None and self._clock() >= self._rows_due
+
+    def _update_csv(self, snapshot: Snapshot, window: Any, rows: bool) -> None:
         assert self.csv is not None
         try:
-            self.csv.update(snapshot, window, time.time())
+            self.csv.update(snapshot, window, time.time(), rows=rows)
         except OSError as exc:  # disk full, folder removed: the run goes on, the end says so
             self.csv_problem = exc.strerror or str(exc)
             if not self._csv_warned:
@@ -274,6 +293,13 @@ class RunReporting:
         return failed
 
 
+#: The share of one core that the samples of every row may take when only the stats CSV
+#: needs them: one takes time in proportion to the rows that moved, times the workers, times
+#: the buckets each row uses, and with 16 busy workers x 1 000 names each second's took 100 ms
+#: (10 % of a core: bench/parent_cpu.py). So the stats CSV is rewritten every second while
+#: that costs under 5 ms, else every (its cost / ROWS_CPU_SHARE) s; the history's Aggregated
+#: row, the failures and the exceptions still every second, and the final files are exact.
+ROWS_CPU_SHARE = 0.005
 #: Up to this many request names, the once-a-second sample takes every row (as with --csv),
 #: for the chart of the busiest endpoints' p95.
 CHART_NAMES = 200
