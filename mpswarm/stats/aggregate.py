@@ -420,11 +420,13 @@ class Aggregator:
             bits |= int(np.bitwise_or.reduce(segment.rows[local, PHASE_BITS]))
         tables += [k for k, _ in PHASES if bits & PHASE_BIT[k]]
         scratch = [np.zeros((_CHUNK_ROWS, NUM_BUCKETS), dtype=np.int64) for _ in tables]
+        spans = [(0, 0) for _ in tables]  # the buckets each scratch may hold: (first, stop)
         for start in range(0, rebuild.size, _CHUNK_ROWS):
             stop = min(start + _CHUNK_ROWS, rebuild.size)
             columns = [empty(stop - start) for _ in tables]
-            for hist in scratch:
-                hist[: stop - start] = 0
+            for block, hist in enumerate(scratch):
+                hist[:, spans[block][0] : spans[block][1]] = 0
+                spans[block] = (NUM_BUCKETS, 0)
             for segment, local, pos in picks:
                 first, last = np.searchsorted(pos, [start, stop], side="left")
                 if first == last:
@@ -433,26 +435,31 @@ class Aggregator:
                 for block, table in enumerate(tables):
                     if table in PHASE_BIT:  # only rows that hold a time: no other page is read
                         timed = segment.timed_rows(rows, table)
-                        gather(segment.tables[table], rows[timed], at[timed], columns[block],
-                                scratch[block])  # fmt: skip
+                        rows_read, at_read = rows[timed], at[timed]
                     else:
-                        gather(segment.tables[table], rows, at, columns[block], scratch[block])
-            self._build(rebuild[start:stop], tables, columns, [h[: stop - start] for h in scratch])
+                        rows_read, at_read = rows, at
+                    low, high = gather(segment.tables[table], rows_read, at_read, columns[block],
+                                       scratch[block])  # fmt: skip
+                    spans[block] = (min(spans[block][0], low), max(spans[block][1], high))
+            sparse = [
+                split(hist[: stop - start], *span)
+                for hist, span in zip(scratch, spans, strict=True)
+            ]
+            self._build(rebuild[start:stop], tables, columns, sparse)
 
     def _build(
         self,
         gids: npt.NDArray[np.intp],
         tables: list[int],
         columns: list[np.ndarray],
-        hists: list[np.ndarray],
+        sparse: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     ) -> None:
-        """New EndpointStats for ``gids`` from their summed columns and histograms, one of
-        each per table in ``tables`` (TIMES first).
+        """New EndpointStats for ``gids`` from their summed columns and histograms (``split``),
+        one of each per table in ``tables`` (TIMES first).
 
         A row read again but found unchanged (read once more after it moved, or by a final
         snapshot) keeps its object: snapshots kept for the window then share it.
         """
-        sparse = [split(hist) for hist in hists]
         values = [block.tolist() for block in columns]
         main = values[0]
         raw = tables.index(UNCORRECTED) if UNCORRECTED in tables else -1
