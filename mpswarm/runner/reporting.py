@@ -73,7 +73,7 @@ class RunReporting:
     Args:
         config: the run's configuration.
         swarm: the running Swarm.
-        clock: seconds, monotonic (when the stats CSV is due: ROWS_CPU_SHARE).
+        clock: seconds, monotonic (when a sample of every row is due: ROWS_CPU_SHARE).
     """
 
     def __init__(
@@ -97,8 +97,10 @@ class RunReporting:
         self._previous: Snapshot | None = None
         self._greenlet: gevent.Greenlet | None = None
         self._clock = clock
-        #: When the stats CSV alone next gets a sample of every row (see ROWS_CPU_SHARE).
+        #: When the stats CSV and the chart next get a sample of every row (ROWS_CPU_SHARE).
         self._rows_due = float("-inf")
+        #: The last sample that read every row: the chart's busiest endpoints are since then.
+        self._previous_rows: Snapshot | None = None
 
     def start(self) -> None:
         """Start sampling in a greenlet."""
@@ -119,7 +121,7 @@ class RunReporting:
         snapshot = final if final is not None else self.swarm.snapshot(totals_only=not rows)
         if snapshot.total.requests < (self._previous.total.requests if self._previous else 0):
             self.history.clear()  # the statistics were reset
-            self._previous = None
+            self._previous = self._previous_rows = None
         # The window's rows only feed the per-endpoint history (--csv-full-history): without
         # it the window keeps the totals, not a difference of 1 000 rows every second.
         full_history = self.csv is not None and self.csv.full_history
@@ -160,17 +162,17 @@ class RunReporting:
         """Whether this second's sample reads every row, or the totals only.
 
         Every second for the outputs that need them (--hdr-log, --check-abort, the full CSV
-        history) and while the names are few (the per-endpoint chart: CHART_NAMES); for the
-        stats CSV alone, as often as ROWS_CPU_SHARE allows.
+        history); for the stats CSV and, while the names are few (CHART_NAMES), the chart of
+        the busiest endpoints, as often as ROWS_CPU_SHARE allows.
         """
         if (
             self.hdr is not None
             or (self.config.check_abort and bool(self.checks))
-            or self.swarm.name_count <= CHART_NAMES
             or (self.csv is not None and self.csv.full_history)
         ):
             return True
-        return self.csv is not None and self._clock() >= self._rows_due
+        wanted = self.csv is not None or self.swarm.name_count <= CHART_NAMES
+        return wanted and self._clock() >= self._rows_due
 
     def _update_csv(self, snapshot: Snapshot, window: Any, rows: bool) -> None:
         assert self.csv is not None
@@ -222,7 +224,10 @@ class RunReporting:
         second = difference(snapshot.total, previous.total if previous else None)
         p50, p90, p95, p99, top = second.percentiles([50.0, 90.0, 95.0, 99.0, 100.0])
         dropped = uncorrected_p95 = None
-        endpoints = _busiest_p95(snapshot, previous) if snapshot.endpoints else None
+        endpoints = None
+        if snapshot.endpoints:  # since the last sample of every row: a second, or a few
+            endpoints = _busiest_p95(snapshot, self._previous_rows)
+            self._previous_rows = snapshot
         if snapshot.open_model:  # what the schedule could not start, and the uncorrected times
             before = previous.dropped if previous is not None else 0
             dropped = (snapshot.dropped - before) / span if span > 0 else 0.0
@@ -293,12 +298,14 @@ class RunReporting:
         return failed
 
 
-#: The share of one core that the samples of every row may take when only the stats CSV
-#: needs them: one takes time in proportion to the rows that moved, times the workers, times
-#: the buckets each row uses, and with 16 busy workers x 1 000 names each second's took 100 ms
-#: (10 % of a core: bench/parent_cpu.py). So the stats CSV is rewritten every second while
-#: that costs under 5 ms, else every (its cost / ROWS_CPU_SHARE) s; the history's Aggregated
-#: row, the failures and the exceptions still every second, and the final files are exact.
+#: The share of one core that the samples of every row may take when only the stats CSV or
+#: the chart of the busiest endpoints need them: one takes time in proportion to the rows that
+#: moved, times the workers, times the buckets each row uses; with 16 busy workers x 1 000
+#: names each second's took 100 ms (10 % of a core), with 16 x 200 18 ms (bench/parent_cpu.py).
+#: So they come every second while one costs under 5 ms, else every (its cost /
+#: ROWS_CPU_SHARE) s: the stats CSV is rewritten then, and the chart's busiest endpoints are
+#: those of that span. The history's Aggregated row, the failures and exceptions files and the
+#: live status still change every second; the final files are exact.
 ROWS_CPU_SHARE = 0.005
 #: Up to this many request names, the once-a-second sample takes every row (as with --csv),
 #: for the chart of the busiest endpoints' p95.
@@ -308,7 +315,8 @@ CHART_ENDPOINTS = 10
 
 
 def _busiest_p95(snapshot: Snapshot, previous: Snapshot | None) -> dict[str, float]:
-    """p95 (ms) of this second's ``CHART_ENDPOINTS`` busiest endpoints: ``{"GET /x": ms}``."""
+    """p95 (ms) of the ``CHART_ENDPOINTS`` busiest endpoints since ``previous`` (the last
+    sample of every row: a second ago, or a few under ROWS_CPU_SHARE): ``{"GET /x": ms}``."""
     if previous is not None and previous.total.requests and not previous.endpoints:
         return {}  # the last sample had totals only: no second to take per endpoint
     before = {(e.method, e.name): e for e in previous.endpoints} if previous is not None else {}
