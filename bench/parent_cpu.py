@@ -21,8 +21,12 @@ worker's CPU and memory (psutil on the 16 real pids). It measures the parent's C
 and prints the median as a percentage of one core.
 
 Scenarios: ``default`` (no report file: with more than 200 names the sample takes the totals
-only), ``csv`` (``--csv``: every row every second, the stats, failures and history files) and
-``csv-full`` (``--csv --csv-full-history``: a history row per endpoint every second).
+only), ``chart`` (the same with 200 names: the chart of the busiest endpoints reads every
+row), ``csv`` (``--csv``: the stats, failures and history files) and ``csv-full`` (``--csv
+--csv-full-history``: a history row per endpoint every second). Under ``chart`` and ``csv``
+the samples of every row are spaced to keep them under half a percent of a core
+(``ROWS_CPU_SHARE`` in ``mpswarm/runner/reporting.py``): measure over a minute or more
+(``--seconds 60``) to see several.
 
 ``reports`` records ``--names`` names (a tenth failing with their own error text, capped by
 ``--max-errors`` 1 000 as in a run) into 2 segments, takes the final snapshot and times the
@@ -62,6 +66,7 @@ from mpswarm.config import RunConfig  # noqa: E402
 from mpswarm.report.console import write_summary  # noqa: E402
 from mpswarm.report.csv_report import CsvWriter  # noqa: E402
 from mpswarm.report.live import LiveStatus  # noqa: E402
+from mpswarm.runner.reporting import CHART_NAMES, RunReporting  # noqa: E402
 from mpswarm.stats.aggregate import Aggregator  # noqa: E402
 from mpswarm.stats.histogram import NUM_BUCKETS, bucket_bounds  # noqa: E402
 from mpswarm.stats.recorder import Recorder  # noqa: E402
@@ -81,7 +86,7 @@ from mpswarm.stats.segment import (  # noqa: E402
 )
 
 _LOWS = np.array([bucket_bounds(i)[0] for i in range(NUM_BUCKETS)], dtype=np.int64)
-SCENARIOS = ("default", "csv", "csv-full")
+SCENARIOS = ("default", "chart", "csv", "csv-full")
 
 
 def record(segment: Segment, rows: np.ndarray, times_us: np.ndarray, failed: int = 0) -> None:
@@ -291,13 +296,12 @@ def live_once(args: argparse.Namespace, scenario: str, folder: str) -> dict[str,
     (how many, and the median CPU time of one)."""
     import gevent
 
-    from mpswarm.runner.reporting import RunReporting
-
-    aggregator, segments = build(args.workers, args.names, args.seed_requests)
+    names = min(args.names, CHART_NAMES) if scenario == "chart" else args.names
+    aggregator, segments = build(args.workers, names, args.seed_requests)
     pids: list[int] = []
     greenlets = []
     try:
-        pids = start_workers(segments, args.names, args.changing)
+        pids = start_workers(segments, names, args.changing)
         swarm = _Swarm(aggregator, segments, pids)
         csv = scenario.startswith("csv")
         config = RunConfig(
