@@ -22,7 +22,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import gevent
-from gevent import get_hub
+from gevent import get_hub, getcurrent
 
 from mpswarm.runner.dispatch import split_evenly
 
@@ -143,7 +143,9 @@ class OpenModel:
     def __init__(self, runtime: WorkerRuntime) -> None:
         self.runtime = runtime
         self.segment = runtime.segment
-        #: user greenlet -> start delay (us) of its current iteration; read by the recorder.
+        #: The greenlet running a user -> start delay (us) of its current iteration; the
+        #: recorder looks it up with getcurrent(). A pooled user keeps the greenlet it runs on
+        #: (it waits for its iterations in place), which is not ``user.greenlet``.
         self.delays: dict[Any, int] = {}
         self.idle: dict[str, list[Any]] = {}
         self.cap = 0
@@ -242,7 +244,7 @@ class OpenModel:
 
     def forget(self, user: Any, greenlet: Any) -> None:
         """A pooled user ended (``user`` None: the runtime had already let it go)."""
-        self.delays.pop(greenlet, None)
+        self.delays.pop(getattr(greenlet.user, "_runs_on", None), None)
         idle = self.idle.get(type(user).__name__) if user is not None else None
         if idle and user in idle:
             idle.remove(user)
@@ -254,5 +256,6 @@ class OpenModel:
 
     def started(self, user: Any, due: float) -> None:
         """``user`` begins the iteration scheduled at ``due``: note its start delay."""
-        delay = self.delays[user.greenlet] = max(0, int((time.monotonic() - due) * 1e6))
+        user._runs_on = runs_on = getcurrent()
+        delay = self.delays[runs_on] = max(0, int((time.monotonic() - due) * 1e6))
         self.runtime.recorder.record_delay(delay)

@@ -31,8 +31,9 @@ KILL_WAIT_S = 0.5
 
 
 class _Ungrouped:
-    """What ``User.start(group)`` needs, without a Group: the host tracks its users itself
-    (a Group's set entry and link cost every user 110 bytes)."""
+    """A group without membership: ``User.start`` adds a user only to a group with ``add``,
+    and the host tracks its users itself (a Group's set entry and link cost every user 110
+    bytes); the spawner is spawned from it."""
 
     spawn = staticmethod(gevent.spawn)
 

@@ -24,8 +24,10 @@ from mpswarm.exceptions import (
     RescheduleTaskImmediately,
     StopUser,
 )
+from mpswarm.user._steps import drive
 
 if TYPE_CHECKING:
+    from mpswarm.user._steps import Steps
     from mpswarm.user.users import User
 
 logger = logging.getLogger(__name__)
@@ -224,11 +226,23 @@ class TaskSet(metaclass=TaskSetMeta):
 
     def execute_next_task(self) -> None:
         """Take the first queued task off the queue and run it (one iteration, with -i)."""
+        drive(self._execute_next_steps(), self._user)
+
+    def _execute_next_steps(self) -> Steps:
+        """``execute_next_task()`` as steps: a nested TaskSet's waits are yielded."""
         item = self._task_queue.pop(0)
         # -i: a task run is one iteration (a nested TaskSet counts its own tasks)
-        if not is_taskset_class(item) and not self._user.environment.claim_iteration():
+        taskset = is_taskset_class(item)
+        if not taskset and not self._user.environment.claim_iteration():
             raise StopUser()
-        self.execute_task(item)
+        if taskset and item.run is TaskSet.run and type(self).execute_task in _OWN_EXECUTE:
+            yield from item(self._nested_parent())._steps()
+        else:
+            self.execute_task(item)
+
+    def _nested_parent(self) -> Any:
+        """The parent ``execute_task`` gives a nested TaskSet."""
+        return self
 
     def execute_task(self, item: Any) -> None:
         """Run one task: a nested TaskSet class, a method bound to this TaskSet (scheduled
@@ -250,19 +264,31 @@ class TaskSet(metaclass=TaskSetMeta):
 
     def wait(self) -> None:
         """Wait after a task, as the user's state allows (a stopping user stops here)."""
+        drive(self._wait_steps(), self._user)
+
+    def _wait_steps(self) -> Steps:
+        """``wait()`` as steps: the wait's seconds are yielded to the driver."""
         user = self._user
         user._check_stop()
         user._state = STATE_WAITING
         if user._pool is not None:
             user._next_iteration()  # open model: the schedule decides, not wait_time
         else:
-            user._sleep(self.wait_time())
+            yield self.wait_time()
         user._check_stop()
         user._state = STATE_RUNNING
 
     def run(self) -> None:
         """Run tasks until interrupted or the user stops."""
+        drive(self._steps(), self._user)
+
+    def _steps(self) -> Steps:
+        """``run()`` as steps (see ``mpswarm.user._steps``): what a subclass overrides of
+        ``execute_next_task`` or ``wait`` is called as it is, and blocks where it waits."""
         user = self._user
+        cls = type(self)
+        own_execute = cls.execute_next_task is TaskSet.execute_next_task
+        own_wait = cls.wait is TaskSet.wait
         try:
             self.on_start()
         except InterruptTaskSet as exc:
@@ -273,14 +299,17 @@ class TaskSet(metaclass=TaskSetMeta):
                     self.schedule_task(self.get_next_task())
                 try:
                     user._check_stop()
-                    self.execute_next_task()
+                    if own_execute:
+                        yield from self._execute_next_steps()
+                    else:
+                        self.execute_next_task()
                 except RescheduleTaskImmediately:
                     pass
                 except RescheduleTask:
-                    self.wait()
+                    yield from self._wait_steps() if own_wait else _call(self.wait)
                 else:
                     user._task_done()
-                    self.wait()
+                    yield from self._wait_steps() if own_wait else _call(self.wait)
             except InterruptTaskSet as exc:
                 try:
                     self.on_stop()
@@ -300,7 +329,13 @@ class TaskSet(metaclass=TaskSetMeta):
                 if isinstance(exc, NoTasksError) or not user.environment.catch_exceptions:
                     raise
                 user._report_user_error(self, exc)
-                self.wait()
+                yield from self._wait_steps() if own_wait else _call(self.wait)
+
+
+def _call(method: Callable[[], None]) -> Steps:
+    """A blocking method as steps that yield nothing (a subclass's own ``wait()``)."""
+    method()
+    yield from ()
 
 
 class SequentialTaskSetMeta(TaskSetMeta):
@@ -343,6 +378,13 @@ class DefaultTaskSet(TaskSet):
             item(self._user).run()
         else:
             item(self._user)
+
+    def _nested_parent(self) -> Any:
+        return self._user
+
+
+#: The execute_task methods _execute_next_steps knows (it runs their nested TaskSets as steps).
+_OWN_EXECUTE = (TaskSet.execute_task, DefaultTaskSet.execute_task)
 
 
 def format_exception(exc: BaseException) -> str:

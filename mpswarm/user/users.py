@@ -6,13 +6,13 @@ import logging
 from typing import Any
 
 from gevent import GreenletExit, get_hub, getcurrent
-from gevent.greenlet import Greenlet
 from gevent.pool import Group
 
 from mpswarm._waits import wait_for
 from mpswarm.exceptions import StopUser
 from mpswarm.http._limits import MAX_BODY_SIZE, check_body_size
 from mpswarm.http.session import HttpSession
+from mpswarm.user._steps import SteppedGreenlet, Steps, drive
 from mpswarm.user.task import (
     STATE_RUNNING,
     STATE_STOPPING,
@@ -36,7 +36,10 @@ class UserMeta(type):
 
 
 class User(metaclass=UserMeta):
-    """One simulated user: runs its tasks in a greenlet, waiting ``wait_time`` after each.
+    """One simulated user: runs its tasks, waiting ``wait_time`` after each.
+
+    A task runs on a greenlet from start to end; between tasks a waiting user holds no
+    greenlet, only a timer (``_steps``). ``user.greenlet`` has the Greenlet API all the same.
 
     Class attributes (set them in a subclass):
         host: base URL for relative requests.
@@ -60,7 +63,7 @@ class User(metaclass=UserMeta):
     def __init__(self, environment: Any) -> None:
         self.environment = environment
         self._state: str | None = None
-        self._greenlet: Greenlet | None = None
+        self._greenlet: SteppedGreenlet | None = None
         self._taskset_instance: DefaultTaskSet | None = None
         # Requests in flight: a stop never kills a user while this is non-zero (see stop()).
         self._in_request = 0
@@ -95,30 +98,45 @@ class User(metaclass=UserMeta):
         (taskset if taskset is not None else DefaultTaskSet(self)).wait()
 
     @property
-    def greenlet(self) -> Greenlet | None:
-        """The greenlet running this user."""
+    def greenlet(self) -> SteppedGreenlet | None:
+        """This user's run, with gevent's Greenlet API (``dead``, ``join()``, ``kill()``...)."""
         return self._greenlet
 
     def run(self) -> None:
-        """Run ``on_start``, then tasks until stopped, then ``on_stop``."""
+        """Run ``on_start``, then tasks until stopped, then ``on_stop`` (in this greenlet)."""
+        drive(self._run_steps(), self)
+
+    def _run_steps(self) -> Steps:
+        """``run()`` as steps: the waits between tasks are yielded (see ``_steps``)."""
         self._state = STATE_RUNNING
         self._taskset_instance = DefaultTaskSet(self)
         try:
             self.on_start()
             if self._pool is not None:
                 self._next_iteration()
-            self._taskset_instance.run()
+            yield from self._taskset_instance._steps()
         except (GreenletExit, StopUser):
             self.on_stop()
 
-    def start(self, group: Group) -> Greenlet:
-        """Start running in a new greenlet of ``group``."""
-        self._greenlet = group.spawn(self._run_reporting_errors)
+    def start(self, group: Group) -> SteppedGreenlet:
+        """Start running; a member of ``group`` (anything with ``add``) until it ends."""
+        self._greenlet = SteppedGreenlet(self)
+        add = getattr(group, "add", None)
+        if add is not None:
+            add(self._greenlet)
+        self._greenlet.start()
         return self._greenlet
 
-    def _run_reporting_errors(self) -> None:
+    def _life(self) -> Steps:
+        """The whole run, as steps: errors of on_start/on_stop reported, connections closed.
+
+        A subclass's own ``run()`` runs as one step (it holds its greenlet while it waits).
+        """
         try:
-            self.run()
+            if type(self).run is User.run:
+                yield from self._run_steps()
+            else:
+                self.run()
         except GreenletExit:
             pass
         except Exception as exc:  # on_start / on_stop raised: the user ends, the run goes on
@@ -142,7 +160,7 @@ class User(metaclass=UserMeta):
         if self._greenlet is None or self._greenlet.dead:
             return True
         if force:  # gone when this returns (unless a user stops itself)
-            self._greenlet.kill(block=getcurrent() is not self._greenlet)
+            self._greenlet.kill(block=not self._greenlet.running_here())
             return True
         waiting = self._state == STATE_WAITING
         self._state = STATE_STOPPING
