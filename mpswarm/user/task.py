@@ -24,7 +24,7 @@ from mpswarm.exceptions import (
     RescheduleTaskImmediately,
     StopUser,
 )
-from mpswarm.user._steps import drive
+from mpswarm.user._steps import blocking, drive
 
 if TYPE_CHECKING:
     from mpswarm.user._steps import Steps
@@ -306,10 +306,10 @@ class TaskSet(metaclass=TaskSetMeta):
                 except RescheduleTaskImmediately:
                     pass
                 except RescheduleTask:
-                    yield from self._wait_steps() if own_wait else _call(self.wait)
+                    yield from self._wait_steps() if own_wait else blocking(self.wait)
                 else:
                     user._task_done()
-                    yield from self._wait_steps() if own_wait else _call(self.wait)
+                    yield from self._wait_steps() if own_wait else blocking(self.wait)
             except InterruptTaskSet as exc:
                 try:
                     self.on_stop()
@@ -329,13 +329,7 @@ class TaskSet(metaclass=TaskSetMeta):
                 if isinstance(exc, NoTasksError) or not user.environment.catch_exceptions:
                     raise
                 user._report_user_error(self, exc)
-                yield from self._wait_steps() if own_wait else _call(self.wait)
-
-
-def _call(method: Callable[[], None]) -> Steps:
-    """A blocking method as steps that yield nothing (a subclass's own ``wait()``)."""
-    method()
-    yield from ()
+                yield from self._wait_steps() if own_wait else blocking(self.wait)
 
 
 class SequentialTaskSetMeta(TaskSetMeta):

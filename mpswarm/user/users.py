@@ -12,7 +12,7 @@ from mpswarm._waits import wait_for
 from mpswarm.exceptions import StopUser
 from mpswarm.http._limits import MAX_BODY_SIZE, check_body_size
 from mpswarm.http.session import HttpSession
-from mpswarm.user._steps import SteppedGreenlet, Steps, drive
+from mpswarm.user._steps import SteppedGreenlet, Steps, blocking, drive
 from mpswarm.user.task import (
     STATE_RUNNING,
     STATE_STOPPING,
@@ -128,19 +128,17 @@ class User(metaclass=UserMeta):
         return self._greenlet
 
     def _life(self) -> Steps:
-        """The whole run, as steps: errors of on_start/on_stop reported, connections closed.
+        """The steps of this user's run (``user.greenlet`` runs them, then calls ``_ended``).
 
         A subclass's own ``run()`` runs as one step (it holds its greenlet while it waits).
         """
+        return self._run_steps() if type(self).run is User.run else blocking(self.run)
+
+    def _ended(self, error: Exception | None) -> None:
+        """The run is over; ``error``: what on_start, on_stop or run() raised, if anything."""
         try:
-            if type(self).run is User.run:
-                yield from self._run_steps()
-            else:
-                self.run()
-        except GreenletExit:
-            pass
-        except Exception as exc:  # on_start / on_stop raised: the user ends, the run goes on
-            self._report_user_error(self, exc)
+            if error is not None:
+                self._report_user_error(self, error)
         finally:
             close = getattr(getattr(self, "client", None), "close", None)
             if callable(close):
