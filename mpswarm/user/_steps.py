@@ -1,9 +1,10 @@
 """A user's run as steps on pooled greenlets: a user waiting between tasks holds no greenlet.
 
 A greenlet parked in a wait keeps its Python data stack (a 16 KB chunk of which one page is
-touched) and a copy of its C stack (about 2 KB): 6.3 KB of the 9.9 KB an idle FastHttpUser
-cost. So the default run loop (``User._life``, ``TaskSet._steps``) is a generator that *yields*
-the seconds of each wait after a task instead of sleeping. Two drivers run it:
+touched) and a copy of its C stack (about 2 KB): 6.3 KB of the 10.2 KB an idle FastHttpUser
+cost (``bench/idle_users.py``; 2.4-2.5 KB without). So the default run loop (``User._life``,
+``TaskSet._steps``) is a generator that *yields* the seconds of each wait after a task instead
+of sleeping. Two drivers run it:
 
 - ``drive`` sleeps each wait in the calling greenlet: ``TaskSet.run()``, ``User.run()`` and a
   wait inside a task keep their blocking meaning;
@@ -15,8 +16,11 @@ A task runs on its greenlet from start to end, blocking as it likes; so does a `
 ``wait()`` a subclass overrides (it keeps the greenlet while it runs). Zero waits are yields
 and stay in place. Exceptions a wait gets (a kill, a stop) are thrown into the generator where
 it yielded, so ``on_stop``, ``InterruptTaskSet``, ``RescheduleTask`` and ``StopUser`` unwind
-through the same frames as before. The one visible difference: ``gevent.getcurrent()`` in a
-task is the pooled greenlet, not ``user.greenlet``.
+through the same frames as before. A user's contextvars go with it from step to step. The one
+visible difference: ``gevent.getcurrent()`` in a task is the pooled greenlet, not
+``user.greenlet``, so a ``gevent.local`` set in a task belongs to that greenlet: the user's next
+task may not see it, and another user's task on the same greenlet may (monkey-patched,
+``threading.local`` is one). A class with ``keep_greenlet = True`` waits in place instead.
 """
 
 from __future__ import annotations
@@ -135,7 +139,7 @@ class SteppedGreenlet:
             while True:
                 seconds = steps.send(None) if exc is None else steps.throw(exc)
                 exc = None
-                if seconds > 0 and user._state != "stopping":
+                if seconds > 0 and user._state != "stopping" and not user.keep_greenlet:
                     self._park(seconds)
                     return
                 try:

@@ -48,6 +48,9 @@ class User(metaclass=UserMeta):
         weight: relative share of users of this class.
         fixed_count: an exact number of users of this class (takes precedence over weight).
         abstract: True for base classes that must not be run themselves.
+        keep_greenlet: True to keep one greenlet through the waits too (about 6 KB more per
+            waiting user), for tasks that keep ``threading.local``/``gevent.local`` state or
+            compare ``gevent.getcurrent()`` from one task to the next.
 
     Args:
         environment: the run's Environment.
@@ -59,6 +62,7 @@ class User(metaclass=UserMeta):
     weight: float = 1
     fixed_count: int = 0
     abstract = True
+    keep_greenlet = False
 
     def __init__(self, environment: Any) -> None:
         self.environment = environment

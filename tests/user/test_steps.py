@@ -184,3 +184,34 @@ def test_context_vars_stay_with_their_user_between_tasks() -> None:
         Counter(env).start(group)
     group.join(timeout=3)
     assert len(group) == 0 and sorted(seen.values()) == [[0, 1, 2]] * 5
+
+
+def test_keep_greenlet_waits_in_place() -> None:
+    seen: list[Any] = []
+
+    class Pinned(User):
+        wait_time = constant(0.01)
+        keep_greenlet = True
+
+        @task
+        def note(self) -> None:
+            seen.append(gevent.getcurrent())
+            if len(seen) == 3:
+                raise gevent.GreenletExit
+
+    class Other(User):
+        wait_time = constant(0.001)
+
+        @task
+        def busy(self) -> None:
+            gevent.sleep(0.002)
+
+    env = Environment(user_classes=[Pinned, Other])
+    group = Group()
+    others = [Other(env) for _ in range(5)]
+    for user in others:
+        user.start(group)
+    pinned = Pinned(env).start(group)
+    pinned.join(timeout=3)
+    group.kill(timeout=2)
+    assert pinned.dead and len(seen) == 3 and len(set(seen)) == 1
