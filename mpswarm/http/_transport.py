@@ -11,15 +11,12 @@ TLS connections keep gevent's SSL socket, whose buffering the plain path cannot 
 from __future__ import annotations
 
 import _socket
-import select
 import socket
 import ssl
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import urllib3
-from gevent import get_hub, monkey
+from gevent import get_hub
 
 from mpswarm._waits import wait_for
 
@@ -155,151 +152,6 @@ def tls_context(verify: bool) -> ssl.SSLContext:
 
 
 _TLS_CONTEXTS: dict[bool, ssl.SSLContext] = {}
-
-
-# -- HttpUser's urllib3 pools ------------------------------------------------------------------
-# urllib3 checks every kept-alive connection before reuse with wait_for_read(timeout=0), which
-# under gevent is gevent's select.poll emulation: new watchers and a Timeout for each request
-# (about 15% of an HttpUser request's CPU). One poll(2) system call answers the same question.
-_original_poll = monkey.get_original("select", "poll")
-
-
-def _dropped(sock: Any) -> bool:
-    """True when a kept-alive socket is closed or has unexpected data (urllib3's rule)."""
-    if sock is None:
-        return True
-    poller = _original_poll()
-    poller.register(sock.fileno(), select.POLLIN)
-    return bool(poller.poll(0))
-
-
-class _Timed:
-    """What opening a urllib3 connection and waiting for each response took.
-
-    ``connect()`` times the TCP connect (urllib3's ``_new_conn``) and, for https, the TLS
-    handshake (the rest of ``connect``); ``getresponse()`` times the wait for the status line
-    and headers, which follows the request's last byte. Each response gets them as
-    ``_phases`` (see ``Response.timings``), with the bytes ``send()`` wrote for its request;
-    a connection's opening goes with its first.
-    """
-
-    _opened = (-1, -1)
-    _tcp_us = -1
-    _tls = False  # https: True
-    _sent = 0  # bytes of the request being sent
-
-    def send(self, data: Any) -> None:
-        super().send(data)  # type: ignore[misc]  # (connects first when it must)
-        self._sent += len(data) if isinstance(data, (bytes, bytearray, memoryview)) else 0
-
-    def _new_conn(self) -> Any:
-        start = time.perf_counter()
-        sock = super()._new_conn()  # type: ignore[misc]
-        self._tcp_us = int((time.perf_counter() - start) * 1e6 + 0.5)
-        return sock
-
-    def connect(self) -> None:
-        self._sent = 0  # what a failed exchange before it sent is not this request's
-        start = time.perf_counter()
-        super().connect()  # type: ignore[misc]
-        took = int((time.perf_counter() - start) * 1e6 + 0.5)
-        tcp = self._tcp_us
-        self._opened = (tcp, took - tcp) if self._tls else (took, -1)
-
-    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        response = super().getresponse(*args, **kwargs)  # type: ignore[misc]
-        waited = int((time.perf_counter() - start) * 1e6 + 0.5)
-        response._mpswarm_phases = (*self._opened, waited, self._sent)
-        self._opened, self._sent = (-1, -1), 0
-        return response
-
-
-class _HTTPConnection(_Timed, urllib3.connection.HTTPConnection):
-    @property
-    def is_connected(self) -> bool:
-        return not _dropped(self.sock)
-
-
-class _HTTPSConnection(_Timed, urllib3.connection.HTTPSConnection):
-    _tls = True
-
-    @property
-    def is_connected(self) -> bool:
-        return not _dropped(self.sock)
-
-
-class _HTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-    def _validate_conn(self, conn: Any) -> None:
-        # urllib3's, without its InsecureRequestWarning on every request: an unverified
-        # connection is what --insecure (or verify=False) asked for.
-        if conn.is_closed:
-            conn.connect()
-
-
-class OriginPools:
-    """HttpUser's urllib3 pools, one per origin (at most ``limit``), and each URL's route.
-
-    urllib3's PoolManager parses the URL and normalises a pool key on every request (about 10%
-    of an HttpUser request's CPU); a user sends to few URLs, so the pool and request target of
-    each URL are looked up once.
-    """
-
-    def __init__(self, limit: int = 8) -> None:
-        self.limit = limit
-        self._pools: dict[tuple[str, str, int, bool], urllib3.HTTPConnectionPool] = {}
-        self._routes: dict[tuple[str, bool], tuple[urllib3.HTTPConnectionPool, str]] = {}
-
-    def route(self, url: str, verify: bool) -> tuple[urllib3.HTTPConnectionPool, str]:
-        """The pool for ``url``'s origin and the request target to send it."""
-        found = self._routes.get((url, verify))
-        if found is None:
-            parts = urllib3.util.parse_url(url)
-            scheme = (parts.scheme or "http").lower()
-            if scheme not in ("http", "https"):
-                raise urllib3.exceptions.URLSchemeUnknown(scheme)
-            if not parts.host:
-                raise urllib3.exceptions.LocationValueError("No host specified.")
-            origin = (scheme, parts.host, parts.port or (443 if scheme == "https" else 80), verify)
-            pool = self._pools.get(origin)
-            if pool is None:
-                if len(self._pools) >= self.limit:
-                    self._pools.pop(next(iter(self._pools))).close()
-                    self._routes.clear()
-                pool = self._pools[origin] = _new_pool(*origin)
-            found = (pool, parts.request_uri)
-            if len(self._routes) >= 1024:  # unique URLs must not grow this without end
-                self._routes.clear()
-            self._routes[(url, verify)] = found
-        return found
-
-    def close(self) -> None:
-        """Close every pool's connections."""
-        for pool in self._pools.values():
-            pool.close()
-        self._pools.clear()
-        self._routes.clear()
-
-
-def _new_pool(scheme: str, host: str, port: int, verify: bool) -> urllib3.HTTPConnectionPool:
-    # One greenlet per user, requests in sequence: one kept-alive connection per origin.
-    if scheme == "https":
-        return _HTTPSPool(
-            host,
-            port,
-            maxsize=1,
-            block=False,
-            retries=False,
-            cert_reqs=None if verify else "CERT_NONE",
-            ssl_context=tls_context(verify),
-        )
-    return _HTTPPool(host, port, maxsize=1, block=False, retries=False)
 
 
 #: (id(owner), make) -> (owner, what make() made); the owner is kept, so its id stays its

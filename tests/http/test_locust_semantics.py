@@ -26,7 +26,8 @@ from mpswarm.exceptions import (
     RescheduleTaskImmediately,
     StopUser,
 )
-from mpswarm.http._transport import OriginPools, SharedConnections, shared
+from mpswarm.http._pools import OriginPools
+from mpswarm.http._transport import SharedConnections, shared
 from mpswarm.http.fast import FastHttpSession
 from mpswarm.http.session import HttpSession
 from tests.http.conftest import ScriptedServer, reply
