@@ -52,7 +52,17 @@ class _Timed:
     _host_header: str | None = None  # "Host: ..." of this connection, once made
 
     def send(self, data: Any) -> None:
-        super().send(data)  # type: ignore[misc]  # (connects first when it must)
+        sock = self.sock  # type: ignore[attr-defined]
+        if sock is not None and type(data) is bytes:
+            # gevent's sendall asks the kernel for the send buffer's size (a getsockopt) on
+            # every call; send() loops the same way on the socket's timeout.
+            sent = sock.send(data)
+            if sent < len(data):
+                view = memoryview(data)
+                while sent < len(data):
+                    sent += sock.send(view[sent:])
+        else:
+            super().send(data)  # type: ignore[misc]  # (connects first when it must)
         self._sent += len(data) if isinstance(data, (bytes, bytearray, memoryview)) else 0
 
     def request(
