@@ -14,7 +14,9 @@ the CPU time (user + sys) of the whole load generator, parent and workers includ
 - the parent's CPU share with 2 workers and 1 000 distinct request names.
 
 Medians of --runs runs; the ratios mpswarm / Locust are printed and everything is saved as JSON
-under bench/results/. wrk runs too when installed, as a reference ceiling.
+under bench/results/. wrk runs too when installed, as a reference ceiling, and so does the
+ceiling of a Python client on gevent: a bare socket loop parsing with httptools
+(``bench/request_cost.py``'s first layer).
 """
 
 from __future__ import annotations
@@ -310,6 +312,18 @@ def main() -> None:
                 "rps_p1": wrk["rps"],
                 "cpu_s_p1": wrk["cpu_s"],
             }
+        ceiling = [
+            json.loads(
+                subprocess.run(
+                    [sys.executable, str(BENCH / "request_cost.py"), "--layer", "python ceiling",
+                     "--url", target.url, "--users", str(args.users), "--seconds", "4"],
+                    check=True, capture_output=True, text=True, timeout=120,
+                ).stdout.strip().splitlines()[-1]
+            )["us"]
+            for _ in range(args.runs)
+        ]  # fmt: skip
+        table["Python ceiling (reference)"] = {"req_per_cpu_s": 1e6 / statistics.median(ceiling)}
+        print(f"{'Python ceiling':<22} {table['Python ceiling (reference)']}", flush=True)
         results["throughput"] = table
         if "rss" not in args.skip:
             results["rss_per_idle_user_bytes"] = {
@@ -333,11 +347,14 @@ def main() -> None:
             print(results["parent_cpu"], flush=True)
     finally:
         target.close()
+    fast = table["mpswarm FastHttpUser"]["req_per_cpu_s"]
     ratios = {
-        "FastHttpUser req/CPU-s (target >= 4x)": table["mpswarm FastHttpUser"]["req_per_cpu_s"]
+        "FastHttpUser req/CPU-s (target >= 8x)": fast
         / table["Locust FastHttpUser"]["req_per_cpu_s"],
-        "HttpUser req/CPU-s (target >= 2.5x)": table["mpswarm HttpUser"]["req_per_cpu_s"]
+        "HttpUser req/CPU-s (target >= 4x)": table["mpswarm HttpUser"]["req_per_cpu_s"]
         / table["Locust HttpUser"]["req_per_cpu_s"],
+        "FastHttpUser / Python ceiling (a bare gevent + httptools loop)": fast
+        / table["Python ceiling (reference)"]["req_per_cpu_s"],
     }
     if "parent_cpu" in results:
         ratios["parent CPU share (target <= 1x)"] = results["parent_cpu"]["mpswarm"][
