@@ -57,6 +57,8 @@ _PARSERS: list[Parsed] = []
 _SPARE_PARSERS = 1024
 # (origin key, request target, Host header) of each URL, shared by every user of the process.
 _TARGETS: dict[str, tuple[tuple[str, str, int], str, str]] = {}
+# The bytes of a request without headers or body, by (method, target, Host header).
+_HEADS: dict[tuple[str, str, str], bytes] = {}
 
 
 class FastHttpSession(HttpSession):
@@ -278,20 +280,16 @@ class FastHttpSession(HttpSession):
     def _serialize(
         method: str, target: str, host_header: str, headers: dict[str, str], body: Any
     ) -> bytes:
-        head = f"{method} {target} HTTP/1.1\r\nHost: {host_header}\r\n"
-        if headers:
-            lowered = {name.lower() for name in headers}
-            if "accept-encoding" not in lowered:
-                head += "Accept-Encoding: gzip, deflate\r\n"
-            if "user-agent" not in lowered:
-                head += "User-Agent: mpswarm\r\n"
-            head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        else:
-            head += "Accept-Encoding: gzip, deflate\r\nUser-Agent: mpswarm\r\n"
+        if not headers and not body:  # the same bytes for every plain request to a URL
+            key = (method, target, host_header)
+            payload = _HEADS.get(key)
+            if payload is None:
+                payload = _request_bytes(method, target, host_header, {}, b"")
+                if len(_HEADS) < 4096:  # unique URLs must not grow this without end
+                    _HEADS[key] = payload
+            return payload
         data = body if isinstance(body, bytes) else (body.encode() if body else b"")
-        if data or method in ("POST", "PUT", "PATCH"):
-            head += f"Content-Length: {len(data)}\r\n"
-        return (head + "\r\n").encode("latin-1") + data
+        return _request_bytes(method, target, host_header, headers, data)
 
     def _connect(
         self, scheme: str, host: str, port: int, verify: bool, timeout: float
@@ -450,6 +448,25 @@ class FastHttpSession(HttpSession):
         response.raw = body
         response._limit = limit
         return response
+
+
+def _request_bytes(
+    method: str, target: str, host_header: str, headers: dict[str, str], data: bytes
+) -> bytes:
+    """A request's bytes: its head (the given headers after the defaults), then ``data``."""
+    head = f"{method} {target} HTTP/1.1\r\nHost: {host_header}\r\n"
+    if headers:
+        lowered = {name.lower() for name in headers}
+        if "accept-encoding" not in lowered:
+            head += "Accept-Encoding: gzip, deflate\r\n"
+        if "user-agent" not in lowered:
+            head += "User-Agent: mpswarm\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    else:
+        head += "Accept-Encoding: gzip, deflate\r\nUser-Agent: mpswarm\r\n"
+    if data or method in ("POST", "PUT", "PATCH"):
+        head += f"Content-Length: {len(data)}\r\n"
+    return (head + "\r\n").encode("latin-1") + data
 
 
 def _us(seconds: float) -> int:

@@ -314,6 +314,12 @@ class HttpSession:
     def _encode(
         self, headers: Any, data: Any, json: Any, files: Any, auth: Any
     ) -> tuple[dict[str, str], Any]:
+        if (
+            data is None
+            and json is None
+            and not (headers or self.headers or files or auth or self.auth)
+        ):
+            return {}, None  # a plain GET: nothing to merge or encode
         send = {**self.headers, **(headers or {})}
         lowered = {key.lower() for key in send}
         body: Any = None
