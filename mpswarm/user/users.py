@@ -63,6 +63,7 @@ class User(metaclass=UserMeta):
     fixed_count: int = 0
     abstract = True
     keep_greenlet = False
+    _yielded_at = -1  # the loop's iteration when this user last went on after a zero wait
 
     def __init__(self, environment: Any) -> None:
         self.environment = environment
@@ -178,10 +179,20 @@ class User(metaclass=UserMeta):
         tasks and no wait time starved timers and sockets for seconds (a 0.2 s task: 10 s
         before a stop was seen). Each user keeps its zero-wait timer (a new one per task run
         cost about 5 us). No Event: an idle user parked in Event.wait kept 1.4 KB more stack.
+
+        A zero wait after a task that waited itself (on its response, a timer) is skipped: the
+        loop polled while it waited (its iteration count moved since this user last went on),
+        so every other user and watcher had its turn then. A second pass through the loop
+        cost about 2 us per request, a tenth of a FastHttpUser's.
         """
         if self._state == STATE_STOPPING:
             return
         hub = get_hub()
+        if seconds <= 0:
+            iteration = hub.loop.iteration
+            if iteration != self._yielded_at:
+                self._yielded_at = iteration
+                return
         if seconds > 0:
             # libev arms a timer from the time cached at the last poll: after 0.2 s of CPU in a
             # task, constant(0.1) waited 0.1 ms. Zero waits skip this: they only yield.
@@ -196,6 +207,7 @@ class User(metaclass=UserMeta):
             wait_for(hub, timer)
         finally:
             self._sleeping = self._sleeper = None
+        self._yielded_at = hub.loop.iteration
 
     def _next_iteration(self) -> None:
         """Open model, between tasks: wait in the pool until an iteration is due, then begin it.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import gc
+import time
 from typing import Any
 
 import gevent
@@ -215,3 +216,42 @@ def test_keep_greenlet_waits_in_place() -> None:
     pinned.join(timeout=3)
     group.kill(timeout=2)
     assert pinned.dead and len(seen) == 3 and len(set(seen)) == 1
+
+
+def test_a_zero_wait_yields_only_after_a_task_that_did_not() -> None:
+    """A task that waited (here a short sleep, as a response is waited for) let the loop poll:
+    its zero wait goes straight on. A task that only computes still gives the loop a pass, so
+    a timer elsewhere keeps firing among such users."""
+    ticks = 0
+
+    class Waits(User):
+        @task
+        def sleep_a_little(self) -> None:
+            gevent.sleep(0.001)
+
+    class Computes(User):
+        @task
+        def spin(self) -> None:
+            end = time.perf_counter() + 0.005
+            while time.perf_counter() < end:
+                pass
+
+    def ticker() -> None:
+        nonlocal ticks
+        while True:
+            gevent.sleep(0.01)
+            ticks += 1
+
+    env = Environment(user_classes=[Waits, Computes])
+    group = Group()
+    waits = [Waits(env) for _ in range(5)]
+    computes = [Computes(env) for _ in range(3)]
+    for user in waits + computes:
+        user.start(group)
+    tick = gevent.spawn(ticker)
+    gevent.sleep(0.5)
+    group.kill(timeout=2)
+    tick.kill()
+    assert all(user._yield_timer is None for user in waits)  # never needed its timer
+    assert all(user._yield_timer is not None for user in computes)
+    assert ticks >= 10, ticks  # 3 users computing 5 ms a task did not starve the ticker
