@@ -188,17 +188,16 @@ class User(metaclass=UserMeta):
         if self._state == STATE_STOPPING:
             return
         hub = get_hub()
-        if seconds <= 0:
-            iteration = hub.loop.iteration
-            if iteration != self._yielded_at:
-                self._yielded_at = iteration
-                return
         if seconds > 0:
             # libev arms a timer from the time cached at the last poll: after 0.2 s of CPU in a
             # task, constant(0.1) waited 0.1 ms. Zero waits skip this: they only yield.
             hub.loop.update_now()
             timer = hub.loop.timer(seconds)
         else:
+            iteration = hub.loop.iteration
+            if iteration != self._yielded_at:
+                self._yielded_at = iteration
+                return
             timer = self._yield_timer
             if timer is None:
                 timer = self._yield_timer = hub.loop.timer(_YIELD_S)
