@@ -11,13 +11,18 @@ request names; every worker also writes each response time it records to a file)
   minimum, maximum and sum (bit-exact, no tolerance).
 - **coordinator CPU**: CPU seconds of the coordinator (the ``mpswarm`` command and its Ray
   bridge) per second of the steady part of the run (from ``--settle`` seconds on, once every
-  worker has used every name), in % of one core.
+  worker has used every name), in % of one core; and the same of the collector (the Ray actor
+  on a load node that gathers every host's copies for the coordinator).
 - **stats age**: the target's count is polled every 20 ms; for every progress line the
   coordinator prints (``--print-interval 1``, on stderr), how long ago the target had served
   the number of requests the line shows, over the steady part. Median and worst.
 - **lost host**: the agent of one host is killed (SIGKILL) mid-run, or its node removed from
-  the cluster; after the run, the requests the target served that the report lacks, in
-  seconds of that host's request rate; and how long the coordinator took to notice.
+  the cluster (one that does not run the collector); after the run, the requests the target
+  served that the report lacks, in seconds of that host's request rate; and how long the
+  coordinator took to notice.
+- **lost collector**: the collector is killed (SIGKILL) mid-run (nothing may be missing: its
+  successor replays every host's log), or its node removed from the cluster (the host on
+  that node is lost as well; what is missing is that host's).
 
 Medians over ``--rounds``. Exit code 0 when every exactness check held.
 """
@@ -138,6 +143,15 @@ class Run:
             pass
         return found[0], found[1]
 
+    def collector_cpu_s(self) -> float:
+        """CPU seconds of the run's collector so far (0 when it is not found)."""
+        import psutil
+
+        try:
+            return sum(psutil.Process(collector_pid()).cpu_times()[:2])
+        except (psutil.Error, LookupError):
+            return 0.0
+
     def facts(self) -> list[dict[str, Any]]:
         """The hosts as the coordinator logged them (agent pids, node ids)."""
         found = re.findall(r"\{'host': [^}]*\}", self.stderr)
@@ -150,6 +164,30 @@ class Run:
 
     def json(self) -> dict[str, Any]:
         return json.loads(self.report.read_text())
+
+
+def collector_pid() -> int:
+    """The pid of the live collector actor (Ray names its process ``ray::Collector``)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if f.read().startswith(b"ray::Collector"):
+                        return int(entry)
+            except OSError:
+                pass
+    raise LookupError("no collector")
+
+
+def node_of(pid: int, cluster: Any) -> Any:
+    """The cluster node whose raylet started process ``pid``."""
+    import psutil
+
+    raylet = psutil.Process(pid).ppid()
+    for node in cluster.list_all_nodes():
+        if any(p.process.pid == raylet for p in node.all_processes.get("raylet", [])):
+            return node
+    raise LookupError(f"no node runs {pid}")
 
 
 def union_of_samples(directory: Path) -> dict[tuple[str, str], list[int]]:
@@ -218,9 +256,9 @@ def exact_round(address: str, target: Target, hosts: int, args: Any) -> dict[str
                   Path(tmp) / "run.json")  # fmt: skip
         run.loaded.wait(120)
         time.sleep(args.settle)  # past the ramp-up and the first use of every name
-        t_a, cpu_a = time.monotonic(), run.cpu_s()
+        t_a, cpu_a, coll_a = time.monotonic(), run.cpu_s(), run.collector_cpu_s()
         time.sleep(max(1, args.run_time - args.settle - 3))
-        t_b, cpu_b = time.monotonic(), run.cpu_s()
+        t_b, cpu_b, coll_b = time.monotonic(), run.cpu_s(), run.collector_cpu_s()
         code = run.wait()
         target.polling(False)
         served = target.total()
@@ -243,6 +281,7 @@ def exact_round(address: str, target: Target, hosts: int, args: Any) -> dict[str
     return {"hosts": hosts, "served": served, "merged": merged, "names": len(report["endpoints"]),
             "cpu_pct": 100.0 * (sum(cpu_b) - sum(cpu_a)) / (t_b - t_a),
             "parent_pct": 100.0 * (cpu_b[0] - cpu_a[0]) / (t_b - t_a),
+            "collector_pct": 100.0 * (coll_b - coll_a) / (t_b - t_a),
             "age_median_s": statistics.median(ages) if ages else float("nan"),
             "age_max_s": max(ages) if ages else float("nan"), "problems": problems}  # fmt: skip
 
@@ -260,10 +299,18 @@ def lost_round(address: str, cluster: Any, target: Target, hosts: int, how: str,
         run.loaded.wait(120)
         time.sleep(5)
         head = cluster.head_node.node_id
-        victim = next(f for f in reversed(run.facts()) if f["node_id"] != head)
+        collector = collector_pid()
+        collector_node = node_of(collector, cluster)
+        if how == "collector-node":  # the host on the collector's node is lost with it
+            victim = next(f for f in run.facts() if f["node_id"] == collector_node.node_id)
+        else:
+            victim = next(f for f in reversed(run.facts())
+                          if f["node_id"] not in (head, collector_node.node_id))  # fmt: skip
         t_kill = time.monotonic()
         if how == "agent":
             os.kill(victim["agent_pid"], signal.SIGKILL)
+        elif how == "collector":
+            os.kill(collector, signal.SIGKILL)
         else:
             node = next(n for n in cluster.list_all_nodes() if n.node_id == victim["node_id"])
             cluster.remove_node(node, allow_graceful=False)
@@ -272,7 +319,8 @@ def lost_round(address: str, cluster: Any, target: Target, hosts: int, how: str,
         report = run.json()
         if args.debug:
             print(run.stderr[-6000:])
-        noticed = [t - t_kill for t, line in run.log if t > t_kill and "lost: its agent" in line]
+        seen = "the collector was lost" if how == "collector" else "lost: its agent"
+        noticed = [t - t_kill for t, line in run.log if t > t_kill and seen in line]
     merged = report["total"]["requests"]
     host_rate = served / seconds / hosts
     lost = report.get("hosts_lost") or [{}]
@@ -286,7 +334,8 @@ def _exact_line(r: dict[str, Any]) -> str:
     return (
         f"exact  {r['hosts']} hosts: served {r['served']} merged {r['merged']} "
         f"({r['names']} names); coordinator CPU {r['cpu_pct']:.2f} % of a core (the mpswarm "
-        f"process {r['parent_pct']:.2f} %); stats age median {r['age_median_s']:.2f} s, worst "
+        f"process {r['parent_pct']:.2f} %), collector {r['collector_pct']:.2f} %; stats age "
+        f"median {r['age_median_s']:.2f} s, worst "
         f"{r['age_max_s']:.2f} s; {len(r['problems'])} difference(s) {r['problems'][:3]}"
     )
 
@@ -299,6 +348,7 @@ def _exact_median(results: list[dict[str, Any]], names: int) -> str:
     return (
         f"MEDIAN {results[0]['hosts']} hosts x {names} names: coordinator CPU "
         f"{median('cpu_pct'):.2f} % of a core (mpswarm process {median('parent_pct'):.2f} %), "
+        f"collector {median('collector_pct'):.2f} %, "
         f"stats age {median('age_median_s'):.2f} s (worst "
         f"{max(r['age_max_s'] for r in results):.2f} s), exact in {exact}/{len(results)}"
     )
@@ -329,7 +379,11 @@ def main() -> int:
     parser.add_argument("--users-per-host", type=int, default=4)
     parser.add_argument("-t", "--run-time", type=int, default=35, help="seconds per exact round")
     parser.add_argument("--settle", type=int, default=16, help="seconds before the steady part")
-    parser.add_argument("--lost", default="agent,node", help="lost-host rounds: agent, node")
+    parser.add_argument(
+        "--lost",
+        default="agent,node,collector,collector-node",
+        help="lost-host rounds: agent, node, collector, collector-node",
+    )
     parser.add_argument("--debug", action="store_true", help="print the lost runs' logs")
     parser.add_argument("--no-exact", action="store_true", help="only the lost-host rounds")
     args = parser.parse_args()
@@ -361,7 +415,7 @@ def main() -> int:
                         r = lost_round(cluster.address, cluster, target, hosts, how, args)
                         print(_lost_line(r), flush=True)
                         rounds.append(r)
-                        if how == "node":  # the cluster gets its node back
+                        if how.endswith("node"):  # the cluster gets its node back
                             cluster.add_node(num_cpus=1)
                             cluster.wait_for_nodes()
                     print(_lost_median(rounds, how), flush=True)

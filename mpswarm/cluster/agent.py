@@ -6,6 +6,12 @@ coordinator's command line up to the point where a local run forks its fork serv
 worker the agent creates the segment and the worker's pipe here, passes both to the fork
 server, and relays the pipe for the bridge (``mpswarm.cluster.bridge``).
 
+Copies: once started, one thread of the agent takes a copy of all its workers every ``COPY_S``
+(sooner after a record that matters now) and appends it to the agent's log, numbered; the run's
+collector (``mpswarm.cluster.collector``) reads the log as a Ray stream from the number it
+last had. The log keeps ``LOG_S`` seconds of copies, so a new collector that replaces a lost
+one replays what the lost one had not passed on yet: nothing is lost with a collector.
+
 Liveness: the actor belongs to the bridge (Ray kills it when its driver dies), the fork server
 dies with the agent and the workers with the fork server (PR_SET_PDEATHSIG), so a coordinator
 killed with SIGKILL leaves nothing behind on any node.
@@ -26,7 +32,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from mpswarm.cluster.delta import DeltaReader
+from mpswarm.cluster.delta import DeltaReader, merge
 
 _MAX_MESSAGE = 1 << 16
 
@@ -55,6 +61,21 @@ def is_routine(frame: bytes) -> bool:
 
 #: Seconds the node's fork server gets to import the locustfile and say it is ready.
 READY_TIMEOUT_S = 60.0
+#: Seconds between two copies of the workers' segments: what a lost host's last copy may lack
+#: (measured: 1.0 s lost up to 0.99 s of a host's requests; 0.5 s keeps that well under a
+#: second). An urgent record (see ``ROUTINE``) hurries the copy, but not sooner than GAP_S
+#: after the last one: records in a burst travel together.
+COPY_S = 0.5
+GAP_S = 0.25
+#: Seconds of copies the log keeps for a collector that replaces a lost one (one starts in
+#: about 2 s), and the most bytes of arrays it keeps: a collector asking for an older copy
+#: gets ``LogGap``, and the bridge treats the host as lost.
+LOG_S = 20.0
+LOG_BYTES = 64 << 20
+
+
+class LogGap(Exception):
+    """The copies after the one a reader asked for are no longer in the agent's log."""
 
 
 def _tail(path: str, lines: int = 6) -> str:
@@ -90,6 +111,11 @@ class HostAgent:
         self._news = threading.Condition()
         self._last_read = 0.0
         self._stopping = threading.Event()
+        #: The log of copies: (number, monotonic time, array bytes, copies, urgent), oldest
+        #: first, numbered from 1 without a gap; guarded by ``_news`` with the buffers.
+        self._log: list[tuple[int, float, int, dict[str, Any], bool]] = []
+        self._seq = 0
+        self._reader = 0  # the newest reader: an older one stops
 
     def facts(self) -> dict[str, Any]:
         """This node: host name, Ray node id, agent pid and the cores this process may use."""
@@ -122,6 +148,7 @@ class HostAgent:
                 how = f"exited with {code}" if code is not None else "did not get ready"
                 words = _tail(self.log_path)
                 return f"mpswarm on {socket.gethostname()} {how}" + (f": {words}" if words else "")
+        threading.Thread(target=self._copy_forever, daemon=True).start()
         return None
 
     def _read_server(self) -> None:
@@ -219,14 +246,14 @@ class HostAgent:
             at += 4 + size
         worker["scan"] = at
 
-    def read_all(self, every: float, gap: float) -> dict[str, tuple[bytes, Any, bool]]:
+    def read_all(self, every: float, gap: float) -> tuple[dict[str, tuple[bytes, Any, bool]], bool]:
         """Every active worker's complete records since the last call, a delta of its segment
-        taken after them, and whether its pipe closed: ``{id: (bytes, delta, ended)}``.
+        taken after them, and whether its pipe closed: ``({id: (bytes, delta, ended)}, urgent)``
+        (urgent: a record that matters now, or a pipe closed, is among them).
 
-        One call for all the workers of this node, however many: it answers ``every``
-        seconds after the last answer; once an urgent record came, not later than ``gap``
-        seconds after it (records in a burst travel together); at once when a pipe closed.
-        A worker whose end was reported is not reported again.
+        It answers ``every`` seconds after the last answer; once an urgent record came, not
+        later than ``gap`` seconds after it (records in a burst travel together); at once when
+        a pipe closed. A worker whose end was reported is not reported again.
         """
         with self._news:
             while True:
@@ -239,24 +266,67 @@ class HostAgent:
                     break
                 self._news.wait(left)
             taken = []
+            urgent = False
             for wid, worker in self._workers.items():
                 if not worker["active"] or worker["ended"]:
                     continue
                 eof = worker["eof"]
+                urgent = urgent or eof or worker["urgent"]
                 cut = len(worker["buf"]) if eof else worker["scan"]
                 taken.append((wid, bytes(worker["buf"][:cut]), eof))
                 del worker["buf"][:cut]
                 worker["scan"], worker["urgent"], worker["ended"] = 0, False, eof
             self._last_read = time.monotonic()
-        return {wid: (data, self._workers[wid]["delta"].snapshot(), eof)
-                for wid, data, eof in taken}  # fmt: skip
+        copies = {wid: (data, self._workers[wid]["delta"].snapshot(), eof)
+                  for wid, data, eof in taken}  # fmt: skip
+        return copies, urgent
 
-    def stream(self, every: float, gap: float) -> Iterator[dict[str, tuple[bytes, Any, bool]]]:
-        """``read_all``'s answers, one after the other, until ``shutdown``: a Ray streaming
-        generator, so the bridge gets every copy without a call of its own (one call costs
-        the driver about 1.3 ms of CPU here, an item of a stream a third of it)."""
+    def _copy_forever(self) -> None:
+        """The log's one writer: a copy every ``COPY_S`` (see ``read_all``), until shutdown."""
         while not self._stopping.is_set():
-            yield self.read_all(every, gap)
+            copies, urgent = self.read_all(COPY_S, GAP_S)
+            if copies:
+                self._append(copies, urgent)
+
+    def _append(self, copies: dict[str, tuple[bytes, Any, bool]], urgent: bool) -> None:
+        """Log one copy; forget those older than ``LOG_S`` or beyond ``LOG_BYTES``."""
+        size = sum(p.nbytes + v.nbytes + len(d) for d, (p, v), _ in copies.values())
+        now = time.monotonic()
+        with self._news:
+            self._seq += 1
+            self._log.append((self._seq, now, size, copies, urgent))
+            kept = sum(entry[2] for entry in self._log)
+            while len(self._log) > 1 and (self._log[0][1] < now - LOG_S or kept > LOG_BYTES):
+                kept -= self._log.pop(0)[2]
+            self._news.notify_all()
+
+    def stream(self, since: int, reader: int) -> Iterator[tuple[int, Any, bool]]:
+        """The log's copies after number ``since``, as they come: ``(number, copies, urgent)``,
+        the copies that wait merged into one (``delta.merge``). A Ray streaming generator,
+        so the reader gets every copy without a call of its own. It ends at shutdown, once
+        every copy went, or when a newer reader (a larger ``reader``) started.
+
+        Raises:
+            LogGap: the copies after ``since`` are no longer all in the log.
+        """
+        cursor = since
+        with self._news:
+            self._reader = max(self._reader, reader)
+            self._news.notify_all()
+            if self._seq > since and (not self._log or self._log[0][0] > since + 1):
+                raise LogGap(f"copies {since + 1} to {self._seq} are no longer in the log")
+        while True:
+            with self._news:
+                while self._seq <= cursor:
+                    if self._reader != reader or self._stopping.is_set():
+                        return
+                    self._news.wait()
+                if self._reader != reader:
+                    return
+                first = self._log[0][0]
+                entries = self._log[cursor + 1 - first :]
+            cursor = entries[-1][0]
+            yield cursor, merge([e[3] for e in entries]), any(e[4] for e in entries)
 
     def write(self, wid: str, data: bytes) -> None:
         """Bytes from the parent to the worker."""
@@ -322,4 +392,4 @@ class HostAgent:
         return words
 
 
-__all__ = ["HostAgent"]
+__all__ = ["HostAgent", "LogGap"]

@@ -7,21 +7,23 @@ the passed SEQPACKET socket: for each ``("fork", slot)`` with the parent's (segm
 worker-end pipe fd) it asks the slot's host for a worker, relays the pipe's bytes in both
 directions and mirrors the remote segment into the parent's (``mpswarm.cluster.delta``).
 
-One stream per host, whatever its number of workers: a poller thread per host iterates its
-agent's ``stream`` (a Ray streaming generator of ``read_all``'s answers: every worker's new
-records and segment delta), so a copy costs the driver no call of its own. Consistency: each
-delta is taken after that worker's bytes were read, and the bridge writes the delta into the
-parent's segment before it forwards the bytes. So when the parent reads a record
-(``Stopped`` at the end of a run), the counters it sums hold at least what the worker had
-recorded when it sent it. Between records, the copies are refreshed every ``POLL_S``; records
-in a burst wait up to ``GAP_S`` for each other: a host costs the coordinator two or three
-items of its stream a second.
+One stream for the whole run, whatever its number of hosts and workers: every agent logs its
+workers' new records and segment deltas twice a second, the collector
+(``mpswarm.cluster.collector``, an actor on a load node) reads every host's log and hands this
+driver one item with all of them every ``FORWARD_S``, so the coordinator's cost does not grow
+with the number of hosts' messages. Consistency: each delta is taken after that worker's
+bytes were read, and the bridge writes the delta into the parent's segment before it forwards
+the bytes. So when the parent reads a record (``Stopped`` at the end of a run), the counters it
+sums hold at least what the worker had recorded when it sent it. The bridge keeps the number
+of each host's last copy: a collector that replaces a lost one replays every host's log from
+there, so a lost collector costs nothing.
 
-A host whose agent dies (its process killed, its node lost) is noticed when its stream fails
-(as soon as Ray knows: at once for a killed agent, in about 2 s for a lost node). Its workers'
-last copies stay in the parent's segments; the bridge tells the parent ``("host-lost", ...)``,
-restarts the agent on the node if the node is alive, else moves the host's slots to the other
-hosts, so the pool's replacements (it replaces every lost worker) land where they can run.
+A host whose agent dies (its process killed, its node lost) is named by the collector as soon
+as its stream fails (at once for a killed agent, in under a second for a lost node). Its
+workers' last copies stay in the parent's segments; the bridge tells the parent
+``("host-lost", ...)``, restarts the agent on the node if the node is alive, else moves the
+host's slots to the other hosts, so the pool's replacements (it replaces every lost worker)
+land where they can run.
 """
 
 from __future__ import annotations
@@ -39,18 +41,15 @@ from typing import Any
 
 import numpy as np
 
+from mpswarm.cluster.collector import FORWARD_GAP_S, FORWARD_S, NO_DEATH_WAIT, describe
 from mpswarm.cluster.delta import apply
 
 logger = logging.getLogger("mpswarm.cluster")
 
-#: Seconds between two copies of a worker's segment: what a lost host's last copy may lack
-#: (measured: 1.0 s lost up to 0.99 s of a host's requests; 0.5 s keeps that well under a
-#: second, for some 0.3 % of a core per host on the coordinator). An urgent record (see
-#: ``agent.ROUTINE``) hurries the copy, but not sooner than GAP_S after the last one.
-POLL_S = 0.5
-GAP_S = 0.25
 #: Seconds a lost host's new agent gets to start before its slots move to the other hosts.
 RESTART_TIMEOUT_S = 30.0
+#: Seconds a new collector gets to start; then another is tried.
+COLLECTOR_TIMEOUT_S = 30.0
 _MAX_MESSAGE = 1 << 16
 #: Seconds ``ray.init`` gets to join the cluster.
 JOIN_TIMEOUT_S = 60.0
@@ -70,6 +69,12 @@ class Host:
         self.up = threading.Event()  # cleared while a lost agent is being replaced
         self.gone = False  # its node is lost: its slots moved
         self.workers = 0
+        self.seq = 0  # the number of its agent's last copy applied here
+
+    @property
+    def key(self) -> str:
+        """How the collector names this host's current agent."""
+        return f"{self.index}.{self.generation}"
 
     @property
     def name(self) -> str:
@@ -111,6 +116,7 @@ class Bridge:
         self._threads: list[threading.Thread] = []
         self._relays: dict[str, Relay] = {}
         self._closing = threading.Event()
+        self.collector: Any = None
 
     def send(self, message: Any) -> None:
         with self._send_lock:
@@ -181,7 +187,13 @@ class Bridge:
                 self.send(("failed", "error", f"{host.name}: {error}"))
                 return False
             host.up.set()
-            self._start_poller(host)
+        self.collector = self._new_collector()
+        facts = ray.get(self.collector.facts.remote(), timeout=COLLECTOR_TIMEOUT_S)
+        logger.debug("the collector: %s", facts)
+        for host in self.hosts:
+            self._follow(host)
+        thread = threading.Thread(target=self._collect, daemon=True)
+        thread.start()
         self.send(("started", [host.facts for host in self.hosts], list(self.slots)))
         return True
 
@@ -201,6 +213,28 @@ class Bridge:
 
     def _start_agent(self, host: Host) -> Any:
         return host.agent.start.remote(self._argv, self.settings["env"])
+
+    def _new_collector(self) -> Any:
+        """A collector on a load node other than this one where there is one (its CPU is the
+        fleet's, not the coordinator's), else on this one."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from mpswarm.cluster.collector import Collector
+
+        here = ray.get_runtime_context().get_node_id()
+        nodes = [
+            h.node_id for h in self.hosts if not h.gone and h.up.is_set() and h.node_id != here
+        ]
+        node = next((n for n in dict.fromkeys(nodes) if _alive(n)), here)
+        strategy = NodeAffinitySchedulingStrategy(node, soft=True)
+        options = {"num_cpus": 0, "max_concurrency": 8, "scheduling_strategy": strategy,
+                   "runtime_env": {"env_vars": NO_DEATH_WAIT}}  # fmt: skip
+        return ray.remote(Collector).options(**options).remote()
+
+    def _follow(self, host: Host) -> None:
+        """Have the collector read ``host``'s agent from its last copy applied here."""
+        self.collector.follow.remote(host.key, host.agent, host.seq)
 
     # -- serving the parent --------------------------------------------------------------------
     def serve(self) -> None:
@@ -296,33 +330,31 @@ class Bridge:
         logger.debug("slot %d (%s): %d copies, %.2f MB of segment words", slot, wid,
                      relay.copies, relay.words * 8 / 1e6)  # fmt: skip
 
-    def _poll(self, host: Host, agent: Any, generation: int) -> None:
-        """One host's relay: every copy and record of all its workers, one call each time."""
+    def _collect(self) -> None:
+        """The collector's stream: every host's copies and failures. A collector that fails is
+        replaced by one that replays every host's log from its last copy applied here."""
         import ray
-        from ray.exceptions import ActorUnavailableError, RayActorError
 
-        stream = None
         while not self._closing.is_set():
-            if stream is None:  # one at a time: a second one would take the first's copies
-                stream = agent.stream.options(num_returns="streaming").remote(POLL_S, GAP_S)
+            collector = self.collector
+            stream = collector.stream.options(num_returns="streaming").remote(
+                FORWARD_S, FORWARD_GAP_S
+            )
             try:
-                news = ray.get(next(stream))
-            except StopIteration:  # the agent shut down, or an error in its read ended it
-                stream = None
-                continue
-            except (RayActorError, ActorUnavailableError) as exc:  # the agent or node is gone
-                why = self._lost(host, generation, exc)
-                with self._lock:
-                    mine = [r for r in self._relays.values()
-                            if r.host is host and r.generation == generation]  # fmt: skip
-                for lost in mine:
-                    lost.end(why)
-                return
-            except Exception as exc:  # not the agent's death: say so, go on
-                logger.error("%s: reading its workers failed: %r", host.name, exc)
-                time.sleep(POLL_S)
-                continue
-            for wid, (data, parts, ended) in news.items():
+                for ref in stream:
+                    self._take(ray.get(ref))
+                why = "its stream ended"
+            except Exception as exc:
+                why = describe(exc)
+            if not self._closing.is_set():
+                self._replace_collector(collector, why)
+
+    def _take(self, item: dict[str, Any]) -> None:
+        """Apply one item of the collector's: each worker's delta, then its records."""
+        for key, (number, copies) in item["copies"].items():
+            index, generation = (int(part) for part in key.split("."))
+            host = self.hosts[index]
+            for wid, (data, parts, ended) in copies.items():
                 relay = self._relays.get(wid)
                 if relay is None:
                     continue
@@ -335,12 +367,59 @@ class Bridge:
                         ended = True  # the parent closed its end
                 if ended:
                     relay.end(None)
+            with self._lock:
+                if host.generation == generation:
+                    host.seq = number
+        for key, why in item["failed"].items():
+            index, generation = (int(part) for part in key.split("."))
+            self._host_failed(self.hosts[index], generation, why)
 
-    def _start_poller(self, host: Host) -> None:
-        thread = threading.Thread(
-            target=self._poll, args=(host, host.agent, host.generation), daemon=True
-        )
-        thread.start()
+    def _replace_collector(self, old: Any, why: str) -> None:
+        import ray
+
+        logger.warning("the collector was lost (%s): a new one reads every host from its last "
+                       "copy", why)  # fmt: skip
+        try:
+            ray.kill(old)
+        except Exception:
+            pass
+        while not self._closing.is_set():
+            collector = self._new_collector()
+            try:
+                facts = ray.get(collector.facts.remote(), timeout=COLLECTOR_TIMEOUT_S)
+            except Exception as exc:
+                logger.warning("no new collector: %s", describe(exc))
+                try:
+                    ray.kill(collector)
+                except Exception:
+                    pass
+                time.sleep(1.0)
+                continue
+            logger.debug("the new collector: %s", facts)
+            # A host on the lost collector's node is likely lost with it: its node is checked
+            # here (a new reader of a lost node's agent may wait for the cluster's word).
+            dead = {h.node_id for h in self.hosts if not h.gone and not _alive(h.node_id)}
+            lost = []
+            with self._lock:
+                self.collector = collector
+                for host in self.hosts:
+                    if host.up.is_set() and not host.gone:
+                        if host.node_id in dead:
+                            lost.append((host, host.generation))
+                        else:
+                            self._follow(host)
+            for host, generation in lost:
+                self._host_failed(host, generation, "its node is gone")
+            return
+
+    def _host_failed(self, host: Host, generation: int, why: str) -> None:
+        """``host``'s agent of ``generation`` failed: recover it, end its workers' relays."""
+        text = self._lost(host, generation, why)
+        with self._lock:
+            mine = [r for r in self._relays.values()
+                    if r.host is host and r.generation == generation]  # fmt: skip
+        for relay in mine:
+            relay.end(text)
 
     @staticmethod
     def _up(agent: Any, wid: str, pipe: socket.socket) -> None:
@@ -360,7 +439,7 @@ class Bridge:
                 return
 
     # -- a lost host ---------------------------------------------------------------------------
-    def _lost(self, host: Host, generation: int, exc: Exception) -> str:
+    def _lost(self, host: Host, generation: int, exc: Exception | str) -> str:
         """A call to ``host``'s agent of ``generation`` failed: the first to see it starts the
         recovery. Returns the words for the worker's exit."""
         again = f" (#{generation + 1})" if generation else ""
@@ -370,7 +449,7 @@ class Bridge:
                 return why
             host.generation += 1
             host.up.clear()
-        logger.debug("%s (%s)", why, " ".join(str(exc).split())[:300])
+        logger.debug("%s (%s)", why, exc if isinstance(exc, str) else describe(exc))
         at = time.time()
         self.send(("host-lost", host.index, host.facts.get("host", "?"), at, why,
                    "a new agent is starting on its node"))  # fmt: skip
@@ -387,8 +466,7 @@ class Bridge:
             ray.kill(host.agent)
         except Exception:
             pass
-        alive = any(n["NodeID"] == host.node_id and n["Alive"] for n in ray.nodes())
-        if alive:
+        if _alive(host.node_id):
             agent = self._new_agent(host)
             try:
                 ray.get(agent.facts.remote(), timeout=RESTART_TIMEOUT_S)
@@ -404,9 +482,12 @@ class Bridge:
                     pass
             else:
                 action = "a new agent started on its node"
-                self._start_poller(host)
-        host.gone = not action.startswith("a new agent")
-        host.up.set()
+        with self._lock:
+            host.gone = not action.startswith("a new agent")
+            if not host.gone:
+                host.seq = 0
+                self._follow(host)
+            host.up.set()
         self.send(("host-lost", host.index, host.facts.get("host", "?"), at, why, action))
 
     # -- closing --------------------------------------------------------------------------------
@@ -425,12 +506,32 @@ class Bridge:
                     logger.info("%s said:\n%s", host.name, text)
         except Exception as exc:
             logger.warning("the agents did not shut down: %s", exc)
-        for host in self.hosts:
+        for actor in [self.collector, *(host.agent for host in self.hosts)]:
             try:
-                ray.kill(host.agent)
+                ray.kill(actor)
             except Exception:
                 pass
         ray.shutdown()
+
+
+def _alive(node_id: str) -> bool:
+    """Whether a node of the cluster lives: the cluster says so and its raylet takes a
+    connection. The cluster's word alone lags: it learns of a lost node from its health
+    checks, about 16 s after the node is gone (measured on a local cluster), while its raylet's
+    port refuses at once (or does not answer within a second when the machine is gone)."""
+    import ray
+
+    for node in ray.nodes():
+        if node["NodeID"] == node_id:
+            if not node["Alive"]:
+                return False
+            try:
+                address = (node["NodeManagerAddress"], node["NodeManagerPort"])
+                socket.create_connection(address, timeout=1.0).close()
+            except OSError:
+                return False
+            return True
+    return False
 
 
 def _unreachable(address: str) -> str | None:
@@ -455,6 +556,8 @@ def _unreachable(address: str) -> str | None:
 def main(argv: list[str]) -> int:
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # the driver's own C++ warnings
+    for name, value in NO_DEATH_WAIT.items():  # a broken connection to an actor is its loss
+        os.environ.setdefault(name, value)
     settings = json.loads(argv[0])
     level = settings.get("loglevel", "INFO")
     handler = logging.StreamHandler(sys.stderr)

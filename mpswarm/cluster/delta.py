@@ -142,4 +142,33 @@ def apply(flat: Any, parts: tuple[Any, Any]) -> None:
     flat[positions] = values  # Ray's arrays are read-only: only read from here
 
 
-__all__ = ["DeltaReader", "apply", "used_ranges"]
+def merge(copies: list[dict[str, tuple[bytes, Any, bool]]]) -> dict[str, tuple[bytes, Any, bool]]:
+    """Successive copies of the same workers (``{id: (records, (positions, values), ended)}``,
+    oldest first) as one: each worker's records end to end, of each word its latest value,
+    ended once any copy says so. Applying the result equals applying the copies in turn."""
+    if len(copies) == 1:
+        return copies[0]
+    found: dict[str, list[Any]] = {}
+    for copy in copies:
+        for wid, (data, parts, ended) in copy.items():
+            if wid in found:
+                entry = found[wid]
+                entry[0] += data
+                entry[1].append(parts)
+                entry[2] = entry[2] or ended
+            else:
+                found[wid] = [bytearray(data), [parts], ended]
+    merged = {}
+    for wid, (data, parts, ended) in found.items():
+        if len(parts) > 1:
+            # The last write of a word wins; numpy does not promise which of repeated indices
+            # an assignment keeps, so repeated positions are dropped here.
+            positions = np.concatenate([p for p, _ in parts])[::-1]
+            values = np.concatenate([v for _, v in parts])[::-1]
+            positions, last = np.unique(positions, return_index=True)
+            parts = [(positions, values[last])]
+        merged[wid] = (bytes(data), parts[0], ended)
+    return merged
+
+
+__all__ = ["DeltaReader", "apply", "merge", "used_ranges"]

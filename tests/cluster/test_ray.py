@@ -30,14 +30,15 @@ needs_ray = pytest.mark.skipif(
 RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
-def _agents() -> list[int]:
-    """Pids of live HostAgent actor processes (Ray names them ``ray::HostAgent...``)."""
+def _agents(kind: bytes = b"ray::HostAgent") -> list[int]:
+    """Pids of live HostAgent actor processes (Ray names them ``ray::HostAgent...``), or of
+    another kind of actor's."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if f.read().startswith(b"ray::HostAgent"):
+                    if f.read().startswith(kind):
                         found.append(int(entry))
             except OSError:
                 pass
@@ -93,9 +94,9 @@ class RayRun:
         tag) and no agent is left on any node."""
         survivors = wait_until_gone(self.tag, timeout=30)
         deadline = time.monotonic() + 30
-        while _agents() and time.monotonic() < deadline:
+        while (_agents() or _agents(b"ray::Collector")) and time.monotonic() < deadline:
             time.sleep(0.1)
-        agents = _agents()
+        agents = _agents() + _agents(b"ray::Collector")
         for pid in survivors + agents:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -176,6 +177,29 @@ def test_a_killed_agent_keeps_its_counts_and_its_users_come_back(
     # What the lost agent's worker did after its last copy is missing: under a second of it.
     rate = served / 8.0
     assert 0 <= served - merged <= max(3.0, rate), (served, merged)
+
+
+@needs_ray
+def test_a_killed_collector_costs_no_request(
+    cluster: str, demo: DemoServer, tmp_path: Path
+) -> None:
+    run = RayRun(tmp_path, cluster, "-f", "tests/cluster/unique_names.py", "-H", demo.url,
+                 "--headless", "-u", "4", "-r", "4", "-t", "6s")  # fmt: skip
+    _wait_for_load(demo, run.proc, 20)
+    collectors = _agents(b"ray::Collector")
+    assert len(collectors) == 1, collectors
+    os.kill(collectors[0], signal.SIGKILL)
+    code, out, err = run.finish()
+    run.assert_nothing_left()
+    assert code == 0, (out, err)
+    assert "the collector was lost" in err, err
+    assert "Hosts lost" not in out, out
+    # Its successor read every host's log from the last copy the coordinator had: nothing is
+    # missing, though each request's name and counts travelled in one copy only.
+    report = run.json()
+    served = sum(_served(demo).values())
+    assert report["total"]["requests"] == served == len(report["endpoints"]), (served, report)
+    assert all(row["requests"] == 1 for row in report["endpoints"])
 
 
 @needs_ray
