@@ -302,6 +302,7 @@ def lost_round(address: str, cluster: Any, target: Target, hosts: int, how: str,
         collector = collector_pid()
         collector_node = node_of(collector, cluster)
         if how == "collector-node":  # the host on the collector's node is lost with it
+            assert collector_node.node_id != head, "the collector runs on the head node"
             victim = next(f for f in run.facts() if f["node_id"] == collector_node.node_id)
         else:
             victim = next(f for f in reversed(run.facts())
@@ -317,8 +318,10 @@ def lost_round(address: str, cluster: Any, target: Target, hosts: int, how: str,
         code = run.wait()
         served = target.total()
         report = run.json()
-        if args.debug:
-            print(run.stderr[-6000:])
+        if args.debug:  # the bridge's words, timed from the loss
+            for t, line in run.log:
+                if line.startswith("mpswarm: ray:") and " copies, " not in line:
+                    print(f"{t - t_kill:+8.2f} s  {line.rstrip()[:300]}")
         seen = "the collector was lost" if how == "collector" else "lost: its agent"
         noticed = [t - t_kill for t, line in run.log if t > t_kill and seen in line]
     merged = report["total"]["requests"]

@@ -48,8 +48,9 @@ logger = logging.getLogger("mpswarm.cluster")
 
 #: Seconds a lost host's new agent gets to start before its slots move to the other hosts.
 RESTART_TIMEOUT_S = 30.0
-#: Seconds a new collector gets to start; then another is tried.
-COLLECTOR_TIMEOUT_S = 30.0
+#: Seconds a new collector gets to start (a Ray worker process starts in about a second);
+#: then one is tried on another node.
+COLLECTOR_TIMEOUT_S = 10.0
 _MAX_MESSAGE = 1 << 16
 #: Seconds ``ray.init`` gets to join the cluster.
 JOIN_TIMEOUT_S = 60.0
@@ -117,6 +118,8 @@ class Bridge:
         self._relays: dict[str, Relay] = {}
         self._closing = threading.Event()
         self.collector: Any = None
+        self.collector_node = ""
+        self._raylets: dict[str, tuple[str, int]] = {}  # each node's raylet address
 
     def send(self, message: Any) -> None:
         with self._send_lock:
@@ -166,6 +169,9 @@ class Bridge:
         finally:
             watchdog.cancel()
         nodes = sorted((n for n in ray.nodes() if n["Alive"]), key=lambda n: n["NodeID"])
+        self._raylets = {
+            n["NodeID"]: (n["NodeManagerAddress"], n["NodeManagerPort"]) for n in nodes
+        }
         if settings["hosts"]:
             if settings["hosts"] > len(nodes):
                 self.send(("failed", "usage", f"--ray-hosts {settings['hosts']}: the cluster "
@@ -187,7 +193,7 @@ class Bridge:
                 self.send(("failed", "error", f"{host.name}: {error}"))
                 return False
             host.up.set()
-        self.collector = self._new_collector()
+        self.collector, self.collector_node = self._new_collector(set())
         facts = ray.get(self.collector.facts.remote(), timeout=COLLECTOR_TIMEOUT_S)
         logger.debug("the collector: %s", facts)
         for host in self.hosts:
@@ -214,23 +220,23 @@ class Bridge:
     def _start_agent(self, host: Host) -> Any:
         return host.agent.start.remote(self._argv, self.settings["env"])
 
-    def _new_collector(self) -> Any:
-        """A collector on a load node other than this one where there is one (its CPU is the
-        fleet's, not the coordinator's), else on this one."""
+    def _new_collector(self, avoid: set[str]) -> tuple[Any, str]:
+        """A collector and its node: a load node other than this one (and those in ``avoid``)
+        where there is one, as its CPU is the fleet's, not the coordinator's; else this one.
+        Pinned: Ray placed a collector with a soft affinity on other nodes, this one included."""
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         from mpswarm.cluster.collector import Collector
 
         here = ray.get_runtime_context().get_node_id()
-        nodes = [
-            h.node_id for h in self.hosts if not h.gone and h.up.is_set() and h.node_id != here
-        ]
-        node = next((n for n in dict.fromkeys(nodes) if _alive(n)), here)
-        strategy = NodeAffinitySchedulingStrategy(node, soft=True)
+        nodes = [h.node_id for h in self.hosts if not h.gone and h.up.is_set()]
+        nodes = [n for n in dict.fromkeys(nodes) if n != here and n not in avoid]
+        node = next((n for n in nodes if self._alive(n)), here)
+        strategy = NodeAffinitySchedulingStrategy(node, soft=False)
         options = {"num_cpus": 0, "max_concurrency": 8, "scheduling_strategy": strategy,
                    "runtime_env": {"env_vars": NO_DEATH_WAIT}}  # fmt: skip
-        return ray.remote(Collector).options(**options).remote()
+        return ray.remote(Collector).options(**options).remote(), node
 
     def _follow(self, host: Host) -> None:
         """Have the collector read ``host``'s agent from its last copy applied here."""
@@ -383,8 +389,9 @@ class Bridge:
             ray.kill(old)
         except Exception:
             pass
+        avoid = {self.collector_node}
         while not self._closing.is_set():
-            collector = self._new_collector()
+            collector, node = self._new_collector(avoid)
             try:
                 facts = ray.get(collector.facts.remote(), timeout=COLLECTOR_TIMEOUT_S)
             except Exception as exc:
@@ -393,15 +400,16 @@ class Bridge:
                     ray.kill(collector)
                 except Exception:
                     pass
-                time.sleep(1.0)
+                avoid.add(node)
+                time.sleep(0.2)
                 continue
             logger.debug("the new collector: %s", facts)
             # A host on the lost collector's node is likely lost with it: its node is checked
             # here (a new reader of a lost node's agent may wait for the cluster's word).
-            dead = {h.node_id for h in self.hosts if not h.gone and not _alive(h.node_id)}
+            dead = {h.node_id for h in self.hosts if not h.gone and not self._alive(h.node_id)}
             lost = []
             with self._lock:
-                self.collector = collector
+                self.collector, self.collector_node = collector, node
                 for host in self.hosts:
                     if host.up.is_set() and not host.gone:
                         if host.node_id in dead:
@@ -466,7 +474,7 @@ class Bridge:
             ray.kill(host.agent)
         except Exception:
             pass
-        if _alive(host.node_id):
+        if self._alive(host.node_id):
             agent = self._new_agent(host)
             try:
                 ray.get(agent.facts.remote(), timeout=RESTART_TIMEOUT_S)
@@ -490,6 +498,21 @@ class Bridge:
             host.up.set()
         self.send(("host-lost", host.index, host.facts.get("host", "?"), at, why, action))
 
+    def _alive(self, node_id: str) -> bool:
+        """Whether a node of the run lives: its raylet takes a connection. The cluster's word
+        lags: it learns of a lost node from its health checks, about 16 s after the node is gone
+        (measured on a local cluster), while the raylet's port refuses at once (or does not
+        answer within a second when the machine is gone). Nor is the cluster asked: during a
+        node's loss, ``ray.nodes()`` here has hung for good (seen with Ray 2.60)."""
+        address = self._raylets.get(node_id)
+        if address is None:
+            return False
+        try:
+            socket.create_connection(address, timeout=1.0).close()
+        except OSError:
+            return False
+        return True
+
     # -- closing --------------------------------------------------------------------------------
     def close(self) -> None:
         import ray
@@ -499,6 +522,10 @@ class Bridge:
         for thread in list(self._threads):
             thread.join(max(0.0, deadline - time.monotonic()))
         live = [host for host in self.hosts if not host.gone and host.up.is_set()]
+        try:
+            self.collector.shutdown.remote()  # its stream ends: the poller's with it
+        except Exception:
+            pass
         try:
             words = ray.get([host.agent.shutdown.remote() for host in live], timeout=20)
             for host, text in zip(live, words, strict=True):
@@ -512,26 +539,6 @@ class Bridge:
             except Exception:
                 pass
         ray.shutdown()
-
-
-def _alive(node_id: str) -> bool:
-    """Whether a node of the cluster lives: the cluster says so and its raylet takes a
-    connection. The cluster's word alone lags: it learns of a lost node from its health
-    checks, about 16 s after the node is gone (measured on a local cluster), while its raylet's
-    port refuses at once (or does not answer within a second when the machine is gone)."""
-    import ray
-
-    for node in ray.nodes():
-        if node["NodeID"] == node_id:
-            if not node["Alive"]:
-                return False
-            try:
-                address = (node["NodeManagerAddress"], node["NodeManagerPort"])
-                socket.create_connection(address, timeout=1.0).close()
-            except OSError:
-                return False
-            return True
-    return False
 
 
 def _unreachable(address: str) -> str | None:
