@@ -17,9 +17,10 @@ request names; every worker also writes each response time it records to a file)
   coordinator prints (``--print-interval 1``, on stderr), how long ago the target had served
   the number of requests the line shows, over the steady part. Median and worst.
 - **lost host**: the agent of one host is killed (SIGKILL) mid-run, or its node removed from
-  the cluster (one that does not run the collector); after the run, the requests the target
-  served that the report lacks, in seconds of that host's request rate; and how long the
-  coordinator took to notice.
+  the cluster (one that does not run the collector), or frozen (SIGSTOP to its raylet and
+  every process under it: a machine that vanished, whose connections stay open); after the
+  run, the requests the target served that the report lacks, in seconds of that host's
+  request rate; and how long the coordinator took to notice.
 - **lost collector**: the collector is killed (SIGKILL) mid-run (nothing may be missing: its
   successor replays every host's log), or its node removed from the cluster (the host on
   that node is lost as well; what is missing is that host's).
@@ -44,6 +45,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # before Ray is imported: loopback only
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,8 +134,6 @@ class Run:
 
     def cpu_s(self) -> tuple[float, float]:
         """CPU seconds of the coordinator and of its bridge so far."""
-        import psutil
-
         found = [0.0, 0.0]
         try:
             parent = psutil.Process(self.proc.pid)
@@ -145,8 +146,6 @@ class Run:
 
     def collector_cpu_s(self) -> float:
         """CPU seconds of the run's collector so far (0 when it is not found)."""
-        import psutil
-
         try:
             return sum(psutil.Process(collector_pid()).cpu_times()[:2])
         except (psutil.Error, LookupError):
@@ -181,8 +180,6 @@ def collector_pid() -> int:
 
 def node_of(pid: int, cluster: Any) -> Any:
     """The cluster node whose raylet started process ``pid``."""
-    import psutil
-
     raylet = psutil.Process(pid).ppid()
     for node in cluster.list_all_nodes():
         if any(p.process.pid == raylet for p in node.all_processes.get("raylet", [])):
@@ -307,8 +304,15 @@ def lost_round(address: str, cluster: Any, target: Target, hosts: int, how: str,
         else:
             victim = next(f for f in reversed(run.facts())
                           if f["node_id"] not in (head, collector_node.node_id))  # fmt: skip
+        frozen = []
         t_kill = time.monotonic()
-        if how == "agent":
+        if how == "frozen":
+            node = next(n for n in cluster.list_all_nodes() if n.node_id == victim["node_id"])
+            raylet = psutil.Process(node.all_processes["raylet"][0].process.pid)
+            frozen = [raylet, *raylet.children(recursive=True)]
+            for proc in frozen:
+                proc.suspend()
+        elif how == "agent":
             os.kill(victim["agent_pid"], signal.SIGKILL)
         elif how == "collector":
             os.kill(collector, signal.SIGKILL)
@@ -318,6 +322,13 @@ def lost_round(address: str, cluster: Any, target: Target, hosts: int, how: str,
         code = run.wait()
         served = target.total()
         report = run.json()
+        if frozen:  # gone for good: its node goes, and the round's loop adds a new one
+            for proc in frozen:
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
+            cluster.remove_node(node, allow_graceful=False)
         if args.debug:  # the bridge's words, timed from the loss
             for t, line in run.log:
                 if line.startswith("mpswarm: ray:") and " copies, " not in line:
@@ -384,8 +395,8 @@ def main() -> int:
     parser.add_argument("--settle", type=int, default=16, help="seconds before the steady part")
     parser.add_argument(
         "--lost",
-        default="agent,node,collector,collector-node",
-        help="lost-host rounds: agent, node, collector, collector-node",
+        default="agent,node,frozen,collector,collector-node",
+        help="lost-host rounds: agent, node, frozen, collector, collector-node",
     )
     parser.add_argument("--debug", action="store_true", help="print the lost runs' logs")
     parser.add_argument("--no-exact", action="store_true", help="only the lost-host rounds")
@@ -418,7 +429,7 @@ def main() -> int:
                         r = lost_round(cluster.address, cluster, target, hosts, how, args)
                         print(_lost_line(r), flush=True)
                         rounds.append(r)
-                        if how.endswith("node"):  # the cluster gets its node back
+                        if how.endswith("node") or how == "frozen":  # a node comes back
                             cluster.add_node(num_cpus=1)
                             cluster.wait_for_nodes()
                     print(_lost_median(rounds, how), flush=True)

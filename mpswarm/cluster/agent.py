@@ -282,11 +282,11 @@ class HostAgent:
         return copies, urgent
 
     def _copy_forever(self) -> None:
-        """The log's one writer: a copy every ``COPY_S`` (see ``read_all``), until shutdown."""
+        """The log's one writer: a copy every ``COPY_S`` (see ``read_all``), until shutdown;
+        an empty one when no worker runs, so that a silent host is a host in trouble."""
         while not self._stopping.is_set():
             copies, urgent = self.read_all(COPY_S, GAP_S)
-            if copies:
-                self._append(copies, urgent)
+            self._append(copies, urgent)
 
     def _append(self, copies: dict[str, tuple[bytes, Any, bool]], urgent: bool) -> None:
         """Log one copy; forget those older than ``LOG_S`` or beyond ``LOG_BYTES``."""

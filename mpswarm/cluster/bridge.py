@@ -48,6 +48,13 @@ logger = logging.getLogger("mpswarm.cluster")
 
 #: Seconds a lost host's new agent gets to start before its slots move to the other hosts.
 RESTART_TIMEOUT_S = 30.0
+#: Seconds without a copy from a host (its agent logs one every ``agent.COPY_S``, idle or not,
+#: and the collector passes them on every ``FORWARD_S``) after which the bridge asks whether
+#: its node still answers: a machine that vanished closes no connection, and Ray's own health
+#: checks take some 16 s to call its node dead.
+SILENT_S = 1.0
+#: Seconds a node's raylet gets to greet a new connection (see ``Bridge._alive``).
+GREETING_S = 0.5
 #: Seconds a new collector gets to start (a Ray worker process starts in about a second);
 #: then one is tried on another node.
 COLLECTOR_TIMEOUT_S = 10.0
@@ -71,6 +78,7 @@ class Host:
         self.gone = False  # its node is lost: its slots moved
         self.workers = 0
         self.seq = 0  # the number of its agent's last copy applied here
+        self.heard = time.monotonic()  # when that copy came
 
     @property
     def key(self) -> str:
@@ -198,8 +206,8 @@ class Bridge:
         logger.debug("the collector: %s", facts)
         for host in self.hosts:
             self._follow(host)
-        thread = threading.Thread(target=self._collect, daemon=True)
-        thread.start()
+        for target in (self._collect, self._watch):
+            threading.Thread(target=target, daemon=True).start()
         self.send(("started", [host.facts for host in self.hosts], list(self.slots)))
         return True
 
@@ -375,10 +383,22 @@ class Bridge:
                     relay.end(None)
             with self._lock:
                 if host.generation == generation:
-                    host.seq = number
+                    host.seq, host.heard = number, time.monotonic()
         for key, why in item["failed"].items():
             index, generation = (int(part) for part in key.split("."))
             self._host_failed(self.hosts[index], generation, why)
+
+    def _watch(self) -> None:
+        """A host silent for ``SILENT_S`` whose node does not answer is lost."""
+        while not self._closing.wait(SILENT_S / 4):
+            for host in self.hosts:
+                now = time.monotonic()
+                with self._lock:
+                    if not host.up.is_set() or host.gone or now - host.heard < SILENT_S:
+                        continue
+                    host.heard, generation = now, host.generation  # asked again in SILENT_S
+                if not self._alive(host.node_id):
+                    self._host_failed(host, generation, "its node does not answer")
 
     def _replace_collector(self, old: Any, why: str) -> None:
         import ray
@@ -493,25 +513,28 @@ class Bridge:
         with self._lock:
             host.gone = not action.startswith("a new agent")
             if not host.gone:
-                host.seq = 0
+                host.seq, host.heard = 0, time.monotonic()
                 self._follow(host)
             host.up.set()
         self.send(("host-lost", host.index, host.facts.get("host", "?"), at, why, action))
 
     def _alive(self, node_id: str) -> bool:
-        """Whether a node of the run lives: its raylet takes a connection. The cluster's word
-        lags: it learns of a lost node from its health checks, about 16 s after the node is gone
-        (measured on a local cluster), while the raylet's port refuses at once (or does not
-        answer within a second when the machine is gone). Nor is the cluster asked: during a
-        node's loss, ``ray.nodes()`` here has hung for good (seen with Ray 2.60)."""
+        """Whether a node of the run lives: its raylet greets a new connection (a gRPC server
+        sends its HTTP/2 settings first) within ``GREETING_S``. The cluster's word lags: it
+        learns of a lost node from its health checks, about 16 s after the node is gone
+        (measured on a local cluster), while a dead raylet's port refuses at once, a vanished
+        machine's does not answer, and a frozen raylet's (or one whose port a child holds)
+        accepts but says nothing. Nor is the cluster asked: during a node's loss,
+        ``ray.nodes()`` here has hung for good (seen with Ray 2.60)."""
         address = self._raylets.get(node_id)
         if address is None:
             return False
         try:
-            socket.create_connection(address, timeout=1.0).close()
+            with socket.create_connection(address, timeout=GREETING_S) as sock:
+                sock.settimeout(GREETING_S)
+                return bool(sock.recv(1))
         except OSError:
             return False
-        return True
 
     # -- closing --------------------------------------------------------------------------------
     def close(self) -> None:
