@@ -128,6 +128,7 @@ class Bridge:
         self.collector: Any = None
         self.collector_node = ""
         self._raylets: dict[str, tuple[str, int]] = {}  # each node's raylet address
+        self._greets = True  # whether a live raylet greets a connection here (see _alive)
 
     def send(self, message: Any) -> None:
         with self._send_lock:
@@ -180,6 +181,9 @@ class Bridge:
         self._raylets = {
             n["NodeID"]: (n["NodeManagerAddress"], n["NodeManagerPort"]) for n in nodes
         }
+        # This node's raylet lives: if it does not greet (TLS: the server speaks second), a
+        # connection that opens is all that tells a live node here.
+        self._greets = self._alive(ray.get_runtime_context().get_node_id())
         if settings["hosts"]:
             if settings["hosts"] > len(nodes):
                 self.send(("failed", "usage", f"--ray-hosts {settings['hosts']}: the cluster "
@@ -426,7 +430,8 @@ class Bridge:
             logger.debug("the new collector: %s", facts)
             # A host on the lost collector's node is likely lost with it: its node is checked
             # here (a new reader of a lost node's agent may wait for the cluster's word).
-            dead = {h.node_id for h in self.hosts if not h.gone and not self._alive(h.node_id)}
+            nodes = {h.node_id for h in self.hosts if not h.gone}
+            dead = {node for node in nodes if not self._alive(node)}
             lost = []
             with self._lock:
                 self.collector, self.collector_node = collector, node
@@ -520,7 +525,8 @@ class Bridge:
 
     def _alive(self, node_id: str) -> bool:
         """Whether a node of the run lives: its raylet greets a new connection (a gRPC server
-        sends its HTTP/2 settings first) within ``GREETING_S``. The cluster's word lags: it
+        sends its HTTP/2 settings first) within ``GREETING_S`` (only opens it, where this
+        node's own raylet did not greet at the start: TLS). The cluster's word lags: it
         learns of a lost node from its health checks, about 16 s after the node is gone
         (measured on a local cluster), while a dead raylet's port refuses at once, a vanished
         machine's does not answer, and a frozen raylet's (or one whose port a child holds)
@@ -532,7 +538,7 @@ class Bridge:
         try:
             with socket.create_connection(address, timeout=GREETING_S) as sock:
                 sock.settimeout(GREETING_S)
-                return bool(sock.recv(1))
+                return not self._greets or bool(sock.recv(1))
         except OSError:
             return False
 

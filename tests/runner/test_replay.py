@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime
 import json
+import statistics
 from collections import Counter
 from pathlib import Path
 
@@ -141,10 +142,14 @@ def test_the_rate_follows_the_log_within_one_percent(run_cli, timed, tmp_path: P
     assert len(arrived) == len(offsets)
     # Both clocks start at the first request; the log's runs twice as fast at --speed 2.
     scheduled = [(t - offsets[0]) / 2 for t in offsets]
+    # The rate is compared with the target's clock set by the median request, not the first
+    # alone: a first request that is late (a new connection) shifts every window's edge by as
+    # much, a few requests at 200 a second, without any error in the rate.
+    shift = statistics.median(a - s for a, s in zip(sorted(arrived), scheduled, strict=True))
     window = 0.5
     for k in range(int(scheduled[-1] / window) + 1):
         expected = sum(1 for t in scheduled if k * window <= t < (k + 1) * window)
-        got = sum(1 for t in arrived if k * window <= t < (k + 1) * window)
+        got = sum(1 for t in arrived if k * window <= t - shift < (k + 1) * window)
         assert abs(got - expected) <= 0.01 * expected + 2, (k, got, expected)
     lateness = sorted(a - s for a, s in zip(sorted(arrived), scheduled, strict=True))
     assert lateness[len(lateness) * 99 // 100] < 0.02, lateness[-5:]
