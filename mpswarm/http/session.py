@@ -32,15 +32,11 @@ from mpswarm.http._limits import (
     body_too_large,
     check_body_size,
 )
-from mpswarm.http._pools import OriginPools
+from mpswarm.http._pools import NO_TIMEOUT, OriginPools
 from mpswarm.http._transport import shared
 from mpswarm.http.response import Request, Response, ResponseContextManager, status_error_text
 
 _REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
-# What urllib3 would make of retries=False and timeout=None on every request (both immutable:
-# urllib3 copies them where it changes them).
-_NO_RETRIES = urllib3.Retry(False, redirect=False)
-_NO_TIMEOUT = urllib3.Timeout(connect=None, read=None)
 _MAX_REDIRECTS = 30  # requests' default
 
 
@@ -366,24 +362,13 @@ class HttpSession:
         if isinstance(timeout, tuple):
             timeout = urllib3.Timeout(connect=timeout[0], read=timeout[1])
         elif timeout is None:
-            timeout = _NO_TIMEOUT
+            timeout = NO_TIMEOUT
         while True:
             sent = self._with_cookies(url, headers, extra_cookies)
             request = Request(method, url, sent, body)
             try:
                 pool, target = self._pools.route(url, verify)
-                raw = pool.urlopen(
-                    method,
-                    target,
-                    body=body,
-                    headers=sent,
-                    redirect=False,
-                    retries=_NO_RETRIES,
-                    timeout=timeout,
-                    preload_content=False,  # read below, under the cap
-                    decode_content=True,
-                    assert_same_host=False,
-                )
+                raw = pool.exchange(method, target, body, sent, timeout)  # the body below
                 location = raw.headers.get("Location")
                 follow = allow_redirects and raw.status in _REDIRECT_STATUSES and location
                 content = None if stream and not follow else _read_body(raw, limit)

@@ -4,6 +4,7 @@ from the same raw socket server on loopback."""
 
 from __future__ import annotations
 
+import functools
 import socket
 from typing import Any
 
@@ -106,3 +107,83 @@ def test_a_response_head_is_read_as_http_client_reads_it(serve, path: str) -> No
         pool.close()
         seen.append((got, server.connections))
     assert seen[0] == seen[1]
+
+
+def _answer(data: bytes, close: bool = False):  # type: ignore[no-untyped-def]
+    def handler(conn: socket.socket, head: bytes) -> bool:
+        if data:
+            conn.sendall(data)
+        return not close
+
+    return handler
+
+
+def _silent(conn: socket.socket, head: bytes) -> bool:
+    conn.recv(1)  # no answer: the client's read timeout ends it
+    return False
+
+
+def _reset(conn: socket.socket, head: bytes) -> bool:
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    return False  # closed with an RST
+
+
+OUTCOMES = {
+    "kept": _answer(b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nok"),
+    "closed": _answer(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbye", close=True),
+    "no answer": _answer(b"", close=True),
+    "garbage": _answer(b"SPAM\r\n\r\n", close=True),
+    "bad version": _answer(b"HTTP/9.9 200 OK\r\n\r\n", close=True),
+    "reset": _reset,
+    "read timeout": _silent,
+    "refused": None,
+}
+
+
+def _outcome(pool: Any, call: Any) -> tuple[Any, ...]:
+    """What one request came to, as a user of the pool sees it, and the pool after it."""
+    from mpswarm.http._errors import error_text
+
+    try:
+        response = call()
+        got: tuple[Any, ...] = ("ok", response.status, list(response.headers.items()),
+                                response.read(), response.retries)  # fmt: skip
+    except Exception as exc:
+        inner = exc.args[1] if len(exc.args) > 1 else exc.__context__
+        got = ("error", type(exc), error_text(exc), type(inner))
+    return (*got, pool.num_requests, pool.pool.qsize(), [c is None for c in pool.pool.queue])
+
+
+@pytest.mark.parametrize("case", sorted(OUTCOMES))
+def test_exchange_is_urlopen_for_every_outcome(serve, case: str) -> None:
+    """``_Exchange.exchange`` against urllib3's own ``urlopen`` with HttpSession's arguments:
+    the same response or the same error, the same connection kept or dropped."""
+    from mpswarm.http._pools import NO_RETRIES, NO_TIMEOUT
+
+    handler = OUTCOMES[case]
+    timeout = urllib3.Timeout(connect=2.0, read=0.3) if case == "read timeout" else NO_TIMEOUT
+    seen = []
+    for way in ("urlopen", "exchange"):
+        if handler is None:  # a port nobody listens on
+            probe = socket.socket()
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+            probe.close()
+        else:
+            port = int(serve(handler).url.rsplit(":", 1)[1])
+        pool = _HTTPPool("127.0.0.1", port, maxsize=1, block=False, retries=False)
+        got = []
+        for body in (None, b"k=v"):  # twice: on the kept connection where there is one
+            if way == "urlopen":
+                call = functools.partial(
+                    pool.urlopen, "POST", "/x", body=body, headers={"X-T": "1"}, redirect=False,
+                    retries=NO_RETRIES, timeout=timeout, preload_content=False,
+                    decode_content=True, assert_same_host=False,
+                )  # fmt: skip
+            else:
+                call = functools.partial(pool.exchange, "POST", "/x", body, {"X-T": "1"}, timeout)
+            got.append(_outcome(pool, call))
+        pool.close()
+        seen.append(got)
+    assert seen[0] == seen[1]
+    assert seen[0][0][0] == ("ok" if case in ("kept", "closed") else "error"), seen[0]
