@@ -13,10 +13,10 @@ the CPU time (user + sys) of the whole load generator, parent and workers includ
 - RSS per idle user with 10 000 users;
 - the parent's CPU share with 2 workers and 1 000 distinct request names.
 
-Medians of --runs runs; the ratios mpswarm / Locust are printed and everything is saved as JSON
-under bench/results/. wrk runs too when installed, as a reference ceiling, and so does the
-ceiling of a Python client on gevent: a bare socket loop parsing with httptools
-(``bench/request_cost.py``'s first layer).
+Medians of --runs runs, the tools' runs taken in turn; the ratios mpswarm / Locust are
+printed and everything is saved as JSON under bench/results/. wrk runs too when installed, as
+a reference ceiling, and so does the ceiling of a Python client on gevent: a bare socket loop
+parsing with httptools (``bench/request_cost.py``'s first layer).
 """
 
 from __future__ import annotations
@@ -264,36 +264,27 @@ def main() -> None:
             "Locust HttpUser": ("locust", "http_locust.py"),
         }
         table: dict[str, dict[str, float]] = {}
-        for name, (tool, locustfile) in tools.items():
-            one = median_of(
-                [
-                    throughput(
-                        target,
-                        tool_command(tool, locustfile, target.url, args.users, args.seconds, 1),
-                        args.seconds,
+        # Run by run, each tool in turn: a machine whose speed drifts over the minutes of a
+        # benchmark (this shared one does) then moves every tool's runs alike, not the ratios.
+        runs: dict[str, dict[int, list[dict[str, float]]]] = {
+            name: {1: [], -1: []} for name in tools
+        }
+        for _ in range(args.runs):
+            for name, (tool, locustfile) in tools.items():
+                for processes in (1,) if "all" in args.skip else (1, -1):
+                    command = tool_command(
+                        tool, locustfile, target.url, args.users, args.seconds, processes
                     )
-                    for _ in range(args.runs)
-                ]
-            )
+                    runs[name][processes].append(throughput(target, command, args.seconds))
+        for name in tools:
+            one = median_of(runs[name][1])
             entry = {
                 "req_per_cpu_s": one["req_per_cpu_s"],
                 "rps_p1": one["rps"],
                 "cpu_s_p1": one["cpu_s"],
             }
-            if "all" not in args.skip:
-                every = median_of(
-                    [
-                        throughput(
-                            target,
-                            tool_command(
-                                tool, locustfile, target.url, args.users, args.seconds, -1
-                            ),
-                            args.seconds,
-                        )
-                        for _ in range(args.runs)
-                    ]
-                )
-                entry["rps_all_cores"] = every["rps"]
+            if runs[name][-1]:
+                entry["rps_all_cores"] = median_of(runs[name][-1])["rps"]
             table[name] = entry
             print(f"{name:<22} {entry}", flush=True)
         if shutil.which("wrk"):
