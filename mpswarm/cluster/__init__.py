@@ -1,6 +1,7 @@
 """``--ray``: one run over the nodes of a Ray cluster (see README, "Beyond one machine").
 
 ``launch`` starts the run's Ray bridge from the coordinator; ``bridge`` is that Ray driver (a
-clean interpreter); ``agent`` the actor on each node; ``host`` the node's fork server;
-``delta`` the segment copies that travel; ``simulate`` a local cluster of several nodes.
+clean interpreter); ``agent`` the actor on each node; ``collector`` the actor that gathers
+every node's copies for the bridge; ``host`` the node's fork server; ``delta`` the segment
+copies that travel; ``simulate`` a local cluster of several nodes.
 """
