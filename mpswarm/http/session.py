@@ -32,7 +32,7 @@ from mpswarm.http._limits import (
     body_too_large,
     check_body_size,
 )
-from mpswarm.http._pools import NO_TIMEOUT, OriginPools
+from mpswarm.http._pools import NO_TIMEOUT, OriginPools, read_announced
 from mpswarm.http._transport import shared
 from mpswarm.http.response import Request, Response, ResponseContextManager, status_error_text
 
@@ -434,7 +434,7 @@ def _read_body(raw: Any, limit: int) -> bytes:
             raise BodyTooLarge(body_too_large(limit))
         coded = raw.headers.get("Content-Encoding")
         if length is not None and not coded:
-            return raw.read()  # http.client reads the announced size into one bytes object
+            return read_announced(raw)  # the announced size, read into one bytes object
         first = raw.read(READ_CHUNK)
         total = len(first)
         buffer: io.BytesIO | None = None

@@ -102,7 +102,9 @@ def test_a_response_head_is_read_as_http_client_reads_it(serve, path: str) -> No
             response = pool.urlopen("GET", path, retries=False)
             got.append(
                 (response.status, response.reason, response.version, list(response.headers.items()),
-                 response.data, response.headers.getlist("Set-Cookie"))
+                 response.version_string, response.length_remaining, type(response.headers),
+                 response._sock_shutdown is not None, response.data,
+                 response.headers.getlist("Set-Cookie"))
             )  # fmt: skip
         pool.close()
         seen.append((got, server.connections))
@@ -187,3 +189,74 @@ def test_exchange_is_urlopen_for_every_outcome(serve, case: str) -> None:
         seen.append(got)
     assert seen[0] == seen[1]
     assert seen[0][0][0] == ("ok" if case in ("kept", "closed") else "error"), seen[0]
+
+
+def _then(data: bytes, end: str = "keep"):  # type: ignore[no-untyped-def]
+    """Send ``data``, then keep the connection, close it, reset it, or go silent."""
+
+    def handler(conn: socket.socket, head: bytes) -> bool:
+        conn.sendall(data)
+        if end == "silent":
+            conn.recv(1)  # nothing more: the client's read timeout ends it
+        elif end == "reset":
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01" + b"\x00" * 7)
+        return end == "keep"
+
+    return handler
+
+
+OK = b"Content-Length: 2\r\n\r\nok"
+BODIES = {
+    "whole": ("GET", _then(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")),
+    "large": ("GET", _then(b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n" + b"x" * 300_000)),
+    "empty": ("GET", _then(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")),
+    "head": ("HEAD", _then(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n")),
+    "no content": ("GET", _then(b"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n")),
+    "then close": ("GET", _then(b"HTTP/1.1 200 OK\r\nConnection: close\r\n" + OK, "close")),
+    "short, closed": ("GET", _then(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "close")),
+    "short, reset": ("GET", _then(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "reset")),
+    "short, silent": ("GET", _then(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "silent")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BODIES))
+def test_read_announced_is_urllib3s_read_for_every_outcome(serve, case: str) -> None:
+    """``read_announced`` against urllib3's own ``read()`` of a body of announced length: the
+    same bytes or the same error, the same books kept, the same connection kept or dropped."""
+    from mpswarm.http._errors import error_text
+    from mpswarm.http._pools import read_announced
+
+    method, handler = BODIES[case]
+    timeout = urllib3.Timeout(connect=2.0, read=0.3)
+    seen = []
+    for read in (lambda raw: raw.read(), read_announced):
+        server: ScriptedServer = serve(handler)
+        pool = _HTTPPool("127.0.0.1", int(server.url.rsplit(":", 1)[1]), maxsize=1, block=False)
+        got = []
+        for _ in range(2):  # twice: on the kept connection where there is one
+            raw = pool.exchange(method, "/x", None, {}, timeout)
+            try:
+                outcome: tuple[Any, ...] = ("ok", read(raw))
+            except Exception as exc:
+                inner = exc.args[1] if len(exc.args) > 1 else exc.__context__
+                outcome = ("error", type(exc), error_text(exc), type(inner))
+            books = (raw.tell(), raw.length_remaining, raw.isclosed(), raw._connection is None)
+            got.append((*outcome, books, pool.pool.qsize(), [c is None for c in pool.pool.queue]))
+        pool.close()
+        seen.append((got, server.connections))
+    assert seen[0] == seen[1]
+    assert (seen[0][0][0][0] == "ok") == (not case.startswith("short")), seen[0]
+
+
+def test_a_head_with_a_line_that_is_no_header_is_logged_as_urllib3_logs_it(serve, caplog) -> None:
+    head = b"HTTP/1.1 200 OK\r\nX-A: 1\r\nno header here\r\nContent-Length: 2\r\n\r\nok"
+    logged = []
+    for make in (_HTTPPool, urllib3.HTTPConnectionPool):
+        server: ScriptedServer = serve(_answer(head, close=True))
+        pool = make("127.0.0.1", int(server.url.rsplit(":", 1)[1]), maxsize=1)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="urllib3.connection"):
+            assert pool.urlopen("GET", "/h", retries=False).status == 200
+        pool.close()
+        logged.append([r.getMessage().split(":")[0] for r in caplog.records])
+    assert logged[0] == logged[1] == ["Failed to parse headers (url=http"], logged
