@@ -132,6 +132,9 @@ def settled_rss(pid: int, seconds: float = 60) -> tuple[int, int]:
 
 def measure(nginx: Nginx, users: int, rate: int, processes: int) -> dict[str, float]:
     """RSS of the generator's tree with ``users`` idle users, each with its connection."""
+    # Start from nginx with no connection but the status request's own: one closing late (a
+    # previous status request's, a previous run's) would otherwise hide a new one in the count.
+    wait_until(lambda: nginx.status()[0] <= 1, 120, "nginx's other connections to close")
     active0, served0 = nginx.status()
     command = [
         sys.executable, "-m", "mpswarm", "-f", str(LOCUSTFILE), "--headless",
