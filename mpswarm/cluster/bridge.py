@@ -43,6 +43,7 @@ import numpy as np
 
 from mpswarm.cluster.collector import FORWARD_GAP_S, FORWARD_S, NO_DEATH_WAIT, describe
 from mpswarm.cluster.delta import apply
+from mpswarm.cluster.nodes import NodeProbe, unreachable
 
 logger = logging.getLogger("mpswarm.cluster")
 
@@ -53,8 +54,6 @@ RESTART_TIMEOUT_S = 30.0
 #: its node still answers: a machine that vanished closes no connection, and Ray's own health
 #: checks take some 16 s to call its node dead.
 SILENT_S = 1.0
-#: Seconds a node's raylet gets to greet a new connection (see ``Bridge._alive``).
-GREETING_S = 0.5
 #: Seconds a new collector gets to start (a Ray worker process starts in about a second);
 #: then one is tried on another node.
 COLLECTOR_TIMEOUT_S = 10.0
@@ -127,8 +126,7 @@ class Bridge:
         self._closing = threading.Event()
         self.collector: Any = None
         self.collector_node = ""
-        self._raylets: dict[str, tuple[str, int]] = {}  # each node's raylet address
-        self._greets = True  # whether a live raylet greets a connection here (see _alive)
+        self.nodes = NodeProbe({}, "")  # (none yet: set once the cluster is joined)
 
     def send(self, message: Any) -> None:
         with self._send_lock:
@@ -147,11 +145,9 @@ class Bridge:
             self.send(("failed", "usage", "--ray needs Ray: pip install 'mpswarm[ray]'"))
             return False
         address = settings["address"]
-        unreachable = _unreachable(address)
-        if unreachable:
-            self.send(
-                ("failed", "usage", f"--ray {address}: cannot join the cluster: {unreachable}")
-            )
+        why_not = unreachable(address)
+        if why_not:
+            self.send(("failed", "usage", f"--ray {address}: cannot join the cluster: {why_not}"))
             return False
         runtime_env = None
         if settings["working_dir"]:
@@ -178,12 +174,10 @@ class Bridge:
         finally:
             watchdog.cancel()
         nodes = sorted((n for n in ray.nodes() if n["Alive"]), key=lambda n: n["NodeID"])
-        self._raylets = {
-            n["NodeID"]: (n["NodeManagerAddress"], n["NodeManagerPort"]) for n in nodes
-        }
-        # This node's raylet lives: if it does not greet (TLS: the server speaks second), a
-        # connection that opens is all that tells a live node here.
-        self._greets = self._alive(ray.get_runtime_context().get_node_id())
+        self.nodes = NodeProbe(
+            {n["NodeID"]: (n["NodeManagerAddress"], n["NodeManagerPort"]) for n in nodes},
+            ray.get_runtime_context().get_node_id(),
+        )
         if settings["hosts"]:
             if settings["hosts"] > len(nodes):
                 self.send(("failed", "usage", f"--ray-hosts {settings['hosts']}: the cluster "
@@ -244,7 +238,7 @@ class Bridge:
         here = ray.get_runtime_context().get_node_id()
         nodes = [h.node_id for h in self.hosts if not h.gone and h.up.is_set()]
         nodes = [n for n in dict.fromkeys(nodes) if n != here and n not in avoid]
-        node = next((n for n in nodes if self._alive(n)), here)
+        node = next((n for n in nodes if self.nodes.alive(n)), here)
         strategy = NodeAffinitySchedulingStrategy(node, soft=False)
         options = {"num_cpus": 0, "max_concurrency": 8, "scheduling_strategy": strategy,
                    "runtime_env": {"env_vars": NO_DEATH_WAIT}}  # fmt: skip
@@ -401,7 +395,7 @@ class Bridge:
                     if not host.up.is_set() or host.gone or now - host.heard < SILENT_S:
                         continue
                     host.heard, generation = now, host.generation  # asked again in SILENT_S
-                if not self._alive(host.node_id):
+                if not self.nodes.alive(host.node_id):
                     self._host_failed(host, generation, "its node does not answer")
 
     def _replace_collector(self, old: Any, why: str) -> None:
@@ -409,10 +403,7 @@ class Bridge:
 
         logger.warning("the collector was lost (%s): a new one reads every host from its last "
                        "copy", why)  # fmt: skip
-        try:
-            ray.kill(old)
-        except Exception:
-            pass
+        _kill(old)
         avoid = {self.collector_node}
         while not self._closing.is_set():
             collector, node = self._new_collector(avoid)
@@ -420,10 +411,7 @@ class Bridge:
                 facts = ray.get(collector.facts.remote(), timeout=COLLECTOR_TIMEOUT_S)
             except Exception as exc:
                 logger.warning("no new collector: %s", describe(exc))
-                try:
-                    ray.kill(collector)
-                except Exception:
-                    pass
+                _kill(collector)
                 avoid.add(node)
                 time.sleep(0.2)
                 continue
@@ -431,7 +419,7 @@ class Bridge:
             # A host on the lost collector's node is likely lost with it: its node is checked
             # here (a new reader of a lost node's agent may wait for the cluster's word).
             nodes = {h.node_id for h in self.hosts if not h.gone}
-            dead = {node for node in nodes if not self._alive(node)}
+            dead = {node for node in nodes if not self.nodes.alive(node)}
             lost = []
             with self._lock:
                 self.collector, self.collector_node = collector, node
@@ -495,11 +483,8 @@ class Bridge:
         import ray
 
         action = "its node is gone: its workers moved to the other hosts"
-        try:
-            ray.kill(host.agent)
-        except Exception:
-            pass
-        if self._alive(host.node_id):
+        _kill(host.agent)
+        if self.nodes.alive(host.node_id):
             agent = self._new_agent(host)
             try:
                 ray.get(agent.facts.remote(), timeout=RESTART_TIMEOUT_S)
@@ -509,10 +494,7 @@ class Bridge:
                 error = f"{type(exc).__name__}: {exc}"
             if error:
                 logger.warning("%s: no new agent on its node: %s", host.name, error)
-                try:
-                    ray.kill(agent)
-                except Exception:
-                    pass
+                _kill(agent)
             else:
                 action = "a new agent started on its node"
         with self._lock:
@@ -522,25 +504,6 @@ class Bridge:
                 self._follow(host)
             host.up.set()
         self.send(("host-lost", host.index, host.facts.get("host", "?"), at, why, action))
-
-    def _alive(self, node_id: str) -> bool:
-        """Whether a node of the run lives: its raylet greets a new connection (a gRPC server
-        sends its HTTP/2 settings first) within ``GREETING_S`` (only opens it, where this
-        node's own raylet did not greet at the start: TLS). The cluster's word lags: it
-        learns of a lost node from its health checks, about 16 s after the node is gone
-        (measured on a local cluster), while a dead raylet's port refuses at once, a vanished
-        machine's does not answer, and a frozen raylet's (or one whose port a child holds)
-        accepts but says nothing. Nor is the cluster asked: during a node's loss,
-        ``ray.nodes()`` here has hung for good (seen with Ray 2.60)."""
-        address = self._raylets.get(node_id)
-        if address is None:
-            return False
-        try:
-            with socket.create_connection(address, timeout=GREETING_S) as sock:
-                sock.settimeout(GREETING_S)
-                return not self._greets or bool(sock.recv(1))
-        except OSError:
-            return False
 
     # -- closing --------------------------------------------------------------------------------
     def close(self) -> None:
@@ -563,30 +526,18 @@ class Bridge:
         except Exception as exc:
             logger.warning("the agents did not shut down: %s", exc)
         for actor in [self.collector, *(host.agent for host in self.hosts)]:
-            try:
-                ray.kill(actor)
-            except Exception:
-                pass
+            _kill(actor)
         ray.shutdown()
 
 
-def _unreachable(address: str) -> str | None:
-    """Why a ``host:port`` address cannot be a cluster's (None when it may be; ``auto`` and
-    ``local`` are Ray's to resolve), without Ray's retries of a minute and more."""
-    if address in ("auto", "local"):
-        return None
-    if address.startswith("ray://"):
-        return (
-            "a Ray Client address; give the cluster's GCS address (host:6379) from one of its nodes"
-        )
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        return "not host:port, auto or local"
+def _kill(actor: Any) -> None:
+    """End an actor, whatever became of it (gone already, its node lost)."""
+    import ray
+
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None
+        ray.kill(actor)
+    except Exception:
+        pass
 
 
 def main(argv: list[str]) -> int:

@@ -474,7 +474,7 @@ def read_announced(raw: Any) -> bytes:
     """
     fp = raw._fp
     if fp is None or raw.length_remaining is None or raw._decoder is not None:
-        return bytes(raw.read())  # nothing to read, or a case this is not for: urllib3's way
+        return raw.read()  # nothing to read, or a case this is not for: urllib3's way
     try:
         data: bytes = fp.read()
     except BaseException as exc:
