@@ -10,6 +10,8 @@ Two families live here:
 
 from __future__ import annotations
 
+from requests import exceptions as _requests_exceptions
+
 
 class MpswarmError(Exception):
     """Base class of mpswarm's own errors."""
@@ -86,50 +88,19 @@ class CatchResponseError(ResponseError):
     """Raised by ``response.failure()`` use inside ``catch_response`` blocks (Locust's name)."""
 
 
-def _requests_base(name: str, fallback: type[Exception]) -> type[Exception]:
-    """requests' exception class ``name`` where requests is installed, else ``fallback``.
-
-    HttpUser's errors then are requests' own types, so a locustfile's ``except
-    requests.RequestException`` (or ``MissingSchema``...) catches them as under Locust; mpswarm
-    does not need requests itself.
-    """
-    try:
-        from requests import exceptions
-    except ImportError:
-        return fallback
-    found: type[Exception] = getattr(exceptions, name)
-    return found
-
-
-class RequestError(_requests_base("RequestException", Exception)):  # type: ignore[misc]
-    """A request that got no (valid) response: refused, reset, timed out, garbage...
-
-    ``response.error`` of such a request, raised by ``raise_for_status()``; requests'
-    ``RequestException`` where requests is installed. Its text is already cleaned up.
-    """
-
-
-class HTTPError(_requests_base("HTTPError", Exception)):  # type: ignore[misc]
-    """``Response.raise_for_status()`` found a 4xx or 5xx status."""
-
-    def __init__(self, message: str, response: object = None) -> None:
-        super().__init__(message)
-        self.response = response
-
-    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
-        return (self.__class__, (str(self),))
-
-
-class MissingSchema(_requests_base("MissingSchema", ValueError)):  # type: ignore[misc]
-    """A request URL has no scheme and the user has no host to join it to (requests' name)."""
-
-
-class InvalidSchema(_requests_base("InvalidSchema", ValueError)):  # type: ignore[misc]
-    """A request URL's scheme is not http or https (requests' name)."""
-
-
-class InvalidURL(_requests_base("InvalidURL", ValueError)):  # type: ignore[misc]
-    """A request URL that cannot be parsed (a host that is no host name; requests' name)."""
+# requests' own exception types: a failed request's ``response.error`` is one of them (its
+# ``raise_for_status()`` raises it), so a locustfile's ``except requests.RequestException``
+# (or ``MissingSchema``...) catches them as under Locust.
+#: A request that got no (valid) response: refused, reset, timed out, garbage...
+RequestError = _requests_exceptions.RequestException
+#: ``Response.raise_for_status()`` found a 4xx or 5xx status.
+HTTPError = _requests_exceptions.HTTPError
+#: A request URL has no scheme and the user has no host to join it to.
+MissingSchema = _requests_exceptions.MissingSchema
+#: A request URL's scheme is not http or https.
+InvalidSchema = _requests_exceptions.InvalidSchema
+#: A request URL that cannot be parsed (a host that is no host name).
+InvalidURL = _requests_exceptions.InvalidURL
 
 
 class MissingWaitTimeError(Exception):

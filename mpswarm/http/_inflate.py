@@ -10,7 +10,8 @@ from __future__ import annotations
 import io
 import zlib
 
-from mpswarm.http._limits import BadResponse, BodyTooLarge, body_too_large
+from mpswarm.http._errors import BodyTooLarge, BodyUndecodable
+from mpswarm.http._limits import body_too_large
 
 # Output by steps of at most _STEP from input slices of at most _SLICE: a bomb is stopped one
 # byte past the cap, holding the cap and one step; zlib copies what a step leaves of its
@@ -43,7 +44,9 @@ class Inflater:
             out = self._obj.decompress(data, size)
         except zlib.error as exc:
             if not (self._fresh and self._encoding == "deflate"):
-                raise BadResponse(f"cannot decode the {self._encoding} body: {exc}") from exc
+                raise BodyUndecodable(
+                    f"BadResponse: cannot decode the {self._encoding} body: {exc}"
+                ) from None
             self._obj = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send
             self._fresh = False
             return self.inflate(data, size)
@@ -55,7 +58,9 @@ class Inflater:
         try:
             return self._obj.flush()
         except zlib.error as exc:
-            raise BadResponse(f"cannot decode the {self._encoding} body: {exc}") from exc
+            raise BodyUndecodable(
+                f"BadResponse: cannot decode the {self._encoding} body: {exc}"
+            ) from None
 
 
 def decompress(content: bytes, encoding: str, limit: int) -> bytes:

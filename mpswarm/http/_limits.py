@@ -22,13 +22,13 @@ MAX_HEADER_SIZE = 64 * 1024
 #: How much of a body is read or decompressed at a time when it must be counted.
 READ_CHUNK = 256 * 1024
 
+#: Most interim (1xx) responses skipped before a final one (RFC 9110 section 15.2 sets no
+#: number; a server that never stops sending them must not hold a user for ever).
+MAX_INTERIM = 32
 
-class BadResponse(Exception):
-    """The server's answer is not valid HTTP/1.1, ended too early, or is over a cap."""
-
-
-class BodyTooLarge(Exception):
-    """A response body (or a line of it) over its cap; the text is what a report shows."""
+#: Most origins a session keeps an idle connection to: a redirect to a new origin on every
+#: request (a spray of hosts) must not hold a socket for each of them.
+MAX_ORIGINS = 8
 
 
 def size_text(size: int) -> str:
@@ -54,6 +54,8 @@ HEADER_LINE_TOO_LONG = (
 NOT_HTTP = "BadResponse: invalid HTTP response from server (not HTTP/1.x)"
 BAD_STATUS_LINE = "BadResponse: not valid HTTP (invalid status line)"
 INCOMPLETE_BODY = "IncompleteRead: the connection closed before the end of the body"
+TOO_MANY_INTERIM = f"BadResponse: more than {MAX_INTERIM} interim (1xx) responses"
+UNASKED_UPGRADE = "BadResponse: 101 Switching Protocols to a request that asked for no upgrade"
 
 
 def check_body_size(limit: object, owner: str) -> int:

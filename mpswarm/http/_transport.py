@@ -1,157 +1,274 @@
-"""The fast client's connections: plain TCP on the gevent loop without gevent's socket layer.
+"""The seam between the session and its transports, and what the transports share.
 
-gevent's cooperative socket costs about 30 us per request on top of the system calls: a
-``getsockopt`` in every ``sendall``, a new Timeout (a libev timer) for every wait, a Waiter.
-A plain connection here keeps one non-blocking ``_socket`` with one read watcher, one write
-watcher and one timer for its whole life and switches to the hub directly: a round trip on
-loopback costs about 20 us of CPU instead of 50 (measured with 50 greenlets against nginx).
-TLS connections keep gevent's SSL socket, whose buffering the plain path cannot reproduce.
+The session (``_session``) decides everything a request is: its URL, its headers and body,
+cookies, auth, redirects, caps, and the bytes of its head. A transport only moves it: it
+connects (TLS, a proxy's tunnel), sends the head and body the session made, reads the response
+under the caps and keeps the connection for the next request. Two implement ``Transport``:
+urllib3's connections and response for HttpUser (``_urllib3``), the lean httptools client for
+FastHttpUser (``_lean``).
 """
 
 from __future__ import annotations
 
-import _socket
-import socket
+import os
 import ssl
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol, TypeVar
 
-from gevent import get_hub
+import urllib3
+from requests.utils import DEFAULT_CA_BUNDLE_PATH, extract_zipped_paths
 
-from mpswarm._waits import wait_for
+from mpswarm.http._errors import BadResponse
+from mpswarm.http._limits import MAX_ORIGINS
+
+#: (scheme, host, port) of a URL: where a request goes.
+Origin = tuple[str, str, int]
 
 
-class Connection:
-    """A connection to one origin, reused while the server keeps it alive.
+class Options:
+    """How requests are sent, beside their bytes; one object serves every request alike.
 
     Attributes:
-        used: a request was sent on it.
-        opened: (TCP connect, TLS handshake) in microseconds, -1 for no TLS: what opening it
-            took, reported with its first response.
+        connect_timeout: seconds to connect (None: no limit).
+        read_timeout: seconds to wait for each read (None: no limit).
+        verify: False, True (requests' CA bundle), or the path of a CA bundle file or folder.
+        cert: the client certificate: a PEM file holding it and its key, or (cert, key).
+        proxy: the proxy URL to go through, or None.
+        proxy_headers: headers for the proxy (``Proxy-Authorization``), sent on a CONNECT.
+        key: what connections made with these options differ in from plain ones (None: in
+            nothing), for keeping them apart.
     """
 
-    __slots__ = ("opened", "used")
+    __slots__ = (
+        "cert",
+        "connect_timeout",
+        "key",
+        "proxy",
+        "proxy_headers",
+        "read_timeout",
+        "verify",
+    )
+
+    def __init__(
+        self,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        proxy: str | None = None,
+        proxy_headers: dict[str, str] | None = None,
+    ) -> None:
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.verify = verify
+        self.cert = cert
+        self.proxy = proxy
+        self.proxy_headers = proxy_headers
+        plain = verify is True and cert is None and proxy is None
+        self.key = None if plain else (verify, cert, proxy)
+
+
+class Outgoing:
+    """One request as the session made it, for a transport to send.
+
+    Attributes:
+        method: the request's method.
+        url: the URL as requests prepared it (the response's ``url``).
+        origin: where it goes, (scheme, host, port) of ``url``.
+        head: the request line and header lines, up to the blank line.
+        body: bytes, or an iterable of chunks (sent chunked: the head says so), or None.
+        options: timeouts, TLS and proxy.
+        limit: the cap on the response body (``max_body_size``).
+        stream: return once the headers are in, the body left on the wire.
+    """
+
+    __slots__ = ("body", "head", "limit", "method", "options", "origin", "stream", "url")
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        origin: Origin,
+        head: bytes,
+        body: bytes | Iterable[bytes] | None,
+        options: Options,
+        limit: int,
+        stream: bool,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.origin = origin
+        self.head = head
+        self.body = body
+        self.options = options
+        self.limit = limit
+        self.stream = stream
+
+
+class Transport(Protocol):
+    """What moves a request's bytes (urllib3's ``BaseHTTPConnection`` is the model)."""
+
+    def exchange(self, request: Outgoing) -> Any:
+        """Send ``request`` and read its response.
+
+        Returns:
+            A ``mpswarm.http.response.Response`` with status, reason, headers and, unless
+            ``request.stream``, the body (decoded, within ``request.limit``); after
+            ``stream``, ``raw`` reads the body.
+
+        Raises:
+            requests.RequestException: one of ``mpswarm.http._errors``' kinds, and only those.
+        """
+        ...
+
+    def close(self) -> None:
+        """Close the connections kept for later requests (not those shared with others)."""
+        ...
+
+
+class KeepAlive:
+    """What both transports do with their connections: reuse a kept-alive one where the
+    server left it open, and open a new one otherwise (the subclass's ``_open``).
+
+    A request that may be sent again (an idempotent method, RFC 9110 section 9.2.2, with a
+    body that can be sent twice) goes out on a kept-alive connection without a check first:
+    if the server turns out to have closed it (no byte of an answer, the connection ended),
+    the request is sent once more on a new connection. Any other request goes out on a
+    kept-alive connection only once a poll(2) found it open and quiet (urllib3's rule), and
+    fails if the server closes it all the same.
+    """
+
+    __slots__ = ("_idle",)
+
+    def __init__(self, pool: Any = None) -> None:
+        self._idle = Idle(pool)
+
+    def close(self) -> None:
+        """Close the connections kept (not those shared with other sessions)."""
+        self._idle.close()
+
+    def exchange(self, request: Outgoing) -> Any:
+        """Send ``request`` on a kept-alive connection or a new one; read its response."""
+        options = request.options
+        key = request.origin if options.key is None else (request.origin, options.key)
+        connection = self._idle.take(key)
+        if connection is not None:
+            replay = request.method in _IDEMPOTENT and not isinstance(request.body, Iterator)
+            if not replay and connection.dropped():
+                connection.close()  # closed (or spoken on) while idle
+            else:
+                try:
+                    return self._roundtrip(connection, key, request)
+                except Stale:
+                    if not replay:
+                        raise BadResponse(_CLOSED) from None
+        try:
+            return self._roundtrip(self._open(request), key, request)
+        except Stale:
+            raise BadResponse(_CLOSED) from None
+
+    def _open(self, request: Outgoing) -> Any:
+        """A new connection for ``request`` (with ``used``, ``dropped()`` and ``close()``)."""
+        raise NotImplementedError
+
+    def _roundtrip(self, connection: Any, key: Any, request: Outgoing) -> Any:
+        """One request and its response on ``connection``; ``Stale`` when a connection used
+        before ended without a byte of an answer."""
+        raise NotImplementedError
+
+
+class Stale(Exception):
+    """A reused connection was closed by the server before it answered."""
+
+
+_IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))
+_CLOSED = "BadResponse: the server closed the connection without a response"
+
+
+class Idle:
+    """A session's idle connections, kept for its next requests, by origin and options.
+
+    Most users talk to one origin: one connection is kept in a slot and a dict is made only
+    for more (a dict per idle user cost 220 bytes). At most ``MAX_ORIGINS`` are kept: past
+    that the oldest is closed, so a redirect to a new origin on every request holds no socket
+    for each. Sessions given the same pool object (Locust's ``pool_manager`` or
+    ``client_pool``) keep theirs together instead (``SharedIdle``).
+    """
+
+    __slots__ = ("_more", "_one", "_shared")
+
+    def __init__(self, pool: Any = None) -> None:
+        self._one: tuple[Any, Any] | None = None
+        self._more: dict[Any, Any] | None = None
+        # Set only when given: None costs an idle user nothing.
+        self._shared: SharedIdle | None = None if pool is None else shared(pool, SharedIdle)
+
+    def take(self, key: Any) -> Any:
+        """An idle connection for ``key``, no longer kept here, or None."""
+        if self._shared is not None:
+            return self._shared.take(key)
+        one = self._one
+        if one is not None and one[0] == key:
+            self._one = None
+            return one[1]
+        return self._more.pop(key, None) if self._more else None
+
+    def keep(self, key: Any, connection: Any) -> None:
+        """Keep ``connection`` for the next request with ``key``."""
+        if self._shared is not None:
+            self._shared.keep(key, connection)
+            return
+        if self._one is None:
+            self._one = (key, connection)
+            return
+        more = self._more
+        if more is None:
+            more = self._more = {}
+        spare = more.pop(key, None)  # a second one for this key (a stream read to its end
+        if spare is not None:  # after a newer request, greenlets sharing the client): closed
+            spare.close()
+        more[key] = connection
+        if len(more) >= MAX_ORIGINS:
+            more.pop(next(iter(more))).close()
+
+    def close(self) -> None:
+        """Close every connection kept (not those shared with other sessions)."""
+        one, more = self._one, self._more
+        self._one = self._more = None
+        if one is not None:
+            one[1].close()
+        for connection in (more or {}).values():
+            connection.close()
+
+
+class SharedIdle:
+    """Idle connections of every session sharing one pool object, by key (at most
+    ``MAX_ORIGINS`` keys, the oldest closed first)."""
 
     def __init__(self) -> None:
-        self.used = False
-        self.opened = (-1, -1)
+        self._idle: dict[Any, list[Any]] = {}
 
-    def sendall(self, data: bytes, timeout: float) -> None:
-        raise NotImplementedError
+    def take(self, key: Any) -> Any:
+        """An idle connection for ``key``, or None."""
+        idle = self._idle.get(key)
+        return idle.pop() if idle else None
 
-    def recv(self, size: int, timeout: float, answer: bool = False) -> bytes:
-        """Up to ``size`` bytes; ``answer``: the first read of a response."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-
-class PlainConnection(Connection):
-    """Plain TCP: system calls on a non-blocking socket, waits on watchers kept for its life."""
-
-    __slots__ = ("_hub", "_read", "_sock", "_timer", "_timer_after", "_write")
-
-    def __init__(self, sock: socket.socket) -> None:
-        super().__init__()
-        family, kind, proto = sock.family, sock.type, sock.proto
-        self._sock = _socket.socket(family, kind, proto, sock.detach())
-        self._sock.setblocking(False)
-        self._hub = get_hub()
-        loop = self._hub.loop
-        self._read = loop.io(self._sock.fileno(), 1)
-        self._write: Any = None  # made when the send buffer first fills up
-        self._timer: Any = None
-        self._timer_after = -1.0
-
-    def _wait(self, watcher: Any, timeout: float) -> None:
-        if self._timer_after != timeout:
-            if self._timer is not None:
-                self._timer.close()
-            self._timer = self._hub.loop.timer(timeout)
-            self._timer_after = timeout
-        if wait_for(self._hub, watcher, self._timer) is self._timer:
-            raise TimeoutError("timed out")
-
-    def sendall(self, data: bytes, timeout: float) -> None:
-        try:
-            sent = self._sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        if sent == len(data):
-            return
-        view = memoryview(data)[sent:]
-        while view:
-            try:
-                view = view[self._sock.send(view) :]
-            except BlockingIOError:
-                if self._write is None:
-                    self._write = self._hub.loop.io(self._sock.fileno(), 2)
-                self._wait(self._write, timeout)
-
-    def recv(self, size: int, timeout: float, answer: bool = False) -> bytes:
-        if answer:  # the first read after a request: waiting first skips a failed recv()
-            self._wait(self._read, timeout)
-        while True:
-            try:
-                return self._sock.recv(size)
-            except BlockingIOError:
-                self._wait(self._read, timeout)
+    def keep(self, key: Any, connection: Any) -> None:
+        """Keep ``connection`` for the next request with ``key``."""
+        idle = self._idle.get(key)
+        if idle is None:
+            if len(self._idle) >= MAX_ORIGINS:
+                for old in self._idle.pop(next(iter(self._idle))):
+                    old.close()
+            idle = self._idle[key] = []
+        idle.append(connection)
 
     def close(self) -> None:
-        for watcher in (self._read, self._write, self._timer):
-            if watcher is not None:
-                watcher.close()
-        self._timer = None
-        try:
-            self._sock.close()
-        except OSError:
-            pass
-
-
-class GeventConnection(Connection):
-    """Any gevent socket (TLS): its own waits, its timeout set only when it changes."""
-
-    __slots__ = ("_sock", "_timeout")
-
-    def __init__(self, sock: socket.socket) -> None:
-        super().__init__()
-        self._sock = sock
-        self._timeout: float | None = None
-
-    def _set_timeout(self, timeout: float) -> None:
-        if self._timeout != timeout:
-            self._sock.settimeout(timeout)
-            self._timeout = timeout
-
-    def sendall(self, data: bytes, timeout: float) -> None:
-        self._set_timeout(timeout)
-        self._sock.sendall(data)
-
-    def recv(self, size: int, timeout: float, answer: bool = False) -> bytes:
-        self._set_timeout(timeout)
-        return self._sock.recv(size)
-
-    def close(self) -> None:
-        try:
-            self._sock.close()
-        except OSError:
-            pass
-
-
-def tls_context(verify: bool) -> ssl.SSLContext:
-    """The process's TLS context for verifying or not (loading the CA store once, not per user)."""
-    context = _TLS_CONTEXTS.get(verify)
-    if context is None:
-        context = ssl.create_default_context()
-        if not verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        _TLS_CONTEXTS[verify] = context
-    return context
-
-
-_TLS_CONTEXTS: dict[bool, ssl.SSLContext] = {}
+        """Close every idle connection."""
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.close()
+        self._idle.clear()
 
 
 #: (id(owner), make) -> (owner, what make() made); the owner is kept, so its id stays its
@@ -170,24 +287,47 @@ def shared(owner: Any, make: Callable[[], T]) -> T:
     return found[1]
 
 
-class SharedConnections:
-    """Idle connections of every session sharing one ``client_pool``, by origin."""
+def tls_context(verify: bool | str, cert: str | tuple[str, str] | None = None) -> ssl.SSLContext:
+    """The process's TLS context for ``verify`` and ``cert``, made once (loading a CA bundle
+    takes milliseconds: once per connection it would be a load test of its own).
 
-    def __init__(self) -> None:
-        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
+    ``verify=True`` trusts requests' CA bundle (certifi's), as requests does; a path trusts
+    the CA bundle file or the folder of hashed certificates it names; False verifies nothing.
 
-    def take(self, key: tuple[str, str, int]) -> Connection | None:
-        """An idle connection to ``key``'s origin, or None."""
-        idle = self._idle.get(key)
-        return idle.pop() if idle else None
+    Raises:
+        OSError: a path that does not exist (requests' error and text).
+    """
+    key = (verify, cert)
+    context = _TLS_CONTEXTS.get(key)
+    if context is None:
+        context = _make_context(verify, cert)
+        if len(_TLS_CONTEXTS) < 64:
+            _TLS_CONTEXTS[key] = context
+    return context
 
-    def keep(self, key: tuple[str, str, int], connection: Connection) -> None:
-        """Keep ``connection`` for the next request to its origin."""
-        self._idle.setdefault(key, []).append(connection)
 
-    def close(self) -> None:
-        """Close every idle connection."""
-        for connections in self._idle.values():
-            for connection in connections:
-                connection.close()
-        self._idle.clear()
+def _make_context(verify: bool | str, cert: str | tuple[str, str] | None) -> ssl.SSLContext:
+    if verify is False:
+        context = urllib3.util.create_urllib3_context(cert_reqs=ssl.CERT_NONE)
+    else:
+        context = urllib3.util.create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+        where = extract_zipped_paths(DEFAULT_CA_BUNDLE_PATH) if verify is True else verify
+        if not where or not os.path.exists(where):
+            raise OSError(
+                f"Could not find a suitable TLS CA certificate bundle, invalid path: {where}"
+            )
+        if os.path.isdir(where):
+            context.load_verify_locations(capath=where)
+        else:
+            context.load_verify_locations(cafile=where)
+    if cert:
+        certfile, keyfile = (cert, None) if isinstance(cert, str) else (cert[0], cert[1])
+        if not os.path.exists(certfile):
+            raise OSError(f"Could not find the TLS certificate file, invalid path: {certfile}")
+        if keyfile and not os.path.exists(keyfile):
+            raise OSError(f"Could not find the TLS key file, invalid path: {keyfile}")
+        context.load_cert_chain(certfile, keyfile)
+    return context
+
+
+_TLS_CONTEXTS: dict[Any, ssl.SSLContext] = {}

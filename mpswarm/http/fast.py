@@ -26,13 +26,13 @@ class FastHttpSession(_LeanSession):
         """Send a streamed request and yield its body's lines as text (Locust's method).
 
         Raises:
-            HTTPError: a 4xx or 5xx status (or RequestError: no response).
+            requests.HTTPError: a 4xx or 5xx status (or the request's error: no response).
         """
         response = self.request(method, url, stream=True, **kwargs)
         try:
             response.raise_for_status()
             buffer = ""
-            for chunk in response.iter_content():
+            for chunk in response.iter_content(chunk_size=None):
                 buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
                 *lines, buffer = buffer.split("\n")
                 yield from lines
@@ -85,8 +85,9 @@ class FastHttpUser(HttpUser):
     """A user whose client is the lean HTTP/1.1 client, with Locust's FastHttpUser API.
 
     Class attributes, as Locust's: ``insecure`` (skip TLS verification; also ``--insecure``),
-    ``connection_timeout``, ``network_timeout`` (seconds) and ``max_redirects``; and
-    ``max_body_size``, HttpUser's cap on a response body (32 MiB by default).
+    ``connection_timeout``, ``network_timeout`` (seconds) and ``max_redirects`` (30); and
+    ``max_body_size``, HttpUser's cap on a response body (32 MiB by default). Unlike
+    Locust's, ``insecure`` is False by default: certificates are verified unless asked not to.
 
     ``client_pool``: users whose classes name the same object share their idle connections
     (any object: Locust's is a geventhttpclient ``HTTPClientPool``, whose ``concurrency`` is
@@ -99,7 +100,7 @@ class FastHttpUser(HttpUser):
     insecure = False
     connection_timeout = 60.0
     network_timeout = 60.0
-    max_redirects = 5
+    max_redirects = 30
     client_pool: Any = None
     ssl_context_factory: Any = None
 

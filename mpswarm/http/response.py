@@ -1,44 +1,53 @@
-"""The requests-like Response objects HttpUser's client returns."""
+"""The responses both clients return: requests' ``Response`` API, with Locust's additions.
+
+Locust's HttpUser client is a ``requests.Session``, so a locustfile reads a response as
+requests gives it: ``status_code``, ``headers``, ``content``, ``text`` (decoded with the
+charset requests would pick), ``json()``, ``cookies``, ``history``, ``links``, ``request``,
+``raise_for_status()``, ``iter_content()``... Where requests has a function for the rule
+(``get_encoding_from_headers``, ``parse_header_links``, ``guess_json_utf``, ``iter_slices``),
+it is called, not written again. What a load test never reads costs nothing: the encoding,
+the cookies, ``elapsed`` and the ``PreparedRequest`` behind ``request`` are made on first use.
+
+Locust's additions: ``request_meta``; after a failed request (no response) ``status_code`` is
+0, ``error`` holds requests' exception, ``content`` is None and ``text`` is "" (None for
+FastHttpUser, as Locust's); ``success()``/``failure()`` outside a ``catch_response=True``
+block raise LocustError; and ``timings``, where a response's time went.
+"""
 
 from __future__ import annotations
 
-import codecs
 import datetime
 import io
 import json as jsonlib
-import re
 from collections.abc import Iterator
 from typing import Any, Protocol
 
 from gevent import GreenletExit
+from requests.cookies import MockRequest, MockResponse, RequestsCookieJar
+from requests.exceptions import JSONDecodeError as RequestsJSONDecodeError
+from requests.exceptions import RequestException, StreamConsumedError
+from requests.models import PreparedRequest
+from requests.structures import CaseInsensitiveDict
+from requests.utils import (
+    get_encoding_from_headers,
+    guess_json_utf,
+    iter_slices,
+    parse_header_links,
+    stream_decode_response_unicode,
+)
 
 from mpswarm._text import printable
-from mpswarm.exceptions import CatchResponseError, HTTPError, LocustError, ResponseError
-from mpswarm.http._limits import MAX_BODY_SIZE, READ_CHUNK, BodyTooLarge, body_too_large, size_text
+from mpswarm.exceptions import CatchResponseError, LocustError, ResponseError
+from mpswarm.http._errors import BodyTooLarge, StatusError
+from mpswarm.http._headers import Headers
+from mpswarm.http._limits import MAX_BODY_SIZE, READ_CHUNK, body_too_large, size_text
 
-_CHARSET = re.compile(r"charset=([\w.:-]+)", re.IGNORECASE)
 _NOT_CAUGHT = (
     "To decide a request's outcome, send it with catch_response=True and call success() or "
     "failure() inside its with-block: with self.client.get(url, catch_response=True) as response:"
 )
-
-
-class Request:
-    """What was sent: method, url, headers and body (``response.request``)."""
-
-    def __init__(self, method: str, url: str, headers: dict[str, str], body: Any) -> None:
-        self.method = method
-        self.url = url
-        self.headers = headers
-        self.body = body
-
-    @property
-    def path_url(self) -> str:
-        """Path and query of the URL, as requests names it."""
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(self.url)
-        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+_UNSET: Any = object()
 
 
 class BodyStream(Protocol):
@@ -54,27 +63,66 @@ class BodyStream(Protocol):
         ...
 
 
-class Response:
-    """A finished HTTP exchange, or a failed attempt (``status_code`` 0 and ``error`` set).
+class Later:
+    """A value made when first asked for (``Response.raw`` of a body read already)."""
 
-    A ``stream=True`` request returns once the headers are in: the body is then read through
-    ``iter_content``, ``iter_lines`` or ``raw``, past ``max_body_size``, and ``close()`` (or
-    leaving a ``with`` block) drops the connection unless the body was read to its end.
+    __slots__ = ("make",)
+
+    def __init__(self, make: Any) -> None:
+        self.make = make
+
+
+class Sent:
+    """What a request sent, kept to build its ``requests.PreparedRequest`` when asked for."""
+
+    __slots__ = ("body", "headers", "hooks", "method", "prepared", "url")
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        headers: Any,
+        body: Any,
+        prepared: Any = None,
+        hooks: Any = None,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers  # a mapping, or (name, value) pairs
+        self.body = body
+        self.prepared: PreparedRequest | None = prepared
+        self.hooks = hooks  # the request's hooks, where it was not prepared by requests
+
+    def request(self) -> PreparedRequest:
+        """The PreparedRequest, as requests would have made it (made once)."""
+        prepared = self.prepared
+        if prepared is None:
+            prepared = self.prepared = PreparedRequest()
+            prepared.method = self.method
+            prepared.url = self.url
+            headers = self.headers
+            pairs = headers.items() if hasattr(headers, "items") else headers
+            prepared.headers = CaseInsensitiveDict(dict(pairs))
+            prepared.body = self.body
+            prepared.prepare_cookies(RequestsCookieJar())  # sent already: no Cookie added
+            if self.hooks is not None:
+                prepared.hooks = self.hooks
+        return prepared
+
+
+class Response:
+    """A finished HTTP exchange (requests' ``Response`` API), or a failed attempt.
 
     Attributes:
         status_code: the HTTP status, 0 when no response arrived.
         reason: the status line's reason phrase.
         headers: case-insensitive response headers.
-        content: the (decoded) body bytes (read on first use after ``stream=True``); None
-            when no response arrived, as in Locust.
         url: the final URL, after redirects.
         history: the redirect responses that led here, oldest first.
-        elapsed: time from sending the request to having the whole response (to the headers
-            after ``stream=True``).
-        error: the exception when the request failed before a response, else None.
-        request: the last request sent.
-        raw: the unread body of a ``stream=True`` response (``read(amt)``, ``close()``), else
-            None.
+        encoding: the charset ``text`` decodes with (requests' rule; settable).
+        error: requests' exception when the request failed without a response, else None.
+        raw: the body of a ``stream=True`` response (``read(amt)``, ``close()``); for
+            HttpUser, urllib3's response, as in requests.
         timings: where the time went, in ms: ``connect`` (TCP, on a new connection only),
             ``tls`` (the handshake of a new TLS connection) and ``ttfb`` (from the request
             sent to the first byte of the response); a phase that did not happen is None,
@@ -85,16 +133,23 @@ class Response:
             not sent by a client.
     """
 
-    raw: BodyStream | None = None  # set on streamed responses only: nothing per request
+    _raw: Any = None  # set on streamed responses (and HttpUser's): nothing per request
+    _session: Any = None  # the session that sent it (for ``connection``)
     _limit = MAX_BODY_SIZE  # what ``content`` reads of a streamed body
-    _consumed = False
     _no_text: str | None = ""  # ``text`` without a response: HttpUser's "", FastHttpUser's None
     _recorder: Any = None  # the client's record of the request, for ``request_meta``
     _meta: dict[str, Any] | None = None  # request_meta, built on first use
+    _sent: Sent | None = None  # what was sent, for ``request``
+    _next: Any = None  # the redirect not followed (allow_redirects=False), for ``next``
     #: (connect, tls, ttfb) in integer microseconds, -1 for a phase that did not happen, and
-    #: the request's bytes sent: set by the clients, read by the worker's recorder (see
+    #: the request's bytes sent: set by the transports, read by the worker's recorder (see
     #: mpswarm.stats.recorder).
     _phases: tuple[int, int, int, int] | None = None
+    _encoding: Any = _UNSET
+    _cookies: RequestsCookieJar | None = None
+    _elapsed: datetime.timedelta | None = None
+    _consumed = False  # a streamed body was read to its end (or is being)
+    _recorded_ms = 0.0  # the response time the request event got
 
     def __init__(
         self,
@@ -103,37 +158,55 @@ class Response:
         headers: Any = None,
         content: bytes | None = b"",
         url: str = "",
-        request: Request | None = None,
+        request: Any = None,
         error: BaseException | None = None,
     ) -> None:
         self.status_code = status_code
         self.reason = reason
-        self.headers = headers if headers is not None else _empty_headers()
-        self._content = content  # None: a streamed body not read yet
+        self.headers = headers if headers is not None else Headers()
+        self._content = content  # None: a streamed body not read yet, or no response
         self.url = url
-        self.request = request
+        if request is not None:
+            self.request = request
         self.error = error
         self.history: list[Response] = []
-        self._elapsed_ms = 0.0
-        self.encoding: str | None = None
-        self._cookies: dict[str, str] | None = None
 
     @property
-    def stream(self) -> Any:
-        """``raw``, by the name FastHttpUser's responses give it in Locust."""
-        return self.raw
+    def raw(self) -> Any:
+        """The body of a ``stream=True`` response (``read(amt)``, ``close()``); for HttpUser,
+        urllib3's response, as in requests."""
+        raw = self._raw
+        if type(raw) is Later:
+            raw = self._raw = raw.make()
+        return raw
 
+    @raw.setter
+    def raw(self, value: Any) -> None:
+        self._raw = value
+
+    # -- what was sent -----------------------------------------------------------------------
+    @property
+    def request(self) -> PreparedRequest | None:
+        """The last request sent, as requests' ``PreparedRequest``."""
+        sent = self._sent
+        return sent.request() if sent is not None else None
+
+    @request.setter
+    def request(self, value: Any) -> None:
+        self._sent = value if isinstance(value, Sent) else Sent("", "", {}, None, value)
+
+    # -- the body ----------------------------------------------------------------------------
     @property
     def content(self) -> Any:
-        """The (decoded) body bytes, None when no response arrived (a connection error), as
-        in Locust; a streamed body is read now, up to ``max_body_size``.
+        """The (decoded) body bytes; None when no response arrived (as in Locust). A streamed
+        body is read now, up to ``max_body_size``.
 
         Raises:
             BodyTooLarge: a streamed body over the cap the request was sent with.
             RuntimeError: a streamed body already read through ``iter_content``.
         """
         content = self._content
-        if content is None and self.raw is not None:
+        if content is None and self._raw is not None:
             content = self._content = self._read_rest()
         return content
 
@@ -143,89 +216,210 @@ class Response:
 
     def _read_rest(self) -> bytes:
         raw = self.raw
-        assert raw is not None
         if self._consumed:
-            raise RuntimeError("the body of this response was already read (iter_content)")
+            raise RuntimeError("The content for this response was already consumed")
         self._consumed = True
         limit = self._limit
         buffer = io.BytesIO()  # getvalue() hands over its buffer: one copy of the body, not two
-        while True:
-            piece = raw.read(READ_CHUNK)
-            if not piece:
-                return buffer.getvalue()
+        for piece in _streamed(raw, READ_CHUNK):
             if buffer.tell() + len(piece) > limit:
                 raw.close()
                 raise BodyTooLarge(body_too_large(limit))
             buffer.write(piece)
+        return buffer.getvalue()
 
-    def iter_content(
-        self, chunk_size: int | None = 1, decode_unicode: bool = False
-    ) -> Iterator[Any]:
-        """The body in pieces of at most ``chunk_size`` bytes, as requests' ``iter_content``.
+    def iter_content(self, chunk_size: int | None = 1, decode_unicode: bool = False) -> Any:
+        """The body in pieces of at most ``chunk_size`` bytes (requests' ``iter_content``).
 
         After ``stream=True`` the pieces come from the connection as they are read, whatever
         the body's size; otherwise they are slices of ``content``.
-
-        Args:
-            chunk_size: most bytes per piece (None: as they arrive, or all of ``content``).
-            decode_unicode: yield text decoded with the response's charset.
         """
-        if self._content is None and self.raw is not None:
+        if chunk_size is not None and not isinstance(chunk_size, int):
+            raise TypeError(f"chunk_size must be an int, it is instead a {type(chunk_size)}.")
+        if self._content is None and self._raw is not None:
             if self._consumed:
-                raise RuntimeError("the body of this response was already read")
+                raise StreamConsumedError()
             self._consumed = True
-            pieces = _read_pieces(self.raw, chunk_size or READ_CHUNK)
+            chunks: Iterator[Any] = _streamed(self.raw, chunk_size)
         else:
-            content = self.content or b""
-            size = chunk_size or len(content) or 1
-            pieces = (content[at : at + size] for at in range(0, len(content), size))
-        if not decode_unicode:
-            yield from pieces
-            return
-        decoder = codecs.getincrementaldecoder(self._charset())(errors="replace")
-        for piece in pieces:
-            text = decoder.decode(piece)
-            if text:
-                yield text
-        rest = decoder.decode(b"", final=True)
-        if rest:
-            yield rest
+            chunks = iter_slices(self.content or b"", chunk_size)
+        if decode_unicode:
+            chunks = stream_decode_response_unicode(chunks, self)  # type: ignore[arg-type]
+        return chunks
 
     def iter_lines(
         self, chunk_size: int = 512, decode_unicode: bool = False, delimiter: Any = None
     ) -> Iterator[Any]:
-        """The body line by line, as requests' ``iter_lines``; a line longer than
-        ``max_body_size`` raises BodyTooLarge rather than being held."""
-        pending: list[Any] = []
-        held = 0
-        for chunk in self.iter_content(chunk_size, decode_unicode):
-            lines = chunk.split(delimiter) if delimiter else chunk.splitlines()
-            if not lines:
-                continue
-            open_end = bool(lines[-1]) and lines[-1][-1:] == chunk[-1:]  # no break at the end
-            if len(lines) == 1 and open_end:
-                pending.append(chunk)  # no break in this piece: held, not joined each time
-                held += len(chunk)
-                if held > self._limit:
+        """The body line by line (requests' ``iter_lines``, its rules included); a line longer
+        than ``max_body_size`` raises BodyTooLarge rather than being held."""
+        pending: Any = None
+        for chunk in self.iter_content(chunk_size=chunk_size, decode_unicode=decode_unicode):
+            if pending is not None:
+                chunk = pending + chunk
+                if len(chunk) > self._limit:
                     raise BodyTooLarge(
                         f"BodyTooLarge: response line longer than {size_text(self._limit)} "
                         "(max_body_size)"
                     )
-                continue
-            if pending:
-                lines[0] = chunk[:0].join([*pending, lines[0]])
-                pending, held = [], 0
-            if open_end:
-                pending, held = [lines[-1]], len(lines[-1])
-                del lines[-1]
+            lines = chunk.split(delimiter) if delimiter else chunk.splitlines()
+            if lines and lines[-1] and chunk and lines[-1][-1] == chunk[-1]:
+                pending = lines.pop()
+            else:
+                pending = None
             yield from lines
-        if pending:
-            yield pending[0][:0].join(pending)
+        if pending is not None:
+            yield pending
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.iter_content(128)
+
+    @property
+    def encoding(self) -> str | None:
+        """The charset ``text`` decodes with: the Content-Type's, ISO-8859-1 for text/* without
+        one, UTF-8 for JSON (requests' ``get_encoding_from_headers``); settable."""
+        encoding = self._encoding
+        if encoding is _UNSET:
+            encoding = self._encoding = get_encoding_from_headers(self.headers)  # type: ignore[arg-type]
+        return encoding
+
+    @encoding.setter
+    def encoding(self, value: str | None) -> None:
+        self._encoding = value
+
+    @property
+    def apparent_encoding(self) -> str | None:
+        """The charset the body looks like (charset_normalizer's guess, as requests)."""
+        from requests.compat import chardet
+
+        if chardet is None:
+            return "utf-8"
+        return chardet.detect(self.content or b"")["encoding"]
+
+    @property
+    def text(self) -> Any:
+        """The body decoded with ``encoding`` (requests' rule; without one, UTF-8 where the body
+        is valid UTF-8, else the apparent encoding); without a response "" from HttpUser's
+        client and None from FastHttpUser's, as in Locust."""
+        content = self.content
+        if content is None:
+            return self._no_text
+        if not content:
+            return ""
+        encoding = self.encoding
+        if encoding is None:
+            try:
+                # charset_normalizer names valid UTF-8 (ASCII included) utf-8 or ascii: the
+                # same text, without reading the whole body to guess.
+                return content.decode("utf-8")
+            except UnicodeDecodeError:
+                encoding = self.apparent_encoding
+        try:
+            return str(content, encoding, errors="replace")  # type: ignore[arg-type]
+        except (LookupError, TypeError):
+            return str(content, errors="replace")
+
+    def json(self, **kwargs: Any) -> Any:
+        """The body parsed as JSON.
+
+        Raises:
+            requests.exceptions.JSONDecodeError: the body is not JSON.
+        """
+        content = self.content or b""
+        if not self.encoding and len(content) > 3:
+            encoding = guess_json_utf(content)
+            if encoding is not None:
+                try:
+                    return jsonlib.loads(content.decode(encoding), **kwargs)
+                except UnicodeDecodeError:
+                    pass
+                except jsonlib.JSONDecodeError as exc:
+                    raise RequestsJSONDecodeError(exc.msg, exc.doc, exc.pos) from None
+        try:
+            return jsonlib.loads(self.text or "", **kwargs)
+        except jsonlib.JSONDecodeError as exc:
+            raise RequestsJSONDecodeError(exc.msg, exc.doc, exc.pos) from None
+
+    # -- the rest of requests' API -----------------------------------------------------------
+    @property
+    def cookies(self) -> RequestsCookieJar:
+        """The cookies this response set, as requests' jar (its acceptance rules applied)."""
+        jar = self._cookies
+        if jar is None:
+            jar = self._cookies = RequestsCookieJar()
+            request = self.request
+            if request is not None and self.headers.get("Set-Cookie") is not None:
+                jar.extract_cookies(
+                    MockResponse(self.headers),  # type: ignore[arg-type]
+                    MockRequest(request),  # type: ignore[arg-type]
+                )
+        return jar
+
+    @cookies.setter
+    def cookies(self, jar: RequestsCookieJar) -> None:
+        self._cookies = jar
+
+    @property
+    def elapsed(self) -> datetime.timedelta:
+        """From sending the request to the response's first byte, a new connection's opening
+        included (what requests measures: to the headers)."""
+        elapsed = self._elapsed
+        if elapsed is None:
+            phases = self._phases
+            us = sum(max(phase, 0) for phase in phases[:3]) if phases is not None else 0
+            elapsed = self._elapsed = datetime.timedelta(microseconds=us)
+        return elapsed
+
+    @elapsed.setter
+    def elapsed(self, value: datetime.timedelta) -> None:
+        self._elapsed = value
+
+    @property
+    def is_redirect(self) -> bool:
+        """A redirect status with a Location: what a session would follow."""
+        return "location" in self.headers and self.status_code in _REDIRECTS
+
+    @property
+    def is_permanent_redirect(self) -> bool:
+        """A 301 or 308 with a Location."""
+        return "location" in self.headers and self.status_code in (301, 308)
+
+    @property
+    def next(self) -> Any:
+        """The PreparedRequest of the redirect not followed (``allow_redirects=False``)."""
+        return self._next
+
+    @property
+    def links(self) -> dict[str, dict[str, str]]:
+        """The Link header's links, by ``rel`` (or URL)."""
+        header = self.headers.get("link")
+        found: dict[str, dict[str, str]] = {}
+        if header:
+            for link in parse_header_links(header):
+                key = link.get("rel") or link.get("url")
+                if key is not None:
+                    found[key] = link
+        return found
+
+    @property
+    def ok(self) -> bool:
+        """A response arrived with a status below 400 (or of 600 and above, as requests)."""
+        return self.error is None and self.status_code != 0 and not 400 <= self.status_code < 600
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def raise_for_status(self) -> None:
+        """Raise the request's error, or requests' HTTPError for a 4xx or 5xx status."""
+        if self.error is not None:
+            raise self.error
+        text = http_error_text(self.status_code, self.reason, self.url)
+        if text is not None:
+            raise StatusError(text, response=self)
 
     def close(self) -> None:
         """Release a streamed body: the connection is dropped unless it was read to its end."""
-        raw = self.raw
-        if raw is not None:
+        raw = self._raw
+        if raw is not None and self._content is None:
             raw.close()
 
     def __enter__(self) -> Response:
@@ -235,7 +429,7 @@ class Response:
         Raises:
             LocustError: a response that was not streamed.
         """
-        if self.raw is None:
+        if self._raw is None or self._content is not None:
             raise LocustError(f"the response is not a context manager. {_NOT_CAUGHT}")
         return self
 
@@ -243,26 +437,19 @@ class Response:
         self.close()
         return None
 
-    def _charset(self) -> str:
-        if self.encoding is not None:
-            return self.encoding
-        match = _CHARSET.search(self.headers.get("Content-Type", ""))
-        encoding = match.group(1) if match else "utf-8"
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            return "utf-8"
-        return encoding
+    @property
+    def connection(self) -> Any:
+        """What sent the request, as requests' adapter: ``send(prepared, **kwargs)`` sends one
+        more as it is (what HTTPDigestAuth answers a challenge with)."""
+        session = self._session
+        return None if session is None else _Adapter(session)
 
     @property
-    def elapsed(self) -> datetime.timedelta:
-        """Time from sending the request to having the whole response."""
-        return datetime.timedelta(milliseconds=self._elapsed_ms)
+    def stream(self) -> Any:
+        """``raw``, by the name FastHttpUser's responses give it in Locust."""
+        return self.raw
 
-    @elapsed.setter
-    def elapsed(self, value: datetime.timedelta) -> None:
-        self._elapsed_ms = value.total_seconds() * 1000.0
-
+    # -- Locust's ----------------------------------------------------------------------------
     @property
     def timings(self) -> dict[str, float | None] | None:
         """``connect``, ``tls`` and ``ttfb`` in ms (see the class docstring)."""
@@ -272,25 +459,6 @@ class Response:
         return {name: us / 1000.0 if us >= 0 else None for name, us in pairs}
 
     @property
-    def ok(self) -> bool:
-        """True when a response arrived with a status below 400."""
-        return self.error is None and 0 < self.status_code < 400
-
-    @property
-    def text(self) -> Any:
-        """The body decoded with the declared charset (UTF-8 when none); without a response
-        (a connection error) "" from HttpUser's client and None from FastHttpUser's, as in
-        Locust."""
-        content = self.content
-        if content is None:
-            return self._no_text
-        return content.decode(self._charset(), errors="replace")
-
-    def json(self, **kwargs: Any) -> Any:
-        """The body parsed as JSON."""
-        return jsonlib.loads(self.content or b"", **kwargs)
-
-    @property
     def request_meta(self) -> dict[str, Any] | None:
         """The request event's arguments for this request (see the class docstring)."""
         meta = self._meta
@@ -298,17 +466,8 @@ class Response:
             recorder = self._recorder
             if recorder is None:
                 return None
-            meta = self._meta = recorder.meta(self, self._fired_exception(), self._elapsed_ms)
+            meta = self._meta = recorder.meta(self, failure_of(self, recorder.name))
         return meta
-
-    def _fired_exception(self) -> BaseException | None:
-        """The failure the request event got for this response (rebuilt, not kept: keeping
-        it would cost every request an attribute)."""
-        if self.error is not None:
-            return self.error
-        if self.status_code >= 400:
-            return HTTPError(status_error_text(self, self._recorder.name), response=self)
-        return None
 
     def success(self) -> None:
         """Locust's rule: only a ``catch_response=True`` request can be marked.
@@ -326,54 +485,61 @@ class Response:
         """
         raise LocustError(_NOT_CAUGHT)
 
-    @property
-    def cookies(self) -> dict[str, str]:
-        """Cookies this response set, by name."""
-        if self._cookies is None:
-            found: dict[str, str] = {}
-            for header in self.headers.getlist("Set-Cookie"):
-                pair = header.split(";", 1)[0]
-                if "=" in pair:
-                    key, value = pair.split("=", 1)
-                    found[key.strip()] = value.strip()
-            self._cookies = found
-        return self._cookies
-
-    def raise_for_status(self) -> None:
-        """Raise the connection error, or HTTPError for a 4xx/5xx status."""
-        if self.error is not None:
-            raise self.error
-        if self.status_code >= 400:
-            raise HTTPError(status_error_text(self), response=self)
-
-    def __bool__(self) -> bool:
-        return self.ok
-
     def __repr__(self) -> str:
         return f"<Response [{self.status_code}]>"
 
 
-def status_error_text(response: Response, name: str | None = None) -> str:
-    """Locust-style failure text for a 4xx/5xx response."""
-    kind = "Client" if response.status_code < 500 else "Server"
-    where = name if name is not None else response.url
-    # The reason phrase is the server's: escaped and cut, so garbage cannot flood the errors.
-    reason = printable(response.reason, 120)
-    return f"{response.status_code} {kind} Error: {reason} for url: {where}"
+def http_error_text(status: int, reason: Any, where: str) -> str | None:
+    """requests' HTTPError text for a 4xx or 5xx status (None for others)."""
+    if isinstance(reason, bytes):
+        try:
+            reason = reason.decode("utf-8")
+        except UnicodeDecodeError:
+            reason = reason.decode("iso-8859-1")
+    if 400 <= status < 500:
+        return f"{status} Client Error: {reason} for url: {where}"
+    if 500 <= status < 600:
+        return f"{status} Server Error: {reason} for url: {where}"
+    return None
 
 
-def _read_pieces(raw: BodyStream, size: int) -> Iterator[bytes]:
-    while True:
-        piece = raw.read(size)
-        if not piece:
-            return
-        yield piece
+def failure_of(response: Response, name: str) -> BaseException | None:
+    """What the request event records for ``response``: its error, or for a 4xx or 5xx status
+    Locust's HTTPError, named by the request's name (its reason escaped and cut: garbage
+    from a server must not flood the errors table)."""
+    if response.error is not None:
+        return response.error
+    text = http_error_text(response.status_code, printable(str(response.reason), 120), name)
+    return StatusError(text, response=response) if text is not None else None
 
 
-def _empty_headers() -> Any:
-    from urllib3 import HTTPHeaderDict
+class _Adapter:
+    """requests' adapter API over a session's transport (``Response.connection``)."""
 
-    return HTTPHeaderDict()
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def send(self, request: PreparedRequest, **kwargs: Any) -> Any:
+        """Send ``request`` as it is: no hooks, cookies or redirects (requests' adapter)."""
+        return self._session._adapter_send(request, **kwargs)
+
+    def close(self) -> None:
+        """Nothing to close: the session keeps its connections."""
+
+
+def _streamed(raw: Any, size: int | None) -> Iterator[bytes]:
+    """A streamed body's pieces as requests' ``iter_content`` reads them (``raw.stream``),
+    a failure raised as the request's kind of error."""
+    try:
+        yield from raw.stream(size, decode_content=True)
+    except RequestException:
+        raise
+    except Exception as exc:
+        from mpswarm.http._errors import from_urllib3
+
+        raise from_urllib3(exc) from None
 
 
 class ResponseContextManager(Response):
@@ -384,12 +550,17 @@ class ResponseContextManager(Response):
     """
 
     _reported: BaseException | None = None  # what the request was recorded with
+    _manual: BaseException | bool | None = None
+    _entered = False
+    _report: Any = None
 
-    def __init__(self, response: Response, report: Any) -> None:
-        self.__dict__.update(response.__dict__)
-        self._report = report
-        self._manual: BaseException | bool | None = None
-        self._entered = False
+    @classmethod
+    def wrap(cls, response: Response, report: Any) -> ResponseContextManager:
+        """``response`` itself, made a context manager (its class changed, nothing copied)."""
+        response.__class__ = cls
+        caught: ResponseContextManager = response  # type: ignore[assignment]
+        caught._report = report
+        return caught
 
     def __enter__(self) -> ResponseContextManager:
         self._entered = True
@@ -417,6 +588,13 @@ class ResponseContextManager(Response):
             exc = CatchResponseError(str(exc))
         self._manual = exc
 
+    def raise_for_status(self) -> None:
+        """As Response's, but a ``failure()`` already called is what it raises (Locust)."""
+        if isinstance(self._manual, BaseException):
+            raise self._manual
+        if self._manual is None:
+            super().raise_for_status()
+
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         if self._manual is True:
             self._record(None)
@@ -424,7 +602,7 @@ class ResponseContextManager(Response):
             self._record(self._manual)
         elif exc is None or isinstance(exc, GreenletExit):
             # GreenletExit: the user was stopped; the request happened, so it is recorded.
-            self._record(self._default_failure())
+            self._record(failure_of(self, self._report.name))
         elif _is_control_flow(exc):
             # Locust's rule: steering the user (InterruptTaskSet, RescheduleTask, StopUser...)
             # out of an undecided block records nothing for the request.
@@ -449,13 +627,6 @@ class ResponseContextManager(Response):
             recorder = self._report.recorder
             meta = self._meta = recorder.meta(self, self._reported, self._report.elapsed_ms)
         return meta
-
-    def _default_failure(self) -> BaseException | None:
-        if self.error is not None:
-            return self.error
-        if self.status_code >= 400:
-            return HTTPError(status_error_text(self, self._report.name), response=self)
-        return None
 
 
 def _is_control_flow(exc: BaseException) -> bool:

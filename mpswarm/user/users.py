@@ -254,7 +254,7 @@ class User(metaclass=UserMeta):
 
 
 class HttpUser(User):
-    """A user with ``self.client``, a requests-like HTTP session with per-user cookies.
+    """A user with ``self.client``, an HTTP session that behaves as ``requests.Session``.
 
     Class attribute ``max_body_size``: the cap on a response body in bytes (default 32 MiB,
     after decompression); a larger body is a failed request. One request can pass its own
@@ -285,6 +285,6 @@ class HttpUser(User):
             user=self,
             max_body_size=self.max_body_size,
             pool_manager=self.pool_manager,
+            insecure=insecure,
         )
-        client.verify = not insecure
         return client

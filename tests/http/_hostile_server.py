@@ -107,7 +107,10 @@ def _answer(conn: socket.socket, path: str) -> bool:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(port), port))
         return True
     elif path == "/lines":
-        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
         for piece in (b"a\n", b"bb", b"\nc", b"cc", b"\n\n", b"d"):
             conn.sendall(_chunk(piece))
         conn.sendall(b"0\r\n\r\n")

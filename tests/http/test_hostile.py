@@ -284,7 +284,7 @@ def test_iter_lines_and_iter_content(open_client: Any, stream: bool) -> None:
     if stream:
         read = client.get("/lines", stream=True)
         assert len(b"".join(read.iter_content(4))) == 11
-        with pytest.raises(RuntimeError, match="already read"):
+        with pytest.raises(RuntimeError, match="already consumed"):
             read.content  # noqa: B018 - the property is the test
 
 

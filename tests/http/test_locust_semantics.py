@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import base64
 import socket
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,8 +24,7 @@ from mpswarm.exceptions import (
     RescheduleTaskImmediately,
     StopUser,
 )
-from mpswarm.http._pools import OriginPools
-from mpswarm.http._transport import SharedConnections, shared
+from mpswarm.http._transport import SharedIdle, shared
 from mpswarm.http.fast import FastHttpSession
 from mpswarm.http.session import HttpSession
 from tests.http.conftest import ScriptedServer, reply
@@ -253,7 +250,7 @@ def test_url_without_a_scheme_and_no_host_raises(
     open_client: Callable[[str], HttpSession], fired: Fired
 ) -> None:
     client = open_client("")
-    with pytest.raises(MissingSchema, match="no scheme"):
+    with pytest.raises(MissingSchema, match=r"No scheme supplied.*give the user a host"):
         client.get("/items")
     assert fired.calls == []
 
@@ -262,9 +259,10 @@ def test_unsupported_scheme_raises(
     ok_server: ScriptedServer, open_client: Callable[[str], HttpSession], fired: Fired
 ) -> None:
     address = ok_server.url.removeprefix("http://")
-    for base in ("", ok_server.url):
-        with pytest.raises(InvalidSchema, match="No connection adapters"):
-            open_client(base).get(f"ftp://{address}/file")
+    with pytest.raises(InvalidSchema, match="No connection adapters"):
+        open_client("").get(f"ftp://{address}/file")
+    with pytest.raises(InvalidURL):  # Locust's rule appends it to the host: no valid URL
+        open_client(ok_server.url).get(f"ftp://{address}/file")
     assert fired.calls == []
     assert open_client("").get(f"{ok_server.url}/").status_code == 200  # a full URL is fine
 
@@ -298,8 +296,7 @@ def test_sessions_given_one_pool_object_share_their_connections(
     for client in (*sharing, *alone):
         client.close()
     assert ok_server.connections == 3  # closing a session leaves the shared connections open
-    shared_made = OriginPools if kind is HttpSession else SharedConnections
-    shared(shared_pool, shared_made).close()
+    shared(shared_pool, SharedIdle).close()
 
 
 def test_ssl_context_factory_makes_each_tls_context(
@@ -371,8 +368,9 @@ def test_unparsable_url_and_a_host_of_another_scheme_raise(fired: Fired) -> None
         client.close()
 
 
-def test_errors_are_requests_types_where_requests_is_installed(kind: type[HttpSession]) -> None:
-    requests_exceptions = pytest.importorskip("requests.exceptions")
+def test_errors_are_requests_types(kind: type[HttpSession]) -> None:
+    import requests.exceptions as requests_exceptions
+
     client = kind(f"http://127.0.0.1:{_closed_port()}", EventHook())
     with pytest.raises(requests_exceptions.RequestException):
         client.get("/").raise_for_status()
@@ -382,14 +380,3 @@ def test_errors_are_requests_types_where_requests_is_installed(kind: type[HttpSe
     assert issubclass(InvalidURL, requests_exceptions.InvalidURL)
     client.close()
     hostless.close()
-
-
-def test_without_requests_the_errors_are_mpswarms_own() -> None:
-    code = (
-        "import sys; sys.modules['requests'] = None\n"
-        "from mpswarm import exceptions as e\n"
-        "assert e.MissingSchema.__mro__[1:3] == (ValueError, Exception), e.MissingSchema.__mro__\n"
-        "assert e.RequestError.__mro__[1] is Exception and e.HTTPError.__mro__[1] is Exception\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr

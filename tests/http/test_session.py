@@ -166,7 +166,7 @@ def test_tls_verifies_by_default_and_insecure_skips(serve, events: Events, tls_c
     try:
         refused = client.get("/")
         assert refused.status_code == 0 and "CERTIFICATE_VERIFY_FAILED" in str(refused.error)
-        client.verify = False
+        client.insecure = True  # (verify = False loses to REQUESTS_CA_BUNDLE, as in requests)
         first = client.get("/")
         assert first.content == b"tls"
         second = client.get("/")

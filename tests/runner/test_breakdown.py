@@ -68,10 +68,11 @@ def test_breakdown_sent_bytes_and_iterations(run_cli, demo, tmp_path: Path, cls:
     # Data sent: every request's bytes; FastHttpUser's request is known to the byte.
     host = demo.url.split("//", 1)[1]
     if cls == "FastHttpUser":
-        sent = (
-            f"GET /slow?ms={SLOW_MS} HTTP/1.1\r\nHost: {host}\r\n"
-            "Accept-Encoding: gzip, deflate\r\nUser-Agent: mpswarm\r\n\r\n"
-        )
+        from mpswarm.http.fast import FastHttpSession
+
+        defaults = "".join(f"{k}: {v}\r\n" for k, v in FastHttpSession.default_headers.items())
+        sent = f"GET /slow?ms={SLOW_MS} HTTP/1.1\r\nHost: {host}\r\n{defaults}\r\n"
+        assert "User-Agent: mpswarm/" in sent and "Accept: */*" in sent  # requests' defaults
         assert data["sent_bytes"] == requests * len(sent)
     else:
         assert requests * 50 < data["sent_bytes"] < requests * 500

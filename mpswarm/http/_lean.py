@@ -1,0 +1,210 @@
+"""FastHttpUser's transport: a lean HTTP/1.1 client on gevent sockets and httptools (llhttp).
+
+It sends the head and body the session made with one system call where it can, parses the
+response with a parser of its own (``_fastparse``), keeps the connection while the server
+keeps it alive, and holds no more of a response than the caps allow (``_limits``): the status
+line and headers, the body as received and as decompressed. A body is gathered in one buffer
+that becomes ``content`` without a copy, so a body of N bytes costs N bytes, not twice that.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httptools
+from requests.exceptions import RequestException
+
+from mpswarm.http import _errors, _limits
+from mpswarm.http._connect import connect
+from mpswarm.http._connections import Connection, GeventConnection, PlainConnection
+from mpswarm.http._errors import BadResponse, BodyTooLarge
+from mpswarm.http._fastparse import Parsed, content_length, new_parser, truncation
+from mpswarm.http._faststream import FastBodyStream
+from mpswarm.http._headers import Headers
+from mpswarm.http._inflate import decompress
+from mpswarm.http._limits import MAX_HEADER_SIZE, MAX_HEADERS, body_too_large
+from mpswarm.http._transport import KeepAlive, Outgoing, Stale
+from mpswarm.http.response import Response
+
+_RECV = 65536
+_NO_BODY_STATUS = frozenset((204, 304))
+
+
+class LeanTransport(KeepAlive):
+    """The lean client's connections for one session (or for every session sharing a
+    ``client_pool``).
+
+    Args:
+        pool: Locust's ``client_pool``: sessions given the same object share their idle
+            connections.
+        ssl_context_factory: makes the TLS context of each new https connection (Locust's
+            option); its errors are raised, as a bug of the locustfile.
+    """
+
+    __slots__ = ("factory",)
+
+    def __init__(self, pool: Any = None, ssl_context_factory: Any = None) -> None:
+        super().__init__(pool)
+        self.factory = ssl_context_factory
+
+    def _open(self, request: Outgoing) -> Connection:
+        sock, opened = connect(request, self.factory)
+        plain = request.origin[0] == "http"
+        connection = PlainConnection(sock) if plain else GeventConnection(sock)
+        connection.opened = opened
+        return connection
+
+    # -- one exchange ------------------------------------------------------------------------
+    def _roundtrip(self, connection: Connection, key: Any, request: Outgoing) -> Response:
+        """One request and its response, on ``connection``."""
+        reused = connection.used
+        connection.used = True
+        options = request.options
+        read_timeout = options.read_timeout
+        method = request.method
+        stream = request.stream
+        limit = request.limit
+        parsed = Parsed(stream)
+        parser = new_parser(parsed)
+        got = 0  # bytes received
+        announced = False  # the Content-Length was checked against the cap
+        first_byte = 0.0
+        sent_bytes = 0
+        try:
+            sent_bytes = _send(connection, request, read_timeout)
+            sent = time.perf_counter()
+            while not parsed.complete:
+                chunk = connection.recv(_RECV, read_timeout, not got)
+                if not chunk:
+                    if not got and reused:
+                        raise Stale()
+                    if parsed.headers_done and parsed.close_delimited():
+                        break  # the body ends with the connection
+                    raise (BadResponse if not parsed.headers_done else _errors.BodyIncomplete)(
+                        truncation(parsed)
+                    )
+                if not got:
+                    first_byte = time.perf_counter()
+                got += len(chunk)
+                parsed.feed(parser, chunk)
+                if parsed.complete:
+                    break  # most responses: all in the first read
+                if parsed.headers_done:
+                    # A longer body: the checks cost nothing on the common path above.
+                    if method == "HEAD" or parsed.status in _NO_BODY_STATUS:
+                        break
+                    if stream:
+                        break  # the body is the user's to read
+                    if not announced:
+                        announced = True
+                        if content_length(parsed) > limit:  # fail now, not after the cap's worth
+                            raise BodyTooLarge(body_too_large(limit))
+                    if parsed.size > limit:
+                        raise BodyTooLarge(body_too_large(limit))
+                elif len(parsed.headers) > MAX_HEADERS:
+                    raise BadResponse(_limits.TOO_MANY_HEADERS)
+                elif got > MAX_HEADER_SIZE * (parsed.interim + 1):
+                    raise BadResponse(_limits.HEADERS_TOO_LARGE)
+            if parsed.size > limit and not stream:
+                raise BodyTooLarge(body_too_large(limit))
+        except RequestException:
+            connection.close()
+            raise
+        except TimeoutError:
+            connection.close()
+            raise _errors.read_timeout(read_timeout) from None
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            connection.close()
+            if not got and reused:
+                raise Stale() from None
+            raise _errors.os_error(exc) from None
+        except OSError as exc:
+            connection.close()
+            raise _errors.os_error(exc) from None
+        except httptools.HttpParserError as exc:
+            connection.close()
+            raise BadResponse(_errors.parser_error_text(exc)) from None
+        except BaseException:
+            connection.close()
+            raise
+        opened = (-1, -1) if reused else connection.opened
+        phases = (*opened, _us(first_byte - sent) if got else -1, sent_bytes)
+        status = parsed.status
+        headers = Headers(parsed.headers)
+        reason = parsed.reason.decode("latin-1")
+        if stream and _streams(parsed, method):
+            response = Response(status, reason, headers, None, request.url)
+            response.raw = self._stream(connection, key, parsed, parser, read_timeout, headers)
+            response._limit = limit
+            response._phases = phases
+            return response
+        finished = parsed.complete or (
+            parsed.headers_done and (method == "HEAD" or status in _NO_BODY_STATUS)
+        )
+        if finished and parsed.keep_alive and not parsed.extra:
+            self._idle.keep(key, connection)
+        else:
+            connection.close()
+        content = parsed.content()
+        encoding = headers.get("Content-Encoding", "").lower() if content else ""
+        if encoding in ("gzip", "deflate"):
+            content = decompress(content, encoding, limit)
+        response = Response(status, reason, headers, content, request.url)
+        response._phases = phases
+        return response
+
+    def _stream(
+        self,
+        connection: Connection,
+        key: Any,
+        parsed: Parsed,
+        parser: Any,
+        read_timeout: float | None,
+        headers: Headers,
+    ) -> FastBodyStream:
+        """The body of a ``stream=True`` response, left on the wire for the user to read."""
+
+        def done(keep: bool) -> None:
+            if keep:
+                self._idle.keep(key, connection)
+            else:
+                connection.close()
+
+        encoding = headers.get("Content-Encoding", "").lower()
+        return FastBodyStream(connection, parsed, parser, read_timeout, encoding, done)
+
+
+def _send(connection: Connection, request: Outgoing, timeout: float | None) -> int:
+    """Write the head and body; returns the bytes written."""
+    body = request.body
+    head = request.head
+    if body is None:
+        connection.sendall(head, timeout)
+        return len(head)
+    if isinstance(body, bytes):
+        if len(body) <= _ONE_SEND:
+            data = head + body  # one system call for a small request
+            connection.sendall(data, timeout)
+            return len(data)
+        connection.sendall(head, timeout)
+        connection.sendall(body, timeout)
+        return len(head) + len(body)
+    connection.sendall(head, timeout)
+    total = len(head)
+    for piece in body:
+        connection.sendall(piece, timeout)
+        total += len(piece)
+    return total
+
+
+_ONE_SEND = 65536  # a larger body is sent after the head, not copied onto it
+
+
+def _us(seconds: float) -> int:
+    return int(seconds * 1e6 + 0.5)
+
+
+def _streams(parsed: Parsed, method: str) -> bool:
+    """Whether a ``stream=True`` response is returned as a stream: one with a body."""
+    return not (method == "HEAD" or parsed.status in _NO_BODY_STATUS)
