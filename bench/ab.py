@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,7 +53,11 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--pin", action="store_true")
     args = parser.parse_args()
-    tools = dict(item.split("=", 1) for item in args.tool)
+    tools = {name: str(Path(python).absolute()) for name, python in
+             (item.split("=", 1) for item in args.tool)}  # fmt: skip
+    # Each tool imports its own install: not this checkout's, which `python -m` would find
+    # first from the working directory.
+    os.chdir(tempfile.gettempdir())
     target = Target()
     if args.pin:
         subprocess.run(["taskset", "-a", "-p", "-c", "1", str(target.proc.pid)], check=False,

@@ -7,9 +7,10 @@ of a connection (a ``Connection: close`` it saw makes it refuse what follows), s
 taken from a shared free list once failed the next connection's request. A new one costs
 0.6 us.
 
-Nothing here points back at the parser outside ``feed``: a failed body must be freed with its
-response, not wait for the cyclic garbage collector (a cycle through the parser held failed
-bodies of 32 MiB until a collection: 800 MB for one user against an endless body).
+``Parsed.parser`` points back at the parser only while its response is read (the transport
+clears it, whatever happens): a failed body must be freed with its response, not wait for the
+cyclic garbage collector (a cycle through the parser held failed bodies of 32 MiB until a
+collection: 800 MB for one user against an endless body).
 """
 
 from __future__ import annotations
@@ -23,75 +24,82 @@ from mpswarm.http import _limits
 from mpswarm.http._errors import BadResponse
 from mpswarm.http._limits import MAX_HEADERS, MAX_INTERIM
 
+# (What the class reads of the parser: ``get_status_code`` and ``should_keep_alive`` when the
+# headers are complete, through ``parser``, which the transport sets and clears.)
+
 
 class Parsed:
-    """httptools callbacks collecting one response (the final one, after any 1xx)."""
+    """httptools callbacks collecting one response (the final one, after any 1xx).
 
-    __slots__ = (
-        "body",
-        "complete",
-        "ends",
-        "extra",
-        "headers",
-        "headers_done",
-        "interim",
-        "keep_alive",
-        "more",
-        "parser",
-        "reason",
-        "size",
-        "skipping",
-        "status",
-    )
+    Its fields are class defaults that a response overwrites as it arrives: a Parsed costs
+    no more than the fields one response sets (each callback is a Python call, and a
+    response of nginx's makes nine of them).
+
+    Attributes:
+        parser: the response's parser while the response is read; set to None afterwards
+            (the two point at each other).
+        ends: where each chunk of a chunked body ended, in the bytes received and not yet
+            taken (kept for a stream, whose pieces never span two chunks, as urllib3's), or
+            None.
+    """
+
+    parser: Any = None
+    ends: list[int] | None = None
+    keep_alive = False
+    status = 0
+    coding = b""  # the Content-Encoding, lower-case
+    cookie = False  # a Set-Cookie line is among the headers
+    # The body: its first piece as llhttp gave it (most bodies have one), then a buffer.
+    body = b""
+    more: io.BytesIO | None = None
+    size = 0  # body bytes received (of this response, or since a stream's last read)
+    headers_done = False
+    complete = False
+    reason = b""
+    interim = 0  # 1xx responses skipped
+    skipping = False  # inside a 1xx response
+    extra = False  # bytes came after the response: the connection cannot be reused
 
     def __init__(self, chunks: bool = False) -> None:
-        self.parser: Any = None  # set only while ``feed`` runs
-        # Where each chunk of a chunked body ended, in the bytes received and not yet taken
-        # (kept for a stream, whose pieces never span two chunks, as urllib3's), or None.
-        self.ends: list[int] | None = [] if chunks else None
-        self.keep_alive = False
-        self.status = 0
-        self.headers: list[tuple[str, str]] = []
-        # The body: its first piece as llhttp gave it (most bodies have one), then a buffer.
-        self.body = b""
-        self.more: io.BytesIO | None = None
-        self.size = 0  # body bytes received (of this response, or since a stream's last read)
-        self.headers_done = False
-        self.complete = False
-        self.reason = b""
-        self.interim = 0  # 1xx responses skipped
-        self.skipping = False  # inside a 1xx response
-        self.extra = False  # bytes came after the response: the connection cannot be reused
+        self.headers: list[tuple[bytes, bytes]] = []
+        if chunks:
+            self.ends = []
+
+    def failed(self, exc: httptools.HttpParserError) -> None:
+        """What a parser error means: nothing after the response (bytes that followed it:
+        its connection is not reused), else what a callback raised (a cap, a bound on 1xx
+        responses), else the parser's own error."""
+        if self.complete:
+            self.extra = True
+            return
+        error = exc.__context__
+        exc.__context__ = None
+        if isinstance(error, BadResponse):
+            raise error
+        raise exc
 
     def feed(self, parser: Any, data: bytes) -> None:
         """Parse ``data`` with ``parser`` (whose callbacks are this object's)."""
-        self.parser = parser
-        error = None
         try:
             parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
-            error, exc.__context__ = exc.__context__, None  # what a callback raised
-            if not (self.extra or isinstance(error, BadResponse)):
-                raise
-        finally:
-            self.parser = None
-        if error is not None and not self.extra:
-            raise error
+        except httptools.HttpParserError as exc:
+            self.failed(exc)
 
-    def on_message_begin(self) -> None:
+    def on_status(self, status: bytes) -> None:
         if self.complete:
             # Bytes after the response: nothing was asked for them (requests are not
             # pipelined). The response stands; its connection is closed.
-            self.extra = True
             raise _AfterResponse()
-        self.reason = b""
-        self.headers = []
-
-    def on_status(self, status: bytes) -> None:
         self.reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        self.headers.append((name, value))  # decoded only if the response's headers are read
+        size = len(name)
+        if size == 10:
+            if name.lower() == b"set-cookie":
+                self.cookie = True
+        elif size == 16 and name.lower() == b"content-encoding":
+            self.coding = value.lower()
 
     def on_headers_complete(self) -> None:
         if len(self.headers) > MAX_HEADERS:
@@ -133,23 +141,25 @@ class Parsed:
         data = self.content()
         piece, rest = data[:size], data[size:]
         self.body, self.more, self.size = rest, None, len(rest)
-        if rest:
-            self.size = len(rest)
         ends = self.ends
         if ends:
             self.ends = [end - size for end in ends if end > size]
         return piece
 
     def on_message_complete(self) -> None:
-        if self.skipping:
+        if self.skipping:  # an interim response ended: the next message is the answer
             self.skipping = False
+            self.reason = b""
+            self.headers = []
+            self.coding = b""
+            self.cookie = False
             return
         self.complete = True
 
     def close_delimited(self) -> bool:
         """Whether the body ends with the connection (no Content-Length, not chunked)."""
         names = {name.lower() for name, _ in self.headers}
-        return "content-length" not in names and "transfer-encoding" not in names
+        return b"content-length" not in names and b"transfer-encoding" not in names
 
     def take(self) -> bytes:
         """The body received so far, no longer held here (for a stream)."""
@@ -187,7 +197,7 @@ def truncation(parsed: Parsed) -> str:
 def content_length(parsed: Parsed) -> int:
     """The response's Content-Length, 0 when it has none (llhttp has checked the number)."""
     for name, value in parsed.headers:
-        if name.lower() == "content-length":
+        if name.lower() == b"content-length":
             try:
                 return int(value)
             except ValueError:

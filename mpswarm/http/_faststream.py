@@ -26,6 +26,8 @@ class ParsedBody(Protocol):
     extra: bool
     ends: list[int] | None
 
+    parser: Any
+
     def feed(self, parser: Any, data: bytes) -> None: ...
 
     def take(self) -> bytes: ...
@@ -137,12 +139,12 @@ class FastBodyStream:
                     return parsed.take_prefix(amt)
                 if parsed.complete:
                     piece = parsed.take()
-                    self._parsed = self._parser = None
+                    self._release()
                     self._done(parsed.keep_alive and not parsed.extra)
                     return piece
                 if not self._more(parsed):
                     piece = parsed.take()
-                    self._parsed = self._parser = None
+                    self._release()
                     self._done(False)
                     return piece
         except BaseException:
@@ -179,21 +181,27 @@ class FastBodyStream:
                 if parsed.size:
                     return parsed.take()
                 if parsed.complete:
-                    self._parsed = self._parser = None
+                    self._release()
                     self._done(parsed.keep_alive and not parsed.extra)
                     return b""
                 if not self._more(parsed):
-                    self._parsed = self._parser = None
+                    self._release()
                     self._done(False)
                     return b""
         except BaseException:
             self.close()
             raise
 
+    def _release(self) -> None:
+        """Drop the parser and its state (they point at each other)."""
+        if self._parsed is not None:
+            self._parsed.parser = None
+        self._parsed = self._parser = None
+
     def close(self) -> None:
         """Done with the body: the connection is closed unless the body was read to its end."""
         if self._parsed is not None:
-            self._parsed = self._parser = None
+            self._release()
             self._connection.close()
         self._pending = b""
         self._inflater = None

@@ -19,21 +19,45 @@ class Headers(MutableMapping[str, str]):
     Besides the mapping API: ``getlist(name)`` (each line's value, as urllib3's
     ``HTTPHeaderDict``), ``get_all(name, default)`` (the same, for ``http.cookiejar``), and
     ``lower_items()`` (requests').
+
+    Args:
+        pairs: the header lines as (name, value), str, or as bytes (decoded from Latin-1
+            when first read).
+        set_cookie: whether a Set-Cookie line is among them, where the parser knows (the
+            session then looks for cookies without building the mapping).
     """
 
-    __slots__ = ("_pairs", "_store")
+    __slots__ = ("_pairs", "_raw", "_store", "set_cookie")
 
-    def __init__(self, pairs: list[tuple[str, str]] | Mapping[str, str] | None = None) -> None:
-        if isinstance(pairs, Mapping):
-            pairs = list(pairs.items())
-        self._pairs: list[tuple[str, str]] = pairs if pairs is not None else []
+    def __init__(
+        self,
+        pairs: list[tuple[str, str]] | list[tuple[bytes, bytes]] | Mapping[str, str] | None = None,
+        set_cookie: bool | None = None,
+    ) -> None:
+        self._pairs: list[tuple[str, str]] | None = None
+        self._raw: list[tuple[bytes, bytes]] | None = None
+        if type(pairs) is not list:
+            pairs = list(pairs.items()) if pairs is not None else []  # type: ignore[union-attr]
+        if pairs and type(pairs[0][0]) is bytes:
+            self._raw = pairs
+        else:
+            self._pairs = pairs  # type: ignore[assignment]
         self._store: dict[str, tuple[str, str]] | None = None
+        self.set_cookie = set_cookie
+
+    def _lines(self) -> list[tuple[str, str]]:
+        pairs = self._pairs
+        if pairs is None:
+            raw = self._raw or []
+            pairs = self._pairs = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in raw]
+            self._raw = None
+        return pairs
 
     def _built(self) -> dict[str, tuple[str, str]]:
         store = self._store
         if store is None:
             store = {}
-            for name, value in self._pairs:
+            for name, value in self._lines():
                 key = name.lower()
                 found = store.get(key)
                 store[key] = (name, value) if found is None else (found[0], f"{found[1]}, {value}")
@@ -45,12 +69,14 @@ class Headers(MutableMapping[str, str]):
 
     def __setitem__(self, name: str, value: str) -> None:
         self._built()[name.lower()] = (name, value)
-        self._pairs = [pair for pair in self._pairs if pair[0].lower() != name.lower()]
+        self._pairs = [pair for pair in self._lines() if pair[0].lower() != name.lower()]
         self._pairs.append((name, value))
+        self.set_cookie = None
 
     def __delitem__(self, name: str) -> None:
         del self._built()[name.lower()]
-        self._pairs = [pair for pair in self._pairs if pair[0].lower() != name.lower()]
+        self._pairs = [pair for pair in self._lines() if pair[0].lower() != name.lower()]
+        self.set_cookie = None
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._built()
@@ -71,12 +97,12 @@ class Headers(MutableMapping[str, str]):
 
     def pairs(self) -> list[tuple[str, str]]:
         """Every header line as (name, value), in the order received."""
-        return list(self._pairs)
+        return list(self._lines())
 
     def getlist(self, name: str) -> list[str]:
         """The value of each line named ``name``, in order (urllib3's ``getlist``)."""
         lowered = name.lower()
-        return [value for key, value in self._pairs if key.lower() == lowered]
+        return [value for key, value in self._lines() if key.lower() == lowered]
 
     def get_all(self, name: str, default: Any = None) -> Any:
         """``getlist``, or ``default`` when there is no such line (``HTTPMessage.get_all``)."""
@@ -84,7 +110,7 @@ class Headers(MutableMapping[str, str]):
 
     def copy(self) -> Headers:
         """A copy, as requests' ``CaseInsensitiveDict.copy``."""
-        return Headers(list(self._pairs))
+        return Headers(list(self._lines()))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Mapping):

@@ -56,23 +56,28 @@ class LeanTransport(KeepAlive):
         return connection
 
     # -- one exchange ------------------------------------------------------------------------
-    def _roundtrip(self, connection: Connection, key: Any, request: Outgoing) -> Response:
+    def _roundtrip(
+        self, connection: Connection, key: Any, request: Outgoing, limit: int, stream: bool
+    ) -> Response:
         """One request and its response, on ``connection``."""
         reused = connection.used
         connection.used = True
         options = request.options
         read_timeout = options.read_timeout
         method = request.method
-        stream = request.stream
-        limit = request.limit
         parsed = Parsed(stream)
-        parser = new_parser(parsed)
+        parser = parsed.parser = new_parser(parsed)
         got = 0  # bytes received
         announced = False  # the Content-Length was checked against the cap
         first_byte = 0.0
         sent_bytes = 0
         try:
-            sent_bytes = _send(connection, request, read_timeout)
+            if request.body is None:
+                head = request.head
+                connection.sendall(head, read_timeout)
+                sent_bytes = len(head)
+            else:
+                sent_bytes = _send(connection, request, read_timeout)
             sent = time.perf_counter()
             while not parsed.complete:
                 chunk = connection.recv(_RECV, read_timeout, not got)
@@ -87,7 +92,10 @@ class LeanTransport(KeepAlive):
                 if not got:
                     first_byte = time.perf_counter()
                 got += len(chunk)
-                parsed.feed(parser, chunk)
+                try:
+                    parser.feed_data(chunk)
+                except httptools.HttpParserError as exc:
+                    parsed.failed(exc)
                 if parsed.complete:
                     break  # most responses: all in the first read
                 if parsed.headers_done:
@@ -128,10 +136,14 @@ class LeanTransport(KeepAlive):
         except BaseException:
             connection.close()
             raise
+        finally:
+            if not stream:
+                parsed.parser = None  # (a stream keeps it until its body has ended)
         opened = (-1, -1) if reused else connection.opened
-        phases = (*opened, _us(first_byte - sent) if got else -1, sent_bytes)
+        ttfb = int((first_byte - sent) * 1e6 + 0.5) if got else -1
+        phases = (*opened, ttfb, sent_bytes)
         status = parsed.status
-        headers = Headers(parsed.headers)
+        headers = Headers(parsed.headers, parsed.cookie)
         reason = parsed.reason.decode("latin-1")
         if stream and _streams(parsed, method):
             response = Response(status, reason, headers, None, request.url)
@@ -147,9 +159,9 @@ class LeanTransport(KeepAlive):
         else:
             connection.close()
         content = parsed.content()
-        encoding = headers.get("Content-Encoding", "").lower() if content else ""
-        if encoding in ("gzip", "deflate"):
-            content = decompress(content, encoding, limit)
+        coding = parsed.coding
+        if coding and content and coding in (b"gzip", b"deflate"):
+            content = decompress(content, coding.decode(), limit)
         response = Response(status, reason, headers, content, request.url)
         response._phases = phases
         return response
@@ -199,10 +211,6 @@ def _send(connection: Connection, request: Outgoing, timeout: float | None) -> i
 
 
 _ONE_SEND = 65536  # a larger body is sent after the head, not copied onto it
-
-
-def _us(seconds: float) -> int:
-    return int(seconds * 1e6 + 0.5)
 
 
 def _streams(parsed: Parsed, method: str) -> bool:

@@ -256,6 +256,21 @@ def head(method: str, target: str, host: str, lines: str, extra: str = "") -> by
     return f"{method} {target} HTTP/1.1\r\n{host}{lines}{extra}\r\n".encode("latin-1")
 
 
+def plain_head(method: str, route: Route, lines: str) -> bytes:
+    """The head of a plain request (no proxy, the Host http.client adds), the same bytes for
+    every request of a method to a URL with the same header lines: made once."""
+    key = (method, route.url, lines)
+    found = _HEADS.get(key)
+    if found is None:
+        found = head(method, route.target, route.host, lines)
+        if len(_HEADS) < 4096:  # unique URLs (or header lines) must not grow this without end
+            _HEADS[key] = found
+    return found
+
+
+_HEADS: dict[tuple[str, str, str], bytes] = {}
+
+
 def body_of(body: Any, chunked: bool) -> bytes | Iterator[bytes] | None:
     """What a transport sends after the head: the bytes of a str, bytes or bytes-like body
     (a str as UTF-8, as urllib3), else the pieces of a file or an iterable, framed when the

@@ -124,6 +124,7 @@ class Session(requests.Session):
     _proxies: Any = None
     _hooks: Any = None
     _lines: tuple[Any, Any, str | None] | None = None  # (headers, version, their lines)
+    _profile: Any = None  # the settings plans are made for (``_profile_of``)
     _transport: Transport
 
     def __init__(
@@ -146,6 +147,11 @@ class Session(requests.Session):
         self.user = user
         if insecure:
             self.insecure = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in _PROFILED:
+            super().__setattr__("_profile", None)  # plans are looked up under new settings
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -252,8 +258,12 @@ class Session(requests.Session):
             self.request_name = None
 
     # -- requests' verbs, with Locust's keywords ---------------------------------------------
+    # (A call without keywords goes on without them: binding a dict of keywords to
+    # ``request``'s twenty parameters costs a plain GET about a microsecond.)
     def get(self, url: str, params: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
         """Send a GET request."""
+        if not kwargs and params is None:
+            return self.request("GET", url)
         kwargs.setdefault("allow_redirects", True)
         return self.request("GET", url, params=params, **kwargs)
 
@@ -269,6 +279,8 @@ class Session(requests.Session):
 
     def post(self, url: str, data: Any = None, json: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
         """Send a POST request."""
+        if not kwargs and data is None and json is None:
+            return self.request("POST", url)
         return self.request("POST", url, data=data, json=json, **kwargs)
 
     def put(self, url: str, data: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -334,7 +346,10 @@ class Session(requests.Session):
         full_url = url if ABSOLUTE.match(url) else f"{self.base_url}{url}"
         method = method.upper()
         user = self.user
-        ctx = {**user.context(), **(context or {})} if user is not None else dict(context or {})
+        if user is None:
+            ctx = dict(context or {})
+        else:  # Locust's merge: a copy, whatever context() returns
+            ctx = {**user.context(), **context} if context else {**user.context()}
         recorder = Recorder(self.request_event, method, name or self.request_name, full_url, ctx)
         limit = self.max_body_size if max_body_size is None else max_body_size
         if user is not None:
@@ -391,8 +406,7 @@ class Session(requests.Session):
         """Prepare, send and follow redirects; a failure becomes a failed response."""
         sent: Sent | None = None
         try:
-            route = self._route(url)
-            plain = None
+            plan = None
             if (
                 params is None
                 and data is None
@@ -401,30 +415,39 @@ class Session(requests.Session):
                 and headers is None
                 and cookies is None
                 and auth is None
+                and hooks is None
+                and proxies is None
+                and verify is None
+                and cert is None
+                and timeout is None
+                and self._headers is None
+                and self._hooks is None
                 and self.auth is None
-                and route.plain
                 and not self._params
-                and not (self.trust_env and _settings.netrc_auth(route.origin))
+                and not self._proxies
+                and (self._jar is None or not self._jar)
             ):
-                plain = self._plain(method, route, hooks)
-            if plain is not None:
-                sent, lines = plain
-                body = None
+                plan = self._plan(method, url)
+            if plan is not None:
+                route, sent, found, outgoing = plan
             else:
-                prepared = self._prepare(
-                    method, route.url, params, data, headers, cookies, files, auth, json, hooks
-                )
-                route = _prepare.route_of(prepared.url)  # type: ignore[arg-type]
-                sent = Sent(method, prepared.url, prepared.headers, prepared.body, prepared)  # type: ignore[arg-type]
-                lines, body = self._lines_of(prepared)
+                route, sent, found, outgoing = self._made(
+                    method, url, params, data, headers, cookies, files, auth, hooks, proxies,
+                    verify, cert, timeout, json,
+                )  # fmt: skip
             if recorder.name is None:
                 recorder.name = route.target
             recorder.meta_url = route.url if route.plain else _without_auth(route.url)
-            found = _settings.settings(self, route, proxies, verify, cert)
-            options = _settings.options(timeout, self._timeouts, found)
-            response = self._exchange(method, route, sent, lines, body, options, limit, stream)
-            response = self._received(response, sent, timeout, found, stream)
-            if response.is_redirect:
+            response = self._transport.exchange(outgoing, limit, stream)
+            response._sent = sent
+            response._session = self
+            if (
+                sent.hooks is not None
+                or sent.prepared is not None
+                or response.headers.set_cookie is not False
+            ):
+                response = self._received(response, sent, timeout, found, stream)
+            if response.status_code in _REDIRECTS and response.is_redirect:
                 if allow_redirects:
                     response = self._follow(
                         response, found, proxies, verify, cert, timeout, limit, stream
@@ -438,6 +461,83 @@ class Session(requests.Session):
         except requests.RequestException as exc:
             return self._failed(recorder, given_url, scrubbed(exc), sent)
 
+    def _plan(self, method: str, url: str) -> _Plan | None:
+        """What a request that carries nothing of its own (a URL alone, on a session with
+        requests' default headers and no cookie) sends, and how: the same for every such
+        request of a method to a URL on sessions with the same settings, so made once (None
+        where the URL or the environment asks for more: credentials, a proxy)."""
+        profile = self._profile
+        if profile is None:
+            profile = self._profile = _profile_of(self)
+        key = (method, url, profile)
+        plan = _PLANS.get(key, _UNPLANNED)
+        if plan is _UNPLANNED:
+            route = self._route(url)
+            plan = None
+            if route.plain and not (self.trust_env and _settings.netrc_auth(route.origin)):
+                found, options = _settings.for_request(self, route, None, None, None, None)
+                if options.proxy is None:
+                    lines = self._default_lines
+                    sent_headers = self.default_headers
+                    if method not in ("GET", "HEAD"):  # requests' Content-Length: 0
+                        sent_headers = {**sent_headers, "Content-Length": "0"}
+                        lines += "Content-Length: 0\r\n"
+                    head = _prepare.head(method, route.target, route.host, lines)
+                    sent = Sent(method, route.url, sent_headers, None)
+                    outgoing = Outgoing(method, route.url, route.origin, head, None, options)
+                    plan = (route, sent, found, outgoing)
+            if len(_PLANS) < 4096:  # unique URLs must not grow this without end
+                _PLANS[key] = plan
+        return plan
+
+    def _made(
+        self,
+        method: str,
+        url: str,
+        params: Any,
+        data: Any,
+        headers: Any,
+        cookies: Any,
+        files: Any,
+        auth: Any,
+        hooks: Any,
+        proxies: Any,
+        verify: Any,
+        cert: Any,
+        timeout: Any,
+        json: Any,
+    ) -> tuple[Route, Sent, Settings, Outgoing]:
+        """Any other request: the session's headers and cookies, or requests' own
+        preparation of what the request carries."""
+        route = self._route(url)
+        plain = None
+        if (
+            params is None
+            and data is None
+            and json is None
+            and files is None
+            and headers is None
+            and cookies is None
+            and auth is None
+            and self.auth is None
+            and route.plain
+            and not self._params
+            and not (self.trust_env and _settings.netrc_auth(route.origin))
+        ):
+            plain = self._plain(method, route, hooks)
+        if plain is not None:
+            sent, lines = plain
+            body = None
+        else:
+            prepared = self._prepare(
+                method, route.url, params, data, headers, cookies, files, auth, json, hooks
+            )
+            route = _prepare.route_of(prepared.url)  # type: ignore[arg-type]
+            sent = Sent(method, prepared.url, prepared.headers, prepared.body, prepared)  # type: ignore[arg-type]
+            lines, body = self._lines_of(prepared)
+        found, options = _settings.for_request(self, route, proxies, verify, cert, timeout)
+        return route, sent, found, self._outgoing(method, route, sent, lines, body, options)
+
     def _failed(
         self, recorder: Recorder, given_url: str, error: Any, sent: Sent | None
     ) -> Response:
@@ -447,7 +547,7 @@ class Session(requests.Session):
             recorder.name = given_url  # as Locust names a request that was never prepared
         failed = Response(content=None, url=None, error=error)  # type: ignore[arg-type]
         failed.reason = None  # type: ignore[assignment]
-        failed._no_text = self._no_text
+        failed._session = self
         last = getattr(error, "response", None)
         if isinstance(error, RedirectLimit) and isinstance(last, Response):
             sent = last._sent  # requests' TooManyRedirects carries the last hop's request
@@ -540,33 +640,29 @@ class Session(requests.Session):
         return _prepare.lines_of(prepared, self._wire_defaults)
 
     # -- sending -----------------------------------------------------------------------------
-    def _exchange(
-        self,
-        method: str,
-        route: Route,
-        sent: Sent,
-        lines: str,
-        body: Any,
-        options: Options,
-        limit: int,
-        stream: bool,
-    ) -> Response:
-        """One request through the transport (a proxy's absolute-form target and
-        ``Proxy-Authorization`` added for an http:// URL sent through one)."""
-        target, host = route.target, route.host
-        if options.proxy is not None and route.origin[0] == "http":
-            target, host = _prepare.proxy_target(route.url)
-            if options.proxy_headers and "proxy-authorization:" not in lines.lower():
-                lines += "".join(f"{k}: {v}\r\n" for k, v in options.proxy_headers.items())
-        if sent.prepared is not None and "host" in sent.prepared.headers:
-            host = ""  # given by the caller: http.client adds none of its own
-        head = _prepare.head(method, target, host, lines)
-        response = self._transport.exchange(
-            Outgoing(method, route.url, route.origin, head, body, options, limit, stream)
-        )
+    def _outgoing(
+        self, method: str, route: Route, sent: Sent, lines: str, body: Any, options: Options
+    ) -> Outgoing:
+        """What the transport sends: the head (a proxy's absolute-form target and
+        ``Proxy-Authorization`` for an http:// URL sent through one) and the body."""
+        if options.proxy is None and sent.prepared is None:
+            head = _prepare.plain_head(method, route, lines)
+        else:
+            target, host = route.target, route.host
+            if options.proxy is not None and route.origin[0] == "http":
+                target, host = _prepare.proxy_target(route.url)
+                if options.proxy_headers and "proxy-authorization:" not in lines.lower():
+                    lines += "".join(f"{k}: {v}\r\n" for k, v in options.proxy_headers.items())
+            if sent.prepared is not None and "host" in sent.prepared.headers:
+                host = ""  # given by the caller: http.client adds none of its own
+            head = _prepare.head(method, target, host, lines)
+        return Outgoing(method, route.url, route.origin, head, body, options)
+
+    def _exchange(self, sent: Sent, outgoing: Outgoing, limit: int, stream: bool) -> Response:
+        """One request through the transport."""
+        response = self._transport.exchange(outgoing, limit, stream)
         response._sent = sent
         response._session = self
-        response._no_text = self._no_text
         return response
 
     def _received(
@@ -581,7 +677,8 @@ class Session(requests.Session):
                 stream=stream, timeout=timeout, verify=found.verify, proxies=found.proxies,
                 cert=found.cert,
             )  # fmt: skip
-        if response.headers.get("Set-Cookie") is not None:
+        headers = response.headers
+        if getattr(headers, "set_cookie", None) is not False and "Set-Cookie" in headers:
             self.cookies.extract_cookies(
                 MockResponse(response.headers),  # type: ignore[arg-type]
                 MockRequest(_prepare.Probe(sent.url, sent.headers)),  # type: ignore[arg-type]
@@ -612,14 +709,11 @@ class Session(requests.Session):
             hop = self._next_hop(response, found)
             history.append(response)
             route = _prepare.route_of(hop.url)  # type: ignore[arg-type]
-            found = _settings.settings(self, route, proxies, verify, cert)
-            options = _settings.options(timeout, self._timeouts, found)
+            found, options = _settings.for_request(self, route, proxies, verify, cert, timeout)
             lines, body = self._lines_of(hop)
             sent = Sent(hop.method, hop.url, hop.headers, hop.body, hop)  # type: ignore[arg-type]
-            response = self._exchange(
-                hop.method,  # type: ignore[arg-type]
-                route, sent, lines, body, options, limit, stream,
-            )  # fmt: skip
+            outgoing = self._outgoing(hop.method, route, sent, lines, body, options)  # type: ignore[arg-type]
+            response = self._exchange(sent, outgoing, limit, stream)
             response = self._received(response, sent, timeout, found, stream)
         for hop_response in history:
             hop_response.history = []
@@ -630,7 +724,7 @@ class Session(requests.Session):
         """The request requests would send next for a redirect (``resolve_redirects`` with
         ``yield_requests``: the URL, method, body, cookies, auth and proxy headers of the
         next hop, by requests' rules)."""
-        prepared = response._sent.request() if response._sent is not None else None
+        prepared = response.request
         if prepared is None:
             raise requests.RequestException("a redirect without the request that led to it")
         hops = self.resolve_redirects(
@@ -659,10 +753,31 @@ class Session(requests.Session):
         options = _settings.options(timeout, self._timeouts, found)
         lines, body = self._lines_of(request)
         sent = Sent(request.method, request.url, request.headers, request.body, request)  # type: ignore[arg-type]
-        return self._exchange(
-            request.method,  # type: ignore[arg-type]
-            route, sent, lines, body, options, self.max_body_size, stream,
-        )  # fmt: skip
+        outgoing = self._outgoing(request.method, route, sent, lines, body, options)  # type: ignore[arg-type]
+        return self._exchange(sent, outgoing, self.max_body_size, stream)
+
+
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+_Plan = tuple[Route, Sent, Settings, Outgoing]
+#: Plans of plain requests by (method, URL, session profile); None where a URL has none.
+_PLANS: dict[tuple[str, str, Any], _Plan | None] = {}
+_UNPLANNED: Any = object()
+#: A session's settings that a plan depends on (setting one makes its profile anew).
+_PROFILED = frozenset(("verify", "cert", "trust_env", "insecure", "_timeouts"))
+#: One profile object per distinct settings, so that sessions alike share their plans.
+_PROFILES: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+
+def _profile_of(session: Session) -> tuple[Any, ...]:
+    """The profile of a session's settings: the same object for sessions alike."""
+    settings = (
+        type(session), session.verify, session.cert, session.trust_env, session.insecure,
+        session._timeouts,
+    )  # fmt: skip
+    try:
+        return _PROFILES.setdefault(settings, settings)
+    except TypeError:  # a setting that is no hashable value (a list): its own, uncached
+        return settings
 
 
 def _without_auth(url: str) -> str:

@@ -39,6 +39,32 @@ class Settings:
         self.cert = cert
 
 
+def for_request(
+    session: Any, route: Route, proxies: Any, verify: Any, cert: Any, timeout: Any
+) -> tuple[Settings, Options]:
+    """A request's settings and options; for one that brings none of its own, looked up once
+    per origin and session settings."""
+    plain = proxies is None and verify is None and cert is None and timeout is None
+    if plain and not session._proxies:
+        key = (
+            route.origin, session.trust_env, session.verify, session.cert, session.insecure,
+            session._timeouts,
+        )  # fmt: skip
+        found = _PLAIN.get(key)
+        if found is None:
+            chosen = settings(session, route, None, None, None)
+            found = (chosen, options(None, session._timeouts, chosen))
+            if len(_PLAIN) < 1024:
+                _PLAIN[key] = found
+        return found
+    chosen = settings(session, route, proxies, verify, cert)
+    return chosen, options(timeout, session._timeouts, chosen)
+
+
+#: (settings, options) of requests without settings of their own, by origin and session.
+_PLAIN: dict[Any, tuple[Settings, Options]] = {}
+
+
 def settings(session: Any, route: Route, proxies: Any, verify: Any, cert: Any) -> Settings:
     """requests' ``merge_environment_settings`` for a request to ``route``, with the session's
     ``insecure`` applied last (it verifies nothing, whatever the environment says)."""

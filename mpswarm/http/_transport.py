@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
 import urllib3
@@ -69,7 +69,8 @@ class Options:
 
 
 class Outgoing:
-    """One request as the session made it, for a transport to send.
+    """One request as the session made it, for a transport to send (the same object serves
+    every plain request of a method to a URL, made once).
 
     Attributes:
         method: the request's method.
@@ -78,11 +79,9 @@ class Outgoing:
         head: the request line and header lines, up to the blank line.
         body: bytes, or an iterable of chunks (sent chunked: the head says so), or None.
         options: timeouts, TLS and proxy.
-        limit: the cap on the response body (``max_body_size``).
-        stream: return once the headers are in, the body left on the wire.
     """
 
-    __slots__ = ("body", "head", "limit", "method", "options", "origin", "stream", "url")
+    __slots__ = ("body", "head", "method", "options", "origin", "url")
 
     def __init__(
         self,
@@ -92,8 +91,6 @@ class Outgoing:
         head: bytes,
         body: bytes | Iterable[bytes] | None,
         options: Options,
-        limit: int,
-        stream: bool,
     ) -> None:
         self.method = method
         self.url = url
@@ -101,20 +98,23 @@ class Outgoing:
         self.head = head
         self.body = body
         self.options = options
-        self.limit = limit
-        self.stream = stream
 
 
 class Transport(Protocol):
     """What moves a request's bytes (urllib3's ``BaseHTTPConnection`` is the model)."""
 
-    def exchange(self, request: Outgoing) -> Any:
+    def exchange(self, request: Outgoing, limit: int, stream: bool) -> Any:
         """Send ``request`` and read its response.
+
+        Args:
+            request: what to send.
+            limit: the cap on the response body (``max_body_size``).
+            stream: return once the headers are in, the body left on the wire.
 
         Returns:
             A ``mpswarm.http.response.Response`` with status, reason, headers and, unless
-            ``request.stream``, the body (decoded, within ``request.limit``); after
-            ``stream``, ``raw`` reads the body.
+            ``stream``, the body (decoded, within ``limit``); after ``stream``, ``raw``
+            reads the body.
 
         Raises:
             requests.RequestException: one of ``mpswarm.http._errors``' kinds, and only those.
@@ -147,23 +147,24 @@ class KeepAlive:
         """Close the connections kept (not those shared with other sessions)."""
         self._idle.close()
 
-    def exchange(self, request: Outgoing) -> Any:
+    def exchange(self, request: Outgoing, limit: int, stream: bool) -> Any:
         """Send ``request`` on a kept-alive connection or a new one; read its response."""
         options = request.options
         key = request.origin if options.key is None else (request.origin, options.key)
         connection = self._idle.take(key)
         if connection is not None:
-            replay = request.method in _IDEMPOTENT and not isinstance(request.body, Iterator)
+            body = request.body
+            replay = request.method in _IDEMPOTENT and (body is None or type(body) is bytes)
             if not replay and connection.dropped():
                 connection.close()  # closed (or spoken on) while idle
             else:
                 try:
-                    return self._roundtrip(connection, key, request)
+                    return self._roundtrip(connection, key, request, limit, stream)
                 except Stale:
                     if not replay:
                         raise BadResponse(_CLOSED) from None
         try:
-            return self._roundtrip(self._open(request), key, request)
+            return self._roundtrip(self._open(request), key, request, limit, stream)
         except Stale:
             raise BadResponse(_CLOSED) from None
 
@@ -171,7 +172,9 @@ class KeepAlive:
         """A new connection for ``request`` (with ``used``, ``dropped()`` and ``close()``)."""
         raise NotImplementedError
 
-    def _roundtrip(self, connection: Any, key: Any, request: Outgoing) -> Any:
+    def _roundtrip(
+        self, connection: Any, key: Any, request: Outgoing, limit: int, stream: bool
+    ) -> Any:
         """One request and its response on ``connection``; ``Stale`` when a connection used
         before ended without a byte of an answer."""
         raise NotImplementedError

@@ -72,7 +72,9 @@ class Urllib3Transport(KeepAlive):
     def _open(self, request: Outgoing) -> _Connection:
         return _Connection(*connect(request))
 
-    def _roundtrip(self, connection: _Connection, key: Any, request: Outgoing) -> Response:
+    def _roundtrip(
+        self, connection: _Connection, key: Any, request: Outgoing, limit: int, stream: bool
+    ) -> Response:
         reused = connection.used
         connection.used = True
         sock = connection.sock
@@ -119,18 +121,18 @@ class Urllib3Transport(KeepAlive):
                 head.close()
                 connection.close()
 
-        if request.stream:
+        if stream:
             response.raw = _Raw(head, request, done)
-            response._limit = request.limit
+            response._limit = limit
             return response
         coded = head.headers.get("Content-Encoding")
         raw: _Raw | None = None
         try:
             if coded is None and head.length is not None:
-                response._content = _read_announced(head, request.limit, options.read_timeout)
+                response._content = _read_announced(head, limit, options.read_timeout)
             else:
                 raw = response.raw = _Raw(head, request, done)
-                response._content = _read_coded(raw, request.limit, coded)
+                response._content = _read_coded(raw, limit, coded)
         except BaseException:
             # ``done`` runs once: a connection whose body was all read is kept (a body over
             # the cap once decoded, say), any other closed.
@@ -186,6 +188,11 @@ class _Head(http.client.HTTPResponse):
     first_byte = 0.0
     answered = False  # a byte of the answer arrived
     complete = False  # the body was read to its end (not cut short by an error or a close)
+    set_cookie = False  # a Set-Cookie line is among the headers
+
+    def __init__(self, sock: Any, method: str) -> None:
+        super().__init__(sock, method=method)
+        self.request_method = method
 
     def read(self, amt: int | None = None) -> bytes:
         data = super().read(amt)
@@ -221,7 +228,7 @@ class _Head(http.client.HTTPResponse):
             self.version = 11
         else:
             raise http.client.UnknownProtocol(version)
-        headers = Headers(pairs)
+        headers = Headers(pairs, self.set_cookie)
         self.headers = self.msg = headers
         coding = headers.get("transfer-encoding")
         self.chunked = bool(coding) and coding.lower() == "chunked"
@@ -237,7 +244,7 @@ class _Head(http.client.HTTPResponse):
             else:
                 if self.length < 0:
                     self.length = None
-        if status in (204, 304) or self._method == "HEAD":
+        if status in (204, 304) or self.request_method == "HEAD":
             self.length = 0
         if not self.will_close and not self.chunked and self.length is None:
             self.will_close = True
@@ -288,6 +295,8 @@ class _Head(http.client.HTTPResponse):
             name, colon, value = text.partition(":")
             if colon and name and name == name.strip():
                 pairs.append((name, value.lstrip(" \t")))
+                if len(name) == 10 and name.lower() == "set-cookie":
+                    self.set_cookie = True
 
     def _closes(self, headers: Headers) -> bool:
         """Whether the server closes the connection after this response (http.client's rule:

@@ -94,10 +94,11 @@ class Sent:
         self.hooks = hooks  # the request's hooks, where it was not prepared by requests
 
     def request(self) -> PreparedRequest:
-        """The PreparedRequest, as requests would have made it (made once)."""
+        """The PreparedRequest, as requests made it, or a new one as requests would have made
+        it (a Sent may serve many responses: each gets its own)."""
         prepared = self.prepared
         if prepared is None:
-            prepared = self.prepared = PreparedRequest()
+            prepared = PreparedRequest()
             prepared.method = self.method
             prepared.url = self.url
             headers = self.headers
@@ -136,10 +137,10 @@ class Response:
     _raw: Any = None  # set on streamed responses (and HttpUser's): nothing per request
     _session: Any = None  # the session that sent it (for ``connection``)
     _limit = MAX_BODY_SIZE  # what ``content`` reads of a streamed body
-    _no_text: str | None = ""  # ``text`` without a response: HttpUser's "", FastHttpUser's None
     _recorder: Any = None  # the client's record of the request, for ``request_meta``
     _meta: dict[str, Any] | None = None  # request_meta, built on first use
     _sent: Sent | None = None  # what was sent, for ``request``
+    _prepared: Any = None  # ``request``, once made
     _next: Any = None  # the redirect not followed (allow_redirects=False), for ``next``
     #: (connect, tls, ttfb) in integer microseconds, -1 for a phase that did not happen, and
     #: the request's bytes sent: set by the transports, read by the worker's recorder (see
@@ -150,6 +151,7 @@ class Response:
     _elapsed: datetime.timedelta | None = None
     _consumed = False  # a streamed body was read to its end (or is being)
     _recorded_ms = 0.0  # the response time the request event got
+    error: BaseException | None = None
 
     def __init__(
         self,
@@ -168,7 +170,8 @@ class Response:
         self.url = url
         if request is not None:
             self.request = request
-        self.error = error
+        if error is not None:
+            self.error = error
         self.history: list[Response] = []
 
     @property
@@ -188,12 +191,20 @@ class Response:
     @property
     def request(self) -> PreparedRequest | None:
         """The last request sent, as requests' ``PreparedRequest``."""
-        sent = self._sent
-        return sent.request() if sent is not None else None
+        prepared = self._prepared
+        if prepared is None:
+            sent = self._sent
+            if sent is None:
+                return None
+            prepared = self._prepared = sent.request()
+        return prepared
 
     @request.setter
     def request(self, value: Any) -> None:
-        self._sent = value if isinstance(value, Sent) else Sent("", "", {}, None, value)
+        if isinstance(value, Sent):
+            self._sent, self._prepared = value, value.prepared
+        else:
+            self._sent, self._prepared = Sent("", "", {}, None, value), value
 
     # -- the body ----------------------------------------------------------------------------
     @property
@@ -302,7 +313,8 @@ class Response:
         client and None from FastHttpUser's, as in Locust."""
         content = self.content
         if content is None:
-            return self._no_text
+            session = self._session
+            return session._no_text if session is not None else ""
         if not content:
             return ""
         encoding = self.encoding
@@ -376,12 +388,12 @@ class Response:
     @property
     def is_redirect(self) -> bool:
         """A redirect status with a Location: what a session would follow."""
-        return "location" in self.headers and self.status_code in _REDIRECTS
+        return self.status_code in _REDIRECTS and "location" in self.headers
 
     @property
     def is_permanent_redirect(self) -> bool:
         """A 301 or 308 with a Location."""
-        return "location" in self.headers and self.status_code in (301, 308)
+        return self.status_code in (301, 308) and "location" in self.headers
 
     @property
     def next(self) -> Any:
@@ -509,8 +521,10 @@ def failure_of(response: Response, name: str) -> BaseException | None:
     from a server must not flood the errors table)."""
     if response.error is not None:
         return response.error
+    if not 400 <= response.status_code < 600:
+        return None
     text = http_error_text(response.status_code, printable(str(response.reason), 120), name)
-    return StatusError(text, response=response) if text is not None else None
+    return StatusError(text, response=response)
 
 
 class _Adapter:
