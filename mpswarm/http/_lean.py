@@ -12,14 +12,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httptools
+from httptools import HttpParserError, HttpResponseParser
 from requests.exceptions import RequestException
 
 from mpswarm.http import _errors, _limits
 from mpswarm.http._connect import connect
 from mpswarm.http._connections import Connection, GeventConnection, PlainConnection
 from mpswarm.http._errors import BadResponse, BodyTooLarge
-from mpswarm.http._fastparse import Parsed, content_length, new_parser, truncation
+from mpswarm.http._fastparse import Parsed, content_length, truncation
 from mpswarm.http._faststream import FastBodyStream
 from mpswarm.http._headers import Headers
 from mpswarm.http._inflate import decompress
@@ -28,6 +28,7 @@ from mpswarm.http._transport import KeepAlive, Outgoing, Stale
 from mpswarm.http.response import Response
 
 _RECV = 65536
+_now = time.perf_counter
 _NO_BODY_STATUS = frozenset((204, 304))
 
 
@@ -62,15 +63,10 @@ class LeanTransport(KeepAlive):
         """One request and its response, on ``connection``."""
         reused = connection.used
         connection.used = True
-        options = request.options
-        read_timeout = options.read_timeout
-        method = request.method
+        read_timeout = request.options.read_timeout
         parsed = Parsed(stream)
-        parser = parsed.parser = new_parser(parsed)
+        parser = parsed.parser = HttpResponseParser(parsed)
         got = 0  # bytes received
-        announced = False  # the Content-Length was checked against the cap
-        first_byte = 0.0
-        sent_bytes = 0
         try:
             if request.body is None:
                 head = request.head
@@ -78,43 +74,21 @@ class LeanTransport(KeepAlive):
                 sent_bytes = len(head)
             else:
                 sent_bytes = _send(connection, request, read_timeout)
-            sent = time.perf_counter()
-            while not parsed.complete:
-                chunk = connection.recv(_RECV, read_timeout, not got)
-                if not chunk:
-                    if not got and reused:
-                        raise Stale()
-                    if parsed.headers_done and parsed.close_delimited():
-                        break  # the body ends with the connection
-                    raise (BadResponse if not parsed.headers_done else _errors.BodyIncomplete)(
-                        truncation(parsed)
-                    )
-                if not got:
-                    first_byte = time.perf_counter()
-                got += len(chunk)
-                try:
-                    parser.feed_data(chunk)
-                except httptools.HttpParserError as exc:
-                    parsed.failed(exc)
-                if parsed.complete:
-                    break  # most responses: all in the first read
-                if parsed.headers_done:
-                    # A longer body: the checks cost nothing on the common path above.
-                    if method == "HEAD" or parsed.status in _NO_BODY_STATUS:
-                        break
-                    if stream:
-                        break  # the body is the user's to read
-                    if not announced:
-                        announced = True
-                        if content_length(parsed) > limit:  # fail now, not after the cap's worth
-                            raise BodyTooLarge(body_too_large(limit))
-                    if parsed.size > limit:
-                        raise BodyTooLarge(body_too_large(limit))
-                elif len(parsed.headers) > MAX_HEADERS:
-                    raise BadResponse(_limits.TOO_MANY_HEADERS)
-                elif got > MAX_HEADER_SIZE * (parsed.interim + 1):
-                    raise BadResponse(_limits.HEADERS_TOO_LARGE)
-            if parsed.size > limit and not stream:
+            sent = _now()
+            chunk = connection.recv(_RECV, read_timeout, True)
+            if not chunk:
+                if reused:
+                    raise Stale()
+                raise BadResponse(truncation(parsed))
+            first_byte = _now()
+            got = len(chunk)
+            try:
+                parser.feed_data(chunk)
+            except HttpParserError as exc:
+                parsed.failed(exc)
+            if not parsed.complete:  # a longer response (most are in the first read)
+                got = _receive(connection, parsed, parser, got, request, limit, stream)
+            elif parsed.size > limit and not stream:
                 raise BodyTooLarge(body_too_large(limit))
         except RequestException:
             connection.close()
@@ -130,7 +104,7 @@ class LeanTransport(KeepAlive):
         except OSError as exc:
             connection.close()
             raise _errors.os_error(exc) from None
-        except httptools.HttpParserError as exc:
+        except HttpParserError as exc:
             connection.close()
             raise BadResponse(_errors.parser_error_text(exc)) from None
         except BaseException:
@@ -139,26 +113,32 @@ class LeanTransport(KeepAlive):
         finally:
             if not stream:
                 parsed.parser = None  # (a stream keeps it until its body has ended)
-        opened = (-1, -1) if reused else connection.opened
-        ttfb = int((first_byte - sent) * 1e6 + 0.5) if got else -1
-        phases = (*opened, ttfb, sent_bytes)
+        ttfb = int((first_byte - sent) * 1e6 + 0.5)
+        if reused:
+            phases = (-1, -1, ttfb, sent_bytes)
+        else:
+            opened = connection.opened
+            phases = (opened[0], opened[1], ttfb, sent_bytes)
         status = parsed.status
         headers = Headers(parsed.headers, parsed.cookie)
         reason = parsed.reason.decode("latin-1")
-        if stream and _streams(parsed, method):
+        method = request.method
+        if stream and not (method == "HEAD" or status in _NO_BODY_STATUS):
             response = Response(status, reason, headers, None, request.url)
             response.raw = self._stream(connection, key, parsed, parser, read_timeout, headers)
             response._limit = limit
             response._phases = phases
             return response
-        finished = parsed.complete or (
-            parsed.headers_done and (method == "HEAD" or status in _NO_BODY_STATUS)
-        )
-        if finished and parsed.keep_alive and not parsed.extra:
+        if (
+            parsed.keep_alive
+            and not parsed.extra
+            and (parsed.complete or method == "HEAD" or status in _NO_BODY_STATUS)
+        ):
             self._idle.keep(key, connection)
         else:
             connection.close()
-        content = parsed.content()
+        more = parsed.more
+        content = parsed.body if more is None else more.getvalue()
         coding = parsed.coding
         if coding and content and coding in (b"gzip", b"deflate"):
             content = decompress(content, coding.decode(), limit)
@@ -187,6 +167,53 @@ class LeanTransport(KeepAlive):
         return FastBodyStream(connection, parsed, parser, read_timeout, encoding, done)
 
 
+def _receive(
+    connection: Connection,
+    parsed: Parsed,
+    parser: Any,
+    got: int,
+    request: Outgoing,
+    limit: int,
+    stream: bool,
+) -> int:
+    """The rest of a response the first read (``got`` bytes) did not complete, its body's
+    caps checked as it arrives; returns the bytes received in all."""
+    method = request.method
+    read_timeout = request.options.read_timeout
+    announced = False  # the Content-Length was checked against the cap
+    while True:
+        if parsed.headers_done:
+            if method == "HEAD" or parsed.status in _NO_BODY_STATUS:
+                return got
+            if stream:
+                return got  # the body is the user's to read
+            if not announced:
+                announced = True
+                if content_length(parsed) > limit:  # fail now, not after the cap's worth
+                    raise BodyTooLarge(body_too_large(limit))
+            if parsed.size > limit:
+                raise BodyTooLarge(body_too_large(limit))
+        elif len(parsed.headers) > MAX_HEADERS:
+            raise BadResponse(_limits.TOO_MANY_HEADERS)
+        elif got > MAX_HEADER_SIZE * (parsed.interim + 1):
+            raise BadResponse(_limits.HEADERS_TOO_LARGE)
+        chunk = connection.recv(_RECV, read_timeout)
+        if not chunk:
+            if parsed.headers_done and parsed.close_delimited():
+                return got  # the body ends with the connection
+            error = BadResponse if not parsed.headers_done else _errors.BodyIncomplete
+            raise error(truncation(parsed))
+        got += len(chunk)
+        try:
+            parser.feed_data(chunk)
+        except HttpParserError as exc:
+            parsed.failed(exc)
+        if parsed.complete:
+            if parsed.size > limit and not stream:
+                raise BodyTooLarge(body_too_large(limit))
+            return got
+
+
 def _send(connection: Connection, request: Outgoing, timeout: float | None) -> int:
     """Write the head and body; returns the bytes written."""
     body = request.body
@@ -211,8 +238,3 @@ def _send(connection: Connection, request: Outgoing, timeout: float | None) -> i
 
 
 _ONE_SEND = 65536  # a larger body is sent after the head, not copied onto it
-
-
-def _streams(parsed: Parsed, method: str) -> bool:
-    """Whether a ``stream=True`` response is returned as a stream: one with a body."""
-    return not (method == "HEAD" or parsed.status in _NO_BODY_STATUS)
