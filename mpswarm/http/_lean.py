@@ -134,7 +134,7 @@ class LeanTransport(KeepAlive):
             and not parsed.extra
             and (parsed.complete or method == "HEAD" or status in _NO_BODY_STATUS)
         ):
-            self._idle.keep(key, connection)
+            self.keep(key, connection)
         else:
             connection.close()
         more = parsed.more
@@ -159,7 +159,7 @@ class LeanTransport(KeepAlive):
 
         def done(keep: bool) -> None:
             if keep:
-                self._idle.keep(key, connection)
+                self.keep(key, connection)
             else:
                 connection.close()
 

@@ -19,6 +19,7 @@ exception for it), recorded as a failure.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Generator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -41,6 +42,8 @@ from mpswarm.http._recording import CatchReport, Recorder, announced
 from mpswarm.http._settings import Settings
 from mpswarm.http._transport import Options, Outgoing, Transport
 from mpswarm.http.response import Response, ResponseContextManager, Sent, failure_of
+
+_now = time.perf_counter
 
 #: The User-Agent both clients send: the tool that sends the load says its name.
 USER_AGENT = f"mpswarm/{__version__}"
@@ -343,7 +346,10 @@ class Session(requests.Session):
         """
         if isinstance(url, bytes):
             url = url.decode("utf-8")
-        full_url = url if ABSOLUTE.match(url) else f"{self.base_url}{url}"
+        if url[:1] == "/":  # a path (most calls): appended without the regex's match
+            full_url = f"{self.base_url}{url}"
+        else:
+            full_url = url if ABSOLUTE.match(url) else f"{self.base_url}{url}"
         method = method.upper()
         user = self.user
         if user is None:
@@ -370,13 +376,16 @@ class Session(requests.Session):
         finally:
             if user is not None:
                 user._in_request -= 1
-        elapsed_ms = recorder.elapsed_ms()
+        elapsed_ms = (_now() - recorder.start) * 1000.0
         content = response._content
         recorder.length = len(content) if content is not None else announced(response)
         if catch_response:
             return ResponseContextManager.wrap(response, CatchReport(recorder, elapsed_ms, user))
         response._recorder = recorder  # for request_meta: one attribute, built only when read
-        recorder.fire(response, failure_of(response, recorder.name), elapsed_ms)
+        if response.error is None and not 400 <= response.status_code < 600:
+            recorder.fire(response, None, elapsed_ms)
+        else:
+            recorder.fire(response, failure_of(response, recorder.name), elapsed_ms)
         if user is not None and user._stop_after_request:
             raise GreenletExit()
         return response

@@ -81,7 +81,7 @@ class Outgoing:
         options: timeouts, TLS and proxy.
     """
 
-    __slots__ = ("body", "head", "method", "options", "origin", "url")
+    __slots__ = ("body", "head", "key", "method", "options", "origin", "url")
 
     def __init__(
         self,
@@ -98,6 +98,9 @@ class Outgoing:
         self.head = head
         self.body = body
         self.options = options
+        #: What connections for it are kept under: its origin, and its options where they
+        #: are not plain (a connection made with other TLS settings or proxy is not reused).
+        self.key = origin if options.key is None else (origin, options.key)
 
 
 class Transport(Protocol):
@@ -126,9 +129,66 @@ class Transport(Protocol):
         ...
 
 
-class KeepAlive:
+class Idle:
+    """A session's idle connections, kept for its next requests, by origin and options.
+
+    Most users talk to one origin: one connection is kept in a slot and a dict is made only
+    for more (a dict per idle user cost 220 bytes). At most ``MAX_ORIGINS`` are kept: past
+    that the oldest is closed, so a redirect to a new origin on every request holds no socket
+    for each. Sessions given the same pool object (Locust's ``pool_manager`` or
+    ``client_pool``) keep theirs together instead (``SharedIdle``).
+    """
+
+    __slots__ = ("_key", "_more", "_one", "_shared")
+
+    def __init__(self, pool: Any = None) -> None:
+        self._one: Any = None  # the one connection kept, and its key (two slots: no tuple)
+        self._key: Any = None
+        self._more: dict[Any, Any] | None = None
+        # Set only when given: None costs an idle user nothing.
+        self._shared: SharedIdle | None = None if pool is None else shared(pool, SharedIdle)
+
+    def take(self, key: Any) -> Any:
+        """An idle connection for ``key``, no longer kept here, or None."""
+        if self._shared is not None:
+            return self._shared.take(key)
+        one = self._one
+        if one is not None and self._key == key:
+            self._one = self._key = None
+            return one
+        return self._more.pop(key, None) if self._more else None
+
+    def keep(self, key: Any, connection: Any) -> None:
+        """Keep ``connection`` for the next request with ``key``."""
+        if self._shared is not None:
+            self._shared.keep(key, connection)
+            return
+        if self._one is None:
+            self._one, self._key = connection, key
+            return
+        more = self._more
+        if more is None:
+            more = self._more = {}
+        spare = more.pop(key, None)  # a second one for this key (a stream read to its end
+        if spare is not None:  # after a newer request, greenlets sharing the client): closed
+            spare.close()
+        more[key] = connection
+        if len(more) >= MAX_ORIGINS:
+            more.pop(next(iter(more))).close()
+
+    def close(self) -> None:
+        """Close every connection kept (not those shared with other sessions)."""
+        one, more = self._one, self._more
+        self._one = self._key = self._more = None
+        if one is not None:
+            one.close()
+        for connection in (more or {}).values():
+            connection.close()
+
+
+class KeepAlive(Idle):
     """What both transports do with their connections: reuse a kept-alive one where the
-    server left it open, and open a new one otherwise (the subclass's ``_open``).
+    server left it open (``Idle``), and open a new one otherwise (the subclass's ``_open``).
 
     A request that may be sent again (an idempotent method, RFC 9110 section 9.2.2, with a
     body that can be sent twice) goes out on a kept-alive connection without a check first:
@@ -138,20 +198,12 @@ class KeepAlive:
     fails if the server closes it all the same.
     """
 
-    __slots__ = ("_idle",)
-
-    def __init__(self, pool: Any = None) -> None:
-        self._idle = Idle(pool)
-
-    def close(self) -> None:
-        """Close the connections kept (not those shared with other sessions)."""
-        self._idle.close()
+    __slots__ = ()
 
     def exchange(self, request: Outgoing, limit: int, stream: bool) -> Any:
         """Send ``request`` on a kept-alive connection or a new one; read its response."""
-        options = request.options
-        key = request.origin if options.key is None else (request.origin, options.key)
-        connection = self._idle.take(key)
+        key = request.key
+        connection = self.take(key)
         if connection is not None:
             body = request.body
             replay = request.method in _IDEMPOTENT and (body is None or type(body) is bytes)
@@ -186,62 +238,6 @@ class Stale(Exception):
 
 _IDEMPOTENT = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))
 _CLOSED = "BadResponse: the server closed the connection without a response"
-
-
-class Idle:
-    """A session's idle connections, kept for its next requests, by origin and options.
-
-    Most users talk to one origin: one connection is kept in a slot and a dict is made only
-    for more (a dict per idle user cost 220 bytes). At most ``MAX_ORIGINS`` are kept: past
-    that the oldest is closed, so a redirect to a new origin on every request holds no socket
-    for each. Sessions given the same pool object (Locust's ``pool_manager`` or
-    ``client_pool``) keep theirs together instead (``SharedIdle``).
-    """
-
-    __slots__ = ("_more", "_one", "_shared")
-
-    def __init__(self, pool: Any = None) -> None:
-        self._one: tuple[Any, Any] | None = None
-        self._more: dict[Any, Any] | None = None
-        # Set only when given: None costs an idle user nothing.
-        self._shared: SharedIdle | None = None if pool is None else shared(pool, SharedIdle)
-
-    def take(self, key: Any) -> Any:
-        """An idle connection for ``key``, no longer kept here, or None."""
-        if self._shared is not None:
-            return self._shared.take(key)
-        one = self._one
-        if one is not None and one[0] == key:
-            self._one = None
-            return one[1]
-        return self._more.pop(key, None) if self._more else None
-
-    def keep(self, key: Any, connection: Any) -> None:
-        """Keep ``connection`` for the next request with ``key``."""
-        if self._shared is not None:
-            self._shared.keep(key, connection)
-            return
-        if self._one is None:
-            self._one = (key, connection)
-            return
-        more = self._more
-        if more is None:
-            more = self._more = {}
-        spare = more.pop(key, None)  # a second one for this key (a stream read to its end
-        if spare is not None:  # after a newer request, greenlets sharing the client): closed
-            spare.close()
-        more[key] = connection
-        if len(more) >= MAX_ORIGINS:
-            more.pop(next(iter(more))).close()
-
-    def close(self) -> None:
-        """Close every connection kept (not those shared with other sessions)."""
-        one, more = self._one, self._more
-        self._one = self._more = None
-        if one is not None:
-            one[1].close()
-        for connection in (more or {}).values():
-            connection.close()
 
 
 class SharedIdle:

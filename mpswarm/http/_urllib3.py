@@ -106,7 +106,7 @@ class Urllib3Transport(KeepAlive):
         opened = (-1, -1) if reused else connection.opened
         response = Response(head.status, head.reason, head.headers, None, request.url)
         response._phases = (*opened, _us(head.first_byte - sent), sent_bytes)
-        idle = self._idle
+        idle = self
 
         def done(raw: _Raw | None = None) -> None:
             """The body ended, or its reading stopped: keep the connection for the next

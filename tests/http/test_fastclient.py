@@ -70,7 +70,7 @@ def test_demo_app_keep_alive_cookies_redirects_json(demo, events: Recorded) -> N
 
 def _kept(session: FastHttpSession) -> int:
     """How many idle connections the session keeps."""
-    idle = session._transport._idle
+    idle = session._transport
     return (idle._one is not None) + len(idle._more or {})
 
 
