@@ -134,7 +134,10 @@ class LeanTransport(KeepAlive):
             and not parsed.extra
             and (parsed.complete or method == "HEAD" or status in _NO_BODY_STATUS)
         ):
-            self.keep(key, connection)
+            if self._one is None and self._shared is None:  # (keep's common case, inline)
+                self._one, self._key = connection, key
+            else:
+                self.keep(key, connection)
         else:
             connection.close()
         more = parsed.more

@@ -436,7 +436,9 @@ class Session(requests.Session):
                 and not self._proxies
                 and (self._jar is None or not self._jar)
             ):
-                plan = self._plan(method, url)
+                plan = _PLANS.get((method, url, self._profile), _UNPLANNED)
+                if plan is _UNPLANNED:
+                    plan = self._plan(method, url)
             if plan is not None:
                 route, sent, found, outgoing = plan
             else:

@@ -203,7 +203,11 @@ class KeepAlive(Idle):
     def exchange(self, request: Outgoing, limit: int, stream: bool) -> Any:
         """Send ``request`` on a kept-alive connection or a new one; read its response."""
         key = request.key
-        connection = self.take(key)
+        connection = self._one
+        if connection is not None and self._key == key:  # (take's common case, inline)
+            self._one = self._key = None
+        else:
+            connection = self.take(key)
         if connection is not None:
             body = request.body
             replay = request.method in _IDEMPOTENT and (body is None or type(body) is bytes)
