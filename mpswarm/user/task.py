@@ -319,6 +319,7 @@ class TaskSet(metaclass=TaskSetMeta):
                     user._report_user_error(self, stop_exc)
                 raise (RescheduleTaskImmediately if exc.reschedule else RescheduleTask)() from exc
             except (StopUser, GreenletExit):
+                user._stop_after_request = False  # on_stop's requests go out, as under Locust
                 try:
                     self.on_stop()
                 finally:

@@ -120,6 +120,7 @@ class User(metaclass=UserMeta):
                 self._next_iteration()
             yield from self._taskset_instance._steps()
         except (GreenletExit, StopUser):
+            self._stop_after_request = False  # on_stop's requests go out, as under Locust
             self.on_stop()
 
     def start(self, group: Group) -> SteppedGreenlet:

@@ -430,6 +430,33 @@ def test_kill_9_of_parent_leaves_nothing(demo) -> None:
     assert demo.stats()["total"] == settled
 
 
+SLOW_WITH_ON_STOP = """
+from mpswarm import HttpUser, constant, task
+
+class Slow(HttpUser):
+    wait_time = constant(0)
+    def on_stop(self):
+        self.client.get("/bytes/2", name="stop")
+    @task
+    def slow(self):
+        self.client.get("/slow?ms=1500", name="slow")
+"""
+
+
+def test_on_stop_requests_go_out_after_a_stop_in_a_request(run_cli, demo, tmp_path) -> None:
+    """As under Locust: a user stopped in a request (no stop timeout) still runs on_stop, and
+    what on_stop sends is sent (a logout, a cleanup), not refused as a new request."""
+    lf = write(tmp_path / "slow.py", SLOW_WITH_ON_STOP)
+    run = run_cli(
+        "-f", str(lf), "-H", demo.url, "--headless", "-u", "4", "-r", "100", "-t", "1s",
+        "--processes", "2",
+    )  # fmt: skip
+    assert run.code == 0, run
+    paths = demo.stats()["paths"]
+    assert paths["GET /slow"] == summary_counts(run.stdout)[("GET", "slow")][0] == 4
+    assert paths["GET /bytes/2"] == summary_counts(run.stdout)[("GET", "stop")][0] == 4
+
+
 STEERED = """
 import time
 import gevent
