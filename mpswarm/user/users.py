@@ -242,9 +242,6 @@ class User(metaclass=UserMeta):
         )
         self.environment.exception_sink(exc)
 
-    def _task_done(self) -> None:
-        """Hook called after every completed task (the worker counts iterations here)."""
-
     def context(self) -> dict[str, Any]:
         """Extra context added to every request event of this user (Locust's hook)."""
         return {}
