@@ -7,6 +7,7 @@ cannot be parsed is a one-line usage error here, before the locustfile is even i
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -42,11 +43,25 @@ _size = _converter(parse_size)
 _arrival_rate = _converter(parse_rate)
 
 
+class Finite(click.FloatRange):
+    """click's FloatRange that also refuses nan and inf: nan passes every bound (it compares
+    false with anything), and an infinite rate or interval cannot work."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number is not None and not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 def _duration_ms(ctx: click.Context, param: click.Parameter, value: Any) -> float:
     text = str(value).strip().lower()
     try:
         if text.endswith("ms"):
-            return float(text[:-2])
+            ms = float(text[:-2])
+            if not 0 <= ms < math.inf:
+                raise ValueError(text)
+            return ms
         return parse_timespan(text) * 1000.0
     except (UsageError, ValueError):
         raise click.BadParameter(f"invalid duration {value!r}: use e.g. 50ms or 0.1s") from None
@@ -88,7 +103,7 @@ def run_options(func: Callable[..., int]) -> click.Command:
     @click.option(
         "-r",
         "--spawn-rate",
-        type=click.FloatRange(min=0, min_open=True),
+        type=Finite(min=0, min_open=True),
         default=1.0,
         show_default=True,
         help="Users started per second, over all workers.",
@@ -136,7 +151,7 @@ def run_options(func: Callable[..., int]) -> click.Command:
         "[default: 1ms to 60s].",
     )  # fmt: skip
     @click.option(
-        "--prometheus-linger", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
+        "--prometheus-linger", type=Finite(min=0), default=0.0, metavar="SECONDS",
         help="After the run, keep serving its final metrics this long (for a last scrape).",
     )  # fmt: skip
     @click.option(
@@ -149,7 +164,7 @@ def run_options(func: Callable[..., int]) -> click.Command:
     @click.option("--autostart", is_flag=True, help="Web UI: start the run at once.")
     @click.option(
         "--autoquit",
-        type=click.FloatRange(min=0),
+        type=Finite(min=0),
         default=None,
         help="Web UI: quit this many seconds after a run ends.",
     )
@@ -220,7 +235,7 @@ def run_options(func: Callable[..., int]) -> click.Command:
         "endpoint per interval).",
     )  # fmt: skip
     @click.option(
-        "--hdr-interval", type=float, default=1.0, show_default=True, metavar="SECONDS",
+        "--hdr-interval", type=Finite(), default=1.0, show_default=True, metavar="SECONDS",
         help="The --hdr-log interval.",
     )  # fmt: skip
     @click.option(
@@ -257,7 +272,7 @@ def run_options(func: Callable[..., int]) -> click.Command:
     )
     @click.option(
         "--print-interval",
-        type=click.FloatRange(min=0, min_open=True),
+        type=Finite(min=0, min_open=True),
         default=10.0,
         show_default=True,
         help="Seconds between status lines when not on a terminal.",
@@ -265,7 +280,7 @@ def run_options(func: Callable[..., int]) -> click.Command:
     @click.option("--only-summary", is_flag=True, help="No live status: only the final summary.")
     @click.option(
         "--cpu-warn",
-        type=click.FloatRange(min=0, min_open=True),
+        type=Finite(min=0, min_open=True),
         default=90.0,
         show_default=True,
         help="Worker CPU % (of one core) counted as saturation.",

@@ -31,8 +31,8 @@ def parse_timespan(text: str | int | float) -> float:
         UsageError: the text is not a duration.
     """
     if isinstance(text, (int, float)):
-        if text < 0:
-            raise UsageError(f"invalid time span {text!r}: must not be negative")
+        if not 0 <= text < math.inf:
+            raise UsageError(f"invalid time span {text!r}: must be a finite, positive number")
         return float(text)
     cleaned = text.strip().lower().replace(" ", "")
     match = _TIMESPAN.match(cleaned)
@@ -67,6 +67,40 @@ def parse_size(text: str | int) -> int:
 
 _RATE_UNITS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*([a-z]+))?\s*$")
+
+
+#: The least memory a user takes, in bytes: an idle FastHttpUser with a kept-alive connection
+#: measured 2.2-2.5 KB (bench/idle_users.py). More users than memory / this cannot run.
+USER_BYTES_FLOOR = 2048
+
+
+def user_limit() -> int:
+    """The most users a run may ask for: this machine's memory at the least a user costs."""
+    import psutil
+
+    return int(psutil.virtual_memory().total // USER_BYTES_FLOOR)
+
+
+def check_users(users: int, what: str = "--users") -> None:
+    """Refuse a user count that is negative or more than this machine could ever hold.
+
+    Raises:
+        UsageError: with the limit and where it comes from.
+    """
+    if users < 0:
+        raise UsageError(f"{what} must not be negative, not {users}")
+    cap = user_limit()
+    if users > cap:
+        raise UsageError(
+            f"{what} {users} is more users than this machine could hold: at most {cap} "
+            f"({USER_BYTES_FLOOR} bytes each, the least a user takes)"
+        )
+
+
+def check_spawn_rate(rate: float, what: str = "--spawn-rate") -> None:
+    """Refuse a spawn rate that is not a positive, finite number (nan, inf, 0, negative)."""
+    if not 0 < rate < math.inf:
+        raise UsageError(f"{what} must be a positive, finite number, not {rate}")
 
 
 def parse_rate(text: str | float) -> float:
@@ -200,10 +234,8 @@ class RunConfig:
     hdr_interval: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.users < 0:
-            raise UsageError(f"--users must not be negative, not {self.users}")
-        if self.spawn_rate <= 0:
-            raise UsageError(f"--spawn-rate must be positive, not {self.spawn_rate}")
+        check_users(self.users)
+        check_spawn_rate(self.spawn_rate)
         if self.processes < 1:
             raise UsageError(f"--processes must be at least 1, not {self.processes}")
         if self.stop_timeout < 0:
@@ -216,8 +248,10 @@ class RunConfig:
             raise UsageError(f"--arrival-rate must be positive, not {self.arrival_rate}")
         if self.arrivals not in ("constant", "poisson", *(("replay",) if self.replay else ())):
             raise UsageError(f"--arrivals must be constant or poisson, not {self.arrivals!r}")
-        if self.max_users is not None and self.max_users < 1:
-            raise UsageError(f"--max-users must be at least 1, not {self.max_users}")
+        if self.max_users is not None:
+            if self.max_users < 1:
+                raise UsageError(f"--max-users must be at least 1, not {self.max_users}")
+            check_users(self.max_users, "--max-users")
         if self.prometheus is not None:
             parse_address(self.prometheus)
         if not self.hdr_interval >= 1.0:

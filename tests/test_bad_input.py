@@ -145,6 +145,30 @@ def test_invalid_host_is_a_usage_error(
     assert demo.stats()["total"] == 0
 
 
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["-r", "nan"], ["--spawn-rate", "'nan' is not a finite number"]),
+        (["-r", "inf"], ["--spawn-rate", "'inf' is not a finite number"]),
+        (["-r", "1e400"], ["--spawn-rate", "not a finite number"]),
+        (["-r", "0"], ["--spawn-rate"]),
+        (["-u", "10000000000"], ["--users 10000000000", "more users than this machine"]),
+        (["--arrival-rate", "inf/s"], ["arrival rate"]),
+        (["--lag-warn", "nanms"], ["--lag-warn"]),
+        (["--print-interval", "nan"], ["--print-interval", "not a finite number"]),
+    ],
+)
+def test_rates_and_user_counts_that_cannot_work_are_refused_before_any_load(
+    run_cli, demo, tmp_path: Path, args: list[str], fragments: list[str]
+) -> None:
+    """Before this, -r nan/inf and -u 1e10 started no user (or spun building the spawn list)
+    and the run said PASSED, exit 0."""
+    lf = write(tmp_path / "lf.py", HITTING)
+    run = run_cli("-f", str(lf), "-H", demo.url, "--headless", "-t", "2s", *args)
+    assert_one_line_error(run, 2, *fragments)
+    assert demo.stats()["total"] == 0
+
+
 def test_invalid_host_attribute_names_the_class(run_cli, demo, tmp_path: Path) -> None:
     lf = write(tmp_path / "lf.py", HITTING + "    host = 'http://127.0.0.1:99999'\n")
     run = run_cli("-f", str(lf), "--headless", "-t", "2s")

@@ -7,7 +7,7 @@ recovery) and sends each worker its share through its pipe.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 
@@ -78,15 +78,15 @@ def split_spawn_rate(rate: float, shares: list[dict[str, int]]) -> list[float]:
     return [rate * t / grand if t else rate / len(shares) for t in totals]
 
 
-def spawn_order(deficits: dict[str, int]) -> list[str]:
+def spawn_order(deficits: dict[str, int]) -> Iterator[str]:
     """Interleave the users to start so each class ramps up in proportion (smooth ramp).
 
-    ``{"A": 3, "B": 1}`` gives ``["A", "B", "A", "A"]``-like orders: at every prefix, each
-    class has started about its share.
+    ``{"A": 3, "B": 1}`` gives ``A, B, A, A``-like orders: at every prefix, each class has
+    started about its share. Lazy: the time and memory it takes are those of the users
+    actually started, whatever the target (a shape may ask for ``sys.maxsize``).
     """
     total = sum(max(0, n) for n in deficits.values())
     started = dict.fromkeys(deficits, 0)
-    order: list[str] = []
     for step in range(1, total + 1):
         # The class furthest behind its proportional share at this step goes next.
         name = max(
@@ -94,8 +94,7 @@ def spawn_order(deficits: dict[str, int]) -> list[str]:
             key=lambda n: deficits[n] * step / total - started[n],
         )
         started[name] += 1
-        order.append(name)
-    return order
+        yield name
 
 
 def split_evenly(total: int, parts: int) -> list[int]:

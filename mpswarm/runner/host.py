@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import gevent
@@ -146,7 +147,8 @@ class UserHost(Runner):
                 for user in have[want:]:
                     self._retire(user)
             deficits[name] = max(0, want - len(have))
-        self._spawner = self._user_group.spawn(self._spawn, spawn_order(deficits), rate)
+        total = sum(deficits.values())
+        self._spawner = self._user_group.spawn(self._spawn, spawn_order(deficits), total, rate)
 
     def _begin_test(self) -> None:
         if not self._started:
@@ -154,19 +156,19 @@ class UserHost(Runner):
             self._t_start = gevent.get_hub().loop.now()
             self.environment.events.test_start.fire(environment=self.environment)
 
-    def _spawn(self, order: list[str], rate: float) -> None:
+    def _spawn(self, order: Iterator[str], total: int, rate: float) -> None:
         # Users start in one batch per second, as under Locust's master: at second k, enough
         # to reach rate * (k + 1). Paced against the start time, so delays do not add up.
         started = gevent.get_hub().loop.now()
         done = 0
         for second in itertools.count():
-            due = min(len(order), max(1, math.floor(rate * (second + 1) + 1e-9)))
-            for name in order[done:due]:
+            due = min(total, max(1, math.floor(rate * (second + 1) + 1e-9)))
+            for name in itertools.islice(order, max(0, due - done)):
                 user = self.new_user(name)
                 if user is not None:
                     self._add_user(user)
             done = max(done, due)
-            if done >= len(order):
+            if done >= total:
                 break
             gevent.sleep(max(0.0, started + second + 1 - gevent.get_hub().loop.now()))
         self.state = STATE_RUNNING

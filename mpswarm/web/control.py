@@ -21,7 +21,7 @@ from gevent.event import Event
 
 from mpswarm._locustfile import check_host_url
 from mpswarm._text import without_credentials
-from mpswarm.config import RunConfig, parse_timespan
+from mpswarm.config import RunConfig, check_spawn_rate, check_users, parse_timespan
 from mpswarm.exceptions import UsageError
 from mpswarm.report.charts import figures
 from mpswarm.report.checks import CheckResult
@@ -294,10 +294,8 @@ def parse_run_request(data: dict[str, Any], config: RunConfig) -> RunRequest:
         spawn_rate = float(data.get("spawn_rate", config.spawn_rate))
     except (TypeError, ValueError):
         raise UsageError("users must be a whole number and spawn_rate a number") from None
-    if users < 0:
-        raise UsageError("users must not be negative")
-    if not spawn_rate > 0:
-        raise UsageError("spawn_rate must be positive")
+    check_users(users, "users")
+    check_spawn_rate(spawn_rate, "spawn_rate")
     host = str(data.get("host") or "").strip() or None
     if host is not None:
         check_host_url(host, "the form's host")

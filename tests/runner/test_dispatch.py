@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import itertools
+import sys
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -83,7 +86,14 @@ def test_spawn_rate_split_adds_up_and_follows_users() -> None:
 
 
 def test_spawn_order_interleaves_by_share() -> None:
-    order = spawn_order({"A": 3, "B": 1})
+    order = list(spawn_order({"A": 3, "B": 1}))
     assert sorted(order) == ["A", "A", "A", "B"]
     assert order.index("B") in (1, 2)  # not last: B ramps with A
-    assert spawn_order({"A": 0}) == []
+    assert list(spawn_order({"A": 0})) == []
+
+
+def test_spawn_order_costs_what_is_started_not_the_target() -> None:
+    """A shape may ask for sys.maxsize users: the order is made as users start."""
+    order = spawn_order({"A": sys.maxsize, "B": sys.maxsize // 3})
+    first = list(itertools.islice(order, 8))
+    assert first.count("B") == 2, first  # its share from the start

@@ -457,6 +457,41 @@ def test_on_stop_requests_go_out_after_a_stop_in_a_request(run_cli, demo, tmp_pa
     assert paths["GET /bytes/2"] == summary_counts(run.stdout)[("GET", "stop")][0] == 4
 
 
+BREAKPOINT_SHAPE = """
+import sys
+from mpswarm import HttpUser, LoadTestShape, constant, task
+
+class Quick(HttpUser):
+    wait_time = constant(0.2)
+    @task
+    def index(self):
+        self.client.get("/bytes/2")
+
+class Breakpoint(LoadTestShape):
+    def tick(self):
+        if self.get_run_time() > 3:
+            return None
+        return (sys.maxsize, 5)
+"""
+
+
+def test_a_shape_asking_for_sys_maxsize_users_ramps_at_its_spawn_rate(
+    run_cli, demo, tmp_path
+) -> None:
+    """A breakpoint test's shape: users start at the spawn rate until the shape ends, as under
+    Locust; before, a worker spun building a spawn list of sys.maxsize entries, started no
+    user and the run PASSED."""
+    lf = write(tmp_path / "breakpoint.py", BREAKPOINT_SHAPE)
+    began = time.monotonic()
+    run = run_cli("-f", str(lf), "-H", demo.url, "--headless", "--processes", "2", timeout=60)
+    wall = time.monotonic() - began
+    assert run.code == 0, run
+    peak = int(run.stdout.split("Users: peak ")[1].split(",")[0])
+    assert 5 <= peak <= 5 * (wall + 1), (peak, wall, run.stdout)
+    recorded = summary_counts(run.stdout)[("GET", "/bytes/2")][0]
+    assert recorded == demo.stats()["paths"]["GET /bytes/2"] > 0
+
+
 STEERED = """
 import time
 import gevent

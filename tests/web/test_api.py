@@ -94,6 +94,11 @@ def test_bad_requests_are_clear_errors(web) -> None:
     ui = web()
     status, body, _ = ui.request("/api/start", {"users": -1, "spawn_rate": 1})
     assert status == 400 and "users" in json.loads(body)["error"]
+    for rate in ("nan", "inf", "-inf", 0):
+        status, body, _ = ui.request("/api/start", {"users": 1, "spawn_rate": rate})
+        assert status == 400 and "positive, finite" in json.loads(body)["error"], (rate, body)
+    status, body, _ = ui.request("/api/start", {"users": 10**10, "spawn_rate": 1})
+    assert status == 400 and "more users than this machine" in json.loads(body)["error"]
     status, body, _ = ui.request("/api/start", {"users": 1, "spawn_rate": 1, "host": "ftp://x"})
     assert status == 400 and "host" in json.loads(body)["error"]
     status, body, _ = ui.request(
