@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 EXIT_CHECKS_FAILED = 3
 #: The exit code of a run that would have passed but lost a report at the end.
 EXIT_REPORT_FAILED = 1
+#: A run a signal cut short exits 128 + the signal's number, as a shell reports it.
+EXIT_SIGNAL_BASE = 128
 #: Seconds between two ``LoadTestShape.tick()`` calls (Locust polls once a second).
 SHAPE_TICK_S = 1.0
 
@@ -57,6 +59,16 @@ class Plan:
     arrivals: str = "constant"
     max_users: int = 1000
     iterations: int | None = None
+
+    @property
+    def open_ended(self) -> bool:
+        """True when nothing but a stop from outside (a signal, the web UI) ends this run."""
+        return (
+            self.run_time is None
+            and self.iterations is None
+            and self.shape is None
+            and self.arrivals != "replay"
+        )
 
     @classmethod
     def from_config(cls, config: RunConfig, shape: LoadTestShape | None = None) -> Plan:
@@ -163,8 +175,13 @@ def execute(swarm: Swarm, plan: Plan, reporting: RunReporting) -> Outcome:
     if report_extra is not None:
         snapshot.extra.update(report_extra(snapshot.duration_s))
     checks = reporting.finish(snapshot)
-    assert swarm.stop_reason is not None  # stop_all requests one when nothing did
-    return Outcome(snapshot, checks, swarm.stop_reason, reporting.series, reporting.failures)
+    stop = swarm.stop_reason
+    assert stop is not None  # stop_all requests one when nothing did
+    if stop.kind is StopKind.SIGNAL and plan.open_ended:
+        # No end of its own (no -t, -i, shape or replay): Ctrl-C is how such a run ends, as
+        # under Locust, so its results decide the exit code, not the signal.
+        stop = dataclasses.replace(stop, exit_code=None)
+    return Outcome(snapshot, checks, stop, reporting.series, reporting.failures)
 
 
 def exit_code(
@@ -277,7 +294,11 @@ def install_signal_handlers(swarm: Swarm, on_first: Any = None) -> list[Any]:
         name = signal.Signals(signum).name
         if len(received) == 1:
             logger.info("received %s: stopping (again to stop at once)", name)
-            swarm.request_stop(f"received {name}", StopKind.SIGNAL)
+            # Cut short: never PASSED, and the exit code a shell gives a process that this
+            # signal ended (130 for SIGINT, 143 for SIGTERM), whatever the results so far.
+            swarm.request_stop(
+                f"interrupted (received {name})", StopKind.SIGNAL, EXIT_SIGNAL_BASE + signum
+            )
             if on_first is not None:
                 on_first()
         else:

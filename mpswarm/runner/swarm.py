@@ -270,9 +270,15 @@ class Swarm(MasterRunner):
             logger.error("stopping the run: %s", message)
 
     # -- stopping --------------------------------------------------------------------------------
-    def request_stop(self, reason: str | None = None, kind: StopKind = StopKind.USER_CODE) -> None:
-        """Ask the run to end (user code's StopTest or runner.quit(), the web UI...)."""
-        self.scope.request(kind, reason or "stop requested")
+    def request_stop(
+        self,
+        reason: str | None = None,
+        kind: StopKind = StopKind.USER_CODE,
+        exit_code: int | None = None,
+    ) -> None:
+        """Ask the run to end (user code's StopTest or runner.quit(), the web UI, a signal with
+        the exit code it imposes...)."""
+        self.scope.request(kind, reason or "stop requested", exit_code)
 
     @property
     def stop_requested(self) -> bool:

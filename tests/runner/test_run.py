@@ -362,8 +362,18 @@ def wait_for_workers(tag: str, count: int, timeout: float = 20) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_signal_stops_gracefully_with_exact_counts(demo, signum) -> None:
+@pytest.mark.parametrize(
+    ("signum", "run_time"),
+    [
+        (signal.SIGINT, None),
+        (signal.SIGTERM, None),
+        (signal.SIGINT, "60s"),
+        (signal.SIGTERM, "60s"),
+    ],
+)
+def test_signal_stops_gracefully_with_exact_counts(demo, signum, run_time) -> None:
+    """A run with no end of its own ends with Ctrl-C as planned (its results decide, as under
+    Locust); one a signal cuts short of its -t is never PASSED (before: exit 0, PASSED)."""
     tag = uuid.uuid4().hex
     args = [
         "-f",
@@ -377,6 +387,7 @@ def test_signal_stops_gracefully_with_exact_counts(demo, signum) -> None:
         "50",
         "--processes",
         "2",
+        *(["-t", run_time] if run_time else []),
     ]
     proc = start_background(args, tag)
     try:
@@ -387,7 +398,12 @@ def test_signal_stops_gracefully_with_exact_counts(demo, signum) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, stderr
+    if run_time is None:
+        assert proc.returncode == 0, stderr
+        assert stdout.rstrip().endswith("PASSED"), stdout
+    else:  # cut short: never PASSED, the exit code a shell gives that signal (130, 143)
+        assert proc.returncode == 128 + signum, stderr
+        assert stdout.rstrip().endswith(f"FAILED: interrupted (received {signum.name})"), stdout
     assert "Aggregated" in stdout
     total = sum(requests for requests, _ in summary_counts(stdout).values())
     assert total == demo.stats()["total"] > 0
