@@ -119,6 +119,38 @@ def test_report_that_fails_at_the_end_leaves_the_others(
     assert (kept / "out.html").stat().st_size > 0 and (kept / "out.xml").stat().st_size > 0
     assert not doomed.exists()
     assert demo.stats()["total"] > 0
+    # Never PASSED (before: the summary said PASSED and the JUnit file was green, exit 1).
+    verdict = run.stdout.rstrip().splitlines()[-1]
+    if check is None:
+        assert verdict.startswith("FAILED: could not write --csv"), run
+        assert f"--json-file {doomed / 'out.json'}" in verdict, run
+        assert "<failure" in (kept / "out.xml").read_text(), "the JUnit report says it passed"
+    else:
+        assert verdict == "FAILED: 1 check failed", run
+    assert not list(kept.glob(".*.tmp")), "a temporary file was left behind"
+
+
+def test_a_report_that_fails_to_write_leaves_the_previous_file_whole(tmp_path: Path) -> None:
+    """A full disk shows up as an OSError while writing: the file that was there stays as it
+    was, and no temporary file is left beside it."""
+    import errno
+
+    from mpswarm.report._files import write_atomically, write_report_file
+
+    path = tmp_path / "report.json"
+    path.write_text("the previous report\n")
+
+    def full_disk(stream) -> None:
+        stream.write("half of a new report")
+        stream.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    assert write_report_file(str(path), full_disk) == "No space left on device"
+    assert path.read_text() == "the previous report\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+    write_atomically(str(path), lambda stream: stream.write("the new one"))
+    assert path.read_text() == "the new one"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
 
 
 # -- 6: hosts ----------------------------------------------------------------------------------

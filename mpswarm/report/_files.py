@@ -3,6 +3,8 @@ fails does not cost the others."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 from collections.abc import Callable
 from typing import TextIO
@@ -56,14 +58,40 @@ def _check_file(option: str, shown: str, path: str) -> None:
 
 
 def write_report_file(path: str, write: Callable[[TextIO], None]) -> str | None:
-    """Write one report to ``path`` with ``write(stream)``.
+    """Write one report to ``path`` with ``write(stream)``, atomically (see ``write_atomically``).
 
     Returns:
         None when written, else why not (e.g. ``No space left on device``).
     """
     try:
-        with open(path, "w", encoding="utf-8") as handle:
-            write(handle)
+        write_atomically(path, write)
     except OSError as exc:
         return exc.strerror or str(exc)
     return None
+
+
+def write_atomically(
+    path: str, write: Callable[[TextIO], None], newline: str | None = None
+) -> None:
+    """Write a file with ``write(stream)`` into a temporary file beside ``path``, then rename
+    it over ``path``: a reader sees the old file or the whole new one, and a write that fails
+    (a full disk) leaves neither half a file nor the temporary one.
+
+    Raises:
+        OSError: the file could not be written (``path`` is then as it was).
+    """
+    folder, name = os.path.split(path)
+    temporary = os.path.join(folder, f".{name}.{os.getpid()}.{next(_serial)}.tmp")
+    # O_EXCL: never through a link someone left there; 0o666 and the umask, as open() makes it.
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
+            write(handle)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+_serial = itertools.count()

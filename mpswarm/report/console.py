@@ -136,6 +136,9 @@ def verdict(snapshot: Snapshot, checks: Sequence[Any] = ()) -> str:
         return f"FAILED: {failed_checks} check{'' if failed_checks == 1 else 's'} failed"
     if stop is None or not stop_failed(stop):
         return "PASSED"
+    lost = snapshot.extra.get("reports_failed")
+    if lost and stop["exit_code"] == 1 and not snapshot.total.failures and not snapshot.exceptions:
+        return f"FAILED: could not write {', '.join(lost)}"
     if stop["exit_code"] == 1 and snapshot.total.failures:
         return f"FAILED: {snapshot.total.failures} request(s) failed"
     if stop["exit_code"] == 1 and snapshot.exceptions:

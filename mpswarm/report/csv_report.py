@@ -11,12 +11,15 @@ decimals, where Locust rounds percentiles to whole milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
+import io
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
+from mpswarm.report._files import write_atomically
 from mpswarm.stats.snapshot import PHASE_NAMES, EndpointStats, Snapshot, percentile_table
 from mpswarm.stats.window import Window
 
@@ -210,12 +213,12 @@ def history_rows(
 
 
 def _rewrite(path: str, columns: list[str], rows: Iterable[list[Any]]) -> None:
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+    def write(handle: TextIO) -> None:
         writer = csv.writer(handle)
         writer.writerow(columns)
         writer.writerows(rows)
-    os.replace(temporary, path)
+
+    write_atomically(path, write, newline="")
 
 
 class CsvWriter:
@@ -230,12 +233,28 @@ class CsvWriter:
         self.prefix = prefix
         self.full_history = full_history
         # No folder is made: a mistyped prefix would scatter files (the CLI checks it exists).
-        self._history: TextIO = open(  # noqa: SIM115 - kept open for the run, closed in close()
-            f"{prefix}_stats_history.csv", "w", newline="", encoding="utf-8"
+        # Kept open for the run (closed in close()); rows are appended whole or not at all.
+        self._history = os.open(
+            f"{prefix}_stats_history.csv", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666
         )
-        self._history_writer = csv.writer(self._history)
-        self._history_writer.writerow([*HISTORY_COLUMNS, SATURATION_COLUMN, DROPPED_COLUMN])
-        self._history.flush()
+        self._history_size = 0
+        self._append([[*HISTORY_COLUMNS, SATURATION_COLUMN, DROPPED_COLUMN]])
+
+    def _append(self, rows: Iterable[list[Any]]) -> None:
+        """Append ``rows`` to the history; a write that fails (a full disk) is taken back, so
+        the file never ends in half a row."""
+        text = io.StringIO(newline="")
+        csv.writer(text).writerows(rows)
+        data = memoryview(text.getvalue().encode("utf-8"))
+        try:
+            while data:
+                data = data[os.write(self._history, data) :]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._history, self._history_size)
+                os.lseek(self._history, self._history_size, os.SEEK_SET)
+            raise
+        self._history_size = os.lseek(self._history, 0, os.SEEK_CUR)
 
     def update(
         self, snapshot: Snapshot, window: Window | None, timestamp: float, rows: bool = True
@@ -249,9 +268,10 @@ class CsvWriter:
             _rewrite(f"{self.prefix}_stats.csv", STATS_HEADER, stats_rows(snapshot))
         _rewrite(f"{self.prefix}_failures.csv", FAILURES_COLUMNS, failure_rows(snapshot))
         _rewrite(f"{self.prefix}_exceptions.csv", EXCEPTIONS_COLUMNS, exception_rows(snapshot))
-        self._history_writer.writerows(history_rows(snapshot, window, self.full_history, timestamp))
-        self._history.flush()
+        self._append(history_rows(snapshot, window, self.full_history, timestamp))
 
     def close(self) -> None:
         """Close the history file."""
-        self._history.close()
+        if self._history >= 0:
+            os.close(self._history)
+            self._history = -1

@@ -31,32 +31,44 @@ def write_reports(
     series: list[Point],
     out: TextIO,
     lost: Sequence[str] = (),
+    recode: Callable[[], bool] | None = None,
 ) -> list[str]:
-    """The summary (on ``out``, or stderr when the JSON goes to stdout) and report files.
+    """The report files, then the summary (on ``out``, or stderr when the JSON goes to stdout).
 
-    A file that cannot be written does not stop the others; those that failed, with
-    ``lost`` (reports lost earlier, e.g. the CSV files), are named in one line on stderr.
+    Each file is written atomically (``write_atomically``): one that cannot be written leaves
+    nothing behind and does not stop the others. When some failed (with ``lost``, reports lost
+    earlier, e.g. the CSV files), ``recode()`` settles the exit code again (True when it
+    changed: the files already written are written once more, so that they say so) and the
+    summary's verdict names them; one line on stderr says which and why.
 
     Returns:
         The reports not written, as ``OPTION PATH (why)``.
     """
     settings = run_settings(config)
-    summary_stream = sys.stderr if config.json_stdout else out
-    write_summary(snapshot, summary_stream, settings, series, checks)
-    if config.json_stdout:
-        write_json(snapshot, out, settings, checks)
-        out.flush()
     files: list[tuple[str, str | None, Callable[[TextIO], None]]] = [
         ("--json-file", config.json_file, lambda s: write_json(snapshot, s, settings, checks)),
         ("--html", config.html_file, lambda s: write_html(snapshot, s, series, settings, checks)),
         ("--junit", config.junit_file, lambda s: write_junit(snapshot, s, checks)),
     ]
     failures = list(lost)
+    written = []
     for option, path, write in files:
         if path:
             problem = write_report_file(path, write)
-            if problem is not None:
+            if problem is None:
+                written.append((path, write))
+            else:
                 failures.append(f"{option} {path} ({problem})")
+    if failures:
+        snapshot.extra["reports_failed"] = failures
+        if recode is not None and recode():
+            for path, write in written:
+                write_report_file(path, write)  # (if this fails, the first version stays)
+    summary_stream = sys.stderr if config.json_stdout else out
+    write_summary(snapshot, summary_stream, settings, series, checks)
+    if config.json_stdout:
+        write_json(snapshot, out, settings, checks)
+        out.flush()
     if failures:
         wanted = sum(1 for _, path, _ in files if path) + (1 if config.csv_prefix else 0)
         logger.error(

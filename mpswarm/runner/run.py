@@ -137,9 +137,13 @@ class Run:
         ``--prometheus`` endpoint, or None) serve the final numbers, and return the exit code."""
         if metrics is not None:
             metrics.freeze(outcome.snapshot)
-        self.exit_code(outcome)  # the reports carry it
+        code = self.exit_code(outcome)  # the reports carry it
+
+        def recode() -> bool:  # a report was lost: the code again, True when it changed
+            return self.exit_code(outcome, reports_failed=True) != code
+
         lost = write_reports(self.config, outcome.snapshot, outcome.checks, outcome.series, out,
-                             outcome.lost)  # fmt: skip
+                             outcome.lost, recode)  # fmt: skip
         if metrics is not None:
             metrics.linger()
         return self.exit_code(outcome, reports_failed=bool(lost))
