@@ -24,10 +24,12 @@ def read_conf(path: str) -> dict[str, Any]:
         UsageError: the file is missing or a line is not ``key = value``.
     """
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
+        with open(path, "rb") as handle:  # decoded whole: an error's position is the file's
+            lines = handle.read().decode("utf-8").splitlines()
     except OSError as exc:
         raise UsageError(f"cannot read config file {path!r}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text ({_where(exc)})") from None
     values: dict[str, Any] = {}
     for number, raw in enumerate(lines, 1):
         line = raw.split("#", 1)[0].strip()
@@ -49,8 +51,17 @@ def read_pyproject(path: str) -> dict[str, Any]:
         return {}
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: invalid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text ({_where(exc)})") from None
     table = data.get("tool", {}).get("mpswarm", {})
     return dict(table) if isinstance(table, dict) else {}
+
+
+def _where(exc: UnicodeDecodeError) -> str:
+    """Where a file's bytes stopped being UTF-8: its line and the byte, for the error line."""
+    data = exc.object
+    line = data.count(b"\n", 0, exc.start) + 1
+    return f"line {line}, byte 0x{data[exc.start]:02x}"
 
 
 def find_config_values(explicit: str | None, directory: str = ".") -> tuple[dict[str, Any], str]:

@@ -128,6 +128,22 @@ def test_unknown_key_in_config_file(run_cli, tmp_path: Path) -> None:
     assert_one_line_error(run, 2, "unknown option 'frobnicate'", "mpswarm.conf")
 
 
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("mpswarm.conf", b"users = 3\n# caf\xe9\n"),
+        ("pyproject.toml", b"[tool.mpswarm]\nusers = 3\n# caf\xe9\n"),
+    ],
+)
+def test_config_file_that_is_not_utf8(run_cli, tmp_path: Path, name: str, text: bytes) -> None:
+    """Before: a UnicodeDecodeError traceback, exit 1."""
+    write(tmp_path / "lf.py", GOOD)
+    (tmp_path / name).write_bytes(text)
+    run = run_cli("-f", "lf.py", "--list", cwd=tmp_path)
+    line = text.count(b"\n", 0, text.index(b"\xe9")) + 1
+    assert_one_line_error(run, 2, f"{name}: not UTF-8 text (line {line}, byte 0xe9)")
+
+
 def _started_users(run) -> int:
     for line in run.stderr.splitlines():
         if "starting " in line and " users at " in line:
