@@ -127,7 +127,7 @@ class Session(requests.Session):
     _proxies: Any = None
     _hooks: Any = None
     _lines: tuple[Any, Any, str | None] | None = None  # (headers, version, their lines)
-    _profile: Any = None  # the settings plans are made for (``_profile_of``)
+    _profile: Any = None  # what plans are made for (``_settings.profile_of``), at first use
     _transport: Transport
 
     def __init__(
@@ -472,21 +472,27 @@ class Session(requests.Session):
         except requests.RequestException as exc:
             return self._failed(recorder, given_url, scrubbed(exc), sent)
 
+    def _profiled(self) -> _settings.Profile:
+        """The profile this session's requests are sent under (found at its first request and
+        again after a setting it depends on changed)."""
+        profile = self._profile
+        if profile is None:
+            profile = self._profile = _settings.profile_of(self)
+        return profile
+
     def _plan(self, method: str, url: str) -> _Plan | None:
         """What a request that carries nothing of its own (a URL alone, on a session with
         requests' default headers and no cookie) sends, and how: the same for every such
         request of a method to a URL on sessions with the same settings, so made once (None
         where the URL or the environment asks for more: credentials, a proxy)."""
-        profile = self._profile
-        if profile is None:
-            profile = self._profile = _profile_of(self)
+        profile = self._profiled()
         key = (method, url, profile)
         plan = _PLANS.get(key, _UNPLANNED)
         if plan is _UNPLANNED:
             route = self._route(url)
             plan = None
-            if route.plain and not (self.trust_env and _settings.netrc_auth(route.origin)):
-                found, options = _settings.for_request(self, route, None, None, None, None)
+            if route.plain and not _settings.netrc_auth(route.origin, profile):
+                found, options = _settings.for_request(self, profile, route, None, None, None, None)
                 if options.proxy is None:
                     lines = self._default_lines
                     sent_headers = self.default_headers
@@ -521,6 +527,7 @@ class Session(requests.Session):
         """Any other request: the session's headers and cookies, or requests' own
         preparation of what the request carries."""
         route = self._route(url)
+        profile = self._profiled()
         plain = None
         if (
             params is None
@@ -533,7 +540,7 @@ class Session(requests.Session):
             and self.auth is None
             and route.plain
             and not self._params
-            and not (self.trust_env and _settings.netrc_auth(route.origin))
+            and not _settings.netrc_auth(route.origin, profile)
         ):
             plain = self._plain(method, route, hooks)
         if plain is not None:
@@ -546,7 +553,7 @@ class Session(requests.Session):
             route = _prepare.route_of(prepared.url)  # type: ignore[arg-type]
             sent = Sent(method, prepared.url, prepared.headers, prepared.body, prepared)  # type: ignore[arg-type]
             lines, body = self._lines_of(prepared)
-        found, options = _settings.for_request(self, route, proxies, verify, cert, timeout)
+        found, options = _settings.for_request(self, profile, route, proxies, verify, cert, timeout)
         return route, sent, found, self._outgoing(method, route, sent, lines, body, options)
 
     def _failed(
@@ -720,7 +727,9 @@ class Session(requests.Session):
             hop = self._next_hop(response, found)
             history.append(response)
             route = _prepare.route_of(hop.url)  # type: ignore[arg-type]
-            found, options = _settings.for_request(self, route, proxies, verify, cert, timeout)
+            found, options = _settings.for_request(
+                self, self._profiled(), route, proxies, verify, cert, timeout
+            )
             lines, body = self._lines_of(hop)
             sent = Sent(hop.method, hop.url, hop.headers, hop.body, hop)  # type: ignore[arg-type]
             outgoing = self._outgoing(hop.method, route, sent, lines, body, options)  # type: ignore[arg-type]
@@ -775,20 +784,6 @@ _PLANS: dict[tuple[str, str, Any], _Plan | None] = {}
 _UNPLANNED: Any = object()
 #: A session's settings that a plan depends on (setting one makes its profile anew).
 _PROFILED = frozenset(("verify", "cert", "trust_env", "insecure", "_timeouts"))
-#: One profile object per distinct settings, so that sessions alike share their plans.
-_PROFILES: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-
-
-def _profile_of(session: Session) -> tuple[Any, ...]:
-    """The profile of a session's settings: the same object for sessions alike."""
-    settings = (
-        type(session), session.verify, session.cert, session.trust_env, session.insecure,
-        session._timeouts,
-    )  # fmt: skip
-    try:
-        return _PROFILES.setdefault(settings, settings)
-    except TypeError:  # a setting that is no hashable value (a list): its own, uncached
-        return settings
 
 
 def _without_auth(url: str) -> str:

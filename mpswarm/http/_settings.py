@@ -4,15 +4,18 @@ requests decides a request's proxy (``proxies=``, the session's, ``HTTP_PROXY`` 
 ``NO_PROXY``...), its CA bundle (``verify=``, ``REQUESTS_CA_BUNDLE``) and its client
 certificate in ``Session.merge_environment_settings``; that method is called here, as it is.
 It reads the environment on every call (about 15 us); a request that brings no setting of its
-own is answered from what was found for its origin and its session's settings, once per
-process (the environment of a load generator does not change under a run).
+own is answered from what was found for its origin and its session's profile: the session's
+settings and the part of the environment requests reads, taken when the session first sends
+(about 25 us, once per session). A session made after the environment changed follows it; one
+already sending keeps what it found (requests reads it again per request; the environment of a
+load generator does not change under a run).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 from requests.utils import (
     get_auth_from_url,
@@ -39,44 +42,109 @@ class Settings:
         self.cert = cert
 
 
+class Profile(NamedTuple):
+    """What a session's requests are sent under: its settings, and the environment it found."""
+
+    kind: type
+    verify: Any
+    cert: Any
+    trust_env: bool
+    insecure: bool
+    timeouts: tuple[float | None, float | None]
+    #: The variables requests reads (``environment()``); None where ``trust_env`` is off.
+    environment: tuple[tuple[str, str], ...] | None
+
+
+def profile_of(session: Any) -> Profile:
+    """A session's profile now: the same object for sessions alike, so that they share what
+    was found for them (a profile with a setting that is no hashable value is its own)."""
+    trust_env = session.trust_env
+    made = Profile(
+        type(session), session.verify, session.cert, trust_env, session.insecure,
+        session._timeouts, environment() if trust_env else None,
+    )  # fmt: skip
+    try:
+        return _PROFILES.setdefault(made, made)
+    except TypeError:  # a setting that is no hashable value (a list)
+        return made
+
+
+#: One profile object per distinct profile (bounded: settings and environments a process sees).
+_PROFILES: dict[Profile, Profile] = {}
+
+#: The variables requests reads besides ``*_proxy`` (any case, as urllib's ``getproxies``):
+#: REQUEST_METHOD hides HTTP_PROXY, the CA bundles, and where the netrc file is.
+_READ = frozenset(("REQUEST_METHOD", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NETRC", "HOME"))
+
+
+def environment() -> tuple[tuple[str, str], ...]:
+    """The part of the environment that decides where and how requests sends a request."""
+    environ = os.environ
+    return tuple(
+        sorted(
+            (name, environ[name])
+            for name in environ
+            if name in _READ or name[-6:].lower() == "_proxy"
+        )
+    )
+
+
 def for_request(
-    session: Any, route: Route, proxies: Any, verify: Any, cert: Any, timeout: Any
+    session: Any,
+    profile: Profile,
+    route: Route,
+    proxies: Any,
+    verify: Any,
+    cert: Any,
+    timeout: Any,
 ) -> tuple[Settings, Options]:
     """A request's settings and options; for one that brings none of its own, looked up once
-    per origin and session settings."""
+    per origin and session profile."""
     plain = proxies is None and verify is None and cert is None and timeout is None
     if plain and not session._proxies:
-        key = (
-            route.origin, session.trust_env, session.verify, session.cert, session.insecure,
-            session._timeouts,
-        )  # fmt: skip
-        found = _PLAIN.get(key)
+        key = (route.origin, profile)
+        found = _lookup(_PLAIN, key)
         if found is None:
-            chosen = settings(session, route, None, None, None)
+            chosen = settings(session, profile, route, None, None, None)
             found = (chosen, options(None, session._timeouts, chosen))
-            if len(_PLAIN) < 1024:
-                _PLAIN[key] = found
+            _keep(_PLAIN, key, found)
         return found
-    chosen = settings(session, route, proxies, verify, cert)
+    chosen = settings(session, profile, route, proxies, verify, cert)
     return chosen, options(timeout, session._timeouts, chosen)
 
 
-#: (settings, options) of requests without settings of their own, by origin and session.
+#: (settings, options) of requests without settings of their own, by origin and profile.
 _PLAIN: dict[Any, tuple[Settings, Options]] = {}
 
 
-def settings(session: Any, route: Route, proxies: Any, verify: Any, cert: Any) -> Settings:
+def settings(
+    session: Any, profile: Profile, route: Route, proxies: Any, verify: Any, cert: Any
+) -> Settings:
     """requests' ``merge_environment_settings`` for a request to ``route``, with the session's
     ``insecure`` applied last (it verifies nothing, whatever the environment says)."""
     if proxies is None and verify is None and cert is None and not session._proxies:
-        key = (route.origin, session.trust_env, session.verify, session.cert, session.insecure)
-        found = _SETTINGS.get(key)
+        key = (route.origin, profile)
+        found = _lookup(_SETTINGS, key)
         if found is None:
             found = _merged(session, route.url, {}, None, None)
-            if len(_SETTINGS) < 1024:
-                _SETTINGS[key] = found
+            _keep(_SETTINGS, key, found)
         return found
     return _merged(session, route.url, dict(proxies or {}), verify, cert)
+
+
+def _lookup(kept: dict[Any, Any], key: Any) -> Any:
+    try:
+        return kept.get(key)
+    except TypeError:  # a profile with a setting that is no hashable value: never kept
+        return None
+
+
+def _keep(kept: dict[Any, Any], key: Any, found: Any) -> None:
+    if len(kept) < 1024:  # bounded: origins and profiles a process sees
+        try:
+            kept[key] = found
+        except TypeError:
+            pass
 
 
 def _merged(session: Any, url: str, proxies: dict[str, Any], verify: Any, cert: Any) -> Settings:
@@ -86,7 +154,7 @@ def _merged(session: Any, url: str, proxies: dict[str, Any], verify: Any, cert: 
     return Settings(chosen, select_proxy(url, chosen), verify, merged["cert"])
 
 
-#: Settings by (origin, trust_env, session verify, session cert, insecure).
+#: Settings by (origin, profile).
 _SETTINGS: dict[Any, Settings] = {}
 
 
@@ -161,8 +229,15 @@ def _seconds(value: Any) -> float | None:
     return float(value)
 
 
-@functools.lru_cache(maxsize=256)  # once per host and process: a netrc file is read per call
-def netrc_auth(origin: tuple[str, str, int]) -> Any:
-    """The credentials ``~/.netrc`` (or ``$NETRC``) holds for an origin, as requests reads them."""
+def netrc_auth(origin: tuple[str, str, int], profile: Profile) -> Any:
+    """The credentials ``~/.netrc`` (or ``$NETRC``) holds for an origin, as requests reads
+    them; none where the session does not trust the environment."""
+    if not profile.trust_env:
+        return None
+    return _netrc_auth(origin, profile.environment)
+
+
+@functools.lru_cache(maxsize=256)  # once per origin and environment: a netrc file is read per call
+def _netrc_auth(origin: tuple[str, str, int], environment: Any) -> Any:
     scheme, host, port = origin
     return get_netrc_auth(f"{scheme}://{host}:{port}/")

@@ -663,6 +663,40 @@ def test_proxy_from_the_environment(
     run_case(case, kind, servers, open_caller, monkeypatch)
 
 
+@pytest.mark.parametrize("timeout", [None, TIMEOUT_S], ids=["plain", "with-timeout"])
+def test_a_session_made_after_the_environment_changed_follows_it(
+    kind: str,
+    servers: Servers,
+    open_caller: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    timeout: float | None,
+) -> None:
+    """requests reads the environment per request, ours when a session first sends: a
+    session made after ``HTTP_PROXY`` or ``NO_PROXY`` changed goes where the new values say,
+    to the same origin (what one origin was found to need was once kept for the whole process:
+    a test that set a proxy sent a later test's requests, on a port used again, to it)."""
+    url = fill("{plain.url}/x?y=1", servers)
+    steps = [
+        ({"HTTP_PROXY": P}, "proxy"),
+        ({}, "plain"),
+        ({"HTTP_PROXY": P2}, "proxy2"),
+        ({"HTTP_PROXY": P, "NO_PROXY": "127.0.0.1"}, "plain"),
+        ({"http_proxy": P2}, "proxy2"),
+    ]
+    seen = []
+    for env, _ in steps:
+        for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in fill(env, servers).items():
+            monkeypatch.setenv(name, value)
+        before = {name: len(servers[name].seen) for name in ("proxy", "proxy2")}
+        outcome = open_caller().call(url, timeout=timeout)
+        assert (outcome.status, outcome.body) == (200, b"plain"), outcome
+        went = [name for name in before if len(servers[name].seen) > before[name]]
+        seen.append(went[0] if went else "plain")
+    assert seen == [where for _, where in steps]
+
+
 def _no_proxy(value: str, url: str = "{plain.url}/x?y=1", direct: bool = True, **more: Any) -> Case:
     route = DIRECT if direct else (VIA_LOCAL if url == LOCAL else VIA_PROXY)
     env = {"HTTP_PROXY": P, "NO_PROXY": value, **more.pop("env", {})}

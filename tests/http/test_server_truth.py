@@ -820,7 +820,8 @@ def test_credentials_stay_with_their_origin(
     client = kind(base_url=base, request_event=EventHook())
     try:
         for path in targets:
-            assert client.get(path, **options).content == b"landed", path
+            got = client.get(path, **options)
+            assert got.content == b"landed", (path, got.error)
     finally:
         client.close()
 
