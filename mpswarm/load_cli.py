@@ -83,13 +83,13 @@ _CAPACITY_HELP = """Usage: mpswarm capacity -f LOCUSTFILE -H URL --check EXPR...
 
 #: ``mpswarm replay``'s own options (the rest are a run's).
 REPLAY_OPTIONS = ("--speed", "--from", "--to", "--methods", "--log-format", "--json-fields",
-                  "--name-rule")  # fmt: skip
+                  "--name-rule", "--max-gap")  # fmt: skip
 
 
 def replay_main(argv: list[str]) -> int:
     """``mpswarm replay LOGFILE -H URL ...``: a run of the built-in Replay user whose open-model
     schedule is the log's (see ``mpswarm.replay``)."""
-    from mpswarm.replay import Counts, entries
+    from mpswarm.replay import MAX_LINE, Counts, entries
 
     own, rest = _split_own(argv, REPLAY_OPTIONS)
     if any(word in ("-h", "--help") for word in rest):
@@ -107,25 +107,28 @@ def replay_main(argv: list[str]) -> int:
     except UsageError as exc:
         _error(str(exc), False)
         return EXIT_USAGE
+    skipped = (
+        f"{counts.unparsable} unparsable lines, {counts.too_long} longer than "
+        f"{MAX_LINE // 1024} KiB, {counts.other_method} of other methods (--methods), "
+        f"{counts.outside_range} outside --from/--to"
+    )
     if not counts.sent:
-        _error(f"{logs[0]}: no request to replay ({counts.unparsable} lines unparsable, "
-               f"{counts.other_method} of other methods, {counts.outside_range} outside "
-               "--from/--to)", False)  # fmt: skip
+        _error(f"{logs[0]}: no request to replay ({skipped})", False)
         return EXIT_USAGE
     click.echo(
-        f"mpswarm replay: {counts.sent} requests over {counts.duration_s:.1f} s; skipped "
-        f"{counts.unparsable} unparsable lines, {counts.other_method} of other methods "
-        f"(--methods), {counts.outside_range} outside --from/--to", err=True,
+        f"mpswarm replay: {counts.sent} requests over {counts.duration_s:.1f} s; "
+        f"{counts.absolute} with a host of their own sent as their path to -H; "
+        f"{counts.gaps_shortened} quiet stretches over {spec.max_gap_s:g} s shortened "
+        f"(--max-gap); skipped {skipped}", err=True,
     )  # fmt: skip
     user_file = os.path.join(os.path.dirname(__file__), "replay_user.py")
     replay = {**spec.as_dict(), "counts": dataclasses.asdict(counts)}
     return run_main(["-f", user_file, *rest[1:], "--headless", "--arrival-rate", "1/s",
-                     "--arrivals", "replay", "--replay", json.dumps(replay),
-                     "-t", f"{counts.duration_s + 1.0:.3f}s"])  # fmt: skip
+                     "--arrivals", "replay", "--replay", json.dumps(replay)])  # fmt: skip
 
 
 def _replay_spec(path: str, own: dict[str, list[str]]) -> Any:
-    from mpswarm.replay import DEFAULT_METHODS, ReplaySpec
+    from mpswarm.replay import DEFAULT_MAX_GAP_S, DEFAULT_METHODS, ReplaySpec
 
     def last(name: str) -> str | None:
         return own[name][-1] if own[name] else None
@@ -152,10 +155,15 @@ def _replay_spec(path: str, own: dict[str, list[str]]) -> Any:
             raise UsageError(f"--name-rule {rule!r}: use REGEX=NAME")
         rules.append((pattern, name))
     start, end = last("--from"), last("--to")
+    gap = last("--max-gap")
+    max_gap = parse_timespan(gap) if gap else DEFAULT_MAX_GAP_S
+    if not max_gap > 0:
+        raise UsageError(f"--max-gap must be a positive time, not {gap}")
     return ReplaySpec(
         path=path, log_format=log_format, json_fields=tuple(fields.items()), speed=speed,
         start_s=parse_timespan(start) if start else None,
         end_s=parse_timespan(end) if end else None, methods=methods, name_rules=tuple(rules),
+        max_gap_s=max_gap,
     )  # fmt: skip
 
 
@@ -170,4 +178,8 @@ _REPLAY_HELP = """Usage: mpswarm replay LOGFILE -H URL [OPTIONS]
   --log-format F       auto (default: combined or common), combined, common, json
   --json-fields K=F,.. json: the fields of time, method and path (or request)
   --name-rule RE=NAME  a request name for paths matching RE (repeatable; before {id} ...)
+  --max-gap T          a quiet stretch in the log longer than T is shortened to T (1h)
+  -t T                 stop after T, even where the log goes on
+  Every request goes to -H: a logged absolute URL (http://host/x, //host/x) is sent as
+  its path (/x); redirects are not followed; lines over 64 KiB are skipped.
   Any option of a run (--processes, --max-users, --json-file, --html, ...) applies too."""

@@ -13,6 +13,14 @@ model: line i is due at ``start + offset_i / speed``; a request that finds no fr
 (the uncorrected ones are kept too). A worker that replaces a dead one resumes the share at
 the current time: what fell due meanwhile is counted as dropped, never sent twice.
 
+A log is input from outside, read as hostile: every request goes to ``-H`` (a line whose
+target is an absolute URL, ``http://elsewhere/x``, or a network-path one, ``//elsewhere/x``,
+is replayed as its path, ``/x``, to ``-H``, and counted; redirects are not followed: the log
+holds the request that followed, if there was one); a line longer than ``MAX_LINE`` characters
+is skipped without being held, and counted; a quiet stretch longer than ``--max-gap`` (an
+hour by default) is shortened to it, and counted; a JSON line too deeply nested to parse is
+unparsable. ``-t`` ends the replay early.
+
 Request names are templated so that IDs do not explode the table: a path segment of digits
 becomes ``{id}``, a UUID ``{uuid}``, a hex string of 8 or more with a digit ``{hash}``
 (``--name-rule REGEX=NAME`` adds rules, tried first); the query string is left out of the
@@ -24,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import math
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -37,6 +46,13 @@ _CLF = re.compile(
     r"\d{3} \S+(?P<combined> \"[^\"]*\" \"[^\"]*\")?"
 )
 _CLF_TIME = "%d/%b/%Y:%H:%M:%S %z"
+#: The longest log line read (characters): nginx refuses a request line over 8 KiB by
+#: default, so a real line with its referer and agent is far shorter.
+MAX_LINE = 64 * 1024
+#: The longest quiet stretch between two requests replayed, by default (log seconds).
+DEFAULT_MAX_GAP_S = 3600.0
+#: A request target's scheme and authority (``http://host:port``) or authority alone (``//h``).
+_AUTHORITY = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:)?//[^/?#]*")
 #: A worker's parse yields to its event loop this often (lines; ~2 ms of parsing).
 _PAUSE_LINES = 100
 _LAST: list[Any] = ["", 0.0]  # the last time text parsed, and its epoch seconds
@@ -61,6 +77,7 @@ class ReplaySpec:
     end_s: float | None = None  # --to
     methods: tuple[str, ...] = DEFAULT_METHODS
     name_rules: tuple[tuple[str, str], ...] = ()
+    max_gap_s: float = DEFAULT_MAX_GAP_S  # --max-gap: longer quiet stretches are shortened
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -92,6 +109,9 @@ class Counts:
     unparsable: int = 0
     other_method: int = 0
     outside_range: int = 0
+    too_long: int = 0  # lines over MAX_LINE characters, skipped
+    absolute: int = 0  # targets with a host of their own, sent as their path to -H
+    gaps_shortened: int = 0  # quiet stretches over --max-gap, shortened to it
     duration_s: float = 0.0  # from the first request replayed to the last, after speed
 
 
@@ -124,8 +144,8 @@ def _parse(line: str, spec: ReplaySpec) -> tuple[float, str, str] | None:
         stamp = record[fields["time"]]
         return (float(stamp) if isinstance(stamp, (int, float)) else _epoch(str(stamp), None),
                 method.upper(), path)  # fmt: skip
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None  # (RecursionError: JSON nested deeper than the parser goes)
 
 
 class Namer:
@@ -192,36 +212,72 @@ def _timed(spec: ReplaySpec, counts: Counts, pause: Callable[[], Any] | None) ->
     namer = Namer(spec.name_rules)
     methods = set(spec.methods)
     first: float | None = None
+    last: float | None = None  # the log time of the last request replayed
+    cut = 0.0  # seconds taken out of quiet stretches so far (whole seconds)
+    for number, line in enumerate(_lines(spec.path, counts)):
+        if pause is not None and number % _PAUSE_LINES == 0:
+            pause()
+        if not line.strip():
+            continue
+        parsed = _parse(line, spec)
+        if parsed is None:
+            counts.unparsable += 1
+            continue
+        stamp, method, target = parsed
+        path = _path_of(target)
+        if path is None:
+            counts.unparsable += 1
+            continue
+        if first is None:
+            first = stamp
+        since = stamp - first
+        if (spec.start_s is not None and since < spec.start_s) or (
+            spec.end_s is not None and since > spec.end_s
+        ):
+            counts.outside_range += 1
+            continue
+        if method not in methods:
+            counts.other_method += 1
+            continue
+        if last is not None and since - last > spec.max_gap_s:
+            cut += math.floor(since - last - spec.max_gap_s)  # whole seconds stay whole
+            counts.gaps_shortened += 1
+        last = since
+        counts.absolute += path is not target
+        offset = since - (spec.start_s or 0.0) - cut
+        counts.sent += 1
+        counts.duration_s = max(counts.duration_s, (offset + 1.0) / spec.speed)
+        yield Entry(offset, method, path, namer(path))
+
+
+def _lines(path: str, counts: Counts) -> Iterator[str]:
+    """The log's lines; one longer than ``MAX_LINE`` is skipped as it is read (never held
+    whole) and counted."""
     try:
-        handle = open(spec.path, encoding="utf-8", errors="replace")  # noqa: SIM115
+        handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
     except OSError as exc:
-        raise UsageError(f"cannot read {spec.path}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     with handle:
-        for number, line in enumerate(handle):
-            if pause is not None and number % _PAUSE_LINES == 0:
-                pause()
-            if not line.strip():
+        while line := handle.readline(MAX_LINE + 1):
+            if len(line) <= MAX_LINE or line.endswith("\n"):
+                yield line
                 continue
-            parsed = _parse(line, spec)
-            if parsed is None:
-                counts.unparsable += 1
-                continue
-            stamp, method, path = parsed
-            if first is None:
-                first = stamp
-            since = stamp - first
-            if (spec.start_s is not None and since < spec.start_s) or (
-                spec.end_s is not None and since > spec.end_s
-            ):
-                counts.outside_range += 1
-                continue
-            if method not in methods:
-                counts.other_method += 1
-                continue
-            offset = since - (spec.start_s or 0.0)
-            counts.sent += 1
-            counts.duration_s = max(counts.duration_s, (offset + 1.0) / spec.speed)
-            yield Entry(offset, method, path, namer(path))
+            counts.too_long += 1
+            while (rest := handle.readline(MAX_LINE)) and not rest.endswith("\n"):
+                pass
+
+
+def _path_of(target: str) -> str | None:
+    """The path (and query) a log line's request target is replayed as, to ``-H``: an
+    absolute URL's or a network-path reference's own path; None for a target that is no path
+    (``*``, ``host:443``)."""
+    if target.startswith("/") and not target.startswith("//"):
+        return target
+    authority = _AUTHORITY.match(target)
+    if authority is None:
+        return None
+    path = target[authority.end() :]
+    return path if path.startswith("/") else "/" + path
 
 
 class ReplaySchedule:

@@ -17,4 +17,6 @@ class Replay(FastHttpUser):
     def replay(self) -> None:
         entry = self._replay
         if entry is not None:
-            self.client.request(entry.method, entry.path, name=entry.name)
+            # Not followed: the log holds the request that followed a redirect, if any, and
+            # load goes only to -H.
+            self.client.request(entry.method, entry.path, name=entry.name, allow_redirects=False)

@@ -76,7 +76,7 @@ class Plan:
         return cls(
             users=config.users,
             spawn_rate=config.spawn_rate,
-            run_time=config.run_time,
+            run_time=_run_time(config),
             shape=shape,
             arrival_rate=config.arrival_rate,
             arrivals=config.arrivals,
@@ -286,6 +286,14 @@ def shape_classes(names: Any, by_name: dict[str, type]) -> list[type] | None:
     if not names:
         return None
     return [by_name[c] if isinstance(c, str) else c for c in names]
+
+
+def _run_time(config: RunConfig) -> float | None:
+    """-t; a replay ends with its log (after --speed) or at -t, whichever comes first."""
+    if not config.replay:
+        return config.run_time
+    lasts = float(config.replay["counts"]["duration_s"]) + 1.0
+    return lasts if config.run_time is None else min(config.run_time, lasts)
 
 
 def install_signal_handlers(swarm: Swarm, on_first: Any = None) -> list[Any]:

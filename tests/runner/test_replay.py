@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import datetime
 import json
+import socket
 import statistics
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -61,7 +63,8 @@ def test_a_log_is_replayed_request_for_request(run_cli, demo, tmp_path: Path, co
                   "--json-file", str(report), "--only-summary", "--processes", processes,
                   "--exit-code-on-error", "0")  # fmt: skip
     assert run.code == 0, run
-    assert "160 requests over 2.0 s; skipped 1 unparsable lines, 1 of other methods" in run.stderr
+    assert "160 requests over 2.0 s; 0 with a host of their own" in run.stderr
+    assert "skipped 1 unparsable lines, 0 longer than 64 KiB, 1 of other methods" in run.stderr
     # The target served exactly the log's GETs (the query strings sent as they were).
     assert _served(demo) == Counter({p.split("?")[0]: n for p, n in sent.items()})
     data = json.loads(report.read_text())
@@ -102,9 +105,90 @@ def test_json_lines_with_their_own_fields_and_a_time_range(run_cli, demo, tmp_pa
     assert sum(e["requests"] for e in data["endpoints"]) == 21
     assert data["settings"]["replay"]["counts"] == {
         "sent": 21, "unparsable": 1, "other_method": 1, "outside_range": 39,
-        "duration_s": pytest.approx(2.0),
+        "duration_s": pytest.approx(2.0), "too_long": 0, "absolute": 0, "gaps_shortened": 0,
     }  # fmt: skip
     assert {e["name"] for e in data["endpoints"]} == {"/items/{id}"}
+
+
+class Trap:
+    """A listener on another loopback address that counts who connects: where a replay must
+    never send (a host named in the log)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.2", 0))
+        self.listener.listen(16)
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.listener.close()
+
+
+def test_a_hostile_log_sends_only_to_the_target_and_ends_with_t(run_cli, demo, tmp_path):
+    """Access logs hold proxy probes (``GET http://elsewhere/``), network-path targets, endless
+    lines and clock jumps: every request goes to -H as its path, a redirect is not followed,
+    a 1 MB line is skipped, a ten-year gap is shortened to --max-gap, and -t ends the run."""
+    trap = Trap()
+    try:
+        elsewhere = f"127.0.0.2:{trap.port}"
+
+        def line(second: float, target: str) -> str:
+            stamp = (T0 + datetime.timedelta(seconds=second)).strftime("%d/%b/%Y:%H:%M:%S %z")
+            return f'10.0.0.1 - - [{stamp}] "GET {target} HTTP/1.1" 200 12 "-" "curl/8.5"'
+
+        ten_years = 10 * 365 * 86400
+        lines = [
+            line(0, f"http://{elsewhere}/abs?q=1"),
+            line(0, f"//{elsewhere}/net"),
+            line(0, "/redirect/1"),
+            line(1, "/items/1" + "a" * 1_000_000),
+            line(1, "*"),
+            line(1, "/"),
+            line(ten_years, "/late"),
+        ]
+        log = tmp_path / "access.log"
+        log.write_text("\n".join(lines) + "\n")
+        report = tmp_path / "r.json"
+        run = run_cli("replay", str(log), "-H", demo.url, "-t", "3s", "--json-file",
+                      str(report), "--only-summary", "--exit-code-on-error", "0")  # fmt: skip
+        assert run.code == 0, run
+    finally:
+        trap.close()
+    assert trap.connections == 0, run.stderr
+    assert "5 requests over 3602.0 s; 2 with a host of their own sent as their path" in run.stderr
+    assert "1 quiet stretches over 3600 s shortened" in run.stderr
+    assert "skipped 1 unparsable lines, 1 longer than 64 KiB" in run.stderr
+    # The target served the paths; the redirect's own target ("/" once more) was not asked.
+    assert _served(demo) == Counter({"/abs": 1, "/net": 1, "/redirect/1": 1, "/": 1})
+    data = json.loads(report.read_text())
+    assert data["duration_s"] < 4.5, data["duration_s"]
+
+
+def test_a_json_line_nested_too_deep_is_unparsable(run_cli, demo, tmp_path: Path) -> None:
+    log = tmp_path / "access.jsonl"
+    deep = "[" * 30_000 + "]" * 30_000  # under the line cap, past the parser's recursion
+    log.write_text(json.dumps({"time": T0.timestamp(), "method": "GET", "path": "/"}) + "\n"
+                   + deep + "\n")  # fmt: skip
+    run = run_cli("replay", str(log), "-H", demo.url, "--log-format", "json", "--only-summary")
+    assert run.code == 0, run
+    assert "skipped 1 unparsable lines" in run.stderr and "Traceback" not in run.stderr, run
+    assert _served(demo) == Counter({"/": 1})
 
 
 def test_names_are_templated_and_rules_come_first() -> None:
@@ -120,7 +204,7 @@ def test_a_log_with_nothing_to_replay_is_refused(run_cli, demo, tmp_path: Path) 
     log = tmp_path / "empty.log"
     log.write_text("nothing here\n")
     run = run_cli("replay", str(log), "-H", demo.url)
-    assert run.code == 2 and "no request to replay (1 lines unparsable" in run.stderr, run
+    assert run.code == 2 and "no request to replay (1 unparsable lines" in run.stderr, run
     missing = run_cli("replay", str(tmp_path / "missing.log"), "-H", demo.url)
     assert missing.code == 2 and "cannot read" in missing.stderr, missing
 
