@@ -16,6 +16,8 @@ from xml.etree import ElementTree
 import click
 from tabulate import tabulate
 
+from mpswarm._input import open_regular
+from mpswarm._text import printable
 from mpswarm.cli import EXIT_OK, run_subcommand
 from mpswarm.exceptions import UsageError
 from mpswarm.report._files import check_report_path, write_report_file
@@ -42,20 +44,31 @@ def compare_main(argv: list[str]) -> int:
     return run_subcommand(compare_command, argv, "mpswarm compare")
 
 
+#: The largest report read (a run's report with 10 000 endpoints is a few tens of MiB).
+MAX_REPORT_BYTES = 256 * 2**20
+
+
 def load_report(path: str) -> Snapshot:
-    """The final Snapshot of a JSON report (``--json-file``).
+    """The final Snapshot of a JSON report (``--json-file``), read as hostile: a regular file
+    of at most ``MAX_REPORT_BYTES``, its fields checked.
 
     Raises:
         UsageError: the file cannot be read or is not an mpswarm JSON report.
     """
+    with open_regular(path, MAX_REPORT_BYTES) as handle:
+        try:
+            raw = handle.read(MAX_REPORT_BYTES + 1)
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_REPORT_BYTES:  # it grew since it was looked at
+        raise UsageError(
+            f"cannot read {path}: more than the {MAX_REPORT_BYTES >> 20} MiB this reads"
+        )
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-        return snapshot_from_dict(data)
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UsageError(f"{path} is not a JSON report of mpswarm (--json-file): {exc}") from None
+        return snapshot_from_dict(json.loads(raw))
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        why = printable(str(exc))
+        raise UsageError(f"{printable(path)} is not a JSON report of mpswarm: {why}") from None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -124,7 +137,8 @@ def _rows(compared: list[Compared]) -> list[list[str]]:
         for metric, change in row.changes.items():
             unit = "" if metric in ("rps", "fail_ratio") else " ms"
             rows.append([
-                row.method if metric == "rps" else "", row.name if metric == "rps" else "",
+                printable(row.method) if metric == "rps" else "",
+                printable(row.name) if metric == "rps" else "",
                 metric, _cell(metric, change.base) + unit, _cell(metric, change.new) + unit,
                 change_text(change), "significant" if change.significant else "",
             ])  # fmt: skip
@@ -133,12 +147,14 @@ def _rows(compared: list[Compared]) -> list[list[str]]:
 
 def _write_text(out: TextIO, base: str, new: str, compared: list[Compared], only_base: list[Any],
                 only_new: list[Any], outcomes: list[CheckOutcome]) -> None:  # fmt: skip
+    base, new = printable(base), printable(new)
     out.write(f"BASE {base} -> NEW {new} (change: NEW against BASE, with its 95 % interval)\n\n")
     out.write(tabulate(_rows(compared), headers=_HEADERS, disable_numparse=True))
     out.write("\n")
     for label, rows in (("Only in BASE", only_base), ("Only in NEW", only_new)):
         for row in rows:
-            out.write(f"{label}: {row.method} {row.name} ({row.requests} requests)\n")
+            name = printable(f"{row.method} {row.name}")
+            out.write(f"{label}: {name} ({row.requests} requests)\n")
     if outcomes:
         out.write("\nChecks:\n")
         for outcome in outcomes:

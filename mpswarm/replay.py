@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import io
 import json
 import math
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from mpswarm._input import open_regular
 from mpswarm.exceptions import UsageError
 
 #: Methods replayed by default: those without a body, which a log does not hold.
@@ -253,11 +255,8 @@ def _timed(spec: ReplaySpec, counts: Counts, pause: Callable[[], Any] | None) ->
 def _lines(path: str, counts: Counts) -> Iterator[str]:
     """The log's lines; one longer than ``MAX_LINE`` is skipped as it is read (never held
     whole) and counted."""
-    try:
-        handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with handle:
+    # A regular file only: a FIFO would block, /dev/zero never end, and the log is read twice.
+    with io.TextIOWrapper(open_regular(path), encoding="utf-8", errors="replace") as handle:
         while line := handle.readline(MAX_LINE + 1):
             if len(line) <= MAX_LINE or line.endswith("\n"):
                 yield line

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from mpswarm.report._schema import check_report
 from mpswarm.report.checks import CheckResult
 from mpswarm.report.stop_reason import stop_from_dict, stop_of
 from mpswarm.stats.snapshot import (
@@ -134,7 +135,12 @@ def _buckets(histogram: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def snapshot_from_dict(data: dict[str, Any]) -> Snapshot:
-    """Rebuild the final Snapshot from a JSON report (its stop reason in ``extra["stop"]``)."""
+    """Rebuild the final Snapshot from a JSON report (its stop reason in ``extra["stop"]``).
+
+    Raises:
+        ReportSchemaError: a field is not what ``report_dict`` writes (it is named).
+    """
+    check_report(data, SCHEMA_VERSION)
     extra: dict[str, Any] = {
         "saturation": data.get("saturation"),
         "recovery_events": data.get("recovery_events", []),
