@@ -24,11 +24,14 @@ import psutil
 from mpswarm.exceptions import WorkerError
 from mpswarm.runner._handle import WorkerHandle
 from mpswarm.runner.stop import StopKind, StopScope
+from mpswarm.runner.usage import LAG_PROBE_S
 
 logger = logging.getLogger(__name__)
 
 #: Seconds a worker must stay saturated before the warning.
 SATURATION_WARN_AFTER_S = 5
+#: Seconds without a turn of its event loop after which a worker is said to be blocked.
+BLOCKED_WARN_S = 1.0
 #: The window within which more than --max-restarts deaths stop the run.
 CRASH_WINDOW_S = 60.0
 
@@ -130,6 +133,8 @@ class Supervisor:
         self._recycling: set[int] = set()
         self._parent = psutil.Process()
         self._clock = clock
+        #: Slots whose event loop is blocked now, and since when (clock seconds).
+        self._blocked: dict[int, float] = {}
 
     def record(self, handle: Any, cause: str, action: str) -> None:
         """Add a recovery event (once its action has happened) and log it."""
@@ -171,6 +176,8 @@ class Supervisor:
             cpu, rss = self._usage(handle)
             total_rss += rss
             lag, worst = handle.segment.loop_lag_us
+            stalled = self._stalled_us(handle)
+            lag, worst = max(lag, stalled), max(worst, stalled)
             self.worst_lag_us = max(self.worst_lag_us, worst)
             node = self.swarm.clients.get(handle.client_id)
             if node is not None:
@@ -207,6 +214,36 @@ class Supervisor:
                 f"all processes together use {_mb(total_rss)}, over --max-memory "
                 f"{_mb(self.max_memory)}",
             )
+
+    def _stalled_us(self, handle: Any) -> int:
+        """How long the worker's event loop has gone without a turn, beyond its probe's own
+        sleep (microseconds; 0 for a remote worker, whose segment is a copy). A loop held by a
+        task measures no lag of its own until it lets go: this sees it while it is held."""
+        beat = handle.segment.last_beat_us
+        if beat == 0 or getattr(handle, "remote", False):
+            return 0
+        now = time.monotonic()
+        stalled = max(0, int(now * 1e6) - beat - int(LAG_PROBE_S * 1e6))
+        if stalled >= BLOCKED_WARN_S * 1e6:
+            if handle.slot not in self._blocked:
+                self._blocked[handle.slot] = now - stalled / 1e6
+                logger.warning(
+                    "worker %d (pid %s): its event loop is blocked, no turn for %.1f s: a task "
+                    "holds it (a CPU-bound loop or a blocking call that gevent does not patch); "
+                    "its users and their response times wait",
+                    handle.slot,
+                    handle.pid,
+                    stalled / 1e6,
+                )
+        elif handle.slot in self._blocked:
+            since = self._blocked.pop(handle.slot)
+            logger.warning(
+                "worker %d (pid %s): its event loop runs again after %.1f s blocked",
+                handle.slot,
+                handle.pid,
+                now - since,
+            )
+        return stalled
 
     @staticmethod
     def _rss(process: psutil.Process) -> int:

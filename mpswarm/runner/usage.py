@@ -74,11 +74,14 @@ def measure_loop_lag(segment: Segment) -> None:
     """How late a short timer fires: the honest sign of a saturated event loop (until killed).
 
     Every 50 ms; the p99 of the last 5 s (100 samples) and the worst value go to the
-    segment's header, where the parent reads them.
+    segment's header, where the parent reads them, with the time of each turn (the heartbeat:
+    a loop held by a task, a CPU spin or a blocking C call, measures nothing until it lets go,
+    and a worker killed meanwhile never would; the parent sees the heartbeat age instead).
     """
     samples: collections.deque[float] = collections.deque(maxlen=100)
     worst = 0.0
     while True:
+        segment.beat()  # a loop that stops taking turns is seen by the parent while it is stuck
         before = time.perf_counter()
         gevent.sleep(LAG_PROBE_S)
         lag = max(0.0, time.perf_counter() - before - LAG_PROBE_S)

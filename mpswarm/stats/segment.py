@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,7 @@ H_ITERATIONS = 6  # task runs (the open model: iterations started on schedule)
 H_DROPPED = 7  # open model: iterations dropped (no free user under --max-users)
 H_RESETS = 8  # times reset_counts() ran: a reader's cached rows are stale after one
 H_SENT = 10  # request bytes sent (headers and body) by requests that got a response
+H_BEAT_US = 11  # CLOCK_MONOTONIC (us) of the worker's event loop's last turn (0: none yet)
 
 # Columns of a row.
 # PHASE_BITS (first table only): which breakdown tables hold a time for this row (PHASE_BIT).
@@ -192,6 +194,16 @@ class Segment:
     @loop_lag_us.setter
     def loop_lag_us(self, value: tuple[int, int]) -> None:
         self.header[H_LAG_P99_US], self.header[H_LAG_MAX_US] = value
+
+    def beat(self) -> None:
+        """The worker's event loop took a turn now (the parent's watchdog reads when)."""
+        self.header[H_BEAT_US] = int(time.monotonic() * 1e6)
+
+    @property
+    def last_beat_us(self) -> int:
+        """CLOCK_MONOTONIC in microseconds of the last ``beat()``; 0 before the first. The
+        clock is the machine's, so the parent compares it with its own."""
+        return int(self.header[H_BEAT_US])
 
     def close(self) -> None:
         """Unmap and close the descriptor. Views taken from this segment must be gone."""

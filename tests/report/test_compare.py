@@ -18,6 +18,7 @@ from tests.conftest import write
 def shown(text: str) -> None:
     print(text)
 
+
 LOCUSTFILE = """
 import os
 from mpswarm import FastHttpUser, constant, task

@@ -308,3 +308,37 @@ def test_a_replaced_worker_runs_what_is_left_of_its_iterations(
     # Requests in flight in the dead worker reached the server but never came back to it.
     ours = int(run.stdout.split("Aggregated", 1)[1].split()[0])
     assert 200 - 4 <= ours <= 200, run
+
+
+BLOCKER = """
+import ctypes
+from mpswarm import HttpUser, constant, task
+
+class Blocker(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def block(self):
+        self.client.get("/")
+        if self.environment.runner.worker_index == 0:
+            # A C call gevent does not patch: the loop gets no turn and no CPU is used.
+            ctypes.CDLL(None).sleep(30)
+"""
+
+
+def test_a_blocked_event_loop_is_seen_while_it_is_blocked(run_cli, demo, tmp_path: Path) -> None:
+    """A task holds worker 0's loop past the run's end (no CPU: a CPU test would not see it,
+    and the loop's own lag probe never runs again). The parent's watchdog reads the heartbeat
+    in its segment: a live warning, the true lag in the reports, the run still ends."""
+    lf = write(tmp_path / "blocker.py", BLOCKER)
+    run = run_cli(
+        "-f", str(lf), "-H", demo.url, "--headless", "-u", "2", "-r", "100", "-t", "5s",
+        "--processes", "2", "--stop-timeout", "1", "--json-file", str(tmp_path / "r.json"),
+        timeout=60,
+    )  # fmt: skip
+    assert "worker 0" in run.stderr and "its event loop is blocked" in run.stderr, run
+    report = json.loads((tmp_path / "r.json").read_text())
+    # Blocked from its first request to its kill at the end: at least the run's last 3 s.
+    assert report["saturation"]["worst_loop_lag_ms"] >= 3000, report["saturation"]
+    assert report["saturation"]["saturated_seconds"] >= 3, report["saturation"]
+    assert "The load generator was saturated" in run.stdout, run
