@@ -42,6 +42,7 @@ from mpswarm.http._recording import CatchReport, Recorder, announced
 from mpswarm.http._settings import Settings
 from mpswarm.http._transport import Options, Outgoing, Transport
 from mpswarm.http.response import Response, ResponseContextManager, Sent, failure_of
+from mpswarm.stats import in_flight
 
 _now = time.perf_counter
 
@@ -362,6 +363,8 @@ class Session(requests.Session):
             if user._stop_after_request:
                 raise GreenletExit()  # being stopped: send nothing new
             user._in_request += 1
+        flight = in_flight.counter
+        flight[0] += 1
         try:
             response = self._send(
                 recorder, method, url, full_url, params, data, headers, cookies, files, auth,
@@ -374,6 +377,7 @@ class Session(requests.Session):
             recorder.fire(None, Interrupted(), recorder.elapsed_ms())
             raise
         finally:
+            flight[0] -= 1  # recorded just below, with no switch between
             if user is not None:
                 user._in_request -= 1
         elapsed_ms = (_now() - recorder.start) * 1000.0

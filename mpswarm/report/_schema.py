@@ -31,7 +31,7 @@ def check_report(data: Any, schema: int) -> None:
         )
     _number(data, "started_at", "started_at")
     _number(data, "duration_s", "duration_s")
-    for key in ("iterations", "sent_bytes"):
+    for key in ("iterations", "sent_bytes", "lost_requests"):
         if key in data:
             _count(data, key, key)
     _endpoint(data.get("total"), "total")

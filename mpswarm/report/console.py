@@ -105,6 +105,11 @@ def totals_text(snapshot: Snapshot, series: Sequence[Any] | None) -> str:
         f"Iterations: {snapshot.iterations:,} ({per_s(snapshot.iterations):.2f}/s). "
         f"Users: peak {max(users)}, {final} when the run stopped.\n"
     )
+    if snapshot.lost:
+        text += (
+            f"Lost: {snapshot.lost:,} request(s) were in flight in workers that died or were "
+            "killed: begun, never recorded (not in the figures above).\n"
+        )
     return text + breakdown_text(total)
 
 

@@ -168,6 +168,7 @@ def snapshot_from_dict(data: dict[str, Any]) -> Snapshot:
         iterations=data.get("iterations", 0),
         dropped=(data.get("open_model") or {}).get("dropped", 0),
         sent_bytes=data.get("sent_bytes", 0),
+        lost=data.get("lost_requests", 0),
     )
 
 
@@ -187,6 +188,7 @@ def report_dict(
         "stop": stop_of(snapshot),
         "iterations": snapshot.iterations,
         "sent_bytes": snapshot.sent_bytes,
+        "lost_requests": snapshot.lost,
         "total": endpoint_dict(snapshot.total, snapshot.duration_s),
         "endpoints": [endpoint_dict(e, snapshot.duration_s) for e in snapshot.endpoints],
         "errors": [

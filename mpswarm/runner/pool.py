@@ -145,6 +145,10 @@ class WorkerPool:
             except (EOFError, OSError):
                 break
             self._owner.on_message(handle, message)
+        lost = handle.segment.settle()
+        if lost:
+            logger.warning("worker %d (pid %s) ended with %d request(s) in flight: counted as "
+                           "lost, never recorded", handle.slot, handle.pid, lost)  # fmt: skip
         handle.gone.set()
         if not (self._closing or handle.retiring):
             self._owner.on_worker_lost(handle)

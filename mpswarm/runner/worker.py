@@ -26,6 +26,7 @@ from mpswarm.runner.arrivals import OpenModel
 from mpswarm.runner.base import STATE_RUNNING, STATE_STOPPED, STATE_STOPPING, WorkerRunner
 from mpswarm.runner.host import UserHost
 from mpswarm.runner.usage import UsageMonitor, measure_loop_lag
+from mpswarm.stats import in_flight
 from mpswarm.stats.locust_view import RequestStats
 from mpswarm.stats.segment import Segment
 
@@ -86,6 +87,7 @@ class WorkerRuntime(UserHost, WorkerRunner):
             stop_timeout=spec.stop_timeout,
         )
         super().__init__(environment, segment)
+        in_flight.count_in(segment)  # what a death leaves unrecorded, the parent reads there
         self.spec = spec
         self.worker_index = slot
         self.worker_count = spec.processes

@@ -312,7 +312,7 @@ class Aggregator:
         total_hist = np.zeros(NUM_BUCKETS, dtype=np.int64)
         raw_hist = np.zeros(NUM_BUCKETS, dtype=np.int64)
         errors = np.zeros(len(self._error_keys), dtype=np.int64)
-        iterations = dropped = sent = 0
+        iterations = dropped = sent = lost = 0
         delay_total, delay_hist = empty(1), np.zeros(NUM_BUCKETS, dtype=np.int64)
         for source in self._sources.values():
             segment = source.segment
@@ -327,6 +327,7 @@ class Aggregator:
             iterations += int(segment.header[H_ITERATIONS])
             dropped += int(segment.header[H_DROPPED])
             sent += segment.sent_bytes
+            lost += segment.lost
             if source.local_errors:
                 counts = segment.errors[np.asarray(source.local_errors)]
                 np.add.at(errors, np.asarray(source.global_errors), counts)
@@ -368,6 +369,7 @@ class Aggregator:
             iterations=iterations,
             dropped=dropped,
             sent_bytes=sent,
+            lost=lost,
             start_delay=total_stats("", "start delay", delay_total[0], delay_hist)
             if self.open_model
             else None,

@@ -56,6 +56,8 @@ H_DROPPED = 7  # open model: iterations dropped (no free user under --max-users)
 H_RESETS = 8  # times reset_counts() ran: a reader's cached rows are stale after one
 H_SENT = 10  # request bytes sent (headers and body) by requests that got a response
 H_BEAT_US = 11  # CLOCK_MONOTONIC (us) of the worker's event loop's last turn (0: none yet)
+H_IN_FLIGHT = 12  # requests begun and not yet recorded (mpswarm.stats.in_flight)
+H_LOST = 13  # requests in flight when the worker died or was killed: never recorded
 
 # Columns of a row.
 # PHASE_BITS (first table only): which breakdown tables hold a time for this row (PHASE_BIT).
@@ -152,6 +154,7 @@ class Segment:
         if self.delay_row[REQUESTS]:
             self.delay_row[:] = 0
         self.header[H_ITERATIONS] = self.header[H_DROPPED] = self.header[H_SENT] = 0
+        self.header[H_LOST] = 0
         self.header[H_RESETS] += 1
 
     def row_offset(self, row: int) -> int:
@@ -204,6 +207,25 @@ class Segment:
         """CLOCK_MONOTONIC in microseconds of the last ``beat()``; 0 before the first. The
         clock is the machine's, so the parent compares it with its own."""
         return int(self.header[H_BEAT_US])
+
+    def in_flight_word(self) -> memoryview:
+        """The in-flight counter as a one-item memoryview (``word[0] += 1``: the cheapest
+        write from Python, twice a request)."""
+        return memoryview(self.header[H_IN_FLIGHT : H_IN_FLIGHT + 1])  # type: ignore[arg-type]
+
+    @property
+    def lost(self) -> int:
+        """Requests that were in flight when this segment's worker ended without them."""
+        return int(self.header[H_LOST])
+
+    def settle(self) -> int:
+        """The worker has ended: what it still had in flight is lost. Returns how many (a
+        worker that stopped as asked recorded every request it began: 0)."""
+        left = int(self.header[H_IN_FLIGHT])
+        if left > 0:
+            self.header[H_LOST] += left
+        self.header[H_IN_FLIGHT] = 0
+        return max(left, 0)
 
     def close(self) -> None:
         """Unmap and close the descriptor. Views taken from this segment must be gone."""

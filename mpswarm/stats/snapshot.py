@@ -344,6 +344,7 @@ class Snapshot:
         sent_bytes: request bytes sent (headers and bodies) by requests that got a response.
         start_delay: open model: how late iterations began after their scheduled start (a
             histogram of their delays), else None.
+        lost: requests in flight in workers that died or were killed: begun, never recorded.
     """
 
     endpoints: tuple[EndpointStats, ...]
@@ -360,6 +361,7 @@ class Snapshot:
     dropped: int = 0
     sent_bytes: int = 0
     start_delay: EndpointStats | None = None
+    lost: int = 0
 
     @property
     def scheduled(self) -> int:

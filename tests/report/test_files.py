@@ -141,6 +141,7 @@ def test_json_schema(snapshot) -> None:
         "stop",
         "iterations",
         "sent_bytes",
+        "lost_requests",
         "total",
         "endpoints",
         "errors",

@@ -73,6 +73,51 @@ def test_kill_9_of_a_worker_is_recovered(demo, tmp_path: Path) -> None:
     assert not wait_until_gone(tag)
 
 
+SLOW = """
+from mpswarm import HttpUser, constant, task
+
+class Slow(HttpUser):
+    wait_time = constant(0)
+
+    @task
+    def slow(self):
+        self.client.get("/slow?ms=4000", name="slow")
+"""
+
+
+def test_requests_in_flight_in_a_killed_worker_are_counted_as_lost(demo, tmp_path: Path) -> None:
+    """kill -9 of a worker whose 2 users each wait for a 4 s response: those 2 requests can
+    never be recorded; they are counted as lost, and what the server counted is exactly what
+    was recorded plus what was lost (before: 2 requests silently missing)."""
+    tag = uuid.uuid4().hex
+    lf = write(tmp_path / "slow.py", SLOW)
+    args = ["-f", str(lf), "-H", demo.url, "--headless", "-u", "4", "-r", "100", "-t", "7s",
+            "--processes", "2", "--json-file", str(tmp_path / "r.json")]  # fmt: skip
+    proc = start_background(args, tag)
+    try:
+        wait_for_workers(tag, 4)
+        deadline = time.monotonic() + 20  # every user's first request has reached the server
+        while demo.stats()["paths"].get("GET /slow", 0) < 4:
+            assert time.monotonic() < deadline, demo.stats()
+            time.sleep(0.05)
+        parent = proc.pid
+        workers = [p for p in tagged_processes(tag) if p != parent and _ppid(p) != parent]
+        os.kill(workers[0], signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    report = json.loads((tmp_path / "r.json").read_text())
+    served = demo.stats()["paths"]["GET /slow"]
+    ours = sum(requests for requests, _ in summary_counts(stdout).values())
+    truth = f"served {served}, recorded {ours}, lost {report['lost_requests']}"
+    assert report["lost_requests"] == 2, truth
+    assert served == ours + report["lost_requests"], truth
+    assert "Lost: 2 request(s) were in flight in workers that died or were killed" in stdout
+    assert "ended with 2 request(s) in flight" in stderr, stderr
+    assert not wait_until_gone(tag)
+
+
 def _ppid(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as handle:
         return int(handle.read().rsplit(")", 1)[1].split()[1])
