@@ -25,11 +25,14 @@ from mpswarm.exceptions import WorkerError
 from mpswarm.runner._handle import WorkerHandle
 from mpswarm.runner.stop import StopKind, StopScope
 from mpswarm.runner.usage import LAG_PROBE_S
+from mpswarm.runner.worker import FORK_REFUSED
 
 logger = logging.getLogger(__name__)
 
 #: Seconds a worker must stay saturated before the warning.
 SATURATION_WARN_AFTER_S = 5
+#: The exit code of a run stopped for what user code did (as for an exception in it).
+EXIT_USER_CODE = 1
 #: Seconds without a turn of its event loop after which a worker is said to be blocked.
 BLOCKED_WARN_S = 1.0
 #: The window within which more than --max-restarts deaths stop the run.
@@ -175,6 +178,9 @@ class Supervisor:
                 continue
             cpu, rss = self._usage(handle)
             total_rss += rss
+            if handle.segment.forked and not self.swarm.stop_requested:
+                logger.error("worker %d (pid %s): %s", handle.slot, handle.pid, FORK_REFUSED)
+                self.swarm.scope.request(StopKind.USER_CODE, FORK_REFUSED, EXIT_USER_CODE)
             lag, worst = handle.segment.loop_lag_us
             stalled = self._stalled_us(handle)
             lag, worst = max(lag, stalled), max(worst, stalled)

@@ -73,6 +73,14 @@ def worker_main(spec: WorkerSpec, slot: int, fds: list[int], server_pid: int) ->
         os._exit(code)
 
 
+#: Why a run ends when a task forks its worker (see ``WorkerRuntime._forked_copy``).
+FORK_REFUSED = (
+    "a task forked its worker process (os.fork(), or multiprocessing's 'fork' start method): "
+    "the copy would run the worker's users too, so it exits and the run stops; use "
+    "subprocess, or multiprocessing.get_context('spawn')"
+)
+
+
 class WorkerRuntime(UserHost, WorkerRunner):
     """The runner inside one worker process (``environment.runner`` there)."""
 
@@ -115,6 +123,8 @@ class WorkerRuntime(UserHost, WorkerRunner):
     def serve(self) -> None:
         """Handle the parent's messages until told to quit or the pipe closes."""
         self.environment.events.init.fire(environment=self.environment)
+        # From here a fork is user code's (the fork server made this process).
+        os.register_at_fork(after_in_child=self._forked_copy)
         self.channel.send(m.Ready(os.getpid()))
         self.greenlet.spawn(self._report_forever)
         self.greenlet.spawn(measure_loop_lag, self.segment)
@@ -188,6 +198,20 @@ class WorkerRuntime(UserHost, WorkerRunner):
         self.state = STATE_STOPPED
         self.environment.events.test_stop.fire(environment=self.environment)
         self.channel.send(m.Stopped())
+
+    def _forked_copy(self) -> None:
+        """In a copy of this worker that user code forked (``os.fork()``, multiprocessing's
+        'fork' start method): it would run this worker's users too, into the same shared
+        counters. It ends when it first yields to its event loop, before any user runs again;
+        a fork that execs at once (``subprocess``, which gevent runs through ``os.fork``)
+        never gets there. The segment's mark tells the parent, which stops the run."""
+
+        def leave() -> None:
+            self.segment.mark_forked()
+            os.write(2, f"mpswarm: error: {FORK_REFUSED}\n".encode())
+            os._exit(1)
+
+        gevent.get_hub().loop.run_callback(leave)
 
     # -- what user code reaches -----------------------------------------------------------------
     def quit(self) -> None:

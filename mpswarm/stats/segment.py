@@ -58,6 +58,7 @@ H_SENT = 10  # request bytes sent (headers and body) by requests that got a resp
 H_BEAT_US = 11  # CLOCK_MONOTONIC (us) of the worker's event loop's last turn (0: none yet)
 H_IN_FLIGHT = 12  # requests begun and not yet recorded (mpswarm.stats.in_flight)
 H_LOST = 13  # requests in flight when the worker died or was killed: never recorded
+H_FORKED = 14  # 1 once a copy of the worker, forked by user code, tried to run its users
 
 # Columns of a row.
 # PHASE_BITS (first table only): which breakdown tables hold a time for this row (PHASE_BIT).
@@ -226,6 +227,15 @@ class Segment:
             self.header[H_LOST] += left
         self.header[H_IN_FLIGHT] = 0
         return max(left, 0)
+
+    def mark_forked(self) -> None:
+        """A copy of the worker, forked by a task, reached its event loop (and exits)."""
+        self.header[H_FORKED] = 1
+
+    @property
+    def forked(self) -> bool:
+        """True once ``mark_forked()`` was called (in a copy: the memory is shared)."""
+        return bool(self.header[H_FORKED])
 
     def close(self) -> None:
         """Unmap and close the descriptor. Views taken from this segment must be gone."""

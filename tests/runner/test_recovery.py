@@ -387,3 +387,42 @@ def test_a_blocked_event_loop_is_seen_while_it_is_blocked(run_cli, demo, tmp_pat
     assert report["saturation"]["worst_loop_lag_ms"] >= 3000, report["saturation"]
     assert report["saturation"]["saturated_seconds"] >= 3, report["saturation"]
     assert "The load generator was saturated" in run.stdout, run
+
+
+FORKER = """
+import os
+import subprocess
+from mpswarm import HttpUser, constant, task
+
+FORKED = []
+
+class Forker(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def fork_once(self):
+        self.client.get("/")
+        # A subprocess is fine (gevent runs it through os.fork, then exec).
+        assert subprocess.run(["true"]).returncode == 0
+        if self.environment.runner.worker_index == 0 and not FORKED:
+            FORKED.append(os.fork())  # the copy goes on with the task, then the user loop
+"""
+
+
+def test_a_task_that_forks_its_worker_stops_the_run(run_cli, demo, tmp_path: Path) -> None:
+    """os.fork() in a task: the copy would run the worker's users too (the server saw 145
+    requests, the run reported 72). It exits before running a user again, the run stops
+    with one clear error and exit 1, and the server's count is what was recorded."""
+    lf = write(tmp_path / "forker.py", FORKER)
+    started = time.monotonic()
+    run = run_cli("-f", str(lf), "-H", demo.url, "--headless", "-u", "4", "-r", "100",
+                  "-t", "20s", "--processes", "2", "--json-file", str(tmp_path / "r.json"),
+                  timeout=60)  # fmt: skip
+    took = time.monotonic() - started
+    assert run.code == 1, run
+    assert "a task forked its worker process" in run.stderr, run
+    assert "FAILED" in run.stdout and took < 15, (took, run)
+    report = json.loads((tmp_path / "r.json").read_text())
+    served = demo.stats()["paths"]["GET /"]
+    recorded = report["total"]["requests"]
+    assert served == recorded + report["lost_requests"], (served, recorded)
