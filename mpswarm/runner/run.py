@@ -181,9 +181,11 @@ def execute(swarm: Swarm, plan: Plan, reporting: RunReporting) -> Outcome:
     checks = reporting.finish(snapshot)
     stop = swarm.stop_reason
     assert stop is not None  # stop_all requests one when nothing did
-    if stop.kind is StopKind.SIGNAL and plan.open_ended:
+    if stop.kind is StopKind.SIGNAL and plan.open_ended and not swarm.forced:
         # No end of its own (no -t, -i, shape or replay): Ctrl-C is how such a run ends, as
-        # under Locust, so its results decide the exit code, not the signal.
+        # under Locust, so its results decide the exit code, not the signal. A second signal
+        # killed the workers with their requests in flight (counted as lost): cut short, never
+        # PASSED, whatever the plan.
         stop = dataclasses.replace(stop, exit_code=None)
     return Outcome(snapshot, checks, stop, reporting.series, reporting.failures)
 

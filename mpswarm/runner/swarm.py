@@ -295,6 +295,11 @@ class Swarm(MasterRunner):
         self._forced.set()
         self.pool.kill_all()
 
+    @property
+    def forced(self) -> bool:
+        """True once ``force_stop()`` was called: requests in flight were abandoned."""
+        return self._forced.is_set()
+
     def _stop_limit(self) -> float:
         """Seconds a worker gets to stop its users (their task, then a request in flight)."""
         return self.spec.stop_timeout + HARD_STOP_GRACE_S + STOP_SLACK_S

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -407,6 +408,47 @@ def test_signal_stops_gracefully_with_exact_counts(demo, signum, run_time) -> No
     assert "Aggregated" in stdout
     total = sum(requests for requests, _ in summary_counts(stdout).values())
     assert total == demo.stats()["total"] > 0
+    assert not wait_until_gone(tag)
+
+
+HANGING = """
+from mpswarm import HttpUser, constant, task
+
+class Hanging(HttpUser):
+    wait_time = constant(0)
+
+    @task
+    def hang(self):
+        self.client.get("/slow?ms=20000", name="slow")
+"""
+
+
+def test_a_second_signal_stops_at_once_and_never_passes(demo, tmp_path) -> None:
+    """Ctrl-C twice with every request hanging, in a run with no end of its own: the workers
+    are killed at once, their requests in flight counted as lost, and the run is cut short:
+    exit 130, never PASSED (before: exit 0, PASSED, 4 requests missing without a word)."""
+    tag = uuid.uuid4().hex
+    lf = write(tmp_path / "hanging.py", HANGING)
+    args = ["-f", str(lf), "-H", demo.url, "--headless", "-u", "4", "-r", "100", "--processes",
+            "2", "--stop-timeout", "30", "--json-file", str(tmp_path / "r.json")]  # fmt: skip
+    proc = start_background(args, tag)
+    try:
+        wait_for_workers(tag, 4)
+        deadline = time.monotonic() + 20
+        while demo.stats()["paths"].get("GET /slow", 0) < 4:
+            assert time.monotonic() < deadline, demo.stats()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert stdout.rstrip().endswith("FAILED: interrupted (received SIGINT)"), stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["lost_requests"] == 4 == demo.stats()["paths"]["GET /slow"], report
     assert not wait_until_gone(tag)
 
 
