@@ -251,6 +251,11 @@ def run_options(func: Callable[..., int]) -> click.Command:
         help="Write JUnit XML to FILE: one testcase per --check.",
     )
     @click.option(
+        "--summary-file",
+        metavar="FILE",
+        help="Write the end-of-run summary (the tables and the verdict) to FILE too.",
+    )
+    @click.option(
         "--check",
         "checks",
         multiple=True,

@@ -10,15 +10,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mpswarm.exceptions import MpswarmError, UsageError
+from mpswarm.report._files import write_atomically
 from mpswarm.report.checks import CheckResult, evaluate_all, parse_check
 from mpswarm.report.json_report import snapshot_from_dict
 from mpswarm.report.stop_reason import stop_failed, stop_from_dict
@@ -122,9 +125,16 @@ class RunResult(EndpointResult):
     """
 
     def __init__(
-        self, snapshot: Snapshot, data: dict[str, Any], exit_code: int, checks: list[CheckResult]
+        self,
+        snapshot: Snapshot,
+        data: dict[str, Any],
+        exit_code: int,
+        checks: list[CheckResult],
+        reports: str | None = None,
     ) -> None:
         super().__init__(snapshot.total, snapshot.duration_s)
+        #: The folder where the run wrote its reports (``run()``: removed with this result).
+        self._reports = reports
         self.snapshot = snapshot
         self.data = data
         self.exit_code = exit_code
@@ -151,41 +161,70 @@ class RunResult(EndpointResult):
         return evaluate_all([parse_check(e) for e in expressions], self.snapshot)
 
     def summary(self) -> str:
-        """The end-of-run tables as text."""
+        """The end-of-run summary, as the command line printed it."""
+        written = self._report("summary.txt")
+        if written is not None:
+            return written.read_text(encoding="utf-8")
         import io
 
         from mpswarm.report.console import write_summary
 
-        out = io.StringIO()
+        out = io.StringIO()  # a result not made by run(): from its JSON report alone
         write_summary(self.snapshot, out)
         return out.getvalue()
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
         """Write the JSON report."""
-        Path(path).write_text(json.dumps(self.data, indent=2) + "\n")
+
+        def write(stream: Any) -> None:
+            json.dump(self.data, stream, indent=2)
+            stream.write("\n")
+
+        write_atomically(os.fspath(path), write)
 
     def write_csv(self, prefix: str) -> None:
-        """Write the final PREFIX_stats.csv, PREFIX_failures.csv and PREFIX_exceptions.csv."""
-        import csv
+        """Write the four CSV files of ``--csv PREFIX``: PREFIX_stats.csv,
+        PREFIX_stats_history.csv, PREFIX_failures.csv and PREFIX_exceptions.csv."""
+        from mpswarm.report._files import CSV_SUFFIXES
 
-        from mpswarm.report import csv_report
-
-        for suffix, columns, rows in (
-            ("stats", csv_report.STATS_HEADER, csv_report.stats_rows(self.snapshot)),
-            ("failures", csv_report.FAILURES_COLUMNS, csv_report.failure_rows(self.snapshot)),
-            ("exceptions", csv_report.EXCEPTIONS_COLUMNS, csv_report.exception_rows(self.snapshot)),
-        ):
-            with open(f"{prefix}_{suffix}.csv", "w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(columns)
-                writer.writerows(rows)
+        missing = [s for s in CSV_SUFFIXES if self._report("run" + s) is None]
+        if missing:
+            raise UsageError(
+                f"this result has no {', '.join(missing)} (a run of mpswarm.run() writes them; "
+                "one given its own --csv in extra_args wrote them there)"
+            )
+        for suffix in CSV_SUFFIXES:
+            self._copy("run" + suffix, f"{prefix}{suffix}", None)
 
     def write_html(self, path: str | os.PathLike[str]) -> None:
-        """Write the HTML report (without the charts over time: those need the live run)."""
+        """Write the HTML report, with its charts over time (as ``--html``)."""
         from mpswarm.report.html import write_html
 
-        with open(path, "w", encoding="utf-8") as handle:
-            write_html(self.snapshot, handle, [], self.data.get("settings", {}), self.checks)
+        self._copy(
+            "report.html",
+            path,
+            lambda s: write_html(self.snapshot, s, [], self.data.get("settings", {}), self.checks),
+        )
+
+    def _report(self, name: str) -> Path | None:
+        if self._reports is None:
+            return None
+        path = Path(self._reports) / name
+        return path if path.is_file() else None
+
+    def _copy(self, name: str, path: str | os.PathLike[str], fallback: Any) -> None:
+        """Write the run's own ``name`` to ``path`` (atomically), or ``fallback(stream)``."""
+        written = self._report(name)
+        if written is None and fallback is None:
+            raise UsageError(f"this result has no {name}")
+        if written is None:
+            write_atomically(os.fspath(path), fallback)
+            return
+        def copy(stream: Any) -> None:
+            with open(written, encoding="utf-8", newline="") as source:
+                shutil.copyfileobj(source, stream)
+
+        write_atomically(os.fspath(path), copy, newline="")
 
 
 def _locate(user_classes: Sequence[type]) -> tuple[str, list[str]]:
@@ -259,57 +298,79 @@ def run(
     if shape:
         names.append(shape)
     seconds = parse_timespan(run_time)
-    with tempfile.TemporaryDirectory(prefix="mpswarm-run-") as tmp:
-        report = Path(tmp) / "report.json"
-        args = [
-            sys.executable,
-            "-m",
-            "mpswarm",
-            "-f",
-            str(locustfile),
-            *names,
-            "--headless",
-            "-u",
-            str(users),
-            "-r",
-            str(spawn_rate if spawn_rate else max(users, 1)),
-            "-t",
-            f"{seconds}s",
-            "--processes",
-            str(processes),
-            "-s",
-            str(stop_timeout),
-            "--only-summary",
-            "--json-file",
-            str(report),
-        ]
-        if host:
-            args += ["-H", host]
-        if iterations:
-            args += ["-i", str(iterations)]
-        for expression in checks:
-            args += ["--check", expression]
-        args += list(extra_args)
-        proc = subprocess.Popen(
-            args,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-            env={**os.environ, **(env or {})},
-        )
-        try:
-            _, stderr = proc.communicate(timeout=timeout or seconds + 120)
-        except BaseException:  # a timeout, Ctrl-C, a test framework's own timeout
-            _stop(proc)
-            raise
-        if not report.exists():
-            last = (stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise UsageError(f"the run failed (exit code {proc.returncode}): {last}")
-        data = json.loads(report.read_text())
+    # The reports stay in this folder for the result's lifetime (removed when it is
+    # collected, or at exit): the same files the command line writes, charts included.
+    tmp = tempfile.mkdtemp(prefix="mpswarm-run-")
+    folder = Path(tmp)
+    args = [
+        sys.executable,
+        "-m",
+        "mpswarm",
+        "-f",
+        str(locustfile),
+        *names,
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(spawn_rate if spawn_rate else max(users, 1)),
+        "-t",
+        f"{seconds}s",
+        "--processes",
+        str(processes),
+        "-s",
+        str(stop_timeout),
+        "--only-summary",
+        "--json-file",
+        str(folder / "report.json"),
+        "--summary-file",
+        str(folder / "summary.txt"),
+        "--csv",
+        str(folder / "run"),
+        "--html",
+        str(folder / "report.html"),
+    ]
+    if host:
+        args += ["-H", host]
+    if iterations:
+        args += ["-i", str(iterations)]
+    for expression in checks:
+        args += ["--check", expression]
+    args += list(extra_args)
+    try:
+        data, code = _child_run(args, folder, timeout or seconds + 120, env)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     snapshot = snapshot_from_dict(data)
     check_results = evaluate_all([parse_check(e) for e in checks], snapshot)
-    return RunResult(snapshot, data, proc.returncode, check_results)
+    result = RunResult(snapshot, data, code, check_results, tmp)
+    weakref.finalize(result, shutil.rmtree, tmp, True)
+    return result
+
+
+def _child_run(
+    args: list[str], folder: Path, timeout: float, env: dict[str, str] | None
+) -> tuple[dict[str, Any], int]:
+    """Run the command line; (its JSON report, its exit code)."""
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except BaseException:  # a timeout, Ctrl-C, a test framework's own timeout
+        _stop(proc)
+        raise
+    report = folder / "report.json"
+    if not report.exists():
+        last = (stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise UsageError(f"the run failed (exit code {proc.returncode}): {last}")
+    return json.loads(report.read_text()), proc.returncode
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:

@@ -99,6 +99,7 @@ def run_command(**options: Any) -> int:
         hdr_interval=options["hdr_interval"],
         html_file=options["html_file"],
         junit_file=options["junit_file"],
+        summary_file=options["summary_file"],
         checks=checks,
         check_abort=options["check_abort"],
         check_grace=options["check_grace"] if options["check_grace"] is not None else 10.0,

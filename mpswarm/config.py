@@ -161,7 +161,7 @@ class RunConfig:
         csv_prefix: write Locust-compatible CSV files with this prefix.
         csv_full_history: add per-endpoint rows to the CSV history.
         json_stdout: print the JSON report on stdout (the summary then goes to stderr).
-        json_file, html_file, junit_file: reports to write at the end.
+        json_file, html_file, junit_file, summary_file: reports to write at the end.
         checks: threshold expressions (``--check``).
         check_abort: stop early once a check has failed for ``check_grace`` seconds.
         print_interval: seconds between status lines when stderr is not a terminal.
@@ -207,6 +207,7 @@ class RunConfig:
     json_file: str | None = None
     html_file: str | None = None
     junit_file: str | None = None
+    summary_file: str | None = None
     checks: tuple[str, ...] = ()
     check_abort: bool = False
     check_grace: float = 10.0

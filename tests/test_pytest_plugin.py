@@ -112,6 +112,46 @@ def test_run_with_a_locustfile(demo) -> None:
     assert result.requests == demo.stats()["total"]
 
 
+def _chart_points(html: str) -> dict[str, int]:
+    """How many x values each chart over time has (0 for an empty chart)."""
+    import json as _json
+    import re
+
+    found = {}
+    for match in re.finditer(r'\{"id": "(chart-[a-z]+)", "data": (\[.*?\]), "layout"', html):
+        traces = _json.loads(match[2])
+        found[match[1]] = max((len(t.get("x") or ()) for t in traces), default=0)
+    return found
+
+
+def test_run_gives_the_reports_of_the_command_line(run_cli, demo, tmp_path: Path) -> None:
+    """mpswarm.run() and the command line, same run: the same summary (users and all), four
+    CSV files with their history, an HTML report with its charts over time (before: "Users:
+    peak 0" for a 5-user run, 3 of the 4 CSV files, empty charts on a Jan-Nov 2000 axis)."""
+    shop = str(Path(__file__).parent.parent / "examples" / "shop.py")
+    cli = tmp_path / "cli"
+    done = run_cli("-f", shop, "-H", demo.url, "--headless", "-u", "5", "-r", "5", "-t", "3s",
+                   "--only-summary", "--csv", str(cli), "--html", f"{cli}.html")  # fmt: skip
+    assert done.code == 0, done
+    result = run(locustfile=shop, users=5, spawn_rate=5, run_time="3s", host=demo.url)
+    api = tmp_path / "api"
+    result.write_csv(str(api))
+    result.write_html(f"{api}.html")
+    summary = result.summary()
+    assert "Users: peak 5, 5 when the run stopped." in summary, summary
+    assert "Users: peak 5, 5 when the run stopped." in done.stdout
+    assert summary.rstrip().endswith("PASSED") and done.stdout.rstrip().endswith("PASSED")
+    for suffix in ("_stats.csv", "_stats_history.csv", "_failures.csv", "_exceptions.csv"):
+        ours, theirs = Path(f"{api}{suffix}").read_text(), Path(f"{cli}{suffix}").read_text()
+        assert ours.splitlines()[0] == theirs.splitlines()[0], suffix
+        assert len(ours.splitlines()) > 1 or suffix in ("_failures.csv", "_exceptions.csv")
+    history = Path(f"{api}_stats_history.csv").read_text().splitlines()
+    assert len(history) >= 3, history  # a row a second, not the header alone
+    charts = _chart_points(Path(f"{api}.html").read_text())
+    expected = _chart_points(Path(f"{cli}.html").read_text())
+    assert charts.keys() == expected.keys() and charts["chart-rps"] >= 2, (charts, expected)
+
+
 def test_run_timeout_stops_everything(demo, tagged) -> None:
     started = time.monotonic()
     with pytest.raises(subprocess.TimeoutExpired):

@@ -27,6 +27,7 @@ def check_report_paths(config: RunConfig) -> None:
         ("--json-file", config.json_file),
         ("--html", config.html_file),
         ("--junit", config.junit_file),
+        ("--summary-file", config.summary_file),
         ("--hdr-log", config.hdr_log),
     ):
         if path:

@@ -49,7 +49,9 @@ def write_reports(
         ("--json-file", config.json_file, lambda s: write_json(snapshot, s, settings, checks)),
         ("--html", config.html_file, lambda s: write_html(snapshot, s, series, settings, checks)),
         ("--junit", config.junit_file, lambda s: write_junit(snapshot, s, checks)),
-    ]
+        ("--summary-file", config.summary_file,
+         lambda s: write_summary(snapshot, s, settings, series, checks)),
+    ]  # fmt: skip
     failures = list(lost)
     written = []
     for option, path, write in files:
@@ -57,8 +59,9 @@ def write_reports(
             problem = write_report_file(path, write)
             if problem is None:
                 written.append((path, write))
-            else:
+            else:  # the reports after it (the summary file last) say so
                 failures.append(f"{option} {path} ({problem})")
+                snapshot.extra["reports_failed"] = failures
     if failures:
         snapshot.extra["reports_failed"] = failures
         if recode is not None and recode():
