@@ -220,6 +220,7 @@ class RunResult(EndpointResult):
         if written is None:
             write_atomically(os.fspath(path), fallback)
             return
+
         def copy(stream: Any) -> None:
             with open(written, encoding="utf-8", newline="") as source:
                 shutil.copyfileobj(source, stream)
