@@ -85,7 +85,7 @@ class RunStop:
     Attributes:
         kind: what ended it: ``"time_limit"``, ``"iterations_done"``, ``"shape_ended"``,
             ``"check_failed"``, ``"signal"``, ``"user_code"``, ``"web_ui"``, ``"crash_loop"``,
-            ``"memory_limit"`` or ``"workers_lost"``.
+            ``"memory_limit"``, ``"workers_lost"`` or ``"descriptors"``.
         message: one line for a person (``the run time is over``, ``crash loop: ...``).
         exit_code: the run's exit code (0 passed, 1 failed requests or errors, 3 failed
             checks, 4 a resource failure), None when the run did not say.

@@ -22,7 +22,7 @@ STOP_FIELDS = ("kind", "message", "exit_code", "at")
 
 #: Kinds that are a failure by themselves (a resource failure, every worker gone), whatever
 #: the requests and checks say. The runner's ``StopKind`` values, as strings.
-FAILURE_KINDS = frozenset({"crash_loop", "memory_limit", "workers_lost"})
+FAILURE_KINDS = frozenset({"crash_loop", "memory_limit", "workers_lost", "descriptors"})
 
 #: Longest message kept (characters): a crash loop's message names its worker deaths.
 _MAX_MESSAGE = 1000

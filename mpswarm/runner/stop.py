@@ -36,6 +36,7 @@ class StopKind(enum.Enum):
     WEB_UI = "web_ui"  # the page's stop button, or the UI closing
     CRASH_LOOP = "crash_loop"  # more than --max-restarts worker deaths within a minute
     MEMORY_LIMIT = "memory_limit"  # --max-memory exceeded
+    DESCRIPTORS = "descriptors"  # the parent ran out of file descriptors
     WORKERS_LOST = "workers_lost"  # no worker left, or they could not be restored
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -22,6 +23,7 @@ import gevent
 import psutil
 
 from mpswarm.exceptions import WorkerError
+from mpswarm.runner._fds import EXHAUSTED, FdReserve
 from mpswarm.runner._handle import WorkerHandle
 from mpswarm.runner.stop import StopKind, StopScope
 from mpswarm.runner.usage import LAG_PROBE_S
@@ -60,6 +62,7 @@ class Supervised(Protocol):
     clients: dict[str, Any]
     started_at: float | None
     scope: StopScope
+    fd_reserve: FdReserve
 
     @property
     def workers(self) -> list[WorkerHandle]:
@@ -88,6 +91,13 @@ class Supervised(Protocol):
 
 #: Seconds a replacement gets to start its users before its recovery event says so anyway.
 RESTORE_TIMEOUT_S = 30.0
+
+
+def _open_fds() -> int | str:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return "all"
 
 
 def _mb(value: float) -> str:
@@ -166,6 +176,15 @@ class Supervisor:
             gevent.sleep(1.0)
             try:
                 self.sample()
+            except OSError as exc:
+                if exc.errno not in EXHAUSTED:
+                    logger.exception("supervising the workers failed")
+                    continue
+                # Supervision cannot go on: the descriptors held in reserve let the stop and
+                # the reports happen, and the run ends as for any resource failure.
+                self.swarm.fd_reserve.release()
+                self.swarm.fail(StopKind.DESCRIPTORS, f"the parent ran out of file descriptors "
+                                f"({_open_fds()} open): {exc.strerror}")  # fmt: skip
             except Exception:  # supervision must never take the run down
                 logger.exception("supervising the workers failed")
 
@@ -282,7 +301,7 @@ class Supervisor:
         cause = f"RSS {_mb(rss)} over --max-worker-memory {_mb(self.max_worker_memory or 0)}"
         try:
             new = self.swarm.recycle_worker(handle)
-        except WorkerError as exc:
+        except (WorkerError, OSError) as exc:  # the old worker goes on: nothing is lost
             self.record(handle, cause, f"not recycled: {exc}")
             return
         finally:
@@ -319,10 +338,14 @@ class Supervisor:
             return
         try:
             new = self.swarm.replace_worker(handle)
-        except WorkerError as exc:
-            self.record(handle, cause, f"not replaced: {exc}")
-            if not any(h.alive for h in self.swarm.workers):
-                self.swarm.fail(StopKind.WORKERS_LOST, f"worker {handle.slot} {cause}: {exc}")
+        except (WorkerError, OSError) as exc:  # OSError: no descriptor or memory for it
+            # The run cannot do what it was asked with a worker short: it ends, never silently.
+            why = exc if isinstance(exc, WorkerError) else f"{type(exc).__name__}: {exc}"
+            self.record(handle, cause, f"not replaced: {why}")
+            self.swarm.fail(
+                StopKind.WORKERS_LOST,
+                f"worker {handle.slot} {cause} and could not be replaced: {why}",
+            )
             return
         if new is None:
             self.record(handle, cause, "not replaced: the run is stopping")

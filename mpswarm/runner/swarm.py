@@ -22,6 +22,7 @@ from mpswarm.env import Environment
 from mpswarm.exceptions import WorkerError
 from mpswarm.runner import messages as m
 from mpswarm.runner._caps import RunCaps
+from mpswarm.runner._fds import FdReserve, raise_soft_limit
 from mpswarm.runner._handle import WorkerHandle
 from mpswarm.runner._rates import RecentRates
 from mpswarm.runner.base import (
@@ -76,6 +77,9 @@ class Swarm(MasterRunner):
         super().__init__(environment)
         self.spec = spec
         self.processes = processes
+        raise_soft_limit()
+        #: Descriptors held back for replacing workers and writing the reports.
+        self.fd_reserve = FdReserve()
         # The caps on names and error rows are the run's: the parent folds past them.
         self.aggregator = Aggregator(spec.max_endpoints, spec.max_errors)
         self.pool = WorkerPool(spec, processes, self, fork_server)
@@ -244,7 +248,7 @@ class Swarm(MasterRunner):
         Returns:
             The new worker, or None when the run began to stop meanwhile.
         """
-        new = self.pool.swap_in(old)
+        new = self.fd_reserve.retry(lambda: self.pool.swap_in(old))
         if self.scope.requested:
             return None
         self.dispatcher.hand_over(old, new)
@@ -351,6 +355,7 @@ class Swarm(MasterRunner):
         self.pool.close()
         for segment in self.aggregator.segments:
             segment.close()
+        self.fd_reserve.release(needed=False)
 
     # -- reading ---------------------------------------------------------------------------------
     def _tick_forever(self) -> None:

@@ -50,10 +50,16 @@ class UsageMonitor:
 
     def run_forever(self) -> None:
         """Sample until killed."""
-        self.process.cpu_percent()  # the first reading only starts the measurement
+        try:
+            self.process.cpu_percent()  # the first reading only starts the measurement
+        except (psutil.Error, OSError):
+            pass
         while True:
             gevent.sleep(self.interval)
-            cpu, rss = self.sample()
+            try:
+                cpu, rss = self.sample()
+            except (psutil.Error, OSError):  # no descriptor to read /proc with: skip this one
+                continue
             if self.report is not None:
                 self.report(cpu, rss)
             events = self.environment.events

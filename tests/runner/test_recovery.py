@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 
-from tests.conftest import tagged_processes, wait_until_gone, write
+from tests.conftest import mpswarm_env, tagged_processes, wait_until_gone, write
 from tests.runner.test_run import start_background, summary_counts, wait_for_workers
 
 STEADY = """
@@ -116,6 +118,55 @@ def test_requests_in_flight_in_a_killed_worker_are_counted_as_lost(demo, tmp_pat
     assert "Lost: 2 request(s) were in flight in workers that died or were killed" in stdout
     assert "ended with 2 request(s) in flight" in stderr, stderr
     assert not wait_until_gone(tag)
+
+
+HOG = (
+    STEADY
+    + """
+import os
+import resource
+from mpswarm import events
+
+HELD = []
+
+@events.test_start.add_listener
+def take_every_descriptor(environment, **kw):
+    # In the parent only: a listener that leaks descriptors until none is left (as 1 100
+    # idle connections to the web UI once did), under a lowered limit to be quick about it.
+    from mpswarm.runner.swarm import Swarm
+
+    if isinstance(environment.runner, Swarm):
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        try:
+            while True:
+                HELD.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            pass
+"""
+)
+
+
+def test_a_parent_out_of_descriptors_stops_with_exit_4_and_writes_its_reports(
+    demo, tmp_path
+) -> None:
+    """A listener leaks every descriptor of the parent (as 1 100 idle connections to the web
+    UI once did): supervision cannot go on, so the run stops as for any resource failure,
+    exit 4 with the reason, and the descriptors held in reserve let it write its reports
+    (before: errors in the log each second, the run went on unsupervised, exit 0)."""
+    lf = write(tmp_path / "hog.py", HOG)
+    report = tmp_path / "r.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "mpswarm", "-f", str(lf), "-H", demo.url, "--headless", "-u",
+         "4", "-r", "100", "-t", "20s", "--processes", "2", "--json-file", str(report)],
+        capture_output=True, text=True, timeout=60, env=mpswarm_env(uuid.uuid4().hex),
+    )  # fmt: skip
+    assert run.returncode == 4, (run.stdout, run.stderr)
+    assert "the 16 held in reserve are used now" in run.stderr, run.stderr
+    stop = json.loads(report.read_text())["stop"]
+    assert stop["kind"] == "descriptors" and stop["exit_code"] == 4, stop
+    assert "ran out of file descriptors" in stop["message"] and stop["at"] < 10, stop
+    assert "Traceback" not in run.stderr, run.stderr
 
 
 def _ppid(pid: int) -> int:
