@@ -29,8 +29,6 @@ last scrape sees them.
 
 from __future__ import annotations
 
-import base64
-import hmac
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -49,6 +47,7 @@ from mpswarm.exceptions import UsageError
 from mpswarm.stats.histogram import NUM_BUCKETS, bucket_bounds
 from mpswarm.stats.snapshot import EndpointStats, Snapshot
 from mpswarm.web.hosts import AllowedHosts, is_loopback, parse_allowed_names
+from mpswarm.web.listen import BasicAuth
 
 logger = logging.getLogger(__name__)
 
@@ -164,13 +163,8 @@ class MetricsEndpoint:
     ) -> None:
         self.host, self.port = parse_address(address)
         self._extra = parse_allowed_names(allowed_names)
-        self._auth: bytes | None = None
-        if basic_auth:
-            user, _, password = basic_auth.partition(":")
-            if not user or not password:
-                raise UsageError("--web-auth must be user:password")
-            self._auth = ("Basic " + base64.b64encode(basic_auth.encode()).decode()).encode()
-        elif not is_loopback(self.host):
+        self._auth = BasicAuth(basic_auth) if basic_auth else None
+        if self._auth is None and not is_loopback(self.host):
             raise UsageError(
                 f"--prometheus on {self.host}, not a loopback address, needs --web-auth "
                 "user:password (Prometheus sends it with basic_auth)"
@@ -219,18 +213,11 @@ class MetricsEndpoint:
     # -- serving ---------------------------------------------------------------------------------
     def start(self, swarm: Any) -> None:
         """Listen (a taken port is a usage error) and serve ``swarm``'s numbers."""
-        from mpswarm.web.serve import _Handler
+        from mpswarm.web.listen import listening_server
 
         self.follow(swarm)
-        server = WSGIServer((self.host, self.port), self._app, log=None, handler_class=_Handler,
-                            environ={"SERVER_NAME": self.host})  # fmt: skip
-        try:
-            server.init_socket()
-        except OSError as exc:
-            raise UsageError(
-                f"cannot serve --prometheus on {self.host}:{self.port}: {exc.strerror} "
-                "(--prometheus PORT changes it)"
-            ) from None
+        server = listening_server(self.host, self.port, self._app, "--prometheus",
+                                  "--prometheus PORT changes it")  # fmt: skip
         self.port = server.server_port
         self._hosts = AllowedHosts(self.host, self.port, self._extra)
         server.start()
@@ -259,11 +246,9 @@ class MetricsEndpoint:
             return _reply(start_response, "421 Misdirected Request", b"wrong Host\n")
         if origin is not None and not self._hosts.allows_origin(origin, local):
             return _reply(start_response, "403 Forbidden", b"cross-site request refused\n")
-        if self._auth is not None and not hmac.compare_digest(
-            environ.get("HTTP_AUTHORIZATION", "").encode(), self._auth
-        ):
-            return _reply(start_response, "401 Unauthorized", b"authentication required\n",
-                          [("WWW-Authenticate", 'Basic realm="mpswarm"')])  # fmt: skip
+        refused = self._auth.refusal(environ) if self._auth is not None else None
+        if refused is not None:
+            return _reply(start_response, refused[0], refused[1], refused[2])
         if environ.get("PATH_INFO") != "/metrics":
             return _reply(start_response, "404 Not Found", b"see /metrics\n")
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):

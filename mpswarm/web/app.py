@@ -17,7 +17,6 @@ Rules, checked on every request:
 
 from __future__ import annotations
 
-import base64
 import hmac
 import json
 import logging
@@ -31,6 +30,7 @@ from urllib.parse import parse_qs
 from mpswarm.exceptions import UsageError
 from mpswarm.web.control import DOWNLOADS, Controller, parse_run_request
 from mpswarm.web.hosts import AllowedHosts
+from mpswarm.web.listen import BasicAuth
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,8 @@ class WebApp:
     Args:
         controller: what the page steers.
         hosts: the ``Host`` / ``Origin`` values it answers; every other request is refused.
-        basic_auth: ``(user, password)`` required from every request, or None.
+        basic_auth: the ``--web-auth`` credentials every request must carry
+            (``listen.BasicAuth``: rate-limited per client address), or None.
         token: a secret required from every request (cookie, ``?token=`` or Bearer), or None.
     """
 
@@ -68,7 +69,7 @@ class WebApp:
         self,
         controller: Controller,
         hosts: AllowedHosts,
-        basic_auth: tuple[str, str] | None = None,
+        basic_auth: BasicAuth | None = None,
         token: str | None = None,
     ) -> None:
         self.controller = controller
@@ -135,13 +136,10 @@ class WebApp:
 
     def _authenticate(self, environ: dict[str, Any]) -> Callable[[StartResponse], Any] | None:
         if self.basic_auth is not None:
-            header = environ.get("HTTP_AUTHORIZATION", "")
-            expected = "Basic " + base64.b64encode(":".join(self.basic_auth).encode()).decode()
-            if not hmac.compare_digest(header.encode(), expected.encode()):
-                return lambda start: _reply(
-                    start, "401 Unauthorized", b"authentication required\n", "text/plain",
-                    [("WWW-Authenticate", 'Basic realm="mpswarm"')],
-                )  # fmt: skip
+            refused = self.basic_auth.refusal(environ)
+            if refused is not None:
+                status, body, headers = refused
+                return lambda start: _reply(start, status, body, "text/plain", headers)
         if self.token is not None:
             cookies = SimpleCookie(environ.get("HTTP_COOKIE", ""))
             given = cookies[_COOKIE].value if _COOKIE in cookies else ""

@@ -10,29 +10,17 @@ from typing import Any, TextIO
 
 import gevent
 from gevent.event import Event
-from gevent.pywsgi import WSGIHandler, WSGIServer
+from gevent.pywsgi import WSGIServer
 
 from mpswarm.config import RunConfig
-from mpswarm.exceptions import UsageError
 from mpswarm.report.prometheus import MetricsEndpoint
 from mpswarm.runner.run import Run
 from mpswarm.web.app import WebApp
 from mpswarm.web.control import Controller, RunRequest
 from mpswarm.web.hosts import AllowedHosts, is_loopback, parse_allowed_names
+from mpswarm.web.listen import BasicAuth, listening_server
 
 logger = logging.getLogger(__name__)
-
-
-class _Handler(WSGIHandler):
-    """gevent's handler, plus ``SERVER_ADDR``: the address this connection arrived on."""
-
-    def get_environ(self) -> dict[str, Any]:
-        environ: dict[str, Any] = super().get_environ()
-        try:
-            environ["SERVER_ADDR"] = str(self.socket.getsockname()[0])
-        except (AttributeError, OSError, IndexError):
-            pass  # no socket any more, or not an IP one: only the named hosts are accepted
-        return environ
 
 
 def run_web(
@@ -51,12 +39,7 @@ def run_web(
     extra_hosts = parse_allowed_names(config.web_allowed_hosts)
     metrics = MetricsEndpoint.from_config(config)  # its options checked before any worker
     run = Run(config, classes, parsed_options, fork_server)
-    basic_auth = None
-    if config.web_auth:
-        user, _, password = config.web_auth.partition(":")
-        if not user or not password:
-            raise UsageError("--web-auth must be user:password")
-        basic_auth = (user, password)
+    basic_auth = BasicAuth(config.web_auth) if config.web_auth else None
     token = None
     if not is_loopback(config.web_host) and basic_auth is None:
         token = secrets.token_urlsafe(18)
@@ -68,18 +51,9 @@ def run_web(
         if metrics is not None:
             metrics.start(run.swarm)
         controller = Controller(run.swarm, config, shape_class)
-        # SERVER_NAME given: gevent would otherwise look the bound address up in DNS.
-        server = WSGIServer(
-            (config.web_host, config.web_port), None, log=None, handler_class=_Handler,
-            environ={"SERVER_NAME": config.web_host},
-        )  # fmt: skip
-        try:
-            server.init_socket()  # bind first: the allow-list needs the port --web-port 0 got
-        except OSError as exc:
-            raise UsageError(
-                f"cannot serve the web UI on {config.web_host}:{config.web_port}: {exc.strerror} "
-                "(--web-port changes it; 0 picks a free one)"
-            ) from None
+        # Bound first: the allow-list needs the port --web-port 0 got.
+        server = listening_server(config.web_host, config.web_port, None, "the web UI",
+                                  "--web-port changes it; 0 picks a free one")  # fmt: skip
         port = server.server_port
         hosts = AllowedHosts(config.web_host, port, extra_hosts)
         server.application = WebApp(controller, hosts, basic_auth, token)
