@@ -8,10 +8,14 @@ between the highest step that held and the lowest that failed, until they are wi
 the target settle, the checks are evaluated on the second half alone. After a failed step the
 rate drops to 0 for a step's time, so that the target's queues drain before the next one.
 
-A step in which the generator itself was saturated (a worker's CPU or event-loop lag, as
-``--cpu-warn`` / ``--lag-warn`` define it) or dropped iterations (no free user under
-``--max-users``) ends the search: the limit found would be mpswarm's, not the target's, and
-the result says so (``generator_limited``) instead of a rate.
+Who is the limit is decided by the generator's own signals. A step in which a worker was
+saturated (its CPU or event-loop lag, as ``--cpu-warn`` / ``--lag-warn`` define it) ends the
+search: its times are the generator's, and the result says so (``generator_limited``)
+instead of a rate. So does a step whose checks held but that dropped iterations (no free user
+under ``--max-users`` although the target answered in time: too few users for the rate).
+A step whose checks failed while the generator had headroom is the target's limit, even if
+iterations were dropped meanwhile (its users were all waiting on the slow target: Little's
+law), and the search bisects on.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class Step:
     p99_ms: float | None
     fail_ratio: float
     dropped: int
-    saturated: bool
+    saturated: bool  # the generator was the limit at this step (see the module docstring)
     passed: bool
     failed_checks: tuple[str, ...]
 
@@ -132,11 +136,14 @@ class CapacitySearch(LoadTestShape):
         )
         results = evaluate_all(list(self.checks), window)
         failed = tuple(r.check.expression for r in results if not r.passed)
-        saturated = swarm.supervisor.saturated_seconds > saturated_before or window.dropped > 0
+        busy = swarm.supervisor.saturated_seconds > saturated_before  # its CPU or loop lag
+        # The generator is the limit on its own signals only: a busy worker, or users run out
+        # while the target kept its times (more users would have held the rate).
+        limited = busy or (window.dropped > 0 and not failed)
         p50, p95, p99 = window.total.percentiles([50.0, 95.0, 99.0])
         return Step(self._rate, window.total.requests / span if span > 0 else 0.0, p50, p95, p99,
-                    window.total.fail_ratio, window.dropped, saturated,
-                    not failed and not saturated, failed)  # fmt: skip
+                    window.total.fail_ratio, window.dropped, limited,
+                    not failed and not limited and window.dropped == 0, failed)  # fmt: skip
 
     def _next(self, step: Step) -> float | None:
         """The next rate, or None when the search is over."""
