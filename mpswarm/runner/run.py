@@ -372,6 +372,7 @@ def build_swarm(
         processes=config.processes,
         reset_stats_after_spawn=config.reset_stats,
         replay=config.replay,
+        counted=config.iterations is not None,
     )
     supervision = {
         "cpu_warn": config.cpu_warn,

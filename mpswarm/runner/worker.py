@@ -16,6 +16,7 @@ import traceback
 from typing import Any, NoReturn
 
 import gevent
+from gevent.event import Event
 
 from mpswarm.env import Environment
 from mpswarm.runner import messages as m
@@ -49,6 +50,9 @@ class WorkerSpec:
     processes: int = 1
     reset_stats_after_spawn: bool = False
     replay: dict[str, Any] | None = None  # mpswarm replay: the ReplaySpec, as a dict
+    #: -i: every iteration comes from the worker's share, which the parent sends (a
+    #: replacement's only once its predecessor has stopped); none runs before it is known.
+    counted: bool = False
 
 
 def worker_main(spec: WorkerSpec, slot: int, fds: list[int], server_pid: int) -> NoReturn:
@@ -106,6 +110,9 @@ class WorkerRuntime(UserHost, WorkerRunner):
         # A greenlet that dies of an exception is one line in the log, not gevent's traceback.
         gevent.get_hub().print_exception = self.errors.greenlet_failed
         self._iterations_left: int | None = None
+        self._share_known = Event()  # -i: set once this worker's share has come
+        if not spec.counted:
+            self._share_known.set()
         self.environment.claim_iteration = self._claim_iteration  # counts every task run
         # This worker's share only: resetting it from user code would lose the run's counts.
         self.stats = RequestStats(self._local_snapshot)
@@ -159,6 +166,7 @@ class WorkerRuntime(UserHost, WorkerRunner):
 
     def _set_iterations(self, count: int) -> None:
         self._iterations_left = count
+        self._share_known.set()
         if count == 0:  # a replacement with nothing left to do
             gevent.spawn(self._report_iterations_done)
 
@@ -249,6 +257,10 @@ class WorkerRuntime(UserHost, WorkerRunner):
 
     def _claim_iteration(self) -> bool:
         """Take one task iteration from this worker's share of ``-i``."""
+        if self._iterations_left is None and not self._share_known.is_set():
+            # Users a target started before the share came (a replacement gets its
+            # predecessor's rest once that one has stopped): wait for it, run nothing extra.
+            self._share_known.wait()
         if self._iterations_left is None:
             if self.open_model is None:  # the open model counts its own, on schedule
                 self.segment.count_iteration()
