@@ -108,7 +108,9 @@ def test_a_slower_target_is_a_significant_regression(run_cli, reports, tmp_path:
     p95_check, rps_check = data["checks"]
     assert p95_check["passed"] is False and rps_check["passed"] is True
     change = p95_check["change"]
-    assert change["change"] > 0.5 and change["low"] > 0.3 and change["significant"], change
+    # +200 % on an idle machine; a busy one adds its own delay to both runs (p95 52 -> 76 ms
+    # was measured beside two CPU burners): still a regression, and significant.
+    assert change["change"] > 0.2 and change["low"] > 0.1 and change["significant"], change
     slow = next(e for e in data["endpoints"] if e["name"] == "slow")
     assert slow["metrics"]["p95"]["base"] == pytest.approx(
         json.loads(reports["base"].read_text())["endpoints"][0]["percentiles_ms"]["95"]
