@@ -579,11 +579,21 @@ def test_reset_stats_after_spawning(run_cli, demo, tmp_path: Path) -> None:
 
 
 BUSY = """
+import os
 import time
 from locust import User, constant, events, task
 
 class Busy(User):
     wait_time = constant(0)
+
+    def on_start(self):
+        # Its own controlled load on a busy machine too: a single-threaded process cannot
+        # reach 90 % of a core while other CPU-bound processes share the cores, unless it
+        # outranks them (allowed where the suite runs as root, as in CI; else no change).
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, -10)
+        except PermissionError:
+            pass
 
     @task
     def burn(self):
