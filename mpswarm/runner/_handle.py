@@ -38,6 +38,9 @@ class WorkerHandle:
         self.process: psutil.Process | None = None
         self.exited = Event()  # set when the fork server reported how it ended
         self.retiring = False  # being replaced on purpose (memory recycling)
+        #: When it stopped starting work (wall clock): it died, or was told to stop its users.
+        #: Its replacement's open-model schedule takes over from there.
+        self.stopped_at: float | None = None
         self.iterations: int | None = None  # its share of -i, when -i is used
 
     @property

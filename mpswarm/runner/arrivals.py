@@ -36,7 +36,7 @@ _MAX_SLEEP_S = 0.25
 #: late (epoll's millisecond timeouts), which would otherwise add ~1 ms to every corrected
 #: time. A user that begins early counts a start delay of 0; the rate is unchanged.
 _EARLY_S = 0.002
-#: A replacement worker's replay drops what fell due more than this long before it started.
+#: A replacement worker drops what fell due more than this long before it started.
 _MISSED_S = 1.0
 
 
@@ -69,6 +69,7 @@ def worker_shares(
             "index": index,
             "workers": workers,
             "start_at": start_at,
+            "resume_at": None,
         }
         for index in range(workers)
     ]
@@ -109,6 +110,18 @@ class Schedule:
         due = self.next_at
         self.next_at = due + self._gap()
         return due
+
+    def skip_before(self, moment: float) -> int:
+        """Move past what falls due before ``moment``; how many starts that skipped."""
+        if self.next_at >= moment or self.rate <= 0:
+            return 0
+        if self.kind == "constant":
+            skipped = math.ceil((moment - self.next_at) * self.rate)
+            self.next_at += skipped / self.rate
+        else:  # memoryless: a fresh gap from the moment; the starts expected meanwhile
+            skipped = round((moment - self.next_at) * self.rate)
+            self.next_at = moment + self._gap()
+        return skipped
 
     def set_rate(self, rate: float, now: float) -> None:
         """Change the rate from ``now`` on (the next start comes no later than one new gap)."""
@@ -161,7 +174,10 @@ class OpenModel:
         if self.schedule is None and settings["kind"] == "replay":
             self.schedule = self._replay_schedule(settings, now)
         elif self.schedule is None:
-            self.schedule = Schedule(settings["kind"], rate, now, float(settings["phase"]))
+            start = self._run_start(settings, now)
+            self.schedule = Schedule(settings["kind"], rate, start, float(settings["phase"]))
+            self.schedule.skip_before(self._resume_at(settings, now))  # its predecessor's
+            self.segment.count_dropped(self.schedule.skip_before(now - _MISSED_S))
         elif rate != self.schedule.rate:
             self.schedule.set_rate(rate, now)
         self.cap = int(settings["max_users"])
@@ -176,14 +192,35 @@ class OpenModel:
         if self._loop is None or self._loop.dead:
             self._loop = gevent.spawn(self._run)
 
+    @staticmethod
+    def _run_start(settings: dict[str, Any], now: float) -> float:
+        """The run's start on this worker's monotonic clock: the same for every worker (so
+        that their schedules interleave) and for a replacement."""
+        if settings.get("start_at") is None:
+            return now
+        return now - (time.time() - float(settings["start_at"]))
+
+    @staticmethod
+    def _resume_at(settings: dict[str, Any], now: float) -> float:
+        """A replacement's first moment on this worker's monotonic clock: what fell due
+        before it was its predecessor's (begun, or counted as dropped, there). What fell due
+        after, more than _MISSED_S before this worker came, is counted as dropped here: it is
+        never sent late; the rest is sent at once."""
+        if settings.get("resume_at") is None:
+            return -math.inf
+        return now - (time.time() - float(settings["resume_at"]))
+
     def _replay_schedule(self, settings: dict[str, Any], now: float) -> Any:
-        """This worker's share of the log, timed from the run's start (a replacement skips,
-        and counts as dropped, what fell due before it came: it is never sent late)."""
+        """This worker's share of the log, timed from the run's start (a replacement takes
+        over where its predecessor stopped: ``_resume_at``)."""
         from mpswarm.replay import ReplaySchedule, ReplaySpec
 
         spec = ReplaySpec.from_dict(self.runtime.spec.replay or {})
-        start = now - (time.time() - float(settings["start_at"]))
+        start = self._run_start(settings, now)
         schedule = ReplaySchedule(spec, start, int(settings["index"]), int(settings["workers"]))
+        resume_at = self._resume_at(settings, now)
+        while schedule.next_at < resume_at:  # its predecessor's
+            schedule.pop()
         while schedule.next_at < now - _MISSED_S:
             schedule.pop()
             self.segment.count_dropped()

@@ -35,7 +35,9 @@ class Dispatcher:
         self._host: str | None = None
         #: Open model: the last set_arrival() arguments, else None.
         self.arrival: dict[str, Any] | None = None
-        self._replay_start: float | None = None
+        #: When the open model's schedules began (wall clock): every worker's, a replacement's
+        #: too, is timed from it, so that evenly spaced schedules interleave.
+        self._arrival_start: float | None = None
 
     def _live(self) -> list[WorkerHandle]:
         live = self.pool.live()
@@ -85,12 +87,23 @@ class Dispatcher:
             "host": host,
         }
         self.target_user_count = max_users
-        classes = list(user_classes or self.user_classes)
-        if kind == "replay" and self._replay_start is None:
-            self._replay_start = time.time()  # replacements keep the first workers' clock
-        shares = worker_shares(rate, max_users, kind, prealloc, classes, len(live), host,
-                               self._replay_start)  # fmt: skip
+        if self._arrival_start is None:
+            self._arrival_start = time.time()
+        self._send_arrival(live)
+
+    def _send_arrival(self, live: list[WorkerHandle], taking_over: WorkerHandle | None = None,
+                      resume_at: float | None = None) -> None:  # fmt: skip
+        """Every worker's share of the open model; ``taking_over`` (a replacement) runs its
+        predecessor's schedule from ``resume_at``, when that one stopped (wall clock)."""
+        assert self.arrival is not None
+        arrival = self.arrival
+        classes = list(arrival["user_classes"] or self.user_classes)
+        shares = worker_shares(arrival["rate"], arrival["max_users"], arrival["kind"],
+                               arrival["prealloc"], classes, len(live), arrival["host"],
+                               self._arrival_start)  # fmt: skip
         for handle, settings in zip(live, shares, strict=True):
+            if handle is taking_over:
+                settings["resume_at"] = resume_at
             self.pool.send(handle, Arrival(settings))
 
     def set_iterations(self, total: int) -> None:
@@ -110,13 +123,14 @@ class Dispatcher:
             new.iterations = max(0, old.iterations - old.segment.iterations)
             self.pool.send(new, Iterations(new.iterations))
         if self.arrival is not None:
-            self.set_arrival(**self.arrival)
+            self._send_arrival(self._live(), new, old.stopped_at)
         else:
             self.set_target(self.target_user_count, self._rate, self._classes, self._host)
 
     def forget(self) -> None:
         """Before another run on the same workers: no previous request to repeat."""
         self.arrival = None
+        self._arrival_start = None
         self.target_user_count = 0
 
 

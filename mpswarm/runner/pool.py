@@ -149,6 +149,8 @@ class WorkerPool:
         if lost:
             logger.warning("worker %d (pid %s) ended with %d request(s) in flight: counted as "
                            "lost, never recorded", handle.slot, handle.pid, lost)  # fmt: skip
+        if handle.stopped_at is None:
+            handle.stopped_at = time.time()
         handle.gone.set()
         if not (self._closing or handle.retiring):
             self._owner.on_worker_lost(handle)
@@ -228,6 +230,7 @@ class WorkerPool:
         """End a live worker on purpose: its users stop as at the end of a run (their requests
         in flight finish within ``stop_limit`` seconds), then it quits."""
         handle.retiring = True
+        handle.stopped_at = time.time()
         if self.send(handle, StopUsers()):
             gevent.wait([handle.stopped, handle.gone], timeout=stop_limit, count=1)
         self.send(handle, Quit())

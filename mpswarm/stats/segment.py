@@ -186,9 +186,9 @@ class Segment:
         """One more iteration taken."""
         self.header[H_ITERATIONS] += 1
 
-    def count_dropped(self) -> None:
-        """Open model: one more iteration dropped."""
-        self.header[H_DROPPED] += 1
+    def count_dropped(self, count: int = 1) -> None:
+        """Open model: ``count`` more iterations dropped."""
+        self.header[H_DROPPED] += count
 
     @property
     def loop_lag_us(self) -> tuple[int, int]:
