@@ -33,6 +33,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from mpswarm.cluster.delta import DeltaReader, merge
+from mpswarm.runner import messages as m
+from mpswarm.runner.fork_messages import Exited, Fork, Forked, ServerReady
 
 _MAX_MESSAGE = 1 << 16
 
@@ -153,6 +155,12 @@ class HostAgent:
 
     def _read_server(self) -> None:
         assert self.sock is not None
+        handlers: dict[type, m.Handler] = {
+            ServerReady: lambda _, msg: self._ready.set(),
+            Forked: self._forked_one,
+            Exited: self._exited,
+        }
+        route = m.Router(handlers, f"the agent of host {self.index}")
         while True:
             try:
                 data = self.sock.recv(_MAX_MESSAGE)
@@ -160,24 +168,22 @@ class HostAgent:
                 data = b""
             if not data:
                 break
-            message = pickle.loads(data)
-            if message[0] == "ready":
-                self._ready.set()
-            elif message[0] == "forked":
-                _, slot, pid = message
-                with self._lock:
-                    self._forked.setdefault(slot, queue.Queue()).put(pid)
-            elif message[0] == "exited":
-                _, pid, status = message
-                with self._exit_cond:
-                    self._exits[pid] = status
-                    self._exit_cond.notify_all()
+            route(None, pickle.loads(data))
         with self._exit_cond:  # the fork server is gone: its workers with it
             self._exits[-1] = -1
             self._exit_cond.notify_all()
         with self._lock:
             for replies in self._forked.values():
                 replies.put(-1)
+
+    def _forked_one(self, _: Any, msg: Forked) -> None:
+        with self._lock:
+            self._forked.setdefault(msg.slot, queue.Queue()).put(msg.worker_id)
+
+    def _exited(self, _: Any, msg: Exited) -> None:
+        with self._exit_cond:
+            self._exits[msg.worker_id] = msg.status
+            self._exit_cond.notify_all()
 
     def fork(self, slot: int, timeout: float = 60.0) -> str:
         """Fork a worker for ``slot`` on this node; returns its id ``"<host>:<pid>"``."""
@@ -190,7 +196,7 @@ class HostAgent:
         with self._lock:
             replies = self._forked.setdefault(slot, queue.Queue())
         try:
-            request = [pickle.dumps(("fork", slot))]
+            request = [pickle.dumps(Fork(slot))]
             socket.send_fds(self.sock, request, [segment.fd, theirs.fileno()])
             pid = replies.get(timeout=timeout)
         except (OSError, queue.Empty):

@@ -3,7 +3,7 @@
 Started by ``RemoteForkServer`` (mpswarm/runner/_remote.py) with one JSON argument. It joins
 the cluster, starts one ``HostAgent`` actor per node (each starts its node's fork server) and
 says how many worker slots each host has. Then it serves the parent's fork-server protocol on
-the passed SEQPACKET socket: for each ``("fork", slot)`` with the parent's (segment fd,
+the passed SEQPACKET socket: for each ``Fork`` record with the parent's (segment fd,
 worker-end pipe fd) it asks the slot's host for a worker, relays the pipe's bytes in both
 directions and mirrors the remote segment into the parent's (``mpswarm.cluster.delta``).
 
@@ -21,7 +21,7 @@ there, so a lost collector costs nothing.
 A host whose agent dies (its process killed, its node lost) is named by the collector as soon
 as its stream fails (at once for a killed agent, in under a second for a lost node). Its
 workers' last copies stay in the parent's segments; the bridge tells the parent
-``("host-lost", ...)``, restarts the agent on the node if the node is alive, else moves the
+``HostLost``, restarts the agent on the node if the node is alive, else moves the
 host's slots to the other hosts, so the pool's replacements (it replaces every lost worker)
 land where they can run.
 """
@@ -44,6 +44,16 @@ import numpy as np
 from mpswarm.cluster.collector import FORWARD_GAP_S, FORWARD_S, NO_DEATH_WAIT, describe
 from mpswarm.cluster.delta import apply
 from mpswarm.cluster.nodes import NodeProbe, unreachable
+from mpswarm.runner.fork_messages import (
+    Exited,
+    Fork,
+    Forked,
+    HostLost,
+    Kill,
+    Started,
+    StartFailed,
+)
+from mpswarm.runner.messages import Router
 
 logger = logging.getLogger("mpswarm.cluster")
 
@@ -142,12 +152,13 @@ class Bridge:
         try:
             import ray
         except ImportError:
-            self.send(("failed", "usage", "--ray needs Ray: pip install 'mpswarm[ray]'"))
+            self.send(StartFailed("--ray needs Ray: pip install 'mpswarm[ray]'", usage=True))
             return False
         address = settings["address"]
+        cannot_join = f"--ray {address}: cannot join the cluster: "
         why_not = unreachable(address)
         if why_not:
-            self.send(("failed", "usage", f"--ray {address}: cannot join the cluster: {why_not}"))
+            self.send(StartFailed(cannot_join + why_not, usage=True))
             return False
         runtime_env = None
         if settings["working_dir"]:
@@ -156,7 +167,7 @@ class Bridge:
 
         def give_up() -> None:  # ray.init cannot be interrupted
             why = f"no answer in {JOIN_TIMEOUT_S:.0f} s"
-            self.send(("failed", "usage", f"--ray {address}: cannot join the cluster: {why}"))
+            self.send(StartFailed(cannot_join + why, usage=True))
             os._exit(1)
 
         # In this thread: Ray's own processes (``local``) die with the thread that started
@@ -169,7 +180,7 @@ class Bridge:
                      log_to_driver=False)  # fmt: skip
         except Exception as exc:
             why = " ".join(str(exc).split())[:300]
-            self.send(("failed", "usage", f"--ray {address}: cannot join the cluster: {why}"))
+            self.send(StartFailed(cannot_join + why, usage=True))
             return False
         finally:
             watchdog.cancel()
@@ -180,8 +191,8 @@ class Bridge:
         )
         if settings["hosts"]:
             if settings["hosts"] > len(nodes):
-                self.send(("failed", "usage", f"--ray-hosts {settings['hosts']}: the cluster "
-                           f"has {len(nodes)} node(s)"))  # fmt: skip
+                self.send(StartFailed(f"--ray-hosts {settings['hosts']}: the cluster "
+                                      f"has {len(nodes)} node(s)", usage=True))  # fmt: skip
                 return False
             nodes = nodes[: settings["hosts"]]
         self.hosts = [Host(index, node["NodeID"]) for index, node in enumerate(nodes)]
@@ -196,7 +207,7 @@ class Bridge:
         errors = ray.get([self._start_agent(host) for host in self.hosts])
         for host, error in zip(self.hosts, errors, strict=True):
             if error:
-                self.send(("failed", "error", f"{host.name}: {error}"))
+                self.send(StartFailed(f"{host.name}: {error}"))
                 return False
             host.up.set()
         self.collector, self.collector_node = self._new_collector(set())
@@ -206,7 +217,7 @@ class Bridge:
             self._follow(host)
         for target in (self._collect, self._watch):
             threading.Thread(target=target, daemon=True).start()
-        self.send(("started", [host.facts for host in self.hosts], list(self.slots)))
+        self.send(Started([host.facts for host in self.hosts], list(self.slots)))
         return True
 
     def _new_agent(self, host: Host) -> Any:
@@ -250,6 +261,7 @@ class Bridge:
 
     # -- serving the parent --------------------------------------------------------------------
     def serve(self) -> None:
+        route = Router({Fork: self._fork, Kill: self._kill}, "the Ray bridge")
         while True:
             try:
                 data, fds, _, _ = socket.recv_fds(self.sock, _MAX_MESSAGE, 8)
@@ -260,17 +272,20 @@ class Bridge:
                 break
             message = pickle.loads(data)
             logger.debug("from the parent: %r %r", message, fds)
-            if message[0] == "fork":
-                thread = threading.Thread(target=self._worker, args=(message[1], fds), daemon=True)
-                thread.start()
-                self._threads.append(thread)
-            elif message[0] == "kill":
-                index, _ = message[1].split(":")
-                host = self.hosts[int(index)]
-                try:
-                    host.agent.kill.remote(message[1])
-                except Exception:  # its agent is gone already
-                    pass
+            route(fds, message)
+
+    def _fork(self, fds: list[int], msg: Fork) -> None:
+        thread = threading.Thread(target=self._worker, args=(msg.slot, fds), daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _kill(self, fds: list[int], msg: Kill) -> None:
+        index, _ = msg.worker_id.split(":")
+        host = self.hosts[int(index)]
+        try:
+            host.agent.kill.remote(msg.worker_id)
+        except Exception:  # its agent is gone already
+            pass
 
     def _host_for(self, slot: int) -> Host | None:
         """The host of ``slot``, once it is up; a live one instead when its node is lost."""
@@ -319,7 +334,7 @@ class Bridge:
         except Exception as exc:
             relay.end(self._lost(host, generation, exc))
         logger.debug("slot %d: worker %s on %s", slot, wid, host.name)
-        self.send(("forked", slot, wid))
+        self.send(Forked(slot, wid))
         up = threading.Thread(target=self._up, args=(agent, wid, pipe), daemon=True)
         up.start()
         relay.done.wait()
@@ -336,7 +351,7 @@ class Bridge:
         with self._lock:
             host.workers -= 1
             del self._relays[wid]
-        self.send(("exited", wid, signal.SIGKILL if status is None else status, relay.lost))
+        self.send(Exited(wid, signal.SIGKILL if status is None else status, relay.lost))
         up.join(1.0)
         segment.close()
         logger.debug("slot %d (%s): %d copies, %.2f MB of segment words", slot, wid,
@@ -472,8 +487,8 @@ class Bridge:
             host.up.clear()
         logger.debug("%s (%s)", why, exc if isinstance(exc, str) else describe(exc))
         at = time.time()
-        self.send(("host-lost", host.index, host.facts.get("host", "?"), at, why,
-                   "a new agent is starting on its node"))  # fmt: skip
+        self.send(HostLost(host.index, host.facts.get("host", "?"), at, why,
+                           "a new agent is starting on its node"))  # fmt: skip
         thread = threading.Thread(target=self._recover, args=(host, why, at), daemon=True)
         thread.start()
         self._threads.append(thread)
@@ -503,7 +518,7 @@ class Bridge:
                 host.seq, host.heard = 0, time.monotonic()
                 self._follow(host)
             host.up.set()
-        self.send(("host-lost", host.index, host.facts.get("host", "?"), at, why, action))
+        self.send(HostLost(host.index, host.facts.get("host", "?"), at, why, action))
 
     # -- closing --------------------------------------------------------------------------------
     def close(self) -> None:
@@ -561,7 +576,7 @@ def main(argv: list[str]) -> int:
         started = bridge.start()
     except Exception as exc:
         logger.debug("start failed", exc_info=True)
-        bridge.send(("failed", "error", f"{type(exc).__name__}: {exc}"))
+        bridge.send(StartFailed(f"{type(exc).__name__}: {exc}"))
         started = False
     try:
         if started:

@@ -5,7 +5,7 @@ the ordinary CLI with the coordinator's arguments (``--ray`` removed, ``-f`` rel
 run's working directory, which Ray's runtime environment brought here) and the coordinator's
 config-file values (``MPSWARM_HOST_CONFIG``), so the locustfile is imported and the WorkerSpec
 built exactly as in the coordinator, up to the point where a local run forks its fork server;
-there this process becomes the fork server itself, says ``("ready",)`` on descriptor FD, serves
+there this process becomes the fork server itself, says ``ServerReady`` on descriptor FD, serves
 the agent's requests on it, and never returns. Report files are the coordinator's: their
 paths are not checked here.
 """
@@ -30,6 +30,7 @@ def main() -> None:
     from mpswarm.report import _files
     from mpswarm.runner import pool
     from mpswarm.runner._zygote import _drop_event_loop, _serve
+    from mpswarm.runner.fork_messages import ServerReady
     from mpswarm.runner.worker import worker_main
 
     fd = int(sys.argv[1])
@@ -45,7 +46,7 @@ def main() -> None:
         _drop_event_loop()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=fd)
         sock.setblocking(True)
-        sock.send(pickle.dumps(("ready",)))
+        sock.send(pickle.dumps(ServerReady()))
         code = 1
         try:
             _serve(sock, os.getppid(), partial(worker_main, self.spec))

@@ -4,7 +4,8 @@ The parent is gevent-patched and Ray's driver cannot run in it (its gRPC channel
 connect), so this parent-side handle starts a clean subprocess, the bridge
 (``mpswarm.cluster.bridge``), which is the Ray driver. To the pool this object looks exactly like
 ``ForkServer``: ``request_fork`` passes the worker's segment and pipe descriptors over a UNIX
-socket (SCM_RIGHTS), ``receive`` yields ``("forked", slot, id)`` / ``("exited", id, status)``.
+socket (SCM_RIGHTS), ``receive`` yields the same records (``fork_messages``: ``Forked``,
+``Exited``), and ``HostLost`` besides.
 The bridge relays each pipe's bytes to the remote worker and copies the remote segment's used
 words into the local one, so the Aggregator and every reader of the pipes stay unchanged.
 
@@ -24,6 +25,7 @@ import time
 from typing import Any
 
 from mpswarm.exceptions import UsageError, WorkerError
+from mpswarm.runner.fork_messages import Fork, Kill, Started
 
 logger = logging.getLogger(__name__)
 
@@ -85,21 +87,20 @@ class RemoteForkServer:
             self.close(timeout=5.0)
             raise WorkerError(f"the Ray bridge did not start{how}")
         message = pickle.loads(data)
-        if message[0] != "started":
+        if not isinstance(message, Started):  # then a StartFailed
             self.close(timeout=30.0)
-            _, kind, text = message
-            raise (UsageError if kind == "usage" else WorkerError)(text)
-        _, self.hosts, self.slots = message
+            raise (UsageError if message.usage else WorkerError)(message.text)
+        self.hosts, self.slots = message.hosts, message.slots
         logger.info("Ray bridge (pid %d): %d host(s): %s", self.pid, len(self.hosts), self.hosts)
 
     def request_fork(self, slot: int, fds: list[int]) -> None:
         """Ask for a worker in ``slot``; ``fds`` (segment, pipe end) go to the bridge."""
         assert self.sock is not None
-        socket.send_fds(self.sock, [pickle.dumps(("fork", slot))], fds)
+        socket.send_fds(self.sock, [pickle.dumps(Fork(slot))], fds)
 
     def receive(self) -> Any:
-        """Next message: ``("forked", slot, id)``, ``("exited", id, status, why)`` or
-        ``("host-lost", index, name, at, why, action)``."""
+        """Next record (``fork_messages``): ``Forked``, ``Exited`` (with ``lost`` when its host
+        was lost) or ``HostLost``."""
         assert self.sock is not None
         data = self.sock.recv(_MAX_MESSAGE)
         if not data:
@@ -111,7 +112,7 @@ class RemoteForkServer:
         if worker_id is None or self.sock is None:
             return
         try:
-            self.sock.send(pickle.dumps(("kill", worker_id)))
+            self.sock.send(pickle.dumps(Kill(worker_id)))
         except OSError:
             pass
 

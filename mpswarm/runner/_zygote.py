@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 from gevent import monkey
 
 from mpswarm.runner._proc import describe_exit, die_with_parent
+from mpswarm.runner.fork_messages import Exited, Fork, Forked
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +77,11 @@ class ForkServer:
     def request_fork(self, slot: int, fds: list[int]) -> None:
         """Ask for a worker; ``fds`` are passed to it. The reply arrives through ``receive``."""
         assert self.sock is not None
-        socket.send_fds(self.sock, [pickle.dumps(("fork", slot))], fds)
+        socket.send_fds(self.sock, [pickle.dumps(Fork(slot))], fds)
 
     def receive(self) -> Any:
-        """Next message from the server: ``("forked", slot, pid)`` or ``("exited", pid,
-        status)``. Raises EOFError when the server is gone."""
+        """Next record from the server (``fork_messages``): ``Forked`` (its id: the pid) or
+        ``Exited``. Raises EOFError when the server is gone."""
         assert self.sock is not None
         data = self.sock.recv(_MAX_MESSAGE)
         if not data:
@@ -88,7 +89,7 @@ class ForkServer:
         return pickle.loads(data)
 
     def kill(self, worker_id: int | None) -> None:
-        """SIGKILL one worker (``worker_id``: the pid its "forked" message gave)."""
+        """SIGKILL one worker (``worker_id``: the pid its ``Forked`` record gave)."""
         if worker_id is not None:
             try:
                 os.kill(worker_id, signal.SIGKILL)
@@ -180,15 +181,16 @@ def _serve(sock: socket.socket, parent_pid: int, worker_main: WorkerMain) -> Non
             data, fds = b"", []
         if not data:
             break
-        _, slot = pickle.loads(data)
+        # Fork is the one request a fork server gets (a kill needs no server: os.kill).
+        request: Fork = pickle.loads(data)
         pid = _fork()
         if pid == 0:
             raw.close()
-            worker_main(slot, fds, server_pid)
+            worker_main(request.slot, fds, server_pid)
         for fd in fds:
             _close(fd)
         children.add(pid)
-        _send(raw, ("forked", slot, pid))
+        _send(raw, Forked(request.slot, pid))
     # The parent is gone or asked us to stop: no worker may outlive it.
     for pid in children:
         try:
@@ -211,7 +213,7 @@ def _reap(sock: socket.socket, children: set[int]) -> None:
         if pid == 0:
             return
         children.discard(pid)
-        _send(sock, ("exited", pid, status))
+        _send(sock, Exited(pid, status))
 
 
 def _send(sock: socket.socket, message: Any) -> None:

@@ -10,6 +10,7 @@ of pretending to restore anything.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import time
@@ -25,7 +26,8 @@ from mpswarm.runner._channel import Channel
 from mpswarm.runner._handle import WorkerHandle
 from mpswarm.runner._proc import describe_exit
 from mpswarm.runner._zygote import ForkServer
-from mpswarm.runner.messages import Quit, StopUsers
+from mpswarm.runner.fork_messages import Exited, Forked, HostLost
+from mpswarm.runner.messages import Quit, Router, StopUsers
 from mpswarm.runner.worker import WorkerSpec, worker_main
 from mpswarm.stats.segment import Segment
 
@@ -156,31 +158,20 @@ class WorkerPool:
             self._owner.on_worker_lost(handle)
 
     def _read_server(self) -> None:
+        route = Router(
+            {
+                Forked: self._forked,
+                Exited: self._exited,
+                HostLost: lambda server, msg: self._owner.on_host_lost(dataclasses.asdict(msg)),
+            },
+            "the pool",
+        )
         while True:
             try:
                 message = self._server.receive()
             except (EOFError, OSError):
                 break
-            if message[0] == "forked":
-                _, slot, server_id = message
-                for handle in reversed(self.spawned):
-                    if handle.slot == slot and handle.server_id is None:
-                        handle.server_id = server_id
-                        break
-            elif message[0] == "exited":
-                pid, status = message[1], message[2]
-                why = message[3] if len(message) > 3 else None  # the Ray bridge: a lost host
-                for handle in self.spawned:
-                    if handle.server_id == pid:
-                        handle.exit_description = why or describe_exit(status)
-                        handle.lost_with_host = why
-                        handle.exited.set()
-                        logger.debug("worker %d (%s) ended: %s", handle.slot, pid,
-                                     handle.exit_description)  # fmt: skip
-            elif message[0] == "host-lost":
-                _, index, name, at, why, action = message
-                self._owner.on_host_lost({"host": index, "name": name, "at": at,
-                                          "cause": why, "action": action})  # fmt: skip
+            route(self._server, message)
         if self._closing:
             return
         how = self._server.reap()
@@ -190,6 +181,21 @@ class WorkerPool:
                 handle.exit_description = "killed with the fork server"
                 handle.exited.set()
         self._owner.on_server_lost(how)
+
+    def _forked(self, server: Any, msg: Forked) -> None:
+        for handle in reversed(self.spawned):
+            if handle.slot == msg.slot and handle.server_id is None:
+                handle.server_id = msg.worker_id
+                break
+
+    def _exited(self, server: Any, msg: Exited) -> None:
+        for handle in self.spawned:
+            if handle.server_id == msg.worker_id:
+                handle.exit_description = msg.lost or describe_exit(msg.status)
+                handle.lost_with_host = msg.lost
+                handle.exited.set()
+                logger.debug("worker %d (%s) ended: %s", handle.slot, msg.worker_id,
+                             handle.exit_description)  # fmt: skip
 
     # -- talking -------------------------------------------------------------------------------
     def live(self) -> list[WorkerHandle]:
@@ -287,7 +293,7 @@ class WorkerPool:
 
 
 def _worker_id(handle: WorkerHandle) -> Any:
-    """What the fork server knows the worker by (its pid, until the "forked" news is read)."""
+    """What the fork server knows the worker by (its pid, until its ``Forked`` is read)."""
     if handle.server_id is not None:
         return handle.server_id
     return None if handle.remote else handle.pid
