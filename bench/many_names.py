@@ -67,6 +67,7 @@ def inproc(names: int, workers: int, cap: int) -> None:
     from mpswarm.report.html import write_html
     from mpswarm.report.json_report import write_json
     from mpswarm.stats.aggregate import Aggregator
+    from mpswarm.stats.announcements import Announcement
     from mpswarm.stats.recorder import Recorder
     from mpswarm.stats.segment import Segment
 
@@ -78,11 +79,8 @@ def inproc(names: int, workers: int, cap: int) -> None:
         segment = Segment.create(cap, 1000)
         aggregator.add_segment(wid, segment)
 
-        def announce(message: tuple, wid: int = wid) -> None:
-            if message[0] == "row":
-                aggregator.on_row(wid, *message[1:])
-            elif message[0] == "error":
-                aggregator.on_error(wid, *message[1:])
+        def announce(message: Announcement, wid: int = wid) -> None:
+            message.apply_to(aggregator, wid)
 
         recorders.append(Recorder(segment, announce))
     rnd = random.Random(1)

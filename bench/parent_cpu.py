@@ -68,6 +68,7 @@ from mpswarm.report.csv_report import CsvWriter  # noqa: E402
 from mpswarm.report.live import LiveStatus  # noqa: E402
 from mpswarm.runner.reporting import CHART_NAMES, RunReporting  # noqa: E402
 from mpswarm.stats.aggregate import Aggregator  # noqa: E402
+from mpswarm.stats.announcements import Announcement  # noqa: E402
 from mpswarm.stats.histogram import NUM_BUCKETS, bucket_bounds  # noqa: E402
 from mpswarm.stats.recorder import Recorder  # noqa: E402
 from mpswarm.stats.segment import (  # noqa: E402
@@ -141,11 +142,8 @@ def build(
         segments.append(segment)
         aggregator.add_segment(wid, segment)
 
-        def announce(message: tuple[Any, ...], wid: int = wid) -> None:
-            if message[0] == "row":
-                aggregator.on_row(wid, *message[1:])
-            elif message[0] == "error":
-                aggregator.on_error(wid, *message[1:])
+        def announce(message: Announcement, wid: int = wid) -> None:
+            message.apply_to(aggregator, wid)
 
         recorder = Recorder(segment, announce)
         for i in range(names) if shared else range(wid * names, (wid + 1) * names):

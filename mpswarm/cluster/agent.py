@@ -39,8 +39,9 @@ from mpswarm.runner.fork_messages import Exited, Fork, Forked, ServerReady
 _MAX_MESSAGE = 1 << 16
 
 
-def _class_marker(module: str, name: str) -> bytes:
-    """How a pickle (protocol 4 and 5) of an instance of ``module.name`` names its class."""
+def _class_marker(cls: type) -> bytes:
+    """How a pickle (protocol 4 and 5) of an instance of ``cls`` names its class."""
+    module, name = cls.__module__, cls.__qualname__
     return (b"\x8c" + bytes([len(module)]) + module.encode() + b"\x94\x8c"
             + bytes([len(name)]) + name.encode() + b"\x94")  # fmt: skip
 
@@ -48,10 +49,12 @@ def _class_marker(module: str, name: str) -> bytes:
 #: The records a worker sends on its own every second or so (and the announcements of new
 #: names, in bursts): the parent needs them no sooner than the next regular copy, so they do
 #: not hurry a ``read``. Every other record (ready, spawned, stopped, custom messages) does.
+#: From the classes themselves: the announcements are defined in mpswarm.stats, and a pickle
+#: names a class by the module that defines it.
 ROUTINE = tuple(
-    _class_marker("mpswarm.runner.messages", name)
-    for name in ("Usage", "Report", "RowAnnounced", "ErrorAnnounced", "Exceptions",
-                 "NamesOverflowed")
+    _class_marker(cls)
+    for cls in (m.Usage, m.Report, m.RowAnnounced, m.ErrorAnnounced, m.Exceptions,
+                m.NamesOverflowed)
 )  # fmt: skip
 
 

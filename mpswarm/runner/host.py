@@ -19,6 +19,7 @@ import gevent
 from mpswarm.runner.base import STATE_RUNNING, STATE_SPAWNING, Runner
 from mpswarm.runner.dispatch import spawn_order
 from mpswarm.stats.aggregate import Aggregator
+from mpswarm.stats.announcements import Announcement
 from mpswarm.stats.locust_view import RequestStats
 from mpswarm.stats.recorder import Recorder
 from mpswarm.stats.segment import Segment
@@ -75,16 +76,12 @@ class UserHost(Runner):
         self._user_group: Any = _UNGROUPED
 
     # -- recording -------------------------------------------------------------------------------
-    def _announce(self, message: tuple[Any, ...]) -> None:
-        """The recorder's news of a new row (a tuple: stats/ knows no runner)."""
-        kind, *fields = message
-        if kind == "row":
-            self._local.on_row(0, *fields)
-        elif kind == "error":
-            self._local.on_error(0, *fields)
-        self._forward(kind, fields)
+    def _announce(self, news: Announcement) -> None:
+        """The recorder's news of a new row: this process's view learns it, then it goes on."""
+        news.apply_to(self._local, 0)
+        self._forward(news)
 
-    def _forward(self, kind: str, fields: list[Any]) -> None:
+    def _forward(self, news: Announcement) -> None:
         """Pass the recorder's news on (a worker tells its parent)."""
 
     def _local_snapshot(self) -> Snapshot:

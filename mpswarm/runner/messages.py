@@ -3,7 +3,8 @@
 Each side reads its pipe and calls the handler its table has for the record's type
 (``Router``), so a message kind is a class with named fields, not a tuple of strings compared
 in an ``if``/``elif`` chain. The records are pickled (``_channel.Channel``); request
-statistics never travel here, only rare, small facts.
+statistics never travel here, only rare, small facts. The fork server's records are in
+``fork_messages``; ``Router`` serves its readers too.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
+
+from mpswarm.stats.announcements import ErrorAnnounced, NamesOverflowed, RowAnnounced
 
 logger = logging.getLogger(__name__)
 
@@ -85,31 +88,8 @@ class Ready:
     pid: int
 
 
-@dataclasses.dataclass(frozen=True)
-class RowAnnounced:
-    """Row ``row`` of the worker's segment counts (method, name)."""
-
-    row: int
-    method: str
-    name: str
-
-
-@dataclasses.dataclass(frozen=True)
-class ErrorAnnounced:
-    """Error counter ``index`` of the worker's segment counts (method, name, text)."""
-
-    index: int
-    method: str
-    name: str
-    text: str
-
-
-@dataclasses.dataclass(frozen=True)
-class NamesOverflowed:
-    """The worker folded its first name into the overflow row."""
-
-    method: str
-    name: str
+# RowAnnounced, ErrorAnnounced and NamesOverflowed: the recorder's news, passed on as it is
+# (``mpswarm.stats.announcements``, imported above).
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,6 +28,7 @@ from mpswarm.runner.base import STATE_RUNNING, STATE_STOPPED, STATE_STOPPING, Wo
 from mpswarm.runner.host import UserHost
 from mpswarm.runner.usage import UsageMonitor, measure_loop_lag
 from mpswarm.stats import in_flight
+from mpswarm.stats.announcements import Announcement
 from mpswarm.stats.locust_view import RequestStats
 from mpswarm.stats.segment import Segment
 
@@ -117,14 +118,9 @@ class WorkerRuntime(UserHost, WorkerRunner):
         # This worker's share only: resetting it from user code would lose the run's counts.
         self.stats = RequestStats(self._local_snapshot)
 
-    def _forward(self, kind: str, fields: list[Any]) -> None:
-        """The recorder's news, as a record for the parent."""
-        if kind == "row":
-            self.channel.send(m.RowAnnounced(*fields))
-        elif kind == "error":
-            self.channel.send(m.ErrorAnnounced(*fields))
-        elif kind == "overflow":
-            self.channel.send(m.NamesOverflowed(*fields))
+    def _forward(self, news: Announcement) -> None:
+        """The recorder's news is a record of the parent's protocol: it goes as it is."""
+        self.channel.send(news)
 
     # -- the loop ------------------------------------------------------------------------------
     def serve(self) -> None:

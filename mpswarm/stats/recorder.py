@@ -30,6 +30,12 @@ from typing import Any
 from gevent import getcurrent
 
 from mpswarm._text import printable
+from mpswarm.stats.announcements import (
+    Announcement,
+    ErrorAnnounced,
+    NamesOverflowed,
+    RowAnnounced,
+)
 from mpswarm.stats.histogram import NUM_BUCKETS, SUB_BITS, bucket_index
 from mpswarm.stats.segment import (
     CONNECT,
@@ -54,7 +60,7 @@ OVERFLOW_ERROR_TEXT = "other errors (too many distinct error texts)"
 #: name is new on every request anyway).
 _FOLDED_KEPT = 2
 
-Announce = Callable[[tuple[Any, ...]], None]
+Announce = Callable[[Announcement], None]
 
 
 def overflow_name(max_endpoints: int) -> str:
@@ -87,8 +93,9 @@ class Recorder:
 
     Args:
         segment: this worker's segment.
-        announce: sends a small message to the parent (called before a new row is used, so the
-            parent always learns a row's name before it can see the row's counts change).
+        announce: sends a small record (``announcements``) to the parent (called before a new
+            row is used, so the parent always learns a row's name before it can see the row's
+            counts change).
     """
 
     def __init__(self, segment: Segment, announce: Announce) -> None:
@@ -285,17 +292,17 @@ class Recorder:
             self._used_rows = row = self._used_rows + 1
             offset = self._open_row(row)
             self._words[H_ROWS] = row
-            self._announce(("row", row, *shown))
+            self._announce(RowAnnounced(row, *shown))
             self._rows[(method, name)] = offset
             return offset
         if not self._overflowed:
             self._overflowed = True
-            self._announce(("overflow", *shown))
+            self._announce(NamesOverflowed(*shown))
         offset = self._overflow_offset
         if offset < 0:
             offset = self._overflow_offset = self._open_row(segment.overflow_row)
             key = (OVERFLOW_METHOD, overflow_name(segment.max_endpoints))
-            self._announce(("row", segment.overflow_row, *key))
+            self._announce(RowAnnounced(segment.overflow_row, *key))
         if len(self._rows) < _FOLDED_KEPT * segment.max_endpoints:
             self._rows[(method, name)] = offset
         return offset
@@ -334,7 +341,7 @@ class Recorder:
                 index = self._error_index.get(shown)
             if index is None:
                 index = segment.errors_offset + slot
-                self._announce(("error", slot, *shown))
+                self._announce(ErrorAnnounced(slot, *shown))
                 self._error_index[shown] = index
         if len(self._errors) < _FOLDED_KEPT * (segment.max_errors + 1):
             self._errors[(method, name, text)] = index

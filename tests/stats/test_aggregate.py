@@ -11,6 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mpswarm.stats.aggregate import ERROR_OVERFLOW_KEY, Aggregator
+from mpswarm.stats.announcements import (
+    Announcement,
+    ErrorAnnounced,
+    NamesOverflowed,
+    RowAnnounced,
+)
 from mpswarm.stats.histogram import NUM_BUCKETS, bucket_index, percentiles_us
 from mpswarm.stats.recorder import OVERFLOW_METHOD, Recorder, overflow_name
 from mpswarm.stats.segment import HIST, Segment
@@ -25,15 +31,12 @@ class Worker:
         self.wid = wid
         self.aggregator = aggregator
         aggregator.add_segment(wid, self.segment)
-        self.messages: list[tuple] = []
+        self.messages: list[Announcement] = []
         self.recorder = Recorder(self.segment, self._announce)
 
-    def _announce(self, message: tuple) -> None:
+    def _announce(self, message: Announcement) -> None:
         self.messages.append(message)
-        if message[0] == "row":
-            self.aggregator.on_row(self.wid, *message[1:])
-        elif message[0] == "error":
-            self.aggregator.on_error(self.wid, *message[1:])
+        message.apply_to(self.aggregator, self.wid)
 
     def record(self, name: str, ms: float = 1.0, error: str | None = None) -> None:
         self.recorder.on_request(
@@ -108,9 +111,11 @@ def test_workers_told_the_run_names_fold_the_others_themselves(aggregator) -> No
     w.record("/new/1")
     w.record("/new/2")
     w.record("/new/1")
-    rows = [m for m in w.messages if m[0] == "row"]
-    assert rows == [("row", 1, "GET", "/known"), ("row", 4, OVERFLOW_METHOD, overflow_name(3))]
-    assert [m for m in w.messages if m[0] == "overflow"] == [("overflow", "GET", "/new/1")]
+    rows = [m for m in w.messages if isinstance(m, RowAnnounced)]
+    assert rows == [RowAnnounced(1, "GET", "/known"),
+                    RowAnnounced(4, OVERFLOW_METHOD, overflow_name(3))]  # fmt: skip
+    overflowed = [m for m in w.messages if isinstance(m, NamesOverflowed)]
+    assert overflowed == [NamesOverflowed("GET", "/new/1")]
     result = snap(agg)
     assert result.endpoint(overflow_name(3)).requests == 3
     assert result.endpoint("/known").requests == 1
@@ -145,8 +150,8 @@ def test_the_cap_on_error_rows_bounds_the_run(aggregator) -> None:
     b.recorder.limit_errors(agg.error_keys())
     b.record("/b", error="b0")  # known to the run: its own row
     b.record("/b", error="new")  # not: the overflow row, no announcement
-    announced = [m for m in b.messages if m[0] == "error"]
-    assert announced[-1][2:] == ERROR_OVERFLOW_KEY
+    announced = [m for m in b.messages if isinstance(m, ErrorAnnounced)]
+    assert (announced[-1].method, announced[-1].name, announced[-1].text) == ERROR_OVERFLOW_KEY
 
 
 @settings(max_examples=40, deadline=None)
@@ -276,8 +281,8 @@ def test_a_new_name_recorded_while_another_is_announced_gets_its_own_row(aggrega
     announce = w._announce
     nested = []
 
-    def yielding_announce(message: tuple) -> None:
-        if message[0] == "row" and not nested:
+    def yielding_announce(message: Announcement) -> None:
+        if isinstance(message, RowAnnounced) and not nested:
             nested.append(message)
             w.record("/during")  # what another greenlet does while this send blocks
         announce(message)
@@ -286,7 +291,7 @@ def test_a_new_name_recorded_while_another_is_announced_gets_its_own_row(aggrega
     w.record("/first")
     w.record("/first")
     result = snap(agg)
-    rows = [m[1] for m in w.messages if m[0] == "row"]
+    rows = [m.row for m in w.messages if isinstance(m, RowAnnounced)]
     assert len(set(rows)) == len(rows) == 2
     assert {row.name: row.requests for row in result.endpoints} == {"/first": 2, "/during": 1}
     assert sum(row.requests for row in result.endpoints) == result.total.requests == 3

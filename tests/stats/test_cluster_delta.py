@@ -91,6 +91,10 @@ def test_routine_records_are_told_from_the_others() -> None:
 
     assert is_routine(frame(m.Usage(12.5, 1 << 20)))
     assert is_routine(frame(m.Report({"x": 1})))
+    # The recorder's announcements are defined in mpswarm.stats, and pickled under that name.
+    assert is_routine(frame(m.RowAnnounced(1, "GET", "/x" * 40)))
+    assert is_routine(frame(m.ErrorAnnounced(0, "GET", "/x", "boom")))
+    assert is_routine(frame(m.NamesOverflowed("GET", "/y")))
     assert not is_routine(frame(m.Spawned(3)))
     assert not is_routine(frame(m.Stopped()))
     assert not is_routine(frame(m.Custom("Usage", {"Report": 1})))

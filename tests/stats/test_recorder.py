@@ -9,6 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mpswarm.stats.aggregate import Aggregator
+from mpswarm.stats.announcements import (
+    Announcement,
+    ErrorAnnounced,
+    NamesOverflowed,
+    RowAnnounced,
+)
 from mpswarm.stats.recorder import OVERFLOW_METHOD, Recorder, overflow_name
 from mpswarm.stats.segment import Segment
 
@@ -20,14 +26,11 @@ class Worker:
         self.segment = Segment.create(max_endpoints, 20)
         self.wid = wid
         aggregator.add_segment(wid, self.segment)
-        self.messages: list[tuple] = []
+        self.messages: list[Announcement] = []
 
-        def announce(message: tuple) -> None:
+        def announce(message: Announcement) -> None:
             self.messages.append(message)
-            if message[0] == "row":
-                aggregator.on_row(wid, *message[1:])
-            elif message[0] == "error":
-                aggregator.on_error(wid, *message[1:])
+            message.apply_to(aggregator, wid)
 
         self.recorder = Recorder(self.segment, announce)
 
@@ -72,8 +75,8 @@ def test_names_and_errors_are_announced_once(aggregator: Aggregator) -> None:
     w = Worker(aggregator, 0)
     for _ in range(50):
         w.record("GET", "/x", 1.0, error="same")
-    kinds = [m[0] for m in w.messages]
-    assert kinds == ["row", "error"]
+    kinds = [type(m) for m in w.messages]
+    assert kinds == [RowAnnounced, ErrorAnnounced]
 
 
 @settings(max_examples=30, deadline=None)
@@ -118,7 +121,8 @@ def test_names_beyond_the_cap_fold_into_overflow(aggregator: Aggregator) -> None
     assert overflow is not None and overflow.requests == 15
     assert len(snap.endpoints) == 6
     assert snap.total.requests == 20
-    assert [m for m in w.messages if m[0] == "overflow"] == [("overflow", "GET", "/item/5")]
+    overflowed = [m for m in w.messages if isinstance(m, NamesOverflowed)]
+    assert overflowed == [NamesOverflowed("GET", "/item/5")]
 
 
 def test_many_distinct_names_below_the_default_cap(aggregator: Aggregator) -> None:
