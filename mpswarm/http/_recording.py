@@ -98,5 +98,5 @@ class CatchReport:
             meta["exception"] = exception
             for handler in self.recorder.event._handlers:
                 handler(**meta)
-        if self.user is not None and self.user._stop_after_request:
+        if self.user is not None and self.user._mpswarm.stop_after_request:
             raise GreenletExit()

@@ -359,10 +359,11 @@ class Session(requests.Session):
             ctx = {**user.context(), **context} if context else {**user.context()}
         recorder = Recorder(self.request_event, method, name or self.request_name, full_url, ctx)
         limit = self.max_body_size if max_body_size is None else max_body_size
-        if user is not None:
-            if user._stop_after_request:
+        control = user._mpswarm if user is not None else None
+        if control is not None:
+            if control.stop_after_request:
                 raise GreenletExit()  # being stopped: send nothing new
-            user._in_request += 1
+            control.in_request += 1
         flight = in_flight.counter
         flight[0] += 1
         try:
@@ -378,8 +379,8 @@ class Session(requests.Session):
             raise
         finally:
             flight[0] -= 1  # recorded just below, with no switch between
-            if user is not None:
-                user._in_request -= 1
+            if control is not None:
+                control.in_request -= 1
         elapsed_ms = (_now() - recorder.start) * 1000.0
         content = response._content
         recorder.length = len(content) if content is not None else announced(response)
@@ -390,7 +391,7 @@ class Session(requests.Session):
             recorder.fire(response, None, elapsed_ms)
         else:
             recorder.fire(response, failure_of(response, recorder.name), elapsed_ms)
-        if user is not None and user._stop_after_request:
+        if control is not None and control.stop_after_request:
             raise GreenletExit()
         return response
 

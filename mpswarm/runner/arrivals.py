@@ -260,8 +260,8 @@ class OpenModel:
         request = getattr(self.schedule, "current", None)  # a replay's: what to send
         if idle:
             user = idle.pop()
-            user._iteration_due = due
-            user._replay = request
+            control = user._mpswarm
+            control.iteration_due, control.replay = due, request
             get_hub().loop.run_callback(user._wake_up, self)
         elif self.runtime.user_count < self.cap:
             self._new_user(name, due, request)
@@ -274,14 +274,14 @@ class OpenModel:
         user = self.runtime.new_user(name)
         if user is None:  # its __init__ raised: counted as a user error
             return
-        user._pool = self
-        user._iteration_due = due
-        user._replay = request
+        control = user._mpswarm
+        control.pool, control.iteration_due, control.replay = self, due, request
         self.runtime._add_user(user)
 
     def forget(self, user: Any, greenlet: Any) -> None:
         """A pooled user ended (``user`` None: the runtime had already let it go)."""
-        self.delays.pop(getattr(greenlet.user, "_runs_on", None), None)
+        pooled = getattr(greenlet.user, "_mpswarm", None)
+        self.delays.pop(pooled.runs_on if pooled is not None else None, None)
         idle = self.idle.get(type(user).__name__) if user is not None else None
         if idle and user in idle:
             idle.remove(user)
@@ -293,6 +293,6 @@ class OpenModel:
 
     def started(self, user: Any, due: float) -> None:
         """``user`` begins the iteration scheduled at ``due``: note its start delay."""
-        user._runs_on = runs_on = getcurrent()
+        user._mpswarm.runs_on = runs_on = getcurrent()
         delay = self.delays[runs_on] = max(0, int((time.monotonic() - due) * 1e6))
         self.runtime.recorder.record_delay(delay)

@@ -217,10 +217,11 @@ class UserHost(Runner):
         for user in users:
             # A user in a request stops as soon as its response is in; one that is not, and
             # resumes before its kill lands, stops before sending anything (see HttpSession).
-            user._stop_after_request = True
+            user._mpswarm.stop_after_request = True
         for user in users:
-            if user.greenlet is not None and not user.greenlet.dead and not user._in_request:
-                user.greenlet.kill(block=False)
+            greenlet = user.greenlet
+            if greenlet is not None and not greenlet.dead and not user._mpswarm.in_request:
+                greenlet.kill(block=False)
         gevent.joinall(greenlets, timeout=HARD_STOP_GRACE_S)
         # All at once: one by one, each blocked user (a trickling body) cost up to a second.
         gevent.killall([g for g in greenlets if not g.dead], block=True, timeout=KILL_WAIT_S)

@@ -271,7 +271,7 @@ class TaskSet(metaclass=TaskSetMeta):
         user = self._user
         user._check_stop()
         user._state = STATE_WAITING
-        if user._pool is not None:
+        if user._mpswarm.pool is not None:
             user._next_iteration()  # open model: the schedule decides, not wait_time
         else:
             yield self.wait_time()
@@ -331,7 +331,7 @@ class TaskSet(metaclass=TaskSetMeta):
                 else:
                     if not own_wait:
                         yield from blocking(self.wait)
-                    elif user._pool is not None:
+                    elif user._mpswarm.pool is not None:
                         yield from self._wait_steps()  # open model: the schedule decides
                     else:  # _wait_steps, inline
                         if user._state == STATE_STOPPING:
@@ -350,7 +350,7 @@ class TaskSet(metaclass=TaskSetMeta):
                     user._report_user_error(self, stop_exc)
                 raise (RescheduleTaskImmediately if exc.reschedule else RescheduleTask)() from exc
             except (StopUser, GreenletExit):
-                user._stop_after_request = False  # on_stop's requests go out, as under Locust
+                user._mpswarm.stop_after_request = False  # on_stop's requests go out (Locust)
                 try:
                     self.on_stop()
                 finally:

@@ -12,6 +12,7 @@ from mpswarm._waits import wait_for
 from mpswarm.exceptions import StopUser
 from mpswarm.http._limits import MAX_BODY_SIZE, check_body_size
 from mpswarm.http.session import HttpSession
+from mpswarm.user._control import UserControl
 from mpswarm.user._steps import SteppedGreenlet, Steps, blocking, drive
 from mpswarm.user.task import (
     STATE_RUNNING,
@@ -69,17 +70,12 @@ class User(metaclass=UserMeta):
         self._state: str | None = None
         self._greenlet: SteppedGreenlet | None = None
         self._taskset_instance: DefaultTaskSet | None = None
-        # Requests in flight: a stop never kills a user while this is non-zero (see stop()).
-        self._in_request = 0
-        self._stop_after_request = False
+        #: What the HTTP clients and the runner share with this user (``user/_control.py``).
+        self._mpswarm = UserControl()
         # What the wait in progress waits on, and its greenlet, for stop() to cut it short.
         self._sleeping: Any = None
         self._sleeper: Any = None
         self._yield_timer: Any = None  # the zero-wait yield's timer, made on first use
-        # Open model (runner/arrivals.py): the pool this user belongs to, and the scheduled
-        # start of the iteration it was handed (None: none yet).
-        self._pool: Any = None
-        self._iteration_due: float | None = None
 
     @classmethod
     def fullname(cls) -> str:
@@ -116,11 +112,11 @@ class User(metaclass=UserMeta):
         self._taskset_instance = DefaultTaskSet(self)
         try:
             self.on_start()
-            if self._pool is not None:
+            if self._mpswarm.pool is not None:
                 self._next_iteration()
             yield from self._taskset_instance._steps()
         except (GreenletExit, StopUser):
-            self._stop_after_request = False  # on_stop's requests go out, as under Locust
+            self._mpswarm.stop_after_request = False  # on_stop's requests go out, as in Locust
             self.on_stop()
 
     def start(self, group: Group) -> SteppedGreenlet:
@@ -208,11 +204,12 @@ class User(metaclass=UserMeta):
     def _next_iteration(self) -> None:
         """Open model, between tasks: wait in the pool until an iteration is due, then begin it.
 
-        The scheduler hands the iteration over (setting ``_iteration_due``) and wakes the user;
+        The scheduler hands the iteration over (setting ``iteration_due``) and wakes the user;
         stop() wakes it too, and it stops here.
         """
-        pool = self._pool
-        if self._iteration_due is None:
+        control = self._mpswarm
+        pool = control.pool
+        if control.iteration_due is None:
             pool.park(self)
             self._state = STATE_WAITING
             self._sleeping, self._sleeper = pool, getcurrent()
@@ -224,9 +221,9 @@ class User(metaclass=UserMeta):
                 raise RuntimeError(f"unexpected switch into a pooled user: {woken_by!r}")
             self._check_stop()
             self._state = STATE_RUNNING
-        if self._iteration_due is not None:
-            pool.started(self, self._iteration_due)
-            self._iteration_due = None
+        if control.iteration_due is not None:
+            pool.started(self, control.iteration_due)
+            control.iteration_due = None
 
     def _wake_up(self, timer: Any) -> None:
         if self._sleeping is timer:  # still in that wait
