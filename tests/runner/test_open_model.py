@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import random
-import signal
 import statistics
 import time
 import uuid
@@ -19,9 +17,9 @@ from mpswarm.config import parse_rate
 from mpswarm.exceptions import UsageError
 from mpswarm.report.json_report import snapshot_from_dict
 from mpswarm.runner.arrivals import Schedule, _Picker
-from tests.conftest import tagged_processes, wait_until_gone, write
+from tests.conftest import wait_until_gone, write
 from tests.runner.conftest import TimedServer, assert_follows
-from tests.runner.test_recovery import _ppid
+from tests.runner.test_recovery import kill_a_worker
 from tests.runner.test_run import start_background, wait_for_workers
 
 LOCUSTFILE = """
@@ -259,8 +257,7 @@ def test_a_killed_worker_is_replaced_on_the_runs_schedule(timed: TimedServer, tm
         while len(timed.times()) < 200:  # two seconds of load
             assert time.monotonic() < deadline, "no load"
             time.sleep(0.05)
-        workers = [p for p in tagged_processes(tag) if p != proc.pid and _ppid(p) != proc.pid]
-        os.kill(workers[0], signal.SIGKILL)
+        kill_a_worker(proc, tag)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

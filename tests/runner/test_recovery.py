@@ -55,9 +55,7 @@ def test_kill_9_of_a_worker_is_recovered(demo, tmp_path: Path) -> None:
     try:
         wait_for_workers(tag, 4)
         time.sleep(2.0)
-        parent = proc.pid
-        workers = [p for p in tagged_processes(tag) if p != parent and _ppid(p) != parent]
-        os.kill(workers[0], signal.SIGKILL)
+        kill_a_worker(proc, tag)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -102,9 +100,7 @@ def test_requests_in_flight_in_a_killed_worker_are_counted_as_lost(demo, tmp_pat
         while demo.stats()["paths"].get("GET /slow", 0) < 4:
             assert time.monotonic() < deadline, demo.stats()
             time.sleep(0.05)
-        parent = proc.pid
-        workers = [p for p in tagged_processes(tag) if p != parent and _ppid(p) != parent]
-        os.kill(workers[0], signal.SIGKILL)
+        kill_a_worker(proc, tag)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -167,6 +163,13 @@ def test_a_parent_out_of_descriptors_stops_with_exit_4_and_writes_its_reports(
     assert stop["kind"] == "descriptors" and stop["exit_code"] == 4, stop
     assert "ran out of file descriptors" in stop["message"] and stop["at"] < 10, stop
     assert "Traceback" not in run.stderr, run.stderr
+
+
+def kill_a_worker(proc: subprocess.Popen[str], tag: str) -> None:
+    """kill -9 of one worker of the run ``proc`` (not its fork server, a child of the parent)."""
+    parent = proc.pid
+    workers = [p for p in tagged_processes(tag) if p != parent and _ppid(p) != parent]
+    os.kill(workers[0], signal.SIGKILL)
 
 
 def _ppid(pid: int) -> int:
