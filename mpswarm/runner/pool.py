@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 START_TIMEOUT_S = 30.0
 #: Seconds a worker gets to exit after Quit before it is killed.
 QUIT_TIMEOUT_S = 5.0
+#: Seconds the fork server gets to say how a worker that died while starting ended.
+EXIT_REPORT_WAIT_S = 2.0
 
 
 class PoolOwner(Protocol):
@@ -227,6 +229,8 @@ class WorkerPool:
         """
         new = self._spawn(old.slot)
         if not self._wait_ready(new, START_TIMEOUT_S):
+            if new.gone.is_set():  # it died: how, once the fork server has said
+                new.exited.wait(timeout=EXIT_REPORT_WAIT_S)
             why = new.exit_description or self.server_lost or "no answer"
             raise WorkerError(f"the replacement of worker {old.slot} did not start ({why})")
         self.workers[self.workers.index(old)] = new

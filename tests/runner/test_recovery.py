@@ -497,3 +497,54 @@ def test_a_task_that_forks_its_worker_stops_the_run(run_cli, demo, tmp_path: Pat
     served = demo.stats()["paths"]["GET /"]
     recorded = report["total"]["requests"]
     assert served == recorded + report["lost_requests"], (served, recorded)
+
+
+NO_SECOND_START = """
+import os
+from mpswarm import HttpUser, constant, events, task
+
+@events.init.add_listener
+def _(environment, **kwargs):
+    if os.path.exists({marker!r}):  # set once the first workers run: a replacement fails
+        os._exit(3)
+
+class Steady(HttpUser):
+    wait_time = constant(0.1)
+
+    @task
+    def t(self):
+        self.client.get("/items/1")
+"""
+
+
+def test_a_replacement_that_cannot_start_ends_the_run_with_exit_4(demo, tmp_path: Path) -> None:
+    """A worker is killed and its replacement dies while starting: the run cannot go on with
+    a worker short, so it stops at once, exit 4, with the reason (how the replacement ended)
+    in the summary and the JSON, and is not PASSED (never silently short of its users)."""
+    tag = uuid.uuid4().hex
+    marker = tmp_path / "started"
+    lf = write(tmp_path / "lf.py", NO_SECOND_START.format(marker=str(marker)))
+    args = ["-f", str(lf), "-H", demo.url, "--headless", "-u", "4", "-r", "100", "-t", "60s",
+            "--processes", "2", "--json-file", str(tmp_path / "r.json")]  # fmt: skip
+    proc = start_background(args, tag)
+    try:
+        wait_for_workers(tag, 4)
+        deadline = time.monotonic() + 20
+        while demo.stats()["paths"].get("GET /items/1", 0) < 4:
+            assert time.monotonic() < deadline, demo.stats()
+            time.sleep(0.05)
+        marker.touch()
+        killed = time.monotonic()
+        kill_a_worker(proc, tag)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 4, (stdout, stderr)
+    assert time.monotonic() - killed < 30  # not the 60 s asked: it stopped at once
+    stop = json.loads((tmp_path / "r.json").read_text())["stop"]
+    assert stop["kind"] == "workers_lost" and stop["exit_code"] == 4, stop
+    assert "could not be replaced: the replacement of worker" in stop["message"], stop
+    assert stop["message"].endswith("did not start (exit code 3)"), stop
+    assert f"FAILED: {stop['message']}" in stdout and "PASSED" not in stdout, stdout
+    assert not wait_until_gone(tag)
