@@ -195,7 +195,9 @@ class OpenModel:
     @staticmethod
     def _run_start(settings: dict[str, Any], now: float) -> float:
         """The run's start on this worker's monotonic clock: the same for every worker (so
-        that their schedules interleave) and for a replacement."""
+        that their schedules interleave) and for a replacement. Read from the wall clock:
+        a --ray cluster's hosts are taken to agree on it (NTP keeps them within a few ms; a
+        host whose clock is ahead would begin with a burst of what it takes as due)."""
         if settings.get("start_at") is None:
             return now
         return now - (time.time() - float(settings["start_at"]))
