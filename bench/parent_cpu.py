@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import io
 import json
@@ -266,9 +267,11 @@ class _Swarm:
         )
         if not totals_only:
             self.row_samples.append(time.thread_time() - started)
-        snapshot.extra["saturation"] = self.supervisor.summary()
-        snapshot.extra["recovery_events"] = [e.as_dict() for e in self.supervisor.events]
-        return snapshot
+        return dataclasses.replace(
+            snapshot,
+            saturation=self.supervisor.summary(),
+            recovery_events=tuple(self.supervisor.events),
+        )
 
     @property
     def name_count(self) -> int:

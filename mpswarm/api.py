@@ -7,7 +7,6 @@ caller's process is never monkey-patched and every process and segment of the ru
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ from mpswarm.exceptions import MpswarmError, UsageError
 from mpswarm.report._files import write_atomically
 from mpswarm.report.checks import CheckResult, evaluate_all, parse_check
 from mpswarm.report.json_report import snapshot_from_dict
-from mpswarm.report.stop_reason import stop_failed, stop_from_dict
+from mpswarm.stats.run_facts import RunStop
 from mpswarm.stats.snapshot import EndpointStats, Snapshot
 
 
@@ -78,37 +77,6 @@ class EndpointResult:
         return f"<EndpointResult {self.method} {self.name}: {self.requests} requests>"
 
 
-@dataclasses.dataclass(frozen=True)
-class RunStop:
-    """Why a run ended: the ``stop`` object of its JSON report.
-
-    Attributes:
-        kind: what ended it: ``"time_limit"``, ``"iterations_done"``, ``"shape_ended"``,
-            ``"check_failed"``, ``"signal"``, ``"user_code"``, ``"web_ui"``, ``"crash_loop"``,
-            ``"memory_limit"``, ``"workers_lost"`` or ``"descriptors"``.
-        message: one line for a person (``the run time is over``, ``crash loop: ...``).
-        exit_code: the run's exit code (0 passed, 1 failed requests or errors, 3 failed
-            checks, 4 a resource failure), None when the run did not say.
-        at: seconds into the run when the stop was requested.
-    """
-
-    kind: str
-    message: str
-    exit_code: int | None
-    at: float
-
-    @property
-    def failed(self) -> bool:
-        """True when the run failed (an exit code other than 0)."""
-        return stop_failed(dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, data: Any) -> RunStop | None:
-        """From a JSON report's ``stop`` (None for null or a report without one)."""
-        stop = stop_from_dict(data)
-        return None if stop is None else cls(**stop)
-
-
 class RunResult(EndpointResult):
     """The outcome of ``run()``: totals (this object), endpoints, errors, checks, reports.
 
@@ -145,7 +113,7 @@ class RunResult(EndpointResult):
         self.errors = [(e.method, e.name, e.error, e.occurrences) for e in snapshot.errors]
         self.exceptions = [(e.count, e.message) for e in snapshot.exceptions]
         self.recovery_events = list(data.get("recovery_events") or [])
-        self.stop = RunStop.from_dict(data.get("stop"))
+        self.stop = snapshot.stop
         self.checks = checks
         self.failed_checks = [c for c in checks if not c.passed]
 

@@ -25,30 +25,12 @@ from typing import Any
 
 from mpswarm.report.checks import Check, evaluate_all
 from mpswarm.shape import LoadTestShape
+from mpswarm.stats.run_facts import CapacityResult, CapacityStep
 from mpswarm.stats.snapshot import Snapshot
 from mpswarm.stats.window import difference
 
 #: The search stops when the failing rate is within this share above the holding one.
 TOLERANCE = 0.05
-
-
-@dataclasses.dataclass(frozen=True)
-class Step:
-    """One rate held, and what its measured half showed."""
-
-    rate: float
-    achieved_rps: float
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    fail_ratio: float
-    dropped: int
-    saturated: bool  # the generator was the limit at this step (see the module docstring)
-    passed: bool
-    failed_checks: tuple[str, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 class CapacitySearch(LoadTestShape):
@@ -62,7 +44,7 @@ class CapacitySearch(LoadTestShape):
 
     def __init__(self) -> None:
         super().__init__()
-        self.steps: list[Step] = []
+        self.steps: list[CapacityStep] = []
         self.good: float | None = None  # the highest rate that held
         self.bad: float | None = None  # the lowest rate that failed
         self.generator_limited = False
@@ -77,14 +59,17 @@ class CapacitySearch(LoadTestShape):
         was the limit first)."""
         return None if self.generator_limited and self.good is None else self.good
 
-    def report_extra(self, duration_s: float) -> dict[str, Any]:
-        """The search for the reports: every step, and the result."""
-        return {"capacity": {
-            "capacity_rps": self.capacity_rps, "generator_limited": self.generator_limited,
-            "highest_held_rps": self.good, "lowest_failed_rps": self.bad,
-            "checks": [c.expression for c in self.checks],
-            "steps": [step.as_dict() for step in self.steps],
-        }}  # fmt: skip
+    def report_facts(self, snapshot: Snapshot) -> Snapshot:
+        """The final ``snapshot`` with the search for the reports: every step, the result."""
+        result = CapacityResult(
+            capacity_rps=self.capacity_rps,
+            generator_limited=self.generator_limited,
+            highest_held_rps=self.good,
+            lowest_failed_rps=self.bad,
+            checks=tuple(c.expression for c in self.checks),
+            steps=tuple(self.steps),
+        )
+        return dataclasses.replace(snapshot, capacity=result)
 
     def exit_code(self) -> int:
         """0: a capacity found; 3: no step held; 4: the generator was the limit first."""
@@ -119,7 +104,7 @@ class CapacitySearch(LoadTestShape):
         self._rate = following
         return {"rate": 0 if self._cooling else following}
 
-    def _judge(self, swarm: Any) -> Step:
+    def _judge(self, swarm: Any) -> CapacityStep:
         """The measured half of the step: its checks, and whether the generator kept up."""
         assert self._middle is not None
         then, saturated_before = self._middle
@@ -141,11 +126,12 @@ class CapacitySearch(LoadTestShape):
         # while the target kept its times (more users would have held the rate).
         limited = busy or (window.dropped > 0 and not failed)
         p50, p95, p99 = window.total.percentiles([50.0, 95.0, 99.0])
-        return Step(self._rate, window.total.requests / span if span > 0 else 0.0, p50, p95, p99,
-                    window.total.fail_ratio, window.dropped, limited,
-                    not failed and not limited and window.dropped == 0, failed)  # fmt: skip
+        return CapacityStep(self._rate, window.total.requests / span if span > 0 else 0.0, p50,
+                            p95, p99, window.total.fail_ratio, window.dropped, limited,
+                            not failed and not limited and window.dropped == 0,
+                            failed)  # fmt: skip
 
-    def _next(self, step: Step) -> float | None:
+    def _next(self, step: CapacityStep) -> float | None:
         """The next rate, or None when the search is over."""
         if step.saturated:
             self.generator_limited = True

@@ -24,12 +24,15 @@ marked on the HTML report's time charts.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 from mpswarm.config import parse_rate, parse_timespan
 from mpswarm.exceptions import UsageError
 from mpswarm.shape import LoadTestShape
+from mpswarm.stats.run_facts import Phase
+from mpswarm.stats.snapshot import Snapshot
 
 #: How often a shape is polled (runner.run.SHAPE_TICK_S).
 TICK_S = 1.0
@@ -77,27 +80,27 @@ class ProfileShape(LoadTestShape):
         # diurnal
         return v["min"] + (v["max"] - v["min"]) * (1 - math.cos(2 * math.pi * t / v["period"])) / 2
 
-    def phases(self, duration_s: float) -> list[tuple[float, float, str]]:
+    def phases(self, duration_s: float) -> list[Phase]:
         """(start, end, label) of the profile's phases within ``duration_s`` seconds."""
         v, found = self.values, []
         if self.profile == "ramp" or self.profile == "soak":
             over = v["over"] if self.profile == "ramp" else v["ramp"]
-            found.append((0.0, min(over, duration_s), "ramp"))
+            found.append(Phase(0.0, min(over, duration_s), "ramp"))
         elif self.profile == "spike":
             start = 0.0
             while start < duration_s:
-                found.append((start, min(start + v["for"], duration_s), "spike"))
+                found.append(Phase(start, min(start + v["for"], duration_s), "spike"))
                 start += v["every"]
         elif self.profile == "step":
             start, n = 0.0, 0
             while start < duration_s and (v["steps"] < 0 or n <= v["steps"]):
-                found.append((start, min(start + v["every"], duration_s), f"step {n}"))
+                found.append(Phase(start, min(start + v["every"], duration_s), f"step {n}"))
                 start, n = start + v["every"], n + 1
         return found
 
-    def report_extra(self, duration_s: float) -> dict[str, Any]:
-        """What the reports show of the profile: its phases."""
-        return {"phases": self.phases(duration_s)}
+    def report_facts(self, snapshot: Snapshot) -> Snapshot:
+        """The final ``snapshot`` with what the reports show of the profile: its phases."""
+        return dataclasses.replace(snapshot, phases=tuple(self.phases(snapshot.duration_s)))
 
     def tick(self) -> tuple[Any, ...] | dict[str, Any] | None:
         # The level holds until the next tick, a second later: the one at its middle.

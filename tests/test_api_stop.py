@@ -31,7 +31,7 @@ def snapshot() -> Snapshot:
 def result_of(snapshot: Snapshot, stop: dict[str, object] | None, exit_code: int) -> RunResult:
     """What ``run()`` builds from the child's JSON report."""
     if stop is not None:
-        snapshot = dataclasses.replace(snapshot, final=True, extra={"stop": stop})
+        snapshot = dataclasses.replace(snapshot, final=True, stop=RunStop.from_dict(stop))
     data = json.loads(json.dumps(report_dict(snapshot, {})))
     return RunResult(snapshot_from_dict(data), data, exit_code, [])
 

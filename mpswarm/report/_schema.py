@@ -51,9 +51,17 @@ def check_report(data: Any, schema: int) -> None:
         _text(exception, "traceback", f"{where}.traceback")
     for key in ("recovery_events", "hosts_lost"):
         if data.get(key) is not None:
-            _list(data, key, key)
+            for index, item in enumerate(_list(data, key, key)):
+                _record(item, f"{key}[{index}]", key == "hosts_lost")
     for key in ("open_model", "stop", "saturation"):
         _need(data.get(key) is None or isinstance(data[key], dict), key, "an object or null")
+    if data.get("saturation") is not None:
+        saturation = data["saturation"]
+        for key in ("share", "worst_loop_lag_ms"):
+            _number(saturation, key, f"saturation.{key}")
+        for key in ("saturated_seconds", "seconds"):
+            _count(saturation, key, f"saturation.{key}")
+        _need(isinstance(saturation.get("now"), bool), "saturation.now", "true or false")
     if data.get("open_model") and "dropped" in data["open_model"]:
         _count(data["open_model"], "dropped", "open_model.dropped")
     stop = data.get("stop") or {}
@@ -95,6 +103,23 @@ def _endpoint(data: Any, where: str, phase: bool = False) -> None:
     for name in PHASE_NAMES:
         if data.get(name) is not None:
             _endpoint(data[name], f"{where}.{name}", phase=True)
+
+
+def _record(data: Any, where: str, host: bool) -> None:
+    """A recovery event (``at_s``, ``worker``, ``pid``, ``cause``, ``action``), or a lost host
+    (``at_s``, ``host``, ``name``, ``cause``, ``action``)."""
+    _need(isinstance(data, dict), where, "an object")
+    _number(data, "at_s", f"{where}.at_s")
+    if host:
+        _count(data, "host", f"{where}.host")
+        _text(data, "name", f"{where}.name")
+    else:
+        _count(data, "worker", f"{where}.worker")
+        if data.get("pid") is not None:
+            _count(data, "pid", f"{where}.pid")
+        _need("pid" in data, f"{where}.pid", "a whole number or null")
+    _text(data, "cause", f"{where}.cause")
+    _text(data, "action", f"{where}.action")
 
 
 def _need(holds: bool, where: str, what: str) -> None:

@@ -85,17 +85,15 @@ def _marks(snapshot: Snapshot, series: Sequence[Any]) -> list[dict[str, Any]]:
             shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": x0, "x1": x1,
                            "y0": 0, "y1": 1, "fillcolor": "#d62728", "opacity": 0.12,
                            "line": {"width": 0}, "name": "generator saturated"})  # fmt: skip
-    for begin, end, label in snapshot.extra.get("phases") or []:  # a --profile's phases
+    for begin, end, label in snapshot.phases:  # a --profile's phases
         x0, x1 = _clock(start, [begin, end])
         shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": x0, "x1": x1,
                        "y0": 0, "y1": 1, "fillcolor": "#2ca02c", "opacity": 0.08,
                        "line": {"width": 0}, "name": label,
                        "label": {"text": label, "font": {"size": 10},
                                  "textposition": "top left"}})  # fmt: skip
-    events = [(e["at_s"], f"{e['cause']} -> {e['action']}")
-              for e in snapshot.extra.get("recovery_events") or []]  # fmt: skip
-    events += [(h["at_s"], f"{h['cause']}; {h['action']}")
-               for h in snapshot.extra.get("hosts_lost") or []]  # fmt: skip
+    events = [(e.at_s, f"{e.cause} -> {e.action}") for e in snapshot.recovery_events]
+    events += [(h.at_s, f"{h.cause}; {h.action}") for h in snapshot.hosts_lost]
     for at_s, text in events:
         [x] = _clock(start, [at_s])
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x,

@@ -13,8 +13,9 @@ from typing import Any, TextIO
 
 from tabulate import tabulate
 
-from mpswarm.report.stop_reason import stop_failed, stop_of, stop_text
+from mpswarm.report.stop_reason import stop_text
 from mpswarm.stats.recorder import OVERFLOW_METHOD
+from mpswarm.stats.run_facts import CapacityResult
 from mpswarm.stats.snapshot import EndpointStats, Snapshot
 
 _PERCENTILES = (90.0, 95.0, 99.0, 99.9)
@@ -95,7 +96,7 @@ def totals_text(snapshot: Snapshot, series: Sequence[Any] | None) -> str:
     def per_s(count: float) -> float:
         return count / duration if duration > 0 else 0.0
 
-    final = snapshot.extra.get("users_at_stop", snapshot.users)
+    final = snapshot.users if snapshot.users_at_stop is None else snapshot.users_at_stop
     users = [final, *(point.users for point in series or ())]
     received, sent = total.content_bytes, snapshot.sent_bytes
     text = (
@@ -135,20 +136,20 @@ def breakdown_text(stats: EndpointStats) -> str:
 
 def verdict(snapshot: Snapshot, checks: Sequence[Any] = ()) -> str:
     """The last line: ``PASSED``, or ``FAILED: 2 checks failed`` (or why else it failed)."""
-    stop = stop_of(snapshot)
+    stop = snapshot.stop
     failed_checks = sum(1 for result in checks if not result.passed)
     if failed_checks:
         return f"FAILED: {failed_checks} check{'' if failed_checks == 1 else 's'} failed"
-    if stop is None or not stop_failed(stop):
+    if stop is None or not stop.failed:
         return "PASSED"
-    lost = snapshot.extra.get("reports_failed")
-    if lost and stop["exit_code"] == 1 and not snapshot.total.failures and not snapshot.exceptions:
+    lost = snapshot.reports_failed
+    if lost and stop.exit_code == 1 and not snapshot.total.failures and not snapshot.exceptions:
         return f"FAILED: could not write {', '.join(lost)}"
-    if stop["exit_code"] == 1 and snapshot.total.failures:
+    if stop.exit_code == 1 and snapshot.total.failures:
         return f"FAILED: {snapshot.total.failures} request(s) failed"
-    if stop["exit_code"] == 1 and snapshot.exceptions:
+    if stop.exit_code == 1 and snapshot.exceptions:
         return f"FAILED: user code raised {sum(e.count for e in snapshot.exceptions)} time(s)"
-    return f"FAILED: {stop['message']}"
+    return f"FAILED: {stop.message}"
 
 
 def write_summary(
@@ -195,8 +196,8 @@ def write_summary(
     stream.write(totals_text(snapshot, series))
     if snapshot.open_model:
         stream.write(open_model_text(snapshot))
-    if snapshot.extra.get("capacity"):
-        stream.write(capacity_text(snapshot.extra["capacity"]))
+    if snapshot.capacity is not None:
+        stream.write(capacity_text(snapshot.capacity))
     if snapshot.errors:
         stream.write("\nErrors:\n")
         errors = snapshot.errors[:SUMMARY_ERRORS]  # most frequent first
@@ -208,26 +209,24 @@ def write_summary(
             stream.write(
                 f"... and {left:,} more error row(s), less frequent (see --csv/--json for all)\n"
             )
-    saturation = snapshot.extra.get("saturation")
-    if saturation and saturation["saturated_seconds"]:
+    saturation = snapshot.saturation
+    if saturation is not None and saturation.saturated_seconds:
         stream.write(
-            f"\nThe load generator was saturated {saturation['share']:.0%} of the run "
-            f"({saturation['saturated_seconds']} of {saturation['seconds']} s; worst event-loop "
-            f"lag {saturation['worst_loop_lag_ms']:.0f} ms): response times from those seconds "
+            f"\nThe load generator was saturated {saturation.share:.0%} of the run "
+            f"({saturation.saturated_seconds} of {saturation.seconds} s; worst event-loop "
+            f"lag {saturation.worst_loop_lag_ms:.0f} ms): response times from those seconds "
             "may be inflated by the generator itself.\n"
         )
-    hosts_lost = snapshot.extra.get("hosts_lost") or []
+    hosts_lost = snapshot.hosts_lost
     if hosts_lost:
         stream.write(f"\nHosts lost: {len(hosts_lost)}\n")
         for lost in hosts_lost:
-            stream.write(f"  at {lost['at_s']:.1f} s: {lost['cause']}; {lost['action']}\n")
-    events = snapshot.extra.get("recovery_events") or []
+            stream.write(f"  at {lost.at_s:.1f} s: {lost.cause}; {lost.action}\n")
+    events = snapshot.recovery_events
     if events:
         stream.write("\nRecovery events:\n")
-        rows = [
-            [f"{e['at_s']:.1f}", e["worker"], e["pid"], e["cause"], e["action"]] for e in events
-        ]
-        stream.write(tabulate(rows, headers=["At (s)", "Worker", "Pid", "Cause", "Action"]))
+        event_rows = [[f"{e.at_s:.1f}", e.worker, e.pid, e.cause, e.action] for e in events]
+        stream.write(tabulate(event_rows, headers=["At (s)", "Worker", "Pid", "Cause", "Action"]))
         stream.write("\n")
     if snapshot.exceptions:
         stream.write("\nExceptions in user code:\n")
@@ -240,38 +239,36 @@ def write_summary(
             stream.write(f"  {'ok  ' if result.passed else 'FAIL'} {result.describe()}\n")
         failed = sum(1 for r in checks if not r.passed)
         stream.write(f"{len(checks) - failed} passed, {failed} failed\n")
-    stop = stop_of(snapshot)
-    if stop is not None:
-        stream.write(f"\n{stop_text(stop)}\n")
+    if snapshot.stop is not None:
+        stream.write(f"\n{stop_text(snapshot.stop)}\n")
     stream.write(f"{verdict(snapshot, checks)}\n")
     stream.flush()
 
 
-def capacity_text(search: dict[str, Any]) -> str:
+def capacity_text(search: CapacityResult) -> str:
     """``mpswarm capacity``: every step, then the rate found (or why none was)."""
     rows = [
-        [f"{s['rate']:.1f}", f"{s['achieved_rps']:.1f}", format_ms(s["p50_ms"]),
-         format_ms(s["p95_ms"]), format_ms(s["p99_ms"]), f"{s['fail_ratio']:.4f}",
-         str(s["dropped"]), "saturated" if s["saturated"] else ("held" if s["passed"] else
-         "failed: " + ", ".join(s["failed_checks"]))]
-        for s in search["steps"]
+        [f"{s.rate:.1f}", f"{s.achieved_rps:.1f}", format_ms(s.p50_ms), format_ms(s.p95_ms),
+         format_ms(s.p99_ms), f"{s.fail_ratio:.4f}", str(s.dropped), "saturated" if s.saturated
+         else ("held" if s.passed else "failed: " + ", ".join(s.failed_checks))]
+        for s in search.steps
     ]  # fmt: skip
     headers = ["Rate /s", "Achieved /s", "p50", "p95", "p99", "Fail ratio", "Dropped", "Step"]
     text = "\nCapacity search (each step judged on its second half; times in ms):\n"
     text += tabulate(rows, headers=headers, disable_numparse=True) + "\n"
-    found = search["capacity_rps"]
-    if search["generator_limited"]:
+    found = search.capacity_rps
+    if search.generator_limited:
         text += (
             "The load generator was the limit first (saturated, or iterations dropped for want "
             "of a free user): add --processes or hosts, or raise --max-users."
         )
         text += f" Every check held up to {found:.1f}/s.\n" if found is not None else "\n"
     elif found is None:
-        text += f"No step held {' and '.join(search['checks'])}.\n"
+        text += f"No step held {' and '.join(search.checks)}.\n"
     else:
-        failed = search["lowest_failed_rps"]
+        failed = search.lowest_failed_rps
         above = f" (failed at {failed:.1f}/s)" if failed is not None else " (the --max asked for)"
-        text += f"Capacity: {found:.1f}/s{above} with {' and '.join(search['checks'])}.\n"
+        text += f"Capacity: {found:.1f}/s{above} with {' and '.join(search.checks)}.\n"
     return text
 
 

@@ -153,7 +153,7 @@ def _utc(timestamp: float | None) -> str:
 
 def failure_rows(snapshot: Snapshot) -> Iterable[list[Any]]:
     """PREFIX_failures.csv rows, most frequent first."""
-    seen = snapshot.extra.get("error_times", {})
+    seen = snapshot.error_times
     for error in snapshot.errors:
         first, last = seen.get((error.method, error.name, error.error), (None, None))
         yield [error.method, error.name, error.error, error.occurrences, _utc(first), _utc(last)]
@@ -161,7 +161,7 @@ def failure_rows(snapshot: Snapshot) -> Iterable[list[Any]]:
 
 def exception_rows(snapshot: Snapshot) -> Iterable[list[Any]]:
     """PREFIX_exceptions.csv rows."""
-    nodes = snapshot.extra.get("exception_nodes", {})
+    nodes = snapshot.exception_nodes
     for exc in snapshot.exceptions:
         where = ", ".join(sorted(nodes.get((exc.message, exc.traceback), ())))
         yield [exc.count, exc.message, exc.traceback, where]
@@ -175,7 +175,7 @@ def history_rows(
     Rates and percentiles are those of the last seconds (the window); the totals cumulative.
     """
     chosen = [*snapshot.endpoints, snapshot.total] if full else [snapshot.total]
-    saturated = int(bool(snapshot.extra.get("saturation", {}).get("now")))
+    saturated = int(snapshot.saturation is not None and snapshot.saturation.now)
     recents, rates = [], []
     for stats in chosen:
         key = (stats.method, stats.name)

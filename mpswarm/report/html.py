@@ -17,7 +17,7 @@ from typing import TextIO
 from mpswarm.report.charts import DRAW_SCRIPT, figures_json, plotly_js
 from mpswarm.report.checks import CheckResult
 from mpswarm.report.console import format_bytes, format_ms, open_model_text, verdict
-from mpswarm.report.stop_reason import stop_failed, stop_of, stop_text
+from mpswarm.report.stop_reason import stop_text
 from mpswarm.stats.snapshot import Snapshot
 
 
@@ -240,30 +240,27 @@ def write_html(
         else "<p>No errors.</p>"
     )
     check_html = checks_html(checks)
-    saturation = snapshot.extra.get("saturation") or {}
+    saturation = snapshot.saturation
     saturation_html = ""
-    if saturation.get("saturated_seconds"):
+    if saturation is not None and saturation.saturated_seconds:
         marked = ", ".join(f"{p.t:.0f}" for p in series if p.saturated) or "-"
         saturation_html = (
-            f'<p class="failed">The load generator was saturated {saturation["share"]:.0%} of '
-            f"the run (worst event-loop lag {saturation['worst_loop_lag_ms']:.0f} ms): response "
+            f'<p class="failed">The load generator was saturated {saturation.share:.0%} of '
+            f"the run (worst event-loop lag {saturation.worst_loop_lag_ms:.0f} ms): response "
             f"times from those seconds may be inflated (seconds: {html.escape(marked)}).</p>"
         )
-    events = snapshot.extra.get("recovery_events") or []
+    events = snapshot.recovery_events
     if events:
         saturation_html += "<h2>Recovery events</h2>" + _table(
             ["At (s)", "Worker", "Pid", "Cause", "Action"],
-            [
-                [f"{e['at_s']:.1f}", str(e["worker"]), str(e["pid"]), e["cause"], e["action"]]
-                for e in events
-            ],
+            [[f"{e.at_s:.1f}", str(e.worker), str(e.pid), e.cause, e.action] for e in events],
             "recovery",
         )
-    hosts_lost = snapshot.extra.get("hosts_lost") or []
+    hosts_lost = snapshot.hosts_lost
     if hosts_lost:
         saturation_html += "<h2>Hosts lost</h2>" + _table(
             ["At (s)", "Host", "Cause", "Action"],
-            [[f"{h['at_s']:.1f}", str(h["name"]), h["cause"], h["action"]] for h in hosts_lost],
+            [[f"{h.at_s:.1f}", str(h.name), h.cause, h.action] for h in hosts_lost],
             "hosts-lost",
         )
     if snapshot.open_model:
@@ -276,10 +273,10 @@ def write_html(
     open_model_chart = (
         '<div id="chart-open-model" class="chart"></div>\n' if snapshot.open_model else ""
     )
-    stop = stop_of(snapshot)
+    stop = snapshot.stop
     stop_html = ""
     if stop is not None:
-        css = "stop failed" if stop_failed(stop) else "stop"
+        css = "stop failed" if stop.failed else "stop"
         stop_html = f'<p class="{css}">{html.escape(stop_text(stop))}</p>'
     said = verdict(snapshot, checks or [])
     verdict_html = (

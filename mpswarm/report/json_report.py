@@ -2,6 +2,8 @@
 
 ``stop`` says why the run ended: ``{"kind", "message", "exit_code", "at"}`` (see
 ``mpswarm.report.stop_reason``), null when the Snapshot does not know (a live one).
+``recovery_events``, ``hosts_lost``, ``saturation``, ``phases`` and ``capacity`` are the
+Snapshot's records of the same names (``mpswarm.stats.run_facts``) in their JSON form.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 from mpswarm.report._schema import check_report
 from mpswarm.report.checks import CheckResult
-from mpswarm.report.stop_reason import stop_from_dict, stop_of
+from mpswarm.stats.run_facts import HostLost, RecoveryEvent, RunStop, Saturation
 from mpswarm.stats.snapshot import (
     PHASE_NAMES,
     EndpointStats,
@@ -135,21 +137,13 @@ def _buckets(histogram: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def snapshot_from_dict(data: dict[str, Any]) -> Snapshot:
-    """Rebuild the final Snapshot from a JSON report (its stop reason in ``extra["stop"]``).
+    """Rebuild the final Snapshot from a JSON report (its stop reason in ``stop``; None in a
+    report without one, as in a live Snapshot).
 
     Raises:
         ReportSchemaError: a field is not what ``report_dict`` writes (it is named).
     """
     check_report(data, SCHEMA_VERSION)
-    extra: dict[str, Any] = {
-        "saturation": data.get("saturation"),
-        "recovery_events": data.get("recovery_events", []),
-    }
-    if data.get("hosts_lost"):
-        extra["hosts_lost"] = data["hosts_lost"]
-    stop = stop_from_dict(data.get("stop"))
-    if stop is not None:  # as a live Snapshot: no "stop" key rather than None
-        extra["stop"] = stop
     return Snapshot(
         endpoints=tuple(endpoint_from_dict(e) for e in data["endpoints"]),
         total=endpoint_from_dict(data["total"]),
@@ -163,12 +157,15 @@ def snapshot_from_dict(data: dict[str, Any]) -> Snapshot:
         duration_s=data["duration_s"],
         users=0,
         final=True,
-        extra=extra,
         open_model=data.get("open_model") is not None,
         iterations=data.get("iterations", 0),
         dropped=(data.get("open_model") or {}).get("dropped", 0),
         sent_bytes=data.get("sent_bytes", 0),
         lost=data.get("lost_requests", 0),
+        saturation=Saturation.from_dict(data.get("saturation")),
+        recovery_events=tuple(map(RecoveryEvent.from_dict, data.get("recovery_events") or ())),
+        hosts_lost=tuple(map(HostLost.from_dict, data.get("hosts_lost") or ())),
+        stop=RunStop.from_dict(data.get("stop")),
     )
 
 
@@ -185,7 +182,7 @@ def report_dict(
         "settings": settings,
         "started_at": snapshot.started_at,
         "duration_s": snapshot.duration_s,
-        "stop": stop_of(snapshot),
+        "stop": None if snapshot.stop is None else snapshot.stop.as_dict(),
         "iterations": snapshot.iterations,
         "sent_bytes": snapshot.sent_bytes,
         "lost_requests": snapshot.lost,
@@ -209,11 +206,12 @@ def report_dict(
             }
             for r in checks or []
         ],
-        "recovery_events": list(snapshot.extra.get("recovery_events", [])),
-        "hosts_lost": list(snapshot.extra.get("hosts_lost", [])),
-        "saturation": snapshot.extra.get("saturation"),
-        "phases": [list(phase) for phase in snapshot.extra.get("phases") or []],
-        "capacity": snapshot.extra.get("capacity"),  # mpswarm capacity: its steps and result
+        "recovery_events": [event.as_dict() for event in snapshot.recovery_events],
+        "hosts_lost": [lost.as_dict() for lost in snapshot.hosts_lost],
+        "saturation": None if snapshot.saturation is None else snapshot.saturation.as_dict(),
+        "phases": [list(phase) for phase in snapshot.phases],
+        # mpswarm capacity: its steps and result
+        "capacity": None if snapshot.capacity is None else snapshot.capacity.as_dict(),
         "open_model": (
             {
                 "iterations": snapshot.iterations,

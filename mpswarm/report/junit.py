@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, TextIO
+from typing import TextIO
 from xml.etree import ElementTree
 
 from mpswarm.report.checks import CheckResult
-from mpswarm.report.stop_reason import FAILURE_KINDS, stop_failed, stop_of, stop_text
+from mpswarm.report.stop_reason import FAILURE_KINDS, RunStop, stop_text
 from mpswarm.stats.snapshot import Snapshot
 
 #: The testcase that says whether the run ended as planned (written when the stop is known).
@@ -41,7 +41,7 @@ def write_junit(snapshot: Snapshot, stream: TextIO, checks: list[CheckResult]) -
             None if failed == 0 else (f"{failed} of {snapshot.total.requests} requests failed")
         )
         cases.append((_CHECK_CLASS, "no failed requests", message))
-    stop = stop_of(snapshot)
+    stop = snapshot.stop
     if stop is not None:
         others_failed = any(message for _, _, message in cases)
         cases.append((*RUN_CASE, _run_failure(stop, snapshot, others_failed)))
@@ -76,15 +76,15 @@ def write_junit(snapshot: Snapshot, stream: TextIO, checks: list[CheckResult]) -
     stream.write("\n")
 
 
-def _run_failure(stop: dict[str, Any], snapshot: Snapshot, others_failed: bool) -> str | None:
+def _run_failure(stop: RunStop, snapshot: Snapshot, others_failed: bool) -> str | None:
     """The 'run completed' failure message, None when it passes (rule: ``write_junit``)."""
-    if not stop_failed(stop):
+    if not stop.failed:
         return None
-    if stop["kind"] in FAILURE_KINDS:
+    if stop.kind in FAILURE_KINDS:
         return stop_text(stop)
     if others_failed:
         return None
-    cause = f"exit code {stop['exit_code']} with no failed check or request"
+    cause = f"exit code {stop.exit_code} with no failed check or request"
     raised = sum(e.count for e in snapshot.exceptions)
     if raised:
         cause += f" ({raised} exception(s) in user code)"

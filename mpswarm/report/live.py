@@ -45,7 +45,7 @@ def status_lines(snapshot: Snapshot, window: Window | None, info: RunInfo) -> li
         rps = fps = 0.0
         p50 = p95 = None
     cpu = "  ".join(f"w{slot}: {value:3.0f}%" for slot, value in info.worker_cpu) or "-"
-    if snapshot.extra.get("saturation", {}).get("now"):
+    if snapshot.saturation is not None and snapshot.saturation.now:
         cpu += "  SATURATED: response times may be inflated"
     dropped = f"   dropped iterations {snapshot.dropped}" if snapshot.open_model else ""
     return [

@@ -6,6 +6,8 @@ it quits); a file that cannot be written does not cost the others.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -31,42 +33,47 @@ def write_reports(
     series: list[Point],
     out: TextIO,
     lost: Sequence[str] = (),
-    recode: Callable[[], bool] | None = None,
+    recode: Callable[[Snapshot], Snapshot] | None = None,
 ) -> list[str]:
     """The report files, then the summary (on ``out``, or stderr when the JSON goes to stdout).
 
     Each file is written atomically (``write_atomically``): one that cannot be written leaves
-    nothing behind and does not stop the others. When some failed (with ``lost``, reports lost
-    earlier, e.g. the CSV files), ``recode()`` settles the exit code again (True when it
-    changed: the files already written are written once more, so that they say so) and the
-    summary's verdict names them; one line on stderr says which and why.
+    nothing behind and does not stop the others. The reports after one that failed get the
+    snapshot that names it (``reports_failed``). When some failed (with ``lost``, reports lost
+    earlier, e.g. the CSV files), ``recode(snapshot)`` returns the snapshot whose exit code is
+    settled again; when its stop reason changed, the files already written are written once
+    more, so that they say so. The summary's verdict names them; one line on stderr says which
+    and why.
 
     Returns:
         The reports not written, as ``OPTION PATH (why)``.
     """
     settings = run_settings(config)
-    files: list[tuple[str, str | None, Callable[[TextIO], None]]] = [
-        ("--json-file", config.json_file, lambda s: write_json(snapshot, s, settings, checks)),
-        ("--html", config.html_file, lambda s: write_html(snapshot, s, series, settings, checks)),
-        ("--junit", config.junit_file, lambda s: write_junit(snapshot, s, checks)),
+    files: list[tuple[str, str | None, Callable[[Snapshot, TextIO], None]]] = [
+        ("--json-file", config.json_file, lambda snap, s: write_json(snap, s, settings, checks)),
+        ("--html", config.html_file,
+         lambda snap, s: write_html(snap, s, series, settings, checks)),
+        ("--junit", config.junit_file, lambda snap, s: write_junit(snap, s, checks)),
         ("--summary-file", config.summary_file,
-         lambda s: write_summary(snapshot, s, settings, series, checks)),
+         lambda snap, s: write_summary(snap, s, settings, series, checks)),
     ]  # fmt: skip
     failures = list(lost)
     written = []
     for option, path, write in files:
         if path:
-            problem = write_report_file(path, write)
+            problem = write_report_file(path, functools.partial(write, snapshot))
             if problem is None:
                 written.append((path, write))
             else:  # the reports after it (the summary file last) say so
                 failures.append(f"{option} {path} ({problem})")
-                snapshot.extra["reports_failed"] = failures
+                snapshot = dataclasses.replace(snapshot, reports_failed=tuple(failures))
     if failures:
-        snapshot.extra["reports_failed"] = failures
-        if recode is not None and recode():
-            for path, write in written:
-                write_report_file(path, write)  # (if this fails, the first version stays)
+        snapshot = dataclasses.replace(snapshot, reports_failed=tuple(failures))
+        settled = snapshot if recode is None else recode(snapshot)
+        if settled.stop != snapshot.stop:
+            snapshot = settled
+            for path, write in written:  # (if this fails, the first version stays)
+                write_report_file(path, functools.partial(write, snapshot))
     summary_stream = sys.stderr if config.json_stdout else out
     write_summary(snapshot, summary_stream, settings, series, checks)
     if config.json_stdout:

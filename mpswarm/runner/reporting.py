@@ -245,7 +245,7 @@ class RunReporting:
                 p50=p50,
                 p95=p95,
                 p99=p99,
-                saturated=bool((snapshot.extra.get("saturation") or {}).get("now")),
+                saturated=snapshot.saturation is not None and snapshot.saturation.now,
                 p90=p90,
                 max=top,
                 dropped=dropped,

@@ -137,12 +137,13 @@ class Run:
         ``--prometheus`` endpoint, or None) serve the final numbers, and return the exit code."""
         if metrics is not None:
             metrics.freeze(outcome.snapshot)
-        code = self.exit_code(outcome)  # the reports carry it
+        # The reports carry the exit code: decided first, then the snapshot that says it.
+        snapshot = with_exit_code(outcome.snapshot, self.exit_code(outcome))
 
-        def recode() -> bool:  # a report was lost: the code again, True when it changed
-            return self.exit_code(outcome, reports_failed=True) != code
+        def recode(failed: Snapshot) -> Snapshot:  # a report was lost: the code settled again
+            return with_exit_code(failed, self.exit_code(outcome, reports_failed=True))
 
-        lost = write_reports(self.config, outcome.snapshot, outcome.checks, outcome.series, out,
+        lost = write_reports(self.config, snapshot, outcome.checks, outcome.series, out,
                              outcome.lost, recode)  # fmt: skip
         if metrics is not None:
             metrics.linger()
@@ -175,9 +176,9 @@ def execute(swarm: Swarm, plan: Plan, reporting: RunReporting) -> Outcome:
     snapshot = swarm.stop_all()
     # A built-in shape adds to the reports: a --profile its phases, the capacity search its
     # steps and result.
-    report_extra = getattr(plan.shape, "report_extra", None)
-    if report_extra is not None:
-        snapshot.extra.update(report_extra(snapshot.duration_s))
+    report_facts = getattr(plan.shape, "report_facts", None)
+    if report_facts is not None:
+        snapshot = report_facts(snapshot)
     checks = reporting.finish(snapshot)
     stop = swarm.stop_reason
     assert stop is not None  # stop_all requests one when nothing did
@@ -193,7 +194,7 @@ def execute(swarm: Swarm, plan: Plan, reporting: RunReporting) -> Outcome:
 def exit_code(
     outcome: Outcome, config: RunConfig, environment: Environment, reports_failed: bool = False
 ) -> int:
-    """The process exit code of a finished run; also recorded in its snapshot's ``stop``.
+    """The process exit code of a finished run (``with_exit_code`` puts it in a snapshot).
 
     A stop reason that imposes a code decides first (4: a resource failure, 1: no worker
     left). Then a locustfile may decide (``environment.process_exit_code``), then the checks
@@ -207,9 +208,15 @@ def exit_code(
         code = _results_code(outcome, config, environment)
     if reports_failed and code == 0:
         code = EXIT_REPORT_FAILED
-    if "stop" in outcome.snapshot.extra:
-        outcome.snapshot.extra["stop"]["exit_code"] = code
     return code
+
+
+def with_exit_code(snapshot: Snapshot, code: int) -> Snapshot:
+    """``snapshot`` whose stop reason carries the run's exit code, as the reports show it
+    (the same snapshot when it has no stop reason)."""
+    if snapshot.stop is None:
+        return snapshot
+    return dataclasses.replace(snapshot, stop=dataclasses.replace(snapshot.stop, exit_code=code))
 
 
 def _results_code(outcome: Outcome, config: RunConfig, environment: Environment) -> int:
@@ -393,4 +400,5 @@ __all__ = [
     "execute",
     "exit_code",
     "install_signal_handlers",
+    "with_exit_code",
 ]

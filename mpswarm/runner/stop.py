@@ -13,9 +13,10 @@ import dataclasses
 import enum
 import time
 from collections.abc import Callable
-from typing import Any
 
 from gevent.event import Event
+
+from mpswarm.stats.run_facts import RunStop
 
 Clock = Callable[[], float]
 
@@ -62,14 +63,10 @@ class StopReason:
         """True when the run did not end as planned (the reason imposes an exit code)."""
         return self.exit_code is not None and self.exit_code != 0
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (``kind`` as its string)."""
-        return {
-            "kind": self.kind.value,
-            "message": self.message,
-            "exit_code": self.exit_code,
-            "at": round(self.at, 3),
-        }
+    def record(self) -> RunStop:
+        """As the reports show it (``kind`` as its string; the exit code this reason imposes,
+        until the run's own is decided)."""
+        return RunStop.shown(self.kind.value, self.message, self.exit_code, self.at)
 
 
 class StopScope:

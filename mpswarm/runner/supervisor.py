@@ -12,7 +12,6 @@ stays with the aggregator.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import os
 import time
@@ -28,6 +27,7 @@ from mpswarm.runner._handle import WorkerHandle
 from mpswarm.runner.stop import StopKind, StopScope
 from mpswarm.runner.usage import LAG_PROBE_S
 from mpswarm.runner.worker import FORK_REFUSED
+from mpswarm.stats.run_facts import HostLost, RecoveryEvent, Saturation
 
 logger = logging.getLogger(__name__)
 
@@ -39,21 +39,6 @@ EXIT_USER_CODE = 1
 BLOCKED_WARN_S = 1.0
 #: The window within which more than --max-restarts deaths stop the run.
 CRASH_WINDOW_S = 60.0
-
-
-@dataclasses.dataclass(frozen=True)
-class RecoveryEvent:
-    """Something the supervisor did: when (seconds into the run), to which worker, why."""
-
-    at_s: float
-    worker: int
-    pid: int | None
-    cause: str
-    action: str
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return dataclasses.asdict(self)
 
 
 class Supervised(Protocol):
@@ -377,13 +362,20 @@ class Supervisor:
             if handle.alive and handle.pid is not None
         ]
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> Saturation:
         """Saturation figures for the reports."""
         share = self.saturated_seconds / self.seconds if self.seconds else 0.0
-        return {
-            "share": share,
-            "saturated_seconds": self.saturated_seconds,
-            "seconds": self.seconds,
-            "worst_loop_lag_ms": self.worst_lag_us / 1000.0,
-            "now": self.saturated_now,
-        }
+        return Saturation(
+            share=share,
+            saturated_seconds=self.saturated_seconds,
+            seconds=self.seconds,
+            worst_loop_lag_ms=self.worst_lag_us / 1000.0,
+            now=self.saturated_now,
+        )
+
+    def lost_hosts(self) -> tuple[HostLost, ...]:
+        """The hosts lost so far, for the reports."""
+        return tuple(
+            HostLost(lost["at_s"], lost["host"], lost["name"], lost["cause"], lost["action"])
+            for lost in self.hosts_lost
+        )

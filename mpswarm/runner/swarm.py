@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -331,10 +332,11 @@ class Swarm(MasterRunner):
             if node.state != STATE_MISSING:
                 node.state = STATE_STOPPED
         self.environment.events.test_stop.fire(environment=self.environment)
-        snapshot = self.snapshot(final=True)
-        snapshot.extra["stop"] = self.scope.reason.as_dict()
-        snapshot.extra["users_at_stop"] = users_at_stop
-        return snapshot
+        return dataclasses.replace(
+            self.snapshot(final=True),
+            stop=self.scope.reason.record(),
+            users_at_stop=users_at_stop,
+        )
 
     def prepare_new_run(self) -> None:
         """Before another run on the same workers (web UI): statistics from zero, no stop."""
@@ -387,7 +389,7 @@ class Swarm(MasterRunner):
         return end - self._t_start
 
     def snapshot(self, final: bool = False, totals_only: bool = False) -> Snapshot:
-        """Aggregate every segment now (with saturation figures and recovery events)."""
+        """Aggregate every segment now (with saturation figures, recovery events, lost hosts)."""
         snapshot = self.aggregator.snapshot(
             started_at=self.started_at or time.time(),
             duration_s=self.elapsed(),
@@ -395,14 +397,12 @@ class Swarm(MasterRunner):
             final=final,
             totals_only=totals_only,
         )
-        snapshot.extra["saturation"] = self.supervisor.summary()
-        snapshot.extra["recovery_events"] = [e.as_dict() for e in self.supervisor.events]
-        if self.supervisor.hosts_lost:
-            snapshot.extra["hosts_lost"] = [
-                {k: v for k, v in lost.items() if not k.startswith("_")}
-                for lost in self.supervisor.hosts_lost
-            ]
-        return snapshot
+        return dataclasses.replace(
+            snapshot,
+            saturation=self.supervisor.summary(),
+            recovery_events=tuple(self.supervisor.events),
+            hosts_lost=self.supervisor.lost_hosts(),
+        )
 
     @property
     def name_count(self) -> int:

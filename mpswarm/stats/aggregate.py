@@ -360,11 +360,8 @@ class Aggregator:
             duration_s=duration_s,
             users=users,
             final=final,
-            extra={
-                "taken_at": time.time(),
-                "error_times": {k: tuple(v) for k, v in self._error_times.items()},
-                "exception_nodes": {k: set(v) for k, v in self._exception_nodes.items()},
-            },
+            error_times={k: (v[0], v[1]) for k, v in self._error_times.items()},
+            exception_nodes={k: frozenset(v) for k, v in self._exception_nodes.items()},
             open_model=self.open_model,
             iterations=iterations,
             dropped=dropped,

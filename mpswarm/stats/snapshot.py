@@ -11,6 +11,14 @@ import numpy as np
 import numpy.typing as npt
 
 from mpswarm.stats.histogram import MIDPOINTS_US, NUM_BUCKETS, RANK_SLACK
+from mpswarm.stats.run_facts import (
+    CapacityResult,
+    HostLost,
+    Phase,
+    RecoveryEvent,
+    RunStop,
+    Saturation,
+)
 
 #: Percentiles in the end-of-run summary.
 SUMMARY_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
@@ -345,6 +353,21 @@ class Snapshot:
         start_delay: open model: how late iterations began after their scheduled start (a
             histogram of their delays), else None.
         lost: requests in flight in workers that died or were killed: begun, never recorded.
+        error_times: (method, name, error) -> when it was first and last seen (seconds since
+            the epoch).
+        exception_nodes: (message, traceback) of an exception -> the workers that raised it.
+        saturation: the load generator's saturation figures (None: not supervised).
+        recovery_events: what the supervisor did to workers, in order.
+        hosts_lost: under --ray, the hosts whose agent died.
+        stop: why the run ended, with its exit code once decided; None in a live Snapshot.
+        users_at_stop: users running when the stop began (None in a live Snapshot).
+        phases: a --profile's phases.
+        capacity: ``mpswarm capacity``: the search's steps and result.
+        reports_failed: reports that could not be written (``OPTION PATH (why)``): the
+            reports written after them, and the summary, say so.
+
+    A fact learnt later (the stop, the exit code, a report that failed) makes a new Snapshot
+    (``dataclasses.replace``): none is ever changed.
     """
 
     endpoints: tuple[EndpointStats, ...]
@@ -355,13 +378,26 @@ class Snapshot:
     duration_s: float
     users: int
     final: bool = False
-    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     open_model: bool = False
     iterations: int = 0
     dropped: int = 0
     sent_bytes: int = 0
     start_delay: EndpointStats | None = None
     lost: int = 0
+    error_times: Mapping[tuple[str, str, str], tuple[float, float]] = dataclasses.field(
+        default_factory=dict
+    )
+    exception_nodes: Mapping[tuple[str, str], frozenset[str]] = dataclasses.field(
+        default_factory=dict
+    )
+    saturation: Saturation | None = None
+    recovery_events: tuple[RecoveryEvent, ...] = ()
+    hosts_lost: tuple[HostLost, ...] = ()
+    stop: RunStop | None = None
+    users_at_stop: int | None = None
+    phases: tuple[Phase, ...] = ()
+    capacity: CapacityResult | None = None
+    reports_failed: tuple[str, ...] = ()
 
     @property
     def scheduled(self) -> int:

@@ -28,9 +28,8 @@ from mpswarm.report.checks import CheckResult
 from mpswarm.report.html import write_html
 from mpswarm.report.json_report import endpoint_dict, write_json
 from mpswarm.report.outputs import run_settings
-from mpswarm.report.stop_reason import stop_of
 from mpswarm.runner.reporting import RunReporting
-from mpswarm.runner.run import Outcome, Plan, execute, exit_code
+from mpswarm.runner.run import Outcome, Plan, execute, exit_code, with_exit_code
 from mpswarm.runner.stop import StopKind
 from mpswarm.runner.swarm import Swarm
 from mpswarm.stats.snapshot import Snapshot
@@ -150,9 +149,9 @@ class Controller:
         )
         try:
             self.outcome = execute(self.swarm, plan, self.reporting)
-            exit_code(self.outcome, self.config, self.swarm.environment)  # the stop carries it
+            code = exit_code(self.outcome, self.config, self.swarm.environment)
             self.checks = self.outcome.checks
-            self.final = self.outcome.snapshot
+            self.final = with_exit_code(self.outcome.snapshot, code)  # the page's stop says it
         except Exception:
             logger.exception("the run failed")
             raise
@@ -182,7 +181,7 @@ class Controller:
         final = None if self.running else self.final
         return {
             "state": self.run_state,
-            "stop": stop_of(final) if final is not None else None,
+            "stop": final.stop.as_dict() if final is not None and final.stop else None,
             "mode": self.mode,
             "shape": self.shape_class.__name__ if self.shape_class is not None else None,
             "arrival_rate": self.config.arrival_rate,
@@ -212,7 +211,7 @@ class Controller:
             "figures": figures(snapshot, series),
             "workers": self._workers(),
             "recovery_events": [e.as_dict() for e in self.swarm.supervisor.events],
-            "saturation": self.swarm.supervisor.summary(),
+            "saturation": self.swarm.supervisor.summary().as_dict(),
             "checks": [
                 {"check": r.check.expression, "passed": r.passed, "text": r.describe()}
                 for r in self.checks

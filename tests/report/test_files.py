@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
 from xml.etree import ElementTree
+
+import pytest
 
 from mpswarm.report.checks import evaluate_all, parse_check
 from mpswarm.report.csv_report import (
@@ -262,3 +265,54 @@ def test_html_is_self_contained(snapshot) -> None:
     assert figures[0]["data"][0]["y"] == [20.0] * 10  # req/s, each second
     assert figures[2]["data"][0]["y"] == [p.p50 for p in series]
     assert "/a" in page and "Aggregated" in page
+
+
+def test_the_runs_facts_round_trip_through_the_json_report(snapshot) -> None:
+    """What the runner adds to a final Snapshot is written, and read back by ``compare`` and
+    ``mpswarm.run()``, as the records it was."""
+    from mpswarm.report.json_report import report_dict, snapshot_from_dict
+    from mpswarm.stats.run_facts import HostLost, RecoveryEvent, RunStop, Saturation
+
+    final = dataclasses.replace(
+        snapshot,
+        final=True,
+        stop=RunStop("crash_loop", "crash loop", 4, 12.5),
+        saturation=Saturation(0.25, 2, 8, 61.5, False),
+        recovery_events=(RecoveryEvent(2.5, 1, 4242, "died", "replaced"),),
+        hosts_lost=(HostLost(4.0, 2, "node-b", "agent died", "a new agent started"),),
+    )
+    data = json.loads(json.dumps(report_dict(final, {})))
+    assert data["saturation"] == {"share": 0.25, "saturated_seconds": 2, "seconds": 8,
+                                  "worst_loop_lag_ms": 61.5, "now": False}  # fmt: skip
+    assert data["recovery_events"] == [
+        {"at_s": 2.5, "worker": 1, "pid": 4242, "cause": "died", "action": "replaced"}
+    ]
+    assert data["hosts_lost"] == [
+        {"at_s": 4.0, "host": 2, "name": "node-b", "cause": "agent died",
+         "action": "a new agent started"}
+    ]  # fmt: skip
+    again = snapshot_from_dict(data)
+    for fact in ("stop", "saturation", "recovery_events", "hosts_lost"):
+        assert getattr(again, fact) == getattr(final, fact), fact
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        ({"recovery_events": [{"at_s": 1.0, "worker": "w", "pid": 1, "cause": "", "action": ""}]},
+         "recovery_events[0].worker"),
+        ({"recovery_events": [{"at_s": 1.0, "worker": 0, "cause": "", "action": ""}]},
+         "recovery_events[0].pid"),
+        ({"hosts_lost": [{"at_s": 1.0, "host": 0, "name": None, "cause": "", "action": ""}]},
+         "hosts_lost[0].name"),
+        ({"saturation": {"share": 0.5, "saturated_seconds": 1, "seconds": 2,
+                         "worst_loop_lag_ms": 1.0}}, "saturation.now"),
+    ],
+)  # fmt: skip
+def test_a_report_with_a_wrong_fact_is_refused_naming_it(snapshot, edit, named) -> None:
+    from mpswarm.report._schema import ReportSchemaError
+    from mpswarm.report.json_report import report_dict, snapshot_from_dict
+
+    data = {**json.loads(json.dumps(report_dict(snapshot, {}))), **edit}
+    with pytest.raises(ReportSchemaError, match=re.escape(named)):
+        snapshot_from_dict(data)

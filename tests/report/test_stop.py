@@ -1,4 +1,4 @@
-"""Why a run ended is in every report: summary, JSON, JUnit, HTML (``extra["stop"]``)."""
+"""Why a run ended is in every report: summary, JSON, JUnit, HTML (``snapshot.stop``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from mpswarm.report.console import write_summary
 from mpswarm.report.html import write_html
 from mpswarm.report.json_report import report_dict, snapshot_from_dict, write_json
 from mpswarm.report.junit import write_junit
-from mpswarm.report.stop_reason import stop_of, stop_text
+from mpswarm.report.stop_reason import stop_text
+from mpswarm.runner.stop import StopKind, StopReason
+from mpswarm.stats.run_facts import RunStop
 from mpswarm.stats.snapshot import Snapshot
 
 CRASH = "crash loop: workers died 6 times within 60 s (more than --max-restarts 5)"
@@ -23,8 +25,8 @@ CRASH = "crash loop: workers died 6 times within 60 s (more than --max-restarts 
 
 def stopped(snapshot: Snapshot, kind: str, exit_code: int | None, message: str = "") -> Snapshot:
     """``snapshot`` as the runner hands a final one to the reporters."""
-    stop = {"kind": kind, "message": message or kind, "exit_code": exit_code, "at": 12.345}
-    return dataclasses.replace(snapshot, final=True, extra={**snapshot.extra, "stop": stop})
+    stop = RunStop.shown(kind, message or kind, exit_code, 12.345)
+    return dataclasses.replace(snapshot, final=True, stop=stop)
 
 
 def junit(snapshot: Snapshot, checks: Sequence[str] = ()) -> ElementTree.Element:
@@ -54,7 +56,7 @@ def test_summary_without_a_stop_has_no_stop_line(snapshot) -> None:
 
 
 def test_stop_text_without_an_exit_code() -> None:
-    stop = {"kind": "signal", "message": "received SIGINT", "exit_code": None, "at": 3.0}
+    stop = RunStop("signal", "received SIGINT", None, 3.0)
     assert stop_text(stop) == "Stopped after 3.0 s: received SIGINT [signal]"
 
 
@@ -63,15 +65,20 @@ def test_json_has_the_stop_object_and_round_trips(snapshot) -> None:
     write_json(stopped(snapshot, "crash_loop", 4, CRASH), out, {})
     data = json.loads(out.getvalue())
     assert data["stop"] == {"kind": "crash_loop", "message": CRASH, "exit_code": 4, "at": 12.345}
-    assert snapshot_from_dict(data).extra["stop"] == data["stop"]
+    rebuilt = snapshot_from_dict(data).stop
+    assert rebuilt == RunStop("crash_loop", CRASH, 4, 12.345)
+    assert rebuilt.as_dict() == data["stop"]
     plain = json.loads(json.dumps(report_dict(snapshot, {})))
     assert plain["stop"] is None
-    assert "stop" not in snapshot_from_dict(plain).extra  # as a live Snapshot
+    assert snapshot_from_dict(plain).stop is None  # as a live Snapshot
 
 
-def test_a_hostile_stop_message_is_one_printable_line(snapshot) -> None:
-    stop = stop_of(stopped(snapshot, "user_code", 1, "StopTest: \x1b[2Jgone\nnext line"))
-    assert stop is not None and stop["message"] == "StopTest: \\x1b[2Jgone\\x0anext line"
+def test_a_hostile_stop_message_is_one_printable_line() -> None:
+    reason = StopReason(StopKind.USER_CODE, "StopTest: \x1b[2Jgone\nnext line", 1, 1.23456)
+    stop = reason.record()  # as the runner puts it in the final Snapshot
+    assert stop == RunStop("user_code", "StopTest: \\x1b[2Jgone\\x0anext line", 1, 1.235)
+    read = RunStop.from_dict({"kind": "user_code", "message": "a\x1b[2J", "at": 2})
+    assert read == RunStop("user_code", "a\\x1b[2J", None, 2.0)  # from a JSON report
 
 
 # (snapshot fixture, kind, exit code, checks, failures, run completed failed?)

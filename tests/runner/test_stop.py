@@ -35,7 +35,7 @@ def test_first_request_wins_and_dates_the_stop() -> None:
     reason = scope.reason
     assert reason is not None and reason.kind is StopKind.SIGNAL and reason.at == 2.5
     assert reason.exit_code is None and not reason.failed
-    assert reason.as_dict() == {
+    assert reason.record().as_dict() == {
         "kind": "signal",
         "message": "received SIGINT",
         "exit_code": None,

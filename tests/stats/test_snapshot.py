@@ -46,3 +46,21 @@ def test_a_row_with_a_negative_count_is_computed_alone() -> None:
                         buckets=np.array([3, 200]), counts=np.array([2, -1]))  # fmt: skip
     rows = [row_of([10, 20, 30]), odd]
     assert percentile_table(rows, (50.0, 99.0)) == [row.percentiles((50.0, 99.0)) for row in rows]
+
+
+def test_a_snapshot_is_never_changed_a_fact_makes_a_new_one() -> None:
+    import dataclasses
+
+    import pytest
+
+    from mpswarm.stats.run_facts import RunStop
+    from mpswarm.stats.snapshot import Snapshot
+
+    total = EndpointStats("", "Aggregated", 0, 0, 0, 0, 0, 0)
+    live = Snapshot((), total, (), (), 0.0, 1.0, 0)
+    assert live.stop is None and live.users_at_stop is None and live.reports_failed == ()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        live.stop = RunStop("time_limit", "the run time is over", 0, 1.0)  # type: ignore[misc]
+    final = dataclasses.replace(live, stop=RunStop("time_limit", "over", 0, 1.0))
+    assert live.stop is None and final.stop is not None and final.total is live.total
+    assert not hasattr(live, "extra")

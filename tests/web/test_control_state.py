@@ -16,6 +16,7 @@ import pytest
 
 from mpswarm.config import RunConfig
 from mpswarm.stats.aggregate import Aggregator
+from mpswarm.stats.run_facts import RunStop, Saturation
 from mpswarm.stats.snapshot import Snapshot
 from mpswarm.web.control import Controller
 from tests.stats.test_recorder import Worker
@@ -54,7 +55,7 @@ def controller(live: Snapshot) -> Iterator[Controller]:
         state="stopped",
         workers=[handle for handle, _ in rows],
         clients={handle.client_id: node for handle, node in rows},
-        supervisor=SimpleNamespace(events=[], summary=lambda: None),
+        supervisor=SimpleNamespace(events=[], summary=lambda: Saturation(0.0, 0, 0, 0.0, False)),
         snapshot=lambda: live,
     )
     ui = Controller(swarm, RunConfig())  # type: ignore[arg-type]
@@ -81,7 +82,7 @@ def test_while_running_the_workers_say_their_own_state(controller) -> None:
 def test_after_a_stop_the_page_says_why_and_no_worker_says_running(controller, live) -> None:
     controller.runs = 1
     stop = {**CRASH, "at": 4.25}
-    controller.final = dataclasses.replace(live, final=True, extra={"stop": stop})
+    controller.final = dataclasses.replace(live, final=True, stop=RunStop(**stop))
     state = controller.state()
     assert state["state"] == "stopped"
     assert state["stop"] == stop
