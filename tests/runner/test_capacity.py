@@ -22,11 +22,13 @@ class Client(FastHttpUser):
 def test_the_search_finds_a_known_capacity(run_cli, demo, tmp_path: Path) -> None:
     locustfile = write(tmp_path / "client.py", LOCUSTFILE)
     report = tmp_path / "r.json"
+    # The median, not p99: over a 2-s step, a stall of a busy machine (the generator's or the
+    # target's) lifts the p99 at any rate (84.4/s was found once, for 100), while a rate over
+    # the capacity grows the queue through the step: at 1.1x, a median of ~100 ms.
     run = run_cli(
-        "capacity", "-f", str(locustfile), "-H", demo.url, "--check", "p99<100ms",
+        "capacity", "-f", str(locustfile), "-H", demo.url, "--check", "p50<50ms",
         "--check", "fail_ratio<0.01", "--start", "25/s", "--max", "1000/s", "--step-time", "2s",
-        "--json-file", str(report), "--only-summary", timeout=240,
-    )  # fmt: skip
+        "--json-file", str(report), "--only-summary", timeout=240, precise=True)  # fmt: skip
     assert run.code == 0, run
     search = json.loads(report.read_text())["capacity"]
     found = search["capacity_rps"]
@@ -85,21 +87,19 @@ def test_a_target_slower_than_the_rate_is_the_limit_even_with_users_run_out(
     locustfile = write(tmp_path / "client.py", LOCUSTFILE.replace(str(CAPACITY), "300"))
     report = tmp_path / "r.json"
     run = run_cli(
-        "capacity", "-f", str(locustfile), "-H", demo.url, "--check", "p99<100ms",
+        "capacity", "-f", str(locustfile), "-H", demo.url, "--check", "p50<50ms",
         "--start", "200/s", "--max", "1000/s", "--step-time", "2s", "--max-users", "40",
         # A neighbour's load delays the loop now and then on a busy machine: not this
         # generator's saturation, which would end the search without a figure.
         "--lag-warn", "300ms",
-        "--json-file", str(report), "--only-summary", timeout=240,
-    )  # fmt: skip
+        "--json-file", str(report), "--only-summary", timeout=240, precise=True)  # fmt: skip
     assert run.code == 0, run
     search = json.loads(report.read_text())["capacity"]
     assert search["generator_limited"] is False, search
-    # 312.5/s on an idle machine; on a busy one the generator's own delays made the p99 check
-    # fail sooner (262.5/s beside two CPU burners, 193.75/s on a slow moment): the target's
-    # limit either way, never above its 300/s by more than 10 %.
+    # The median (see above): with a p99 check, 312.5/s on an idle machine, 262.5/s beside two
+    # CPU burners, 193.75/s on a slow moment (200/s failed, 400/s was never tried).
     found = search["capacity_rps"]
-    assert 100 <= found <= 300 * 1.1, search
+    assert 300 * 0.9 <= found <= 300 * 1.1, search
     assert (search["lowest_failed_rps"] - found) / found <= 0.1, search  # narrowed to 10 %
     over = [step for step in search["steps"] if step["rate"] == 400.0]
     assert over and not over[0]["passed"] and not over[0]["saturated"], search

@@ -61,7 +61,7 @@ def test_a_log_is_replayed_request_for_request(run_cli, demo, tmp_path: Path, co
     processes = "1" if combined else "2"
     run = run_cli("replay", str(log), "-H", demo.url, "--speed", "2", "--csv", str(prefix),
                   "--json-file", str(report), "--only-summary", "--processes", processes,
-                  "--exit-code-on-error", "0")  # fmt: skip
+                  "--exit-code-on-error", "0", precise=True)  # fmt: skip
     assert run.code == 0, run
     assert "160 requests over 2.0 s; 0 with a host of their own" in run.stderr
     assert "skipped 1 unparsable lines, 0 longer than 64 KiB, 1 of other methods" in run.stderr
@@ -219,11 +219,13 @@ def test_the_rate_follows_the_log_within_one_percent(run_cli, timed, tmp_path: P
     log.write_text("".join(
         json.dumps({"time": base + t, "method": "GET", "path": "/fast"}) + "\n" for t in offsets
     ))  # fmt: skip
+    report = tmp_path / "r.json"
     run = run_cli("replay", str(log), "-H", timed.url, "--log-format", "json", "--speed", "2",
-                  "--only-summary", "--processes", "2", "--exit-code-on-error", "0")  # fmt: skip
+                  "--only-summary", "--processes", "2", "--exit-code-on-error", "0",
+                  "--json-file", str(report), precise=True)  # fmt: skip
     assert run.code == 0, run
     arrived = timed.times()
     assert len(arrived) == len(offsets)
     # Both clocks start at the first request; the log's runs twice as fast at --speed 2.
     scheduled = [(t - offsets[0]) / 2 for t in offsets]
-    assert_follows(arrived, scheduled, window=0.5)
+    assert_follows(arrived, scheduled, json.loads(report.read_text()), window=0.5)
