@@ -617,15 +617,16 @@ class ResponseContextManager(Response):
         elif exc is None or isinstance(exc, GreenletExit):
             # GreenletExit: the user was stopped; the request happened, so it is recorded.
             self._record(failure_of(self, self._report.name))
-        elif _is_control_flow(exc):
-            # Locust's rule: steering the user (InterruptTaskSet, RescheduleTask, StopUser...)
-            # out of an undecided block records nothing for the request.
-            return False
+        elif isinstance(exc, ResponseError):
+            self._record(exc)  # raised to fail the request: recorded so, and swallowed
+            return True
         else:
-            # An exception escaped the block: the request still happened and is recorded as a
-            # failure naming it (Locust drops such a request; we never lose a sent request).
-            self._record(exc)
-            return isinstance(exc, ResponseError)
+            # Locust's rule: any other exception leaving an undecided block (a KeyError from
+            # the body's JSON, StopUser, RescheduleTask...) records nothing for the request;
+            # the exception goes on, to the user's exceptions as any task's would. A run
+            # meant to match Locust's failure ratio depends on it (before: the request was
+            # recorded as a failure naming it, 50 % failures where Locust showed none).
+            return False
         return exc is None
 
     def _record(self, exception: BaseException | None) -> None:
@@ -641,24 +642,3 @@ class ResponseContextManager(Response):
             recorder = self._report.recorder
             meta = self._meta = recorder.meta(self, self._reported, self._report.elapsed_ms)
         return meta
-
-
-def _is_control_flow(exc: BaseException) -> bool:
-    from mpswarm.exceptions import (
-        InterruptTaskSet,
-        RescheduleTask,
-        RescheduleTaskImmediately,
-        StopTest,
-        StopUser,
-    )
-
-    return isinstance(
-        exc,
-        (
-            StopUser,
-            StopTest,
-            InterruptTaskSet,
-            RescheduleTask,
-            RescheduleTaskImmediately,
-        ),
-    )

@@ -22,6 +22,7 @@ from mpswarm.exceptions import (
     MissingSchema,
     RescheduleTask,
     RescheduleTaskImmediately,
+    ResponseError,
     StopUser,
 )
 from mpswarm.http._transport import SharedIdle, shared
@@ -133,13 +134,13 @@ def test_host_with_a_user_name_but_no_password_sends_no_auth(
     assert b"authorization" not in seen[0].lower()
 
 
-# -- 7: control-flow exceptions in a catch_response block ---------------------------------------
+# -- 7: exceptions in a catch_response block ----------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    "steer", [InterruptTaskSet, RescheduleTask, RescheduleTaskImmediately, StopUser]
+    "steer", [InterruptTaskSet, RescheduleTask, RescheduleTaskImmediately, StopUser, KeyError]
 )
-def test_control_flow_out_of_an_undecided_block_records_nothing(
+def test_an_exception_out_of_an_undecided_block_records_nothing(
     ok_server: ScriptedServer,
     open_client: Callable[[str], HttpSession],
     fired: Fired,
@@ -155,6 +156,19 @@ def test_control_flow_out_of_an_undecided_block_records_nothing(
         raise steer()
     [event] = fired.calls
     assert str(event["exception"]) == "checked, then steered"
+
+
+def test_a_response_error_raised_in_a_catch_block_fails_the_request(
+    ok_server: ScriptedServer, open_client: Callable[[str], HttpSession], fired: Fired
+) -> None:
+    """Locust's rule: a ResponseError raised in the block is the request's failure, and it
+    goes no further."""
+    client = open_client(ok_server.url)
+    with client.get("/", catch_response=True):
+        raise ResponseError("the body said no")
+    [event] = fired.calls
+    assert isinstance(event["exception"], ResponseError)
+    assert str(event["exception"]) == "the body said no"
 
 
 # -- 8: the body of a request that got no response ----------------------------------------------
