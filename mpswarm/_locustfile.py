@@ -46,8 +46,12 @@ def load_locustfile(path: str) -> Locustfile:
         raise LocustfileError(f"locustfile {path!r} not found: pass -f PATH to a locustfile")
     full = os.path.abspath(path)
     directory = os.path.dirname(full)
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
+    # As Locust: the working directory and the locustfile's own are importable, the latter
+    # first (a project's `common` package imported by locustfiles in a folder of their own,
+    # run from the project's root; the console script's sys.path[0] is its bin folder).
+    for folder in (os.getcwd(), directory):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
     name = os.path.splitext(os.path.basename(full))[0]
     spec = importlib.util.spec_from_file_location(name, full)
     if spec is None or spec.loader is None:

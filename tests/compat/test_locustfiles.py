@@ -11,11 +11,12 @@ import importlib.util
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, write
+from tests.conftest import ROOT, mpswarm_env, write
 from tests.runner.test_run import summary_counts
 
 IMPORTS = """
@@ -626,3 +627,34 @@ def test_cpu_warning_fires_in_a_saturated_worker(run_cli, tmp_path: Path) -> Non
     hot = [line for line in run.stdout.splitlines() if line.startswith("HOT ")]
     assert hot and float(hot[0].split()[-1]) >= 90
     assert "may be saturated" in run.stderr
+
+
+def test_a_locustfile_imports_from_the_working_directory_as_under_locust(
+    demo, tmp_path: Path
+) -> None:
+    """``mpswarm -f locustfiles/load.py`` run from a project's root, the locustfile importing
+    the project's ``common`` package (Locust puts the working directory on sys.path). Run with
+    the console script, as a user does: ``python -m`` would put it there by itself."""
+    project = tmp_path / "project"
+    (project / "common").mkdir(parents=True)
+    (project / "locustfiles").mkdir()
+    write(project / "common" / "__init__.py", "PATH = '/bytes/3'\n")
+    write(project / "locustfiles" / "load.py", """
+from common import PATH
+from mpswarm import HttpUser, StopUser, task
+
+class Visitor(HttpUser):
+    @task
+    def visit(self):
+        self.client.get(PATH)
+        raise StopUser()
+""")  # fmt: skip
+    script = Path(sys.executable).parent / "mpswarm"
+    run = subprocess.run(
+        [str(script), "-f", "locustfiles/load.py", "-H", demo.url, "--headless", "-u", "1",
+         "-r", "10", "-t", "3s", "--only-summary", "--processes", "1"],
+        capture_output=True, text=True, timeout=60, cwd=project,
+        env=mpswarm_env(uuid.uuid4().hex),
+    )  # fmt: skip
+    assert run.returncode == 0, (run.stdout, run.stderr)
+    assert demo.stats()["paths"]["GET /bytes/3"] == 1
