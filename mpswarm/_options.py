@@ -173,14 +173,14 @@ def run_options(func: Callable[..., int]) -> click.Command:
         "--tags",
         multiple=True,
         callback=_split_tags,
-        help="Only run tasks with one of these tags (comma-separated, repeatable).",
+        help="Only run tasks with one of these tags (comma-separated, repeatable; -T a b).",
     )
     @click.option(
         "-E",
         "--exclude-tags",
         multiple=True,
         callback=_split_tags,
-        help="Never run tasks with one of these tags (comma-separated, repeatable).",
+        help="Never run tasks with one of these tags (comma-separated, repeatable; -E a b).",
     )
     @click.option(
         "-l",

@@ -243,8 +243,34 @@ def _explicit_config(argv: list[str]) -> str | None:
     return os.environ.get("MPSWARM_CONFIG") or None
 
 
+#: Options that take several values after one flag, as Locust's (argparse ``nargs="*"``).
+_SEVERAL_VALUES = ("-T", "--tags", "-E", "--exclude-tags")
+
+
+def several_values(argv: list[str]) -> list[str]:
+    """``argv`` with Locust's ``-T raw get`` spelt as click reads it, ``-T raw -T get``.
+
+    As under Locust, the words after such a flag are its values up to the next option (or
+    ``--``): ``-f lf.py -T raw Shopper`` runs the tags raw and Shopper, not a class
+    Shopper (name classes before -T, as there).
+    """
+    out: list[str] = []
+    flag = None
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            out.extend(argv[index:])
+            return out
+        if flag is not None and not arg.startswith("-") and out[-1] != flag:
+            out.append(flag)  # a second, third... value of the same flag
+        elif arg.startswith("-"):
+            flag = arg if arg in _SEVERAL_VALUES else None
+        out.append(arg)
+    return out
+
+
 def run_main(argv: list[str]) -> int:
     """Parse ``argv`` and run; returns the exit code. Errors are one line on stderr."""
+    argv = several_values(argv)
     debug = any(a.upper() in ("DEBUG", "--LOGLEVEL=DEBUG") for a in argv)
     try:
         from mpswarm._settings import find_config_values, to_default_map

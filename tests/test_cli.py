@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mpswarm.cli import several_values
 from tests.conftest import write
 
 GOOD = """
@@ -161,3 +162,21 @@ def test_precedence_file_then_environment_then_command_line(run_cli, tmp_path: P
     env = {"MPSWARM_USERS": "4"}
     assert _started_users(run_cli(*base, cwd=tmp_path, env=env)) == 4
     assert _started_users(run_cli(*base, "-u", "5", cwd=tmp_path, env=env)) == 5
+
+
+@pytest.mark.parametrize(
+    ("argv", "read"),
+    [
+        (
+            ["-f", "x", "-T", "raw", "get", "-u", "2"],
+            ["-f", "x", "-T", "raw", "-T", "get", "-u", "2"],
+        ),
+        (["-T", "a,b", "c", "--", "d"], ["-T", "a,b", "-T", "c", "--", "d"]),
+        (["-E", "a", "b", "-T", "c"], ["-E", "a", "-E", "b", "-T", "c"]),
+        (["-f", "x", "Shopper", "-T", "a"], ["-f", "x", "Shopper", "-T", "a"]),  # classes first
+        (["--tags=a", "Shopper"], ["--tags=a", "Shopper"]),  # one value with '=', as argparse
+        (["-u", "2", "3"], ["-u", "2", "3"]),  # only the options Locust reads so
+    ],
+)
+def test_several_values_after_one_flag_as_locust(argv: list[str], read: list[str]) -> None:
+    assert several_values(argv) == read

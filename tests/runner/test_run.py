@@ -140,6 +140,8 @@ class Tagged(HttpUser):
             {"GET /items/<id>"},
             {"POST /cart", "GET /"},
         ),
+        # Locust's spelling: several tags after one flag.
+        (["-T", "read", "write", "-E", "write"], {"GET /items/<id>"}, {"POST /cart", "GET /"}),
     ],
 )
 def test_tags(run_cli, demo, tmp_path: Path, args, present, absent) -> None:
