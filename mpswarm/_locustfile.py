@@ -28,23 +28,79 @@ class Locustfile:
     shape_classes: dict[str, type[LoadTestShape]]
 
 
+#: What ``-f`` named (its files' absolute paths, comma-separated) -> the run's classes.
 _LOADED: dict[str, Locustfile] = {}
+#: Each file imported (absolute path) -> its own classes.
+_FILES: dict[str, Locustfile] = {}
 
 
 def load_locustfile(path: str) -> Locustfile:
-    """Import the locustfile at ``path`` once in this process (later calls reuse it).
+    """Import the locustfile(s) ``path`` names once in this process (later calls reuse them).
+
+    As Locust's ``-f``: a file, a directory (its ``.py`` files, those under it included, but
+    not ones whose name starts with ``_``), or a comma-separated list of them; the User and
+    LoadTestShape classes of every file are the run's.
 
     Raises:
         LocustfileError: missing file, import failure (with file:line), or no User class.
     """
-    known = _LOADED.get(os.path.abspath(path))
+    paths = locustfile_paths(path)
+    key = ",".join(os.path.abspath(file) for file in paths)
+    known = _LOADED.get(key)
     if known is not None:
         return known
-    if not os.path.exists(path) and os.path.exists(path + ".py"):
-        path += ".py"
-    if not os.path.isfile(path):
-        raise LocustfileError(f"locustfile {path!r} not found: pass -f PATH to a locustfile")
+    files = [_import_one(file) for file in paths]
+    users = {name: cls for file in files for name, cls in file.user_classes.items()}
+    shapes = {name: cls for file in files for name, cls in file.shape_classes.items()}
+    if not users:
+        raise LocustfileError(
+            f"no User class found in {path}: define a class that subclasses User or HttpUser"
+        )
+    loaded = dataclasses.replace(files[0], user_classes=users, shape_classes=shapes)
+    if len(files) > 1:
+        loaded = dataclasses.replace(loaded, path=path)
+    _LOADED[key] = loaded
+    return loaded
+
+
+def locustfile_paths(spec: str) -> list[str]:
+    """The files ``-f`` names (see ``load_locustfile``), in order.
+
+    Raises:
+        LocustfileError: a name that is neither a file nor a directory, or a directory
+            without a ``.py`` file.
+    """
+    found: list[str] = []
+    for part in (item.strip() for item in spec.split(",")):
+        if not part:
+            continue
+        if os.path.isdir(part):
+            inside = sorted(
+                os.path.join(root, name)
+                for root, _dirs, names in os.walk(part)
+                for name in names
+                if name.endswith(".py") and not name.startswith("_")
+            )
+            if not inside:
+                raise LocustfileError(f"no locustfile (.py) in the directory {part!r}")
+            found.extend(inside)
+        elif not os.path.exists(part) and os.path.isfile(part + ".py"):
+            found.append(part + ".py")
+        elif os.path.isfile(part):
+            found.append(part)
+        else:
+            raise LocustfileError(f"locustfile {part!r} not found: pass -f PATH to a locustfile")
+    if not found:
+        raise LocustfileError("no locustfile given: pass -f PATH to a locustfile")
+    return found
+
+
+def _import_one(path: str) -> Locustfile:
+    """One file of ``-f``, imported once (its classes, maybe none)."""
     full = os.path.abspath(path)
+    known = _FILES.get(full)
+    if known is not None:
+        return known
     directory = os.path.dirname(full)
     # As Locust: the working directory and the locustfile's own are importable, the latter
     # first (a project's `common` package imported by locustfiles in a folder of their own,
@@ -88,13 +144,8 @@ def load_locustfile(path: str) -> Locustfile:
         and value is not LoadTestShape
         and not getattr(value, "abstract", False)
     }
-    if not users:
-        raise LocustfileError(
-            f"no User class found in {path}: define a class that subclasses User or HttpUser"
-        )
     loaded = Locustfile(path=path, module=module, user_classes=users, shape_classes=shapes)
-    _LOADED[os.path.abspath(loaded.path)] = loaded
-    _LOADED[os.path.abspath(path)] = loaded
+    _FILES[full] = loaded
     return loaded
 
 

@@ -89,7 +89,8 @@ def run_options(func: Callable[..., int]) -> click.Command:
         "--locustfile",
         default="locustfile.py",
         show_default=True,
-        help="Python file defining User classes.",
+        help="Python file defining User classes; as in Locust, also a directory of them or a "
+        "comma-separated list.",
     )
     @click.option("-H", "--host", help="Base URL of the target, e.g. http://127.0.0.1:8089.")
     @click.option(

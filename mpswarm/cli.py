@@ -207,8 +207,6 @@ def _command_with_custom_arguments(path: str) -> click.Command:
     The locustfile has to be imported first (once; the run reuses it), so that its listeners
     exist. A locustfile that cannot be imported is reported later, by the run itself.
     """
-    if not (os.path.isfile(path) or os.path.isfile(path + ".py")):
-        return run_command
     from mpswarm import _locust_alias
     from mpswarm._custom_args import ArgumentCollector
     from mpswarm._locustfile import load_locustfile

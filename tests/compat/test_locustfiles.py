@@ -658,3 +658,33 @@ class Visitor(HttpUser):
     )  # fmt: skip
     assert run.returncode == 0, (run.stdout, run.stderr)
     assert demo.stats()["paths"]["GET /bytes/3"] == 1
+
+
+def test_f_takes_a_directory_or_a_comma_separated_list_as_locust(demo, run_cli, tmp_path) -> None:
+    """Locust's -f: a directory (its .py files, not those named _*) or a list of files; the
+    classes of every file run, on every worker."""
+    folder = tmp_path / "locustfiles"
+    folder.mkdir()
+    body = """
+from mpswarm import HttpUser, StopUser, task
+
+class {name}(HttpUser):
+    @task
+    def visit(self):
+        self.client.get("/bytes/{size}")
+        raise StopUser()
+"""
+    write(folder / "browse.py", body.format(name="Browser", size=1))
+    write(folder / "buy.py", body.format(name="Buyer", size=2))
+    write(folder / "_helpers.py", body.format(name="Helper", size=9))  # not a locustfile
+    listed = run_cli("-f", str(folder), "-l")
+    assert listed.code == 0 and listed.stdout.split() == ["Browser", "Buyer"], listed
+    both = f"{folder / 'browse.py'},{folder / 'buy'}"  # '.py' may be left out, as Locust's
+    run = run_cli("-f", both, "-H", demo.url, "--headless", "-u", "2", "-r", "10", "-t", "3s",
+                  "--processes", "2", "--only-summary")  # fmt: skip
+    assert run.code == 0, run
+    paths = demo.stats()["paths"]
+    assert paths["GET /bytes/1"] == 1 and paths["GET /bytes/2"] == 1, paths
+    assert "GET /bytes/9" not in paths
+    missing = run_cli("-f", f"{folder / 'browse.py'},{folder / 'nope.py'}", "-l")
+    assert missing.code == 2 and "locustfile" in missing.stderr and "nope.py" in missing.stderr
