@@ -1,10 +1,15 @@
-"""Option values from configuration files: ``[tool.mpswarm]`` in pyproject.toml and
-``mpswarm.conf``. The command line and ``MPSWARM_*`` environment variables override them."""
+"""Option values from configuration files, Locust's and mpswarm's: ``~/.locust.conf``,
+``locust.conf``, ``[tool.locust]`` in pyproject.toml (read as Locust reads them, in that
+order), then ``[tool.mpswarm]`` and ``mpswarm.conf``, then ``--config``; each overrides the
+ones before. The environment (``LOCUST_*``, ``MPSWARM_*``: ``locust_envvars``) and the command
+line override them all."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from mpswarm.exceptions import UsageError
@@ -15,6 +20,28 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 CONF_FILE = "mpswarm.conf"
+#: Locust's configuration files, in its order (each overrides the ones before).
+LOCUST_FILES = ("~/.locust.conf", "locust.conf")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigValues:
+    """What the configuration files say.
+
+    Attributes:
+        values: option values by name, as written (dashes or underscores).
+        source: the files they came from, for messages.
+        locust_only: names that only Locust's files set: one mpswarm has no option for is
+            skipped with a warning (``master``...), not refused.
+        locust_source: Locust's files that gave values.
+        notes: where mpswarm's files and Locust's set one option differently, which wins.
+    """
+
+    values: dict[str, Any]
+    source: str
+    locust_only: frozenset[str] = frozenset()
+    locust_source: str = ""
+    notes: tuple[str, ...] = ()
 
 
 def read_conf(path: str) -> dict[str, Any]:
@@ -42,8 +69,8 @@ def read_conf(path: str) -> dict[str, Any]:
     return values
 
 
-def read_pyproject(path: str) -> dict[str, Any]:
-    """The ``[tool.mpswarm]`` table of a pyproject.toml, or {} when it has none."""
+def read_pyproject(path: str, tool: str = "mpswarm") -> dict[str, Any]:
+    """The ``[tool.<tool>]`` table of a pyproject.toml, or {} when it has none."""
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
@@ -53,7 +80,7 @@ def read_pyproject(path: str) -> dict[str, Any]:
         raise UsageError(f"{path}: invalid TOML: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise UsageError(f"{path}: not UTF-8 text ({_where(exc)})") from None
-    table = data.get("tool", {}).get("mpswarm", {})
+    table = data.get("tool", {}).get(tool, {})
     return dict(table) if isinstance(table, dict) else {}
 
 
@@ -64,46 +91,81 @@ def _where(exc: UnicodeDecodeError) -> str:
     return f"line {line}, byte 0x{data[exc.start]:02x}"
 
 
-def find_config_values(explicit: str | None, directory: str = ".") -> tuple[dict[str, Any], str]:
-    """Merge pyproject.toml < mpswarm.conf < ``explicit`` (the --config file).
-
-    Returns:
-        The values by option name, and a description of where they came from.
-    """
-    merged: dict[str, Any] = {}
-    sources = []
+def find_config_values(explicit: str | None, directory: str = ".") -> ConfigValues:
+    """Merge Locust's files < ``[tool.mpswarm]`` < mpswarm.conf < ``explicit`` (--config)."""
     pyproject = os.path.join(directory, "pyproject.toml")
-    if os.path.isfile(pyproject):
-        found = read_pyproject(pyproject)
+    locust_sources = [
+        *((os.path.expanduser(name) if name.startswith("~") else os.path.join(directory, name),
+           read_conf) for name in LOCUST_FILES),
+        (pyproject, lambda path: read_pyproject(path, "locust")),
+    ]  # fmt: skip
+    ours = [(pyproject, read_pyproject), (os.path.join(directory, CONF_FILE), read_conf)]
+    if explicit:
+        ours.append((explicit, read_conf if not explicit.endswith(".toml") else read_pyproject))
+    locust, sources = _merge(locust_sources, must_exist=None)
+    mpswarm, more = _merge(ours, must_exist=explicit)
+    notes = tuple(
+        f"{key} = {mpswarm[key]} from {more[-1] if len(more) == 1 else 'mpswarm files'} "
+        f"wins over {key} = {locust[key]} from {', '.join(sources)}"
+        for key in sorted(set(locust) & set(mpswarm))
+        if str(locust[key]) != str(mpswarm[key])
+    )
+    return ConfigValues(
+        values={**locust, **mpswarm},
+        source=", ".join(sources + more),
+        locust_only=frozenset(set(locust) - set(mpswarm)),
+        locust_source=", ".join(sources),
+        notes=notes,
+    )
+
+
+def _merge(
+    sources: Iterable[tuple[str, Any]], must_exist: str | None
+) -> tuple[dict[str, Any], list[str]]:
+    """The values of the files that exist (and of ``must_exist``, which fails if missing),
+    each overriding the ones before; and the files that gave some."""
+    merged: dict[str, Any] = {}
+    used = []
+    for path, read in sources:
+        if path != must_exist and not os.path.isfile(path):
+            continue
+        found = read(path)
         if found:
             merged.update(found)
-            sources.append(pyproject)
-    conf = os.path.join(directory, CONF_FILE)
-    if os.path.isfile(conf):
-        merged.update(read_conf(conf))
-        sources.append(conf)
-    if explicit:
-        merged.update(
-            read_conf(explicit) if not explicit.endswith(".toml") else read_pyproject(explicit)
-        )
-        sources.append(explicit)
-    return merged, ", ".join(sources)
+            used.append(path)
+    return merged, used
 
 
-def to_default_map(values: dict[str, Any], known: dict[str, bool], source: str) -> dict[str, Any]:
+def to_default_map(
+    values: dict[str, Any],
+    known: dict[str, bool],
+    source: str,
+    locust_only: Iterable[str] = (),
+    warn: Any = None,
+    locust_source: str = "",
+) -> dict[str, Any]:
     """Turn config values into click's ``default_map``.
 
     Args:
         values: raw values by option name (dashes or underscores).
         known: option names (underscored) to whether the option takes several values.
         source: where the values came from, for error messages.
+        locust_only: names only Locust's files set: unknown ones are skipped, with ``warn``.
+        warn: called with one line for each skipped name.
+        locust_source: Locust's files, for that line.
 
     Raises:
-        UsageError: an unknown option name.
+        UsageError: an unknown option name in mpswarm's files.
     """
     result: dict[str, Any] = {}
+    lenient = set(locust_only)
     for key, value in values.items():
         name = key.strip().lstrip("-").replace("-", "_")
+        if name not in known and key in lenient:
+            if warn is not None:
+                warn(f"Locust's option {key!r} ({locust_source or source}) has no meaning "
+                     "for mpswarm: ignored")  # fmt: skip
+            continue
         if name not in known:
             raise UsageError(f"unknown option {key!r} in {source}")
         if known[name]:

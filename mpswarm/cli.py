@@ -273,10 +273,27 @@ def run_main(argv: list[str]) -> int:
     try:
         from mpswarm._settings import find_config_values, to_default_map
 
-        values, source = find_config_values(_explicit_config(argv))
-        _INPUTS.update(argv=list(argv), values=values)
+        found = find_config_values(_explicit_config(argv))
+        values = found.values
         command = _command_with_custom_arguments(_prescan_locustfile(argv, values))
-        default_map = to_default_map(values, _known_options(command), source) if values else {}
+        default_map = (
+            to_default_map(values, _known_options(command), found.source, found.locust_only,
+                           _note, found.locust_source)
+            if values
+            else {}
+        )  # fmt: skip
+        # What reaches another host (--ray): the values that apply, not Locust's others.
+        _INPUTS.update(
+            argv=list(argv),
+            values={
+                k: v
+                for k, v in values.items()
+                if k not in found.locust_only or k.replace("-", "_") in default_map
+            },
+        )
+        for note in found.notes:
+            _note(note)
+        _envvars_as_locust(command)
         result = command.main(
             args=argv,
             prog_name="mpswarm",
@@ -312,6 +329,29 @@ def run_subcommand(command: click.Command, argv: list[str], prog_name: str) -> i
     except MpswarmError as exc:  # a port taken, a file that is not a report: one line
         _error(str(exc), False)
         return exc.exit_code
+
+
+def _note(message: str) -> None:
+    click.echo(f"mpswarm: {message}", err=True)
+
+
+def _envvars_as_locust(command: click.Command) -> None:
+    """Each option reads ``MPSWARM_<NAME>``, then Locust's ``LOCUST_<LONG_OPTION>``; when both
+    are set, differently, mpswarm's wins and a line says so."""
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.name is None:
+            continue
+        ours = f"MPSWARM_{param.name.upper()}"  # click's own name for it
+        longs = [opt for opt in param.opts if opt.startswith("--")]
+        if not longs:
+            continue
+        theirs = f"LOCUST_{longs[0][2:].replace('-', '_').upper()}"
+        if param.envvar not in (None, [ours, theirs]):
+            continue  # an option that names its own
+        param.envvar = [ours, theirs]
+        mine, locust = os.environ.get(ours), os.environ.get(theirs)
+        if mine is not None and locust is not None and mine != locust:
+            _note(f"{ours}={mine!r} wins over {theirs}={locust!r}")
 
 
 def _error(message: str, debug: bool) -> None:

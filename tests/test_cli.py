@@ -180,3 +180,35 @@ def test_precedence_file_then_environment_then_command_line(run_cli, tmp_path: P
 )
 def test_several_values_after_one_flag_as_locust(argv: list[str], read: list[str]) -> None:
     assert several_values(argv) == read
+
+
+def test_locust_configuration_is_read_as_locust_reads_it(run_cli, tmp_path: Path) -> None:
+    """~/.locust.conf < locust.conf < [tool.locust] < mpswarm's files < LOCUST_* <
+    MPSWARM_* < the command line; where mpswarm's and Locust's settings differ, a line says
+    which wins; an option of Locust's that mpswarm has not is skipped with a word."""
+    write(tmp_path / "lf.py", GOOD)
+    home = tmp_path / "home"
+    home.mkdir()
+    base = ["-f", "lf.py", "--headless", "Idle", "-r", "100", "-t", "1s"]
+    env = {"HOME": str(home)}
+    write(home / ".locust.conf", "users = 2\nexpect-workers = 4  # Locust's own\n")
+    run = run_cli(*base, cwd=tmp_path, env=env)
+    assert _started_users(run) == 2
+    assert "Locust's option 'expect-workers'" in run.stderr and "ignored" in run.stderr, run
+    write(tmp_path / "locust.conf", "users = 3\n")
+    assert _started_users(run_cli(*base, cwd=tmp_path, env=env)) == 3
+    write(tmp_path / "pyproject.toml", "[tool.locust]\nusers = 4\n")
+    assert _started_users(run_cli(*base, cwd=tmp_path, env=env)) == 4
+    write(tmp_path / "mpswarm.conf", "users = 5\n")
+    run = run_cli(*base, cwd=tmp_path, env=env)
+    assert _started_users(run) == 5
+    assert "users = 5 from ./mpswarm.conf wins over users = 4 from" in run.stderr, run
+    assert _started_users(run_cli(*base, cwd=tmp_path, env={**env, "LOCUST_USERS": "6"})) == 6
+    both = {**env, "LOCUST_USERS": "6", "MPSWARM_USERS": "7"}
+    run = run_cli(*base, cwd=tmp_path, env=both)
+    assert _started_users(run) == 7 and "MPSWARM_USERS='7' wins over LOCUST_USERS='6'" in run.stderr
+    assert _started_users(run_cli(*base, "-u", "8", cwd=tmp_path, env=both)) == 8
+    # LOCUST_<LONG OPTION> for the others too: the run time, the host, the tags...
+    run = run_cli("-f", "lf.py", "--headless", "Idle", "-u", "1", cwd=tmp_path,
+                  env={**env, "LOCUST_RUN_TIME": "1s"})  # fmt: skip
+    assert run.code == 0 and "for 1s" in run.stderr, run

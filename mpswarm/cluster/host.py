@@ -56,8 +56,8 @@ def main() -> None:
 
     values = json.loads(os.environ.pop("MPSWARM_HOST_CONFIG", "{}"))
 
-    def coordinator_config(explicit: Any, directory: str = ".") -> tuple[dict[str, Any], str]:
-        return values, "the coordinator's configuration"
+    def coordinator_config(explicit: Any, directory: str = ".") -> _settings.ConfigValues:
+        return _settings.ConfigValues(values, "the coordinator's configuration")
 
     pool.WorkerPool.start_server = become_fork_server  # type: ignore[method-assign]
     _settings.find_config_values = coordinator_config
