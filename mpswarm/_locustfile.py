@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import inspect
+import logging
 import os
 import sys
 import traceback
@@ -16,6 +17,8 @@ from mpswarm.exceptions import LocustfileError, UsageError
 from mpswarm.shape import LoadTestShape
 from mpswarm.user.task import TaskSet, is_taskset_class
 from mpswarm.user.users import HttpUser, User
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -242,7 +245,12 @@ def check_hosts(classes: list[type[User]], host: str | None) -> None:
                 f"no host for {cls.__name__}: pass -H/--host http://HOST:PORT or set host on "
                 "the class"
             )
-        if cls.host:
+        if cls.host and "://" not in cls.host:
+            # Locust runs it: a locustfile that builds absolute URLs from its host works, and a
+            # relative request raises requests' MissingSchema naming the URL, as there.
+            logger.warning("%s.host %r has no scheme: a request to a relative path will fail; "
+                           "absolute URLs work", cls.__name__, cls.host)  # fmt: skip
+        elif cls.host:
             check_host_url(cls.host, f"{cls.__name__}.host")
 
 

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.conftest import ROOT, mpswarm_env, write
 from tests.runner.test_run import summary_counts
@@ -688,3 +689,35 @@ class {name}(HttpUser):
     assert "GET /bytes/9" not in paths
     missing = run_cli("-f", f"{folder / 'browse.py'},{folder / 'nope.py'}", "-l")
     assert missing.code == 2 and "locustfile" in missing.stderr and "nope.py" in missing.stderr
+
+
+def test_a_host_without_a_scheme_runs_as_under_locust(demo, run_cli, tmp_path) -> None:
+    """A locustfile whose class host has no scheme and that builds absolute URLs itself runs
+    (it was refused at start); a relative request raises what requests raises for that URL
+    (InvalidSchema here, naming it), as Locust's HttpSession lets it through, and nothing is
+    sent for it."""
+    address = demo.url.split("://", 1)[1]
+    lf = write(tmp_path / "lf.py", f"""
+from mpswarm import HttpUser, StopUser, task
+
+class Absolute(HttpUser):
+    host = {address!r}
+
+    @task
+    def visit(self):
+        self.client.get(f"http://{{self.host}}/bytes/4")
+        self.client.get("/bytes/5")  # relative: no scheme to send it with
+""")  # fmt: skip
+    report = tmp_path / "r.json"
+    run = run_cli("-f", str(lf), "--headless", "-u", "1", "-r", "10", "-i", "1",
+                  "--json-file", str(report), "--only-summary")  # fmt: skip
+    assert f"Absolute.host '{address}' has no scheme" in run.stderr, run
+    paths = demo.stats()["paths"]
+    assert paths.get("GET /bytes/4") == 1 and "GET /bytes/5" not in paths, paths
+    # What requests.Session raises for that URL, as Locust's HttpSession lets it through.
+    try:
+        requests.Session().get(f"{address}/bytes/5")
+    except requests.RequestException as exc:
+        expected = f"{type(exc).__name__}: {exc}"
+    [exception] = json.loads(report.read_text())["exceptions"]
+    assert expected in exception["message"] and f"{address}/bytes/5" in expected, exception
