@@ -33,6 +33,9 @@ class Parent(Protocol):
     def request_stop(self, reason: str | None = None, kind: StopKind = StopKind.USER_CODE) -> None:
         """Ask the run to end."""
 
+    def reset_stats(self) -> None:
+        """Start the whole run's statistics afresh (every worker, one baseline)."""
+
     def _deliver(self, msg_type: str, data: Any, node_id: str | None) -> None:
         """Hand a custom message to its registered handler."""
 
@@ -86,6 +89,7 @@ def parent_router(parent: Parent) -> m.Router:
             m.IterationsDone: iterations_done,
             m.NamesOverflowed: lambda h, msg: parent.caps.warn_names(msg.method, msg.name),
             m.StopRequested: lambda h, msg: parent.request_stop(msg.message),
+            m.ResetRequested: lambda h, msg: parent.reset_stats(),
         },
         "the parent",
     )

@@ -138,6 +138,12 @@ class StopRequested:
     message: str
 
 
+@dataclasses.dataclass(frozen=True)
+class ResetRequested:
+    """User code in the worker reset the statistics (``runner.stats.reset_all()``): the whole
+    run's, as the web UI's reset does."""
+
+
 Handler = Callable[[Any, Any], None]
 
 
@@ -175,6 +181,7 @@ __all__ = [
     "Quit",
     "Ready",
     "Report",
+    "ResetRequested",
     "ResetStats",
     "Router",
     "RowAnnounced",

@@ -115,8 +115,9 @@ class WorkerRuntime(UserHost, WorkerRunner):
         if not spec.counted:
             self._share_known.set()
         self.environment.claim_iteration = self._claim_iteration  # counts every task run
-        # This worker's share only: resetting it from user code would lose the run's counts.
-        self.stats = RequestStats(self._local_snapshot)
+        # This worker's share; a reset from user code (Locust's warm-up pattern) is the whole
+        # run's, every worker from one baseline: the parent does it, as the web UI's reset.
+        self.stats = RequestStats(self._local_snapshot, reset=self._request_reset)
 
     def _forward(self, news: Announcement) -> None:
         """The recorder's news is a record of the parent's protocol: it goes as it is."""
@@ -221,6 +222,9 @@ class WorkerRuntime(UserHost, WorkerRunner):
     def quit(self) -> None:
         """Ask the parent to stop the whole run (``runner.quit()`` from user code)."""
         self.channel.send(m.StopRequested("runner.quit() called in a worker"))
+
+    def _request_reset(self) -> None:
+        self.channel.send(m.ResetRequested())
 
     def reset_stats(self) -> None:
         """Zero this worker's counters (the parent asks all workers at once)."""

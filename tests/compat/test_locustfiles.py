@@ -721,3 +721,32 @@ class Absolute(HttpUser):
         expected = f"{type(exc).__name__}: {exc}"
     [exception] = json.loads(report.read_text())["exceptions"]
     assert expected in exception["message"] and f"{address}/bytes/5" in expected, exception
+
+
+def test_a_reset_from_user_code_resets_the_whole_run(demo, run_cli, tmp_path) -> None:
+    """Locust's warm-up pattern, ``environment.runner.stats.reset_all()`` in a task: on two
+    workers, the whole run's statistics start afresh, as the web UI's reset does (before: a
+    RuntimeError in the worker, and the warm-up requests counted)."""
+    lf = write(tmp_path / "lf.py", """
+import gevent
+from mpswarm import HttpUser, StopUser, task
+
+class WarmingUp(HttpUser):
+    @task
+    def warm_up_then_measure(self):
+        self.client.get("/bytes/1", name="warm-up")
+        gevent.sleep(1.0)
+        self.environment.runner.stats.reset_all()
+        gevent.sleep(1.0)
+        self.client.get("/bytes/2", name="measured")
+        raise StopUser()
+""")  # fmt: skip
+    report = tmp_path / "r.json"
+    run = run_cli("-f", str(lf), "-H", demo.url, "--headless", "-u", "2", "-r", "10", "-t", "5s",
+                  "--processes", "2", "--json-file", str(report), "--only-summary")  # fmt: skip
+    assert run.code == 0, run
+    data = json.loads(report.read_text())
+    counts = {e["name"]: e["requests"] for e in data["endpoints"]}
+    assert counts.get("warm-up", 0) == 0 and counts["measured"] == 2, counts
+    assert data["exceptions"] == [], data["exceptions"]
+    assert demo.stats()["paths"]["GET /bytes/1"] == 2  # sent, then reset away
