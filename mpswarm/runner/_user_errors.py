@@ -3,7 +3,8 @@
 Tasks, ``on_start``/``on_stop``, ``User.__init__``, ``wait_time`` and greenlets the
 locustfile spawned all end here. Each kind is one log line with the locustfile's file:line
 (the traceback only at ``-L DEBUG``); the counts go to the parent once a second, where they
-become the exceptions table. ``StopTest`` is no error: it asks the run to end.
+become the exceptions table. ``StopTest`` is no error: it asks the run to end, and
+``sys.exit(n)`` asks it to end with exit code ``n``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from typing import Any
 from mpswarm._text import printable, printable_lines
 from mpswarm.exceptions import StopTest
 from mpswarm.runner.messages import Exceptions, StopRequested
-from mpswarm.user.task import describe_exception, format_exception, has_user_frame
+from mpswarm.user.task import (
+    describe_exception,
+    format_exception,
+    has_user_frame,
+    user_code_place,
+)
 
 logger = logging.getLogger("mpswarm.runner.worker")
 
@@ -38,6 +44,23 @@ class UserErrors:
             self._send(StopRequested(f"StopTest raised: {exc}"))
             return
         self.count(exc)
+
+    def exited(self, exc: SystemExit) -> None:
+        """User code called ``sys.exit()``: the run ends with its code, as Locust's process
+        does (``None``: 0; a text: printed, then 1, as Python does), once the reports are
+        written. The worker itself goes on: its users' data is the run's."""
+        code = exc.code
+        if code is None:
+            status = 0
+        elif isinstance(code, int):
+            status = code
+        else:
+            status = 1
+            logger.error("%s", printable(str(code)))
+        where = user_code_place(exc)
+        message = f"sys.exit({printable(repr(code), 80)})" + (f" in {where}" if where else "")
+        logger.info("%s: the run ends with exit code %d", message, status)
+        self._send(StopRequested(message, status))
 
     def greenlet_failed(self, context: Any, kind: Any, value: Any, tb: Any) -> None:
         """The hub's ``print_exception``. A greenlet that user code spawned counts as user

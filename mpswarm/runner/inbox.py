@@ -72,6 +72,12 @@ def parent_router(parent: Parent) -> m.Router:
         if live and all(h.spawned.is_set() for h in live):
             parent.spawning_complete()
 
+    def stop_requested(handle: WorkerHandle, msg: m.StopRequested) -> None:
+        if msg.exit_code is None:
+            parent.request_stop(msg.message)
+        else:  # sys.exit(n): the run ends with n, once the reports are written
+            parent.scope.exit_with(msg.exit_code, msg.message)
+
     def report(handle: WorkerHandle, msg: m.Report) -> None:
         parent.environment.events.worker_report.fire(client_id=handle.client_id, data=msg.data)
 
@@ -88,7 +94,7 @@ def parent_router(parent: Parent) -> m.Router:
             m.Usage: usage,
             m.IterationsDone: iterations_done,
             m.NamesOverflowed: lambda h, msg: parent.caps.warn_names(msg.method, msg.name),
-            m.StopRequested: lambda h, msg: parent.request_stop(msg.message),
+            m.StopRequested: stop_requested,
             m.ResetRequested: lambda h, msg: parent.reset_stats(),
         },
         "the parent",

@@ -133,9 +133,11 @@ class IterationsDone:
 
 @dataclasses.dataclass(frozen=True)
 class StopRequested:
-    """User code in the worker asked the run to end (``StopTest``, ``runner.quit()``)."""
+    """User code in the worker asked the run to end (``StopTest``, ``runner.quit()``), or,
+    with ``exit_code``, to end and exit with that code (``sys.exit(n)``)."""
 
     message: str
+    exit_code: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -197,12 +197,13 @@ def exit_code(
     """The process exit code of a finished run (``with_exit_code`` puts it in a snapshot).
 
     A stop reason that imposes a code decides first (4: a resource failure, 1: no worker
-    left). Then a locustfile may decide (``environment.process_exit_code``), then the checks
-    (3 when one failed), then failed requests and user errors (``--exit-code-on-error``). A
-    report lost at the end never lets the code be 0.
+    left, ``n``: user code's ``sys.exit(n)``, 0 included). Then a locustfile may decide
+    (``environment.process_exit_code``), then the checks (3 when one failed), then failed
+    requests and user errors (``--exit-code-on-error``). A report lost at the end never lets
+    the code be 0.
     """
     stop = outcome.stop
-    if stop.failed and stop.exit_code is not None:
+    if stop.exit_code is not None:
         code = stop.exit_code
     else:
         code = _results_code(outcome, config, environment)

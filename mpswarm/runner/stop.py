@@ -82,6 +82,7 @@ class StopScope:
         self.started = clock() if started is None else started
         self.deadline: float | None = None
         self.reason: StopReason | None = None
+        self._exited = False  # user code called sys.exit()
         self._event = Event()
 
     # -- triggers ------------------------------------------------------------------------------
@@ -96,6 +97,21 @@ class StopScope:
         self.reason = StopReason(kind, message, exit_code, self._clock() - self.started)
         self._event.set()
         return True
+
+    def exit_with(self, code: int, message: str) -> None:
+        """User code's ``sys.exit(code)``: the run ends, if it is not ending already, and its
+        process exits with ``code`` (0 too, whatever the results: Locust's process exits with
+        it). Only the first one counts, as in one process. A reason that imposes a failure
+        (a signal, a resource failure) keeps its own code: it says more about the run."""
+        if self._exited:
+            return
+        self._exited = True
+        if self.request(StopKind.USER_CODE, message, code) or self.reason is None:
+            return
+        if not self.reason.failed:  # it was ending anyway (``on_stop``): then user code exited
+            self.reason = dataclasses.replace(
+                self.reason, message=f"{self.reason.message}, then {message}", exit_code=code
+            )
 
     def fail(self, kind: StopKind, message: str) -> bool:
         """Request a stop for a resource failure (exit code 4)."""
@@ -149,6 +165,7 @@ class StopScope:
         self.started = self._clock()
         self.deadline = None
         self.reason = None
+        self._exited = False
         self._event.clear()
 
 

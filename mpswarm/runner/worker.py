@@ -109,7 +109,20 @@ class WorkerRuntime(UserHost, WorkerRunner):
         self.errors = UserErrors(channel.send)
         self.environment.exception_sink = self.errors.on_exception
         # A greenlet that dies of an exception is one line in the log, not gevent's traceback.
-        gevent.get_hub().print_exception = self.errors.greenlet_failed
+        hub = gevent.get_hub()
+        hub.print_exception = self.errors.greenlet_failed
+        # sys.exit() in a user's greenlet reaches the hub as a system error, which gevent
+        # throws into the main greenlet: the worker died of it and the run exited 1. Here it
+        # asks the run to end with its code instead (gevent's documented override point).
+        default = hub.handle_system_error
+
+        def handle_system_error(kind: Any, value: Any, tb: Any = None) -> None:
+            if isinstance(value, SystemExit):
+                self.errors.exited(value)
+            else:
+                default(kind, value, tb)
+
+        hub.handle_system_error = handle_system_error
         self._iterations_left: int | None = None
         self._share_known = Event()  # -i: set once this worker's share has come
         if not spec.counted:
@@ -157,7 +170,10 @@ class WorkerRuntime(UserHost, WorkerRunner):
                     self._kill_all()
                     self.environment.events.quitting.fire(environment=self.environment)
                     return
-                route(None, message)
+                try:
+                    route(None, message)
+                except SystemExit as exc:  # in a listener the main greenlet ran (test_start)
+                    self.errors.exited(exc)
         finally:
             self.greenlet.kill(block=False)
 

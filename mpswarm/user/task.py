@@ -429,14 +429,21 @@ def describe_exception(exc: BaseException, where: str | None = None) -> str:
         exc: the exception, with its traceback.
         where: what to name when no frame of the traceback is user code.
     """
-    frame = _deepest_user_frame(exc)
-    if frame is not None:
-        code = frame.tb_frame.f_code
-        name = getattr(code, "co_qualname", code.co_name)
-        where = f"{name} ({_shown_path(code.co_filename)}:{frame.tb_lineno})"
+    where = user_code_place(exc) or where
     head = type(exc).__name__ + (f" in {where}" if where else "")
     message = " ".join(str(exc).split())
     return f"{head}: {message}" if message else head
+
+
+def user_code_place(exc: BaseException) -> str | None:
+    """Where user code raised ``exc``: ``ShopUser.on_stop (locustfile.py:12)``, the deepest
+    frame of its traceback in user code (see describe_exception), None without one."""
+    frame = _deepest_user_frame(exc)
+    if frame is None:
+        return None
+    code = frame.tb_frame.f_code
+    name = getattr(code, "co_qualname", code.co_name)
+    return f"{name} ({_shown_path(code.co_filename)}:{frame.tb_lineno})"
 
 
 def has_user_frame(exc: BaseException) -> bool:

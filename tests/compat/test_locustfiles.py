@@ -11,6 +11,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -750,3 +751,74 @@ class WarmingUp(HttpUser):
     assert counts.get("warm-up", 0) == 0 and counts["measured"] == 2, counts
     assert data["exceptions"] == [], data["exceptions"]
     assert demo.stats()["paths"]["GET /bytes/1"] == 2  # sent, then reset away
+
+
+@pytest.mark.parametrize(
+    ("call", "code", "said"),
+    [("sys.exit(0)", 0, "PASSED"), ("sys.exit(5)", 5, "FAILED: "), ("sys.exit()", 0, "PASSED")],
+)
+def test_sys_exit_in_on_stop_ends_the_run_with_its_code(
+    demo, run_cli, tmp_path, call, code, said
+) -> None:
+    """``sys.exit(n)`` in ``on_stop`` (a CI job made green or red on purpose): the run exits
+    with ``n`` once its reports are written, as Locust's process does; the worker is not lost.
+    Before: the worker died of it, and the run exited 1. Failed requests do not change ``n``,
+    as under Locust."""
+    lf = write(tmp_path / "lf.py", f"""
+import sys
+from locust import HttpUser, constant, task
+
+class U(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def t(self):
+        self.client.get("/status/500")
+
+    def on_stop(self):
+        {call}
+""")  # fmt: skip
+    report = tmp_path / "r.json"
+    run = run_cli("-f", str(lf), "-H", demo.url, "--headless", "-u", "2", "-r", "10", "-t", "2s",
+                  "--processes", "2", "--json-file", str(report))  # fmt: skip
+    assert run.code == code, run
+    data = json.loads(report.read_text())
+    assert data["stop"]["exit_code"] == code, data["stop"]
+    assert data["stop"]["kind"] == "time_limit", data["stop"]  # what ended it, and then sys.exit
+    assert f"then {call if call != 'sys.exit()' else 'sys.exit(None)'}" in data["stop"]["message"]
+    assert run.stdout.rstrip().splitlines()[-1].startswith(said), run
+    assert "worker" not in run.stderr.lower() or "lost" not in run.stderr.lower(), run
+    sent = demo.stats()["paths"]["GET /status/500"]
+    assert sent >= 4 and data["total"]["failures"] == sent, (sent, data["total"])
+
+
+def test_sys_exit_in_a_task_stops_the_run_at_once(demo, run_cli, tmp_path) -> None:
+    """``sys.exit(3)`` in a task, on one of two workers: the whole run stops (not the 60 s
+    asked), every worker's requests are in the reports, and the process exits 3."""
+    lf = write(tmp_path / "lf.py", """
+import sys
+import time
+from locust import HttpUser, constant, task
+
+START = time.monotonic()
+
+class U(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def t(self):
+        self.client.get("/bytes/3")
+        if self.environment.runner.worker_index == 1 and time.monotonic() - START > 1.0:
+            sys.exit(3)
+""")  # fmt: skip
+    report = tmp_path / "r.json"
+    started = time.monotonic()
+    run = run_cli("-f", str(lf), "-H", demo.url, "--headless", "-u", "4", "-r", "10", "-t", "60s",
+                  "--processes", "2", "--json-file", str(report))  # fmt: skip
+    assert run.code == 3, run
+    assert time.monotonic() - started < 30, run
+    data = json.loads(report.read_text())
+    assert data["stop"]["kind"] == "user_code" and "sys.exit(3)" in data["stop"]["message"], data
+    assert data["stop"]["exit_code"] == 3
+    assert run.stdout.rstrip().splitlines()[-1].startswith("FAILED: "), run
+    assert data["total"]["requests"] == demo.stats()["paths"]["GET /bytes/3"] > 0

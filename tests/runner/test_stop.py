@@ -66,6 +66,30 @@ def test_a_request_before_the_deadline_keeps_its_reason() -> None:
     assert scope.reason.exit_code == EXIT_RESOURCE_FAILURE and scope.reason.failed
 
 
+@pytest.mark.parametrize(
+    ("before", "code", "kind", "exit_code", "message"),
+    [
+        (None, 5, StopKind.USER_CODE, 5, "sys.exit(5)"),  # it ends the run
+        (None, 0, StopKind.USER_CODE, 0, "sys.exit(0)"),
+        ((StopKind.TIME_LIMIT, None), 0, StopKind.TIME_LIMIT, 0, "over, then sys.exit(0)"),
+        ((StopKind.USER_CODE, None), 7, StopKind.USER_CODE, 7, "over, then sys.exit(7)"),
+        ((StopKind.SIGNAL, 130), 0, StopKind.SIGNAL, 130, "over"),  # a failure keeps its code
+        ((StopKind.MEMORY_LIMIT, 4), 0, StopKind.MEMORY_LIMIT, 4, "over"),
+    ],
+)
+def test_sys_exit_ends_the_run_or_gives_an_ending_run_its_code(
+    before: Any, code: int, kind: StopKind, exit_code: int, message: str
+) -> None:
+    scope = StopScope(FakeClock())
+    if before is not None:
+        scope.request(before[0], "over", before[1])
+    scope.exit_with(code, f"sys.exit({code})")
+    scope.exit_with(9, "sys.exit(9)")  # only the first counts, as in one process
+    reason = scope.reason
+    assert reason is not None and (reason.kind, reason.exit_code) == (kind, exit_code)
+    assert reason.message == message and reason.failed is (exit_code != 0)
+
+
 def test_reset_readies_the_scope_for_another_run() -> None:
     clock = FakeClock()
     scope = StopScope(clock)
