@@ -171,8 +171,13 @@ class Swarm(MasterRunner):
             self.reset_stats()
 
     # -- steering --------------------------------------------------------------------------------
-    def _begin(self) -> None:
+    def _begin(self, users: int) -> None:
+        """The first load of a run: ``test_start``, which may read ``target_user_count`` (as
+        in Locust, where it is set first: Locust's example splits test data by it and sends
+        each worker its part), and whose custom messages reach every worker before the load
+        (the same pipe, in order)."""
         if self.started_at is None:
+            self.dispatcher.target_user_count = users
             self.started_at = time.time()
             self._t_start = time.perf_counter()
             self.scope.started = time.monotonic()  # a stop's ``at`` counts from here
@@ -189,7 +194,7 @@ class Swarm(MasterRunner):
         (with ``host``: users started from now on send there)."""
         if not self.pool.live():
             raise WorkerError("no worker is running")
-        self._begin()
+        self._begin(users)
         self.state = STATE_SPAWNING
         self.dispatcher.set_target(users, spawn_rate, user_classes, host)
 
@@ -205,7 +210,7 @@ class Swarm(MasterRunner):
         """Open model: start ``rate`` iterations per second in total, at most ``max_users``."""
         if not self.pool.live():
             raise WorkerError("no worker is running")
-        self._begin()
+        self._begin(max_users)
         self.aggregator.open_model = True
         self.state = STATE_RUNNING
         self.dispatcher.set_arrival(rate, max_users, kind, prealloc, user_classes, host)

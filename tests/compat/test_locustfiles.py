@@ -822,3 +822,67 @@ class U(HttpUser):
     assert data["stop"]["exit_code"] == 3
     assert run.stdout.rstrip().splitlines()[-1].startswith("FAILED: "), run
     assert data["total"]["requests"] == demo.stats()["paths"]["GET /bytes/3"] > 0
+
+
+TEST_DATA_BY_MESSAGE = """
+import os
+from locust import User, constant, events, task
+from locust.runners import MasterRunner, WorkerRunner
+
+tokens = []
+
+def take_tokens(environment, msg, **kwargs):
+    tokens.extend(msg.data)
+    environment.runner.send_message("thanks", len(msg.data))
+
+def thanked(environment, msg, **kwargs):
+    with open(os.environ["OUT"], "a") as out:
+        out.write(f"thanks {msg.data}\\n")
+
+@events.init.add_listener
+def register(environment, **kwargs):
+    if isinstance(environment.runner, WorkerRunner):
+        environment.runner.register_message("tokens", take_tokens)
+    elif isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message("thanks", thanked)
+
+@events.test_start.add_listener
+def split_tokens(environment, **kwargs):
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner):
+        return
+    everything = [f"token-{i}" for i in range(runner.target_user_count)]
+    for i, client_id in enumerate(runner.clients):
+        runner.send_message("tokens", everything[i::runner.worker_count], client_id)
+
+class Holder(User):
+    wait_time = constant(60)
+
+    def __init__(self, environment):
+        super().__init__(environment)
+        self.token = tokens.pop()  # an IndexError if the tokens came after the users
+
+    @task
+    def report(self):
+        with open(os.environ["OUT"], "a") as out:
+            out.write(f"user {self.token}\\n")
+"""
+
+
+def test_custom_messages_from_test_start_reach_every_worker_before_its_users(
+    run_cli, tmp_path
+) -> None:
+    """Locust's pattern (its examples/custom_messages.py): the parent splits test data by
+    ``target_user_count`` in ``test_start`` and sends each worker its part; each user takes
+    one item in ``__init__``. Every user got a distinct item, and each worker thanked once.
+    Before: ``target_user_count`` was 0 in ``test_start``, every worker got an empty list
+    and every user's ``__init__`` raised (exit 1)."""
+    lf = write(tmp_path / "lf.py", TEST_DATA_BY_MESSAGE)
+    out = tmp_path / "out.txt"
+    run = run_cli("-f", str(lf), "--headless", "-u", "9", "-r", "100", "-t", "2s",
+                  "--processes", "2", env={"OUT": str(out)})  # fmt: skip
+    assert run.code == 0, run
+    lines = out.read_text().split("\n")
+    users = sorted(line.split()[1] for line in lines if line.startswith("user "))
+    assert users == sorted(f"token-{i}" for i in range(9)), lines
+    assert sorted(line for line in lines if line.startswith("thanks")) == ["thanks 4", "thanks 5"]
