@@ -108,17 +108,29 @@ def _import_one(path: str) -> Locustfile:
     # As Locust: the working directory and the locustfile's own are importable, the latter
     # first (a project's `common` package imported by locustfiles in a folder of their own,
     # run from the project's root; the console script's sys.path[0] is its bin folder).
-    for folder in (os.getcwd(), directory):
-        if folder not in sys.path:
+    package, root = _package_of(directory)
+    for folder in (root, os.getcwd(), directory):
+        if folder is not None and folder not in sys.path:
             sys.path.insert(0, folder)
     name = os.path.splitext(os.path.basename(full))[0]
-    spec = importlib.util.spec_from_file_location(name, full)
-    if spec is None or spec.loader is None:
-        raise LocustfileError(f"cannot import {path!r}: it is not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    # In a package (a folder with __init__.py, as `-f shop/` names one), the file is also its
+    # package's module, so its relative imports (`from .common import X`) work; Locust's bare
+    # name stays an alias of the same module object, so `import browse` gets no second copy.
+    qualified = f"{package}.{name}" if package else name
     try:
-        spec.loader.exec_module(module)
+        if package:
+            importlib.import_module(package)
+        module = _imported_already(qualified, full) if package else None
+        if module is None:  # (a sibling imported it first: not run twice)
+            spec = importlib.util.spec_from_file_location(qualified, full)
+            if spec is None or spec.loader is None:
+                raise LocustfileError(f"cannot import {path!r}: it is not a Python file")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = sys.modules[qualified] = module
+            spec.loader.exec_module(module)
+        sys.modules[name] = module
+    except LocustfileError:
+        raise
     except SyntaxError as exc:
         where = f"{path}:{exc.lineno}" if exc.lineno else path
         raise LocustfileError(f"{where}: SyntaxError: {exc.msg}") from exc
@@ -150,6 +162,26 @@ def _import_one(path: str) -> Locustfile:
     loaded = Locustfile(path=path, module=module, user_classes=users, shape_classes=shapes)
     _FILES[full] = loaded
     return loaded
+
+
+def _imported_already(qualified: str, full: str) -> ModuleType | None:
+    """The module ``qualified`` when it is already imported from the file ``full``."""
+    module = sys.modules.get(qualified)
+    file = getattr(module, "__file__", None)
+    return module if file and os.path.abspath(file) == full else None
+
+
+def _package_of(directory: str) -> tuple[str | None, str | None]:
+    """The dotted name of the package ``directory`` is (folders with ``__init__.py``, up to
+    the outermost), and the folder that holds that outermost one; ``(None, None)`` outside
+    a package."""
+    parts: list[str] = []
+    while os.path.isfile(os.path.join(directory, "__init__.py")):
+        directory, part = os.path.split(directory)
+        if not part.isidentifier():
+            return None, None  # not importable by name: a plain folder of locustfiles
+        parts.insert(0, part)
+    return (".".join(parts), directory) if parts else (None, None)
 
 
 def _import_location(exc: BaseException, full: str, shown: str) -> str:

@@ -886,3 +886,42 @@ def test_custom_messages_from_test_start_reach_every_worker_before_its_users(
     users = sorted(line.split()[1] for line in lines if line.startswith("user "))
     assert users == sorted(f"token-{i}" for i in range(9)), lines
     assert sorted(line for line in lines if line.startswith("thanks")) == ["thanks 4", "thanks 5"]
+
+
+def test_f_takes_a_package_whose_files_import_each_other(demo, run_cli, tmp_path) -> None:
+    """``-f shop`` where shop is a package: its files are locustfiles (as Locust's directory
+    rule has it), and they import shared code from their package, absolutely (the working
+    directory is on sys.path) or relatively (the file is its package's module). The shared
+    module runs once, however many files import it."""
+    project = tmp_path / "project"
+    shop = project / "shop"
+    shop.mkdir(parents=True)
+    write(shop / "__init__.py", "")
+    write(shop / "common.py", """
+import os
+with open(os.environ["OUT"], "a") as out:
+    out.write("imported\\n")
+SIZES = {"browse": 3, "buy": 4}
+""")  # fmt: skip
+    body = """
+from locust import HttpUser, StopUser, task
+{imports}
+
+class {name}(HttpUser):
+    @task
+    def visit(self):
+        self.client.get(f"/bytes/{{SIZES['{key}']}}")
+        raise StopUser()
+"""
+    write(shop / "browse.py", body.format(imports="from .common import SIZES", name="Browser",
+                                          key="browse"))  # fmt: skip
+    write(shop / "buy.py", body.format(imports="from shop.common import SIZES", name="Buyer",
+                                       key="buy"))  # fmt: skip
+    out = tmp_path / "imports.txt"
+    run = run_cli("-f", "shop", "-H", demo.url, "--headless", "-u", "2", "-r", "10", "-t", "3s",
+                  "--processes", "2", "--only-summary", cwd=project,
+                  env={"OUT": str(out)})  # fmt: skip
+    assert run.code == 0, run
+    paths = demo.stats()["paths"]
+    assert paths["GET /bytes/3"] == 1 and paths["GET /bytes/4"] == 1, paths
+    assert out.read_text().split() == ["imported"]  # once, in the parent, before the fork
