@@ -9,6 +9,11 @@ installed and nothing is shadowed.
 that read through to their target: Python binds an imported submodule as an attribute of its
 parent, and with ``locust`` and ``locust.user`` one object, ``import locust.user.task`` replaced
 the ``task`` decorator of ``locust`` with the module.
+
+Locust's contrib modules (``locust.contrib.mqtt``, ``.socketio``, ``.csv_request_logger`` ...)
+other than ``fasthttp`` are Locust's own code, run from where Locust is installed: the finder
+locates the file without importing the real ``locust`` package and executes it as
+``locust.contrib.<name>``, so the ``from locust import ...`` lines in it come back here.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.metadata
 import importlib.util
 import sys
 from collections.abc import Sequence
@@ -109,6 +115,8 @@ class LocustAliasFinder(importlib.abc.MetaPathFinder):
         if fullname != "locust" and not fullname.startswith("locust."):
             return None
         alias = ALIASES.get(fullname)
+        if alias is None and fullname.startswith(_CONTRIB):
+            return _installed_contrib_spec(fullname, path)
         if alias is None:
             raise ModuleNotFoundError(
                 f"mpswarm does not provide {fullname!r} (it provides: "
@@ -123,6 +131,49 @@ class LocustAliasFinder(importlib.abc.MetaPathFinder):
             spec.origin = target.origin
             spec.has_location = True
         return spec
+
+
+_CONTRIB = "locust.contrib."
+
+
+def _installed_contrib_spec(
+    fullname: str, path: Sequence[str] | None
+) -> importlib.machinery.ModuleSpec | None:
+    """The spec of the installed Locust's ``fullname``, found without importing Locust.
+
+    Raises:
+        ModuleNotFoundError: Locust is not installed, or the installed one lacks the module.
+    """
+    if fullname.count(".") > 2:  # inside a contrib package: its parent is Locust's already
+        return importlib.machinery.PathFinder.find_spec(fullname, path)
+    # PathFinder only looks: the real ``locust/__init__.py`` (which monkey-patches at import)
+    # never runs, and the spec found carries the module's real file.
+    find = importlib.machinery.PathFinder.find_spec
+    locust = find("locust")
+    if locust is None or not locust.submodule_search_locations:
+        raise ModuleNotFoundError(
+            f"{fullname} is Locust's own module, which mpswarm runs from an installed Locust, "
+            "and Locust is not installed: pip install locust",
+            name=fullname,
+        )
+    contrib = find("locust.contrib", list(locust.submodule_search_locations))
+    spec = None
+    if contrib is not None and contrib.submodule_search_locations:
+        spec = find(fullname, list(contrib.submodule_search_locations))
+    if spec is None:
+        raise ModuleNotFoundError(
+            f"the installed Locust ({_locust_version()}) has no {fullname}: "
+            "pip install --upgrade locust, or check the name",
+            name=fullname,
+        )
+    return spec
+
+
+def _locust_version() -> str:
+    try:
+        return f"version {importlib.metadata.version('locust')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "version unknown"
 
 
 _FINDER = LocustAliasFinder()
