@@ -264,15 +264,18 @@ def _host_problem(url: str) -> str | None:
 def check_hosts(classes: list[type[User]], host: str | None) -> None:
     """Every HttpUser needs a valid host, from -H or the class.
 
+    The host of another kind of user (an MQTT broker's name, a database's address) is its
+    client's business, as in Locust: it is not checked.
+
     Raises:
         UsageError: a class has no usable host.
     """
     if host:
         check_host_url(host, "-H/--host")
     for cls in classes:
-        if host:
+        if host or not issubclass(cls, HttpUser):
             continue
-        if issubclass(cls, HttpUser) and not cls.host:
+        if not cls.host:
             raise UsageError(
                 f"no host for {cls.__name__}: pass -H/--host http://HOST:PORT or set host on "
                 "the class"
