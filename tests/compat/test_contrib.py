@@ -124,6 +124,27 @@ def test_without_locust_a_contrib_import_names_the_module_and_the_fix(tmp_path: 
     assert_one_line_error(run, 2, "lf.py:2", "locust.contrib.mqtt", "pip install locust")
 
 
+def test_the_module_is_locusts_own_file_and_locust_itself_is_not_imported() -> None:
+    """``locust.contrib.mqtt`` is the file in the installed Locust, its ``User`` is mpswarm's,
+    and the real ``locust/__init__.py`` (which monkey-patches at import) never ran."""
+    _require_locust("paho.mqtt")
+    code = (
+        "import sys, mpswarm._locust_alias as alias\n"
+        "alias.install()\n"
+        "from locust.contrib import mqtt\n"
+        "import locust, mpswarm, gevent.monkey\n"
+        "print(mqtt.__file__)\n"
+        "print(mqtt.User is mpswarm.User, locust.User is mpswarm.User)\n"
+        "print(gevent.monkey.is_module_patched('socket'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    where, same, patched = out.stdout.splitlines()
+    files = importlib.metadata.files("locust") or []
+    installed = {str(file.locate()) for file in files if file.name == "mqtt.py"}
+    assert where in installed and (same, patched) == ("True True", "False"), out.stdout
+
+
 def test_a_module_the_installed_locust_lacks_is_named(run_cli, tmp_path: Path) -> None:
     _require_locust()
     lf = write(tmp_path / "lf.py", "from locust.contrib.nosuch import NoSuchUser\n")
