@@ -107,7 +107,8 @@ class _AliasLoader(importlib.abc.Loader):
 
 
 class LocustAliasFinder(importlib.abc.MetaPathFinder):
-    """Answers imports of ``locust`` and ``locust.*`` with mpswarm modules."""
+    """Answers imports of ``locust`` and ``locust.*`` with mpswarm modules, and those of
+    Locust's contrib modules with the installed Locust's files."""
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: Any = None
