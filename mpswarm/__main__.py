@@ -1,6 +1,6 @@
 """``python -m mpswarm``: same as the ``mpswarm`` command."""
 
-from mpswarm._entry import main
+from mpswarm.cli.entry import main
 
 if __name__ == "__main__":
     main()

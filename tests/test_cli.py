@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mpswarm.cli import several_values
+from mpswarm.cli.main import several_values
 from tests.conftest import write
 
 GOOD = """

@@ -26,7 +26,8 @@ def main() -> None:
     import socket
     from functools import partial
 
-    from mpswarm import _settings, cli
+    from mpswarm.cli import config_files
+    from mpswarm.cli.main import main as cli_main
     from mpswarm.report import _files
     from mpswarm.runner import pool
     from mpswarm.runner._zygote import _drop_event_loop, _serve
@@ -56,13 +57,13 @@ def main() -> None:
 
     values = json.loads(os.environ.pop("MPSWARM_HOST_CONFIG", "{}"))
 
-    def coordinator_config(explicit: Any, directory: str = ".") -> _settings.ConfigValues:
-        return _settings.ConfigValues(values, "the coordinator's configuration")
+    def coordinator_config(explicit: Any, directory: str = ".") -> config_files.ConfigValues:
+        return config_files.ConfigValues(values, "the coordinator's configuration")
 
     pool.WorkerPool.start_server = become_fork_server  # type: ignore[method-assign]
-    _settings.find_config_values = coordinator_config
+    config_files.find_config_values = coordinator_config
     _files.check_report_paths = lambda config: None
-    code = cli.main(sys.argv[2:])
+    code = cli_main(sys.argv[2:])
     # The CLI returned: it stopped before the fork server's place (its error is above).
     os._exit(code or 3)
 

@@ -1,7 +1,7 @@
 """``locust.argument_parser``: ``LocustArgumentParser``, for locustfiles that import it.
 
 Inside a run, ``init_command_line_parser`` listeners get mpswarm's own collector (see
-``mpswarm._custom_args``), which takes the same keywords; this class is for locustfiles that
+``mpswarm.cli.custom_args``), which takes the same keywords; this class is for locustfiles that
 name the type or build a parser of their own.
 """
 

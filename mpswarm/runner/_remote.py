@@ -38,7 +38,7 @@ class RemoteForkServer:
     """Parent-side handle of the Ray bridge; the interface of ``ForkServer``.
 
     Args:
-        settings: the bridge's settings (``mpswarm.cli``'s ``_ray_settings``: the address,
+        settings: the bridge's settings (``mpswarm.cluster.launch.start_ray``: the address,
             the hosts, the processes per host, what each host reruns).
     """
 

@@ -66,7 +66,7 @@ def test_locust_imports_resolve_to_mpswarm(run_cli, demo, tmp_path: Path) -> Non
 
 def test_nothing_is_shadowed_outside_a_run() -> None:
     code = (
-        "import importlib.util, mpswarm, mpswarm.cli, mpswarm.locust_compat\n"
+        "import importlib.util, mpswarm, mpswarm.cli.main, mpswarm.locust_compat\n"
         "spec = importlib.util.find_spec('locust')\n"
         "print('none' if spec is None else spec.origin)\n"
     )

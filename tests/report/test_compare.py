@@ -176,7 +176,7 @@ def test_a_corrupt_or_hand_edited_report_is_one_line_and_exit_2(
     """Every value of a real report replaced by each of a set of wrong ones (and removed):
     compare refuses it in one line with exit 2, or answers (0 or 3) where the report still
     holds (a name changed); never a traceback, never an escape sequence on the terminal."""
-    from mpswarm.compare_cli import compare_main, load_report
+    from mpswarm.cli.compare import compare_main, load_report
 
     base = reports["base"]
     data = json.loads(base.read_text())

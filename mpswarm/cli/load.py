@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from mpswarm.cli import EXIT_OK, EXIT_USAGE, _error, run_main
+from mpswarm.cli.main import EXIT_OK, EXIT_USAGE, _error, run_main
 from mpswarm.config import parse_rate, parse_timespan
 from mpswarm.exceptions import UsageError
 
@@ -121,7 +121,8 @@ def replay_main(argv: list[str]) -> int:
         f"{counts.gaps_shortened} quiet stretches over {spec.max_gap_s:g} s shortened "
         f"(--max-gap); skipped {skipped}", err=True,
     )  # fmt: skip
-    user_file = os.path.join(os.path.dirname(__file__), "replay_user.py")
+    # mpswarm/replay_user.py: the locustfile of every replay, beside this subpackage
+    user_file = os.path.join(os.path.dirname(os.path.dirname(__file__)), "replay_user.py")
     replay = {**spec.as_dict(), "counts": dataclasses.asdict(counts)}
     return run_main(["-f", user_file, *rest[1:], "--headless", "--arrival-rate", "1/s",
                      "--arrivals", "replay", "--replay", json.dumps(replay)])  # fmt: skip

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from mpswarm.cli import EXIT_OK, run_subcommand
+from mpswarm.cli.main import EXIT_OK, run_subcommand
 from mpswarm.exceptions import UsageError
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import click
 
-from mpswarm._options import EXIT_ERROR, EXIT_OK, EXIT_USAGE, run_options
 from mpswarm._text import PrintableFormatter
+from mpswarm.cli.options import EXIT_ERROR, EXIT_OK, EXIT_USAGE, run_options
 from mpswarm.config import (
     PROMETHEUS_BUCKETS,
     RunConfig,
@@ -58,7 +58,7 @@ def run_command(**options: Any) -> int:
     classes, shape = select_classes(locustfile, options["user_classes"])
     checks = tuple(options["checks"])
     if options["capacity"]:
-        from mpswarm.load_cli import capacity_shape
+        from mpswarm.cli.load import capacity_shape
 
         shape, checks = capacity_shape(options, shape), ()  # the checks judge each step
     if options["profile"]:
@@ -208,8 +208,8 @@ def _command_with_custom_arguments(path: str) -> click.Command:
     exist. A locustfile that cannot be imported is reported later, by the run itself.
     """
     from mpswarm import _locust_alias
-    from mpswarm._custom_args import ArgumentCollector
     from mpswarm._locustfile import load_locustfile
+    from mpswarm.cli.custom_args import ArgumentCollector
     from mpswarm.event import events
 
     _locust_alias.install()
@@ -271,7 +271,7 @@ def run_main(argv: list[str]) -> int:
     argv = several_values(argv)
     debug = any(a.upper() in ("DEBUG", "--LOGLEVEL=DEBUG") for a in argv)
     try:
-        from mpswarm._settings import find_config_values, to_default_map
+        from mpswarm.cli.config_files import find_config_values, to_default_map
 
         found = find_config_values(_explicit_config(argv))
         values = found.values
@@ -365,15 +365,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point behind the ``mpswarm`` command (after gevent's monkey-patching)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("replay", "capacity"):
-        from mpswarm.load_cli import capacity_main, replay_main
+        from mpswarm.cli.load import capacity_main, replay_main
 
         return (replay_main if args[0] == "replay" else capacity_main)(args[1:])
     if args and args[0] == "compare":
-        from mpswarm.compare_cli import compare_main
+        from mpswarm.cli.compare import compare_main
 
         return compare_main(args[1:])
     if args and args[0] == "serve":
-        from mpswarm.demo_cli import serve_main
+        from mpswarm.cli.serve import serve_main
 
         return serve_main(args[1:])
     return run_main(args)

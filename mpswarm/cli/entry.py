@@ -15,6 +15,6 @@ def main() -> None:
     monkey.patch_all()
     import sys
 
-    from mpswarm.cli import main as cli_main
+    from mpswarm.cli.main import main as cli_main
 
     sys.exit(cli_main())

@@ -18,7 +18,7 @@ from tabulate import tabulate
 
 from mpswarm._input import open_regular
 from mpswarm._text import printable
-from mpswarm.cli import EXIT_OK, run_subcommand
+from mpswarm.cli.main import EXIT_OK, run_subcommand
 from mpswarm.exceptions import UsageError
 from mpswarm.report._files import check_report_path, write_report_file
 from mpswarm.report.compare import (

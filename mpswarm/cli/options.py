@@ -1,7 +1,7 @@
 """Every option of the ``mpswarm`` run command: its name, type, default, help and check.
 
-``cli.run_command`` receives them as keyword arguments and builds the RunConfig; a value that
-cannot be parsed is a one-line usage error here, before the locustfile is even imported.
+``mpswarm.cli.main.run_command`` receives them as keyword arguments and builds the RunConfig; a
+value that cannot be parsed is a one-line usage error here, before the locustfile is imported.
 """
 
 from __future__ import annotations
