@@ -271,40 +271,29 @@ def run(
     # collected, or at exit): the same files the command line writes, charts included.
     tmp = tempfile.mkdtemp(prefix="mpswarm-run-")
     folder = Path(tmp)
+    from mpswarm.cli.options import argv_for
+
     args = [
-        sys.executable,
-        "-m",
-        "mpswarm",
-        "-f",
-        str(locustfile),
+        sys.executable, "-m", "mpswarm",
+        *argv_for({"locustfile": str(locustfile)}),
         *names,
-        "--headless",
-        "-u",
-        str(users),
-        "-r",
-        str(spawn_rate if spawn_rate else max(users, 1)),
-        "-t",
-        f"{seconds}s",
-        "--processes",
-        str(processes),
-        "-s",
-        str(stop_timeout),
-        "--only-summary",
-        "--json-file",
-        str(folder / "report.json"),
-        "--summary-file",
-        str(folder / "summary.txt"),
-        "--csv",
-        str(folder / "run"),
-        "--html",
-        str(folder / "report.html"),
-    ]
-    if host:
-        args += ["-H", host]
-    if iterations:
-        args += ["-i", str(iterations)]
-    for expression in checks:
-        args += ["--check", expression]
+        *argv_for({
+            "headless": True,
+            "users": users,
+            "spawn_rate": spawn_rate if spawn_rate else max(users, 1),
+            "run_time": f"{seconds}s",
+            "processes": processes,
+            "stop_timeout": stop_timeout,
+            "only_summary": True,
+            "json_file": folder / "report.json",
+            "summary_file": folder / "summary.txt",
+            "csv_prefix": folder / "run",
+            "html_file": folder / "report.html",
+            "host": host or None,
+            "iterations": iterations or None,
+            "checks": checks,
+        }),
+    ]  # fmt: skip
     args += list(extra_args)
     try:
         data, code = _child_run(args, folder, timeout or seconds + 120, env)

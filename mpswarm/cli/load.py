@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from mpswarm.cli.main import EXIT_OK, EXIT_USAGE, _error, run_main
+from mpswarm.cli.options import argv_for
 from mpswarm.config import parse_rate, parse_timespan
 from mpswarm.exceptions import UsageError
 
@@ -66,7 +67,7 @@ def capacity_main(argv: list[str]) -> int:
         click.echo(_CAPACITY_HELP)
         return EXIT_OK
     spec = ";".join((own[name] or [default])[-1] for name, default in CAPACITY_OPTIONS.items())
-    return run_main([*rest, "--headless", "--capacity", spec])
+    return run_main([*rest, *argv_for({"headless": True, "capacity": spec})])
 
 
 _CAPACITY_HELP = """Usage: mpswarm capacity -f LOCUSTFILE -H URL --check EXPR... [OPTIONS]
@@ -124,8 +125,12 @@ def replay_main(argv: list[str]) -> int:
     # mpswarm/replay_user.py: the locustfile of every replay, beside this subpackage
     user_file = os.path.join(os.path.dirname(os.path.dirname(__file__)), "replay_user.py")
     replay = {**spec.as_dict(), "counts": dataclasses.asdict(counts)}
-    return run_main(["-f", user_file, *rest[1:], "--headless", "--arrival-rate", "1/s",
-                     "--arrivals", "replay", "--replay", json.dumps(replay)])  # fmt: skip
+    return run_main([
+        *argv_for({"locustfile": user_file}),
+        *rest[1:],
+        *argv_for({"headless": True, "arrival_rate": "1/s", "arrivals": "replay",
+                   "replay": json.dumps(replay)}),
+    ])  # fmt: skip
 
 
 def _replay_spec(path: str, own: dict[str, list[str]]) -> Any:

@@ -8,7 +8,6 @@ failure (``--max-memory``, a crash loop).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -18,12 +17,18 @@ from typing import Any
 import click
 
 from mpswarm._text import PrintableFormatter
-from mpswarm.cli.options import EXIT_ERROR, EXIT_OK, EXIT_USAGE, run_options
-from mpswarm.config import (
-    PROMETHEUS_BUCKETS,
-    RunConfig,
-    resolve_processes,
+from mpswarm.cli.options import (
+    BY_NAME,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    OPTIONS,
+    config_fields,
+    envvar_names,
+    flags_of,
+    run_options,
 )
+from mpswarm.config import RunConfig, resolve_processes
 from mpswarm.exceptions import MpswarmError, UsageError
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "main", "run_command", "run_main"]
@@ -75,56 +80,14 @@ def run_command(**options: Any) -> int:
         check_hosts(classes, options["host"])
     elif options["host"]:  # without one, the web UI's form may give it later
         check_host_url(options["host"], "-H/--host")
-    config = RunConfig(
-        locustfile=locustfile.path,
-        user_classes=tuple(cls.__name__ for cls in classes),
-        host=options["host"],
-        users=options["users"],
-        spawn_rate=options["spawn_rate"],
-        run_time=options["run_time"],
-        processes=resolve_processes(options["processes"], _cpu_count()),
-        tags=options["tags"],
-        exclude_tags=options["exclude_tags"],
-        stop_timeout=options["stop_timeout"] or 0.0,
-        exit_code_on_error=options["exit_code_on_error"],
-        max_endpoints=options["max_endpoints"],
-        loglevel=options["loglevel"].upper(),
-        iterations=options["iterations"],
-        reset_stats=options["reset_stats"],
-        csv_prefix=options["csv_prefix"],
-        csv_full_history=options["csv_full_history"],
-        json_stdout=options["json_stdout"],
-        json_file=options["json_file"],
-        hdr_log=options["hdr_log"],
-        hdr_interval=options["hdr_interval"],
-        html_file=options["html_file"],
-        junit_file=options["junit_file"],
-        summary_file=options["summary_file"],
-        checks=checks,
-        check_abort=options["check_abort"],
-        check_grace=options["check_grace"] if options["check_grace"] is not None else 10.0,
-        print_interval=options["print_interval"],
-        only_summary=options["only_summary"],
-        cpu_warn=options["cpu_warn"],
-        lag_warn_ms=options["lag_warn"],
-        max_worker_memory=options["max_worker_memory"],
-        max_memory=options["max_memory"],
-        max_restarts=options["max_restarts"],
-        shape=shape.__name__ if shape is not None else None,
-        web_host=options["web_host"],
-        web_port=options["web_port"],
-        web_auth=options["web_auth"],
-        web_allowed_hosts=tuple(options["web_allowed_host"]),
-        autostart=options["autostart"],
-        prometheus=options["prometheus"],
-        replay=json.loads(options["replay"]) if options["replay"] else None,
-        prometheus_linger=options["prometheus_linger"],
-        prometheus_buckets=options["prometheus_buckets"] or PROMETHEUS_BUCKETS,
-        autoquit=options["autoquit"],
-        arrival_rate=options["arrival_rate"],
-        arrivals=options["arrivals"],
-        max_users=options["max_users"],
-    )
+    config = RunConfig(**{
+        **config_fields(options),  # what the options fill as they are; then the worked out
+        "locustfile": locustfile.path,
+        "user_classes": tuple(cls.__name__ for cls in classes),
+        "processes": resolve_processes(options["processes"], _cpu_count()),
+        "checks": checks,
+        "shape": shape.__name__ if shape is not None else None,
+    })  # fmt: skip
     if not options["ray"] and config.processes > _cpu_count():
         logging.getLogger("mpswarm").warning(
             "--processes %d is more than the %d core(s) this machine gives mpswarm: the workers "
@@ -181,24 +144,34 @@ def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
+#: Options no configuration file sets (--config).
+_NOT_IN_FILES = frozenset(option.name for option in OPTIONS if option.config_key is None)
+
+
 def _known_options(command: click.Command) -> dict[str, bool]:
+    """The names a configuration file may set (the locustfile's options too), each to whether
+    it takes several values."""
     return {
         param.name: bool(getattr(param, "multiple", False))
         for param in command.params
-        if isinstance(param, click.Option) and param.name and param.name != "config_file"
+        if isinstance(param, click.Option) and param.name and param.name not in _NOT_IN_FILES
     }
 
 
 def _prescan_locustfile(argv: list[str], values: dict[str, Any]) -> str:
     """The locustfile the command line will name, before it is parsed."""
+    option = BY_NAME["locustfile"]
+    short = option.flags[0]  # -f
     for index, arg in enumerate(argv):
-        if arg in ("-f", "--locustfile") and index + 1 < len(argv):
+        if arg in option.flags and index + 1 < len(argv):
             return argv[index + 1]
-        if arg.startswith("--locustfile="):
+        if arg.startswith(f"{option.long}="):
             return arg.split("=", 1)[1]
-        if arg.startswith("-f") and len(arg) > 2:
+        if arg.startswith(short) and len(arg) > 2:
             return arg[2:]
-    return os.environ.get("MPSWARM_LOCUSTFILE") or str(values.get("locustfile", "locustfile.py"))
+    return os.environ.get(option.envvars[0]) or str(
+        values.get(str(option.config_key), option.default)
+    )
 
 
 def _command_with_custom_arguments(path: str) -> click.Command:
@@ -233,16 +206,17 @@ def _command_with_custom_arguments(path: str) -> click.Command:
 
 
 def _explicit_config(argv: list[str]) -> str | None:
+    option = BY_NAME["config_file"]
     for index, arg in enumerate(argv):
-        if arg == "--config" and index + 1 < len(argv):
+        if arg == option.long and index + 1 < len(argv):
             return argv[index + 1]
-        if arg.startswith("--config="):
+        if arg.startswith(f"{option.long}="):
             return arg.split("=", 1)[1]
-    return os.environ.get("MPSWARM_CONFIG") or None
+    return os.environ.get(option.envvars[0]) or None
 
 
 #: Options that take several values after one flag, as Locust's (argparse ``nargs="*"``).
-_SEVERAL_VALUES = ("-T", "--tags", "-E", "--exclude-tags")
+_SEVERAL_VALUES = flags_of(option for option in OPTIONS if option.several)
 
 
 def several_values(argv: list[str]) -> list[str]:
@@ -336,19 +310,20 @@ def _note(message: str) -> None:
 
 
 def _envvars_as_locust(command: click.Command) -> None:
-    """Each option reads ``MPSWARM_<NAME>``, then Locust's ``LOCUST_<LONG_OPTION>``; when both
-    are set, differently, mpswarm's wins and a line says so."""
+    """Each option reads ``MPSWARM_<NAME>``, then Locust's ``LOCUST_<LONG_OPTION>`` (the
+    table's options name theirs already; the locustfile's get them here); when both are set,
+    differently, mpswarm's wins and a line says so."""
     for param in command.params:
         if not isinstance(param, click.Option) or param.name is None:
             continue
-        ours = f"MPSWARM_{param.name.upper()}"  # click's own name for it
         longs = [opt for opt in param.opts if opt.startswith("--")]
         if not longs:
             continue
-        theirs = f"LOCUST_{longs[0][2:].replace('-', '_').upper()}"
-        if param.envvar not in (None, [ours, theirs]):
-            continue  # an option that names its own
-        param.envvar = [ours, theirs]
+        if param.envvar is None:
+            param.envvar = list(envvar_names(param.name, longs[0]))
+        elif param.name not in BY_NAME:
+            continue  # a locustfile's option that names its own
+        ours, theirs = param.envvar
         mine, locust = os.environ.get(ours), os.environ.get(theirs)
         if mine is not None and locust is not None and mine != locust:
             _note(f"{ours}={mine!r} wins over {theirs}={locust!r}")

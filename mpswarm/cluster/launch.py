@@ -13,10 +13,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from mpswarm.cli.options import OPTIONS, argv_for, flags_of
+
+_COORDINATOR = tuple(option for option in OPTIONS if option.coordinator_only)
 #: Options the hosts do not get (their value follows unless written ``--opt=value``).
-_COORDINATOR_ONLY = ("--ray", "--ray-hosts", "--processes", "--config", "-f", "--locustfile")
-#: Config-file keys and environment variables of the same options.
-_COORDINATOR_KEYS = ("ray", "ray_hosts", "processes", "config", "locustfile")
+_COORDINATOR_ONLY = flags_of(_COORDINATOR)
+_LONG = tuple(f"{flag}=" for flag in _COORDINATOR_ONLY if flag.startswith("--"))
+_SHORT = tuple(flag for flag in _COORDINATOR_ONLY if not flag.startswith("--"))  # -fPATH
+#: Config-file keys and mpswarm's environment variables of the same options.
+_COORDINATOR_KEYS = frozenset(option.config_key for option in _COORDINATOR if option.config_key)
+_COORDINATOR_ENV = frozenset(option.envvars[0] for option in _COORDINATOR)
 
 
 def host_argv(argv: list[str], locustfile: str) -> list[str]:
@@ -28,13 +34,11 @@ def host_argv(argv: list[str], locustfile: str) -> list[str]:
             skip = False
         elif arg in _COORDINATOR_ONLY:
             skip = True
-        elif arg.startswith(tuple(f"{o}=" for o in _COORDINATOR_ONLY if o.startswith("--"))):
+        elif arg.startswith(_LONG) or (arg.startswith(_SHORT) and not arg.startswith("--")):
             pass
-        elif arg.startswith("-f") and not arg.startswith("--"):
-            pass  # -fPATH
         else:
             kept.append(arg)
-    return ["-f", os.path.basename(locustfile), *kept]
+    return [*argv_for({"locustfile": os.path.basename(locustfile)}), *kept]
 
 
 def start_ray(options: dict[str, Any], config: Any, argv: list[str],
@@ -50,8 +54,11 @@ def start_ray(options: dict[str, Any], config: Any, argv: list[str],
 
     from mpswarm.runner._remote import RemoteForkServer
 
-    skipped = {"MPSWARM_" + key.upper() for key in _COORDINATOR_KEYS}
-    env = {k: v for k, v in os.environ.items() if k.startswith("MPSWARM_") and k not in skipped}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith("MPSWARM_") and k not in _COORDINATOR_ENV
+    }
     config_values = {
         k: v for k, v in values.items() if k.replace("-", "_") not in _COORDINATOR_KEYS
     }
