@@ -182,6 +182,25 @@ def test_several_values_after_one_flag_as_locust(argv: list[str], read: list[str
     assert several_values(argv) == read
 
 
+@pytest.mark.parametrize("variable", ["MPSWARM_LOCUSTFILE", "LOCUST_LOCUSTFILE"])
+def test_a_locustfile_named_in_the_environment_adds_its_options(
+    run_cli, tmp_path: Path, variable: str
+) -> None:
+    lf = write(tmp_path / "lf.py", GOOD + CUSTOM_OPTION)
+    run = run_cli("--my-number", "5", "-l", env={variable: str(lf)})
+    assert run.code == 0, run
+    assert run.stdout.split() == ["WebUser", "Idle"], run
+
+
+CUSTOM_OPTION = """
+from mpswarm import events
+
+@events.init_command_line_parser.add_listener
+def _(parser):
+    parser.add_argument("--my-number", type=int, default=1, help="a locustfile's own option")
+"""
+
+
 def test_locust_configuration_is_read_as_locust_reads_it(run_cli, tmp_path: Path) -> None:
     """~/.locust.conf < locust.conf < [tool.locust] < mpswarm's files < LOCUST_* <
     MPSWARM_* < the command line; where mpswarm's and Locust's settings differ, a line says

@@ -169,9 +169,10 @@ def _prescan_locustfile(argv: list[str], values: dict[str, Any]) -> str:
             return arg.split("=", 1)[1]
         if arg.startswith(short) and len(arg) > 2:
             return arg[2:]
-    return os.environ.get(option.envvars[0]) or str(
-        values.get(str(option.config_key), option.default)
-    )
+    # Either variable, mpswarm's first, as click reads them: a LOCUST_LOCUSTFILE's own
+    # options are known too.
+    named = next((os.environ[name] for name in option.envvars if os.environ.get(name)), None)
+    return named or str(values.get(str(option.config_key), option.default))
 
 
 def _command_with_custom_arguments(path: str) -> click.Command:
