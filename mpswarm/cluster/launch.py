@@ -5,12 +5,13 @@ imported there, its ``init_command_line_parser`` options parsed there). It gets 
 line without the options that are the coordinator's alone (``--ray``, ``--ray-hosts``,
 ``--processes``, ``--config``, ``-f``), the locustfile by its name in the run's working
 directory (the locustfile's directory, shipped by Ray's runtime environment), the config-file
-values the coordinator read, and its ``MPSWARM_*`` environment variables.
+values the coordinator read, and its environment variables of the options (``host_environment``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from mpswarm.cli.options import OPTIONS, argv_for, flags_of
@@ -23,6 +24,8 @@ _SHORT = tuple(flag for flag in _COORDINATOR_ONLY if not flag.startswith("--")) 
 #: Config-file keys and mpswarm's environment variables of the same options.
 _COORDINATOR_KEYS = frozenset(option.config_key for option in _COORDINATOR if option.config_key)
 _COORDINATOR_ENV = frozenset(option.envvars[0] for option in _COORDINATOR)
+#: Locust's variables of the options the hosts do get.
+_LOCUST_ENV = frozenset(option.envvars[1] for option in OPTIONS if not option.coordinator_only)
 
 
 def host_argv(argv: list[str], locustfile: str) -> list[str]:
@@ -41,6 +44,17 @@ def host_argv(argv: list[str], locustfile: str) -> list[str]:
     return [*argv_for({"locustfile": os.path.basename(locustfile)}), *kept]
 
 
+def host_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables the hosts rerun the command line with: every ``MPSWARM_*`` (the test tag,
+    a locustfile's own options) and Locust's of the run's options (``LOCUST_HOST``...), but
+    neither of the coordinator's own options'."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if (name.startswith("MPSWARM_") and name not in _COORDINATOR_ENV) or name in _LOCUST_ENV
+    }
+
+
 def start_ray(options: dict[str, Any], config: Any, argv: list[str],
               values: dict[str, Any]) -> Any:  # fmt: skip
     """Start the Ray bridge for the run of ``config`` (``options``: the parsed command line,
@@ -54,11 +68,7 @@ def start_ray(options: dict[str, Any], config: Any, argv: list[str],
 
     from mpswarm.runner._remote import RemoteForkServer
 
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k.startswith("MPSWARM_") and k not in _COORDINATOR_ENV
-    }
+    env = host_environment(os.environ)
     config_values = {
         k: v for k, v in values.items() if k.replace("-", "_") not in _COORDINATOR_KEYS
     }
@@ -80,4 +90,4 @@ def start_ray(options: dict[str, Any], config: Any, argv: list[str],
     return server
 
 
-__all__ = ["host_argv", "start_ray"]
+__all__ = ["host_argv", "host_environment", "start_ray"]

@@ -23,7 +23,7 @@ from mpswarm.cli.options import (
     config_fields,
     run_options,
 )
-from mpswarm.cluster.launch import host_argv
+from mpswarm.cluster.launch import host_argv, host_environment
 from mpswarm.config import RunConfig
 
 #: A value for every option, as typed (a list: one per flag; True: a flag given), none of
@@ -157,3 +157,15 @@ def test_the_ray_hosts_get_the_command_line_without_the_coordinators_options() -
     })]  # fmt: skip
     spelt = [f"{o.long}={SAMPLES[o.name]}" for o in coordinator]
     assert host_argv([*spelt, "-fother.py", "-u", "3"], "shop.py") == ["-f", "shop.py", "-u", "3"]
+
+
+def test_the_ray_hosts_get_both_variables_of_their_options_and_none_of_the_coordinators() -> None:
+    environ = {name: "x" for option in OPTIONS for name in option.envvars}
+    environ |= {
+        "MPSWARM_TEST_TAG": "t",
+        "MPSWARM_MY_OPTION": "1",
+        "LOCUST_MASTER": "1",
+        "HOME": "/",
+    }
+    expected = {n for o in OPTIONS if not o.coordinator_only for n in o.envvars}
+    assert set(host_environment(environ)) == expected | {"MPSWARM_TEST_TAG", "MPSWARM_MY_OPTION"}

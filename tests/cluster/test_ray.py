@@ -247,6 +247,20 @@ def test_more_hosts_than_nodes_is_refused_before_any_load(
     assert not _served(demo)
 
 
+@needs_ray
+def test_the_hosts_get_locusts_variables_as_the_coordinator_does(
+    cluster: str, demo: DemoServer, tmp_path: Path
+) -> None:
+    # examples/api.py's users have no host of their own: every node's take it from LOCUST_HOST
+    run = RayRun(tmp_path, cluster, "-f", "examples/api.py", "--headless", "-u", "2", "-r", "2",
+                 "-t", "3s", env={"LOCUST_HOST": demo.url})  # fmt: skip
+    code, out, err = run.finish()
+    run.assert_nothing_left()
+    assert code == 0, (out, err)
+    served = _served(demo)
+    assert sum(served.values()) > 0 and _merged(run.json()) == served
+
+
 def test_ray_without_the_extra_is_a_usage_error(
     run_cli: Any, demo: DemoServer, tmp_path: Path
 ) -> None:
