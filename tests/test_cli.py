@@ -201,6 +201,19 @@ def _(parser):
 """
 
 
+def test_files_name_an_option_as_locusts_do(run_cli, tmp_path: Path) -> None:
+    """Locust's key for an option is its long flag (csv, html), also where mpswarm's own name
+    differs (csv_prefix, html_file); both are read, from either's files."""
+    write(tmp_path / "lf.py", GOOD)
+    write(tmp_path / "locust.conf", "html = r.html\n")
+    write(tmp_path / "mpswarm.conf", "csv = out\njson_file = r.json\n")
+    run = run_cli("-f", "lf.py", "--headless", "Idle", "-t", "1s", cwd=tmp_path)
+    assert run.code == 0, run
+    assert "no meaning" not in run.stderr, run
+    for name in ("r.html", "out_stats.csv", "r.json"):
+        assert (tmp_path / name).is_file(), (name, run)
+
+
 def test_locust_configuration_is_read_as_locust_reads_it(run_cli, tmp_path: Path) -> None:
     """~/.locust.conf < locust.conf < [tool.locust] < mpswarm's files < LOCUST_* <
     MPSWARM_* < the command line; where mpswarm's and Locust's settings differ, a line says

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mpswarm.exceptions import UsageError
@@ -136,6 +136,13 @@ def _merge(
     return merged, used
 
 
+def option_name(key: str, aliases: Mapping[str, str]) -> str:
+    """The name of the option a configuration-file key sets (``run-time``: run_time, ``csv``
+    with ``aliases`` {"csv": "csv_prefix"}: csv_prefix)."""
+    name = key.strip().lstrip("-").replace("-", "_")
+    return aliases.get(name, name)
+
+
 def to_default_map(
     values: dict[str, Any],
     known: dict[str, bool],
@@ -143,6 +150,7 @@ def to_default_map(
     locust_only: Iterable[str] = (),
     warn: Any = None,
     locust_source: str = "",
+    aliases: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Turn config values into click's ``default_map``.
 
@@ -153,6 +161,7 @@ def to_default_map(
         locust_only: names only Locust's files set: unknown ones are skipped, with ``warn``.
         warn: called with one line for each skipped name.
         locust_source: Locust's files, for that line.
+        aliases: keys (underscored) that name an option by another of its names.
 
     Raises:
         UsageError: an unknown option name in mpswarm's files.
@@ -160,7 +169,7 @@ def to_default_map(
     result: dict[str, Any] = {}
     lenient = set(locust_only)
     for key, value in values.items():
-        name = key.strip().lstrip("-").replace("-", "_")
+        name = option_name(key, aliases or {})
         if name not in known and key in lenient:
             if warn is not None:
                 warn(f"Locust's option {key!r} ({locust_source or source}) has no meaning "

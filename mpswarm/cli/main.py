@@ -19,6 +19,7 @@ import click
 from mpswarm._text import PrintableFormatter
 from mpswarm.cli.options import (
     BY_NAME,
+    CONFIG_KEYS,
     EXIT_ERROR,
     EXIT_OK,
     EXIT_USAGE,
@@ -246,14 +247,14 @@ def run_main(argv: list[str]) -> int:
     argv = several_values(argv)
     debug = any(a.upper() in ("DEBUG", "--LOGLEVEL=DEBUG") for a in argv)
     try:
-        from mpswarm.cli.config_files import find_config_values, to_default_map
+        from mpswarm.cli.config_files import find_config_values, option_name, to_default_map
 
         found = find_config_values(_explicit_config(argv))
         values = found.values
         command = _command_with_custom_arguments(_prescan_locustfile(argv, values))
         default_map = (
             to_default_map(values, _known_options(command), found.source, found.locust_only,
-                           _note, found.locust_source)
+                           _note, found.locust_source, CONFIG_KEYS)
             if values
             else {}
         )  # fmt: skip
@@ -263,7 +264,7 @@ def run_main(argv: list[str]) -> int:
             values={
                 k: v
                 for k, v in values.items()
-                if k not in found.locust_only or k.replace("-", "_") in default_map
+                if k not in found.locust_only or option_name(k, CONFIG_KEYS) in default_map
             },
         )
         for note in found.notes:

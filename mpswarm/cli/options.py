@@ -117,7 +117,7 @@ class Option:
         field: the ``RunConfig`` field it fills, or None.
         to_config: turns the parsed value into the field's (None: as it is).
         to_text: writes a field's value (each item's, for ``multiple``) as this option's text.
-        in_files: configuration files may set it, under ``config_key``.
+        in_files: configuration files may set it, under ``config_keys``.
         coordinator_only: under ``--ray``, the coordinator's alone: the hosts do not get it.
         mpswarm_env: the variable mpswarm reads for it where not ``MPSWARM_<NAME>``.
     """
@@ -149,8 +149,17 @@ class Option:
 
     @property
     def config_key(self) -> str | None:
-        """Its key in configuration files (dashes may stand for underscores), or None."""
-        return self.name if self.in_files else None
+        """Its key in configuration files, as Locust's: the long flag without its dashes
+        (``run-time``, ``csv``); None where no file sets it. ``config_keys`` lists them all."""
+        return self.long[2:] if self.in_files else None
+
+    @property
+    def config_keys(self) -> tuple[str, ...]:
+        """Every key that sets it, dashes written as underscores: Locust's (``csv``) and its
+        name (``csv_prefix``, as mpswarm's files have always named it)."""
+        if not self.in_files:
+            return ()
+        return tuple(dict.fromkeys((self.long[2:].replace("-", "_"), self.name)))
 
     @property
     def envvars(self) -> tuple[str, str]:
@@ -322,6 +331,8 @@ OPTIONS: tuple[Option, ...] = (
 
 #: The options by name.
 BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
+#: Configuration-file keys (dashes written as underscores) to the option each sets.
+CONFIG_KEYS: dict[str, str] = {key: option.name for option in OPTIONS for key in option.config_keys}
 
 #: RunConfig fields no option fills as it is: the run command works them out.
 COMPUTED_FIELDS = {

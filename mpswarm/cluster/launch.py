@@ -22,7 +22,7 @@ _COORDINATOR_ONLY = flags_of(_COORDINATOR)
 _LONG = tuple(f"{flag}=" for flag in _COORDINATOR_ONLY if flag.startswith("--"))
 _SHORT = tuple(flag for flag in _COORDINATOR_ONLY if not flag.startswith("--"))  # -fPATH
 #: Config-file keys and mpswarm's environment variables of the same options.
-_COORDINATOR_KEYS = frozenset(option.config_key for option in _COORDINATOR if option.config_key)
+_COORDINATOR_KEYS = frozenset(key for option in _COORDINATOR for key in option.config_keys)
 _COORDINATOR_ENV = frozenset(option.envvars[0] for option in _COORDINATOR)
 #: Locust's variables of the options the hosts do get.
 _LOCUST_ENV = frozenset(option.envvars[1] for option in OPTIONS if not option.coordinator_only)

@@ -16,6 +16,7 @@ from mpswarm.cli.main import _known_options, run_command, several_values
 from mpswarm.cli.options import (
     BY_NAME,
     COMPUTED_FIELDS,
+    CONFIG_KEYS,
     GROUPS,
     OPTIONS,
     argv_for,
@@ -132,16 +133,26 @@ def test_both_environment_variables_give_what_the_flag_gives(option: Any, monkey
             assert parse([])[option.name] == from_flag, name
 
 
-@pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.name)
-def test_a_config_file_key_gives_what_the_flag_gives(option: Any, tmp_path: Path) -> None:
-    if option.config_key is None:
-        assert option.name == "config_file"  # --config names the file: no file sets it
-        return
+def test_no_option_of_the_table_is_set_from_a_file_by_another_key() -> None:
+    keys = [key for option in OPTIONS for key in option.config_keys]
+    assert len(keys) == len(set(keys)) == len(CONFIG_KEYS)
+    assert [o.name for o in OPTIONS if not o.config_keys] == ["config_file"]  # names the file
+
+
+@pytest.mark.parametrize(
+    ("option", "key"),
+    [(o, key) for o in OPTIONS for key in o.config_keys],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_each_config_file_key_gives_what_the_flag_gives(
+    option: Any, key: str, tmp_path: Path
+) -> None:
     value = SAMPLES[option.name]
     text = "true" if value is True else ",".join(value) if isinstance(value, list) else value
     conf = tmp_path / "mpswarm.conf"
-    conf.write_text(f"{option.config_key.replace('_', '-')} = {text}\n", encoding="utf-8")
-    default_map = to_default_map(read_conf(str(conf)), _known_options(run_command), str(conf))
+    conf.write_text(f"{key.replace('_', '-')} = {text}\n", encoding="utf-8")
+    known = _known_options(run_command)
+    default_map = to_default_map(read_conf(str(conf)), known, str(conf), aliases=CONFIG_KEYS)
     from_flag = parse(argv_for({option.name: value}))[option.name]
     assert parse([], default_map)[option.name] == from_flag
 
