@@ -417,3 +417,10 @@ def config_argv(config: RunConfig) -> list[str]:
 def flags_of(options: Iterable[Option]) -> tuple[str, ...]:
     """Every spelling of ``options``."""
     return tuple(flag for option in options for flag in option.flags)
+
+
+__all__ = [
+    "BY_NAME", "COMPUTED_FIELDS", "CONFIG_KEYS", "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "GROUPS",
+    "OPTIONS", "Finite", "Option", "argv_for", "click_option", "config_argv", "config_fields",
+    "envvar_names", "flags_of", "run_options",
+]  # fmt: skip
