@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from mpswarm.cli.options import CONFIG_KEYS
 from mpswarm.exceptions import UsageError
 
 if sys.version_info >= (3, 11):
@@ -104,16 +105,19 @@ def find_config_values(explicit: str | None, directory: str = ".") -> ConfigValu
         ours.append((explicit, read_conf if not explicit.endswith(".toml") else read_pyproject))
     locust, sources = _merge(locust_sources, must_exist=None)
     mpswarm, more = _merge(ours, must_exist=explicit)
+    keys = {_option(key): key for key in mpswarm}  # each option's key in mpswarm's files
     notes = tuple(
-        f"{key} = {mpswarm[key]} from {more[-1] if len(more) == 1 else 'mpswarm files'} "
+        f"{keys[_option(key)]} = {mpswarm[keys[_option(key)]]} from "
+        f"{more[-1] if len(more) == 1 else 'mpswarm files'} "
         f"wins over {key} = {locust[key]} from {', '.join(sources)}"
-        for key in sorted(set(locust) & set(mpswarm))
-        if str(locust[key]) != str(mpswarm[key])
+        for key in sorted(locust)
+        if _option(key) in keys and str(locust[key]) != str(mpswarm[keys[_option(key)]])
     )
+    locust_only = {key: value for key, value in locust.items() if _option(key) not in keys}
     return ConfigValues(
-        values={**locust, **mpswarm},
+        values={**locust_only, **mpswarm},
         source=", ".join(sources + more),
-        locust_only=frozenset(set(locust) - set(mpswarm)),
+        locust_only=frozenset(locust_only),
         locust_source=", ".join(sources),
         notes=notes,
     )
@@ -130,10 +134,20 @@ def _merge(
         if path != must_exist and not os.path.isfile(path):
             continue
         found = read(path)
+        for key, value in found.items():
+            # One key an option: another spelling of it before (run-time, run_time; csv,
+            # csv_prefix) is overridden, not left beside it to win by its place in the dict.
+            for spelling in [k for k in merged if _option(k) == _option(key)]:
+                del merged[spelling]
+            merged[key] = value
         if found:
-            merged.update(found)
             used.append(path)
     return merged, used
+
+
+def _option(key: str) -> str:
+    """The option a key sets, by the run command's table (a locustfile's own: the key)."""
+    return option_name(key, CONFIG_KEYS)
 
 
 def option_name(key: str, aliases: Mapping[str, str]) -> str:
