@@ -214,11 +214,13 @@ class UserHost(Runner):
         """Give users ``timeout`` to finish their task, then stop them between requests."""
         greenlets = [u.greenlet for u in users if u.greenlet is not None]
         gevent.joinall(greenlets, timeout=timeout)
-        for user in users:
+        # A user in on_stop finishes it within the grace below (Locust runs it whole).
+        stopping = [user for user in users if not user._mpswarm.in_on_stop]
+        for user in stopping:
             # A user in a request stops as soon as its response is in; one that is not, and
             # resumes before its kill lands, stops before sending anything (see HttpSession).
             user._mpswarm.stop_after_request = True
-        for user in users:
+        for user in stopping:
             greenlet = user.greenlet
             if greenlet is not None and not greenlet.dead and not user._mpswarm.in_request:
                 greenlet.kill(block=False)

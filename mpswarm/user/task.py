@@ -350,7 +350,7 @@ class TaskSet(metaclass=TaskSetMeta):
                     user._report_user_error(self, stop_exc)
                 raise (RescheduleTaskImmediately if exc.reschedule else RescheduleTask)() from exc
             except (StopUser, GreenletExit):
-                user._mpswarm.stop_after_request = False  # on_stop's requests go out (Locust)
+                user._mpswarm.begin_on_stop()  # on_stop runs whole, its requests too (Locust)
                 try:
                     self.on_stop()
                 finally:

@@ -116,7 +116,7 @@ class User(metaclass=UserMeta):
                 self._next_iteration()
             yield from self._taskset_instance._steps()
         except (GreenletExit, StopUser):
-            self._mpswarm.stop_after_request = False  # on_stop's requests go out, as in Locust
+            self._mpswarm.begin_on_stop()  # on_stop runs whole, its requests too, as in Locust
             self.on_stop()
 
     def start(self, group: Group) -> SteppedGreenlet:

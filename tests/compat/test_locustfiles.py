@@ -925,3 +925,33 @@ class {name}(HttpUser):
     paths = demo.stats()["paths"]
     assert paths["GET /bytes/3"] == 1 and paths["GET /bytes/4"] == 1, paths
     assert out.read_text().split() == ["imported"]  # once, in the parent, before the fork
+
+
+def test_on_stop_runs_whole_when_the_run_stops(demo, run_cli, tmp_path) -> None:
+    """``on_stop`` runs to its end once the run stops, as under Locust: its requests, and
+    what follows them (here ``sys.exit(3)``). Before, a user that began ``on_stop`` just as
+    the stop timeout ran out was stopped after its first request: the rest of on_stop was
+    skipped, and the run exited 0 (3 of 8 runs of the real-world comparison bench)."""
+    lf = write(tmp_path / "lf.py", """
+import sys
+from locust import HttpUser, between, task
+
+class U(HttpUser):
+    wait_time = between(0.05, 0.15)
+
+    @task
+    def t(self):
+        self.client.get("/")
+
+    def on_stop(self):
+        self.client.get("/bytes/7")
+        self.client.get("/bytes/8")
+        sys.exit(3)
+""")  # fmt: skip
+    for _ in range(3):  # the race was one of timing: a few runs
+        demo.reset()
+        run = run_cli("-f", str(lf), "-H", demo.url, "--headless", "-u", "20", "-r", "100",
+                      "-t", "2s", "--processes", "2", "--only-summary")  # fmt: skip
+        assert run.code == 3, run
+        paths = demo.stats()["paths"]
+        assert paths["GET /bytes/7"] == paths["GET /bytes/8"] == 20, paths
