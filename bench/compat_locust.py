@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -54,79 +56,88 @@ def server_counts(url: str, reset: bool = False) -> dict[str, int]:
         return json.loads(response.read())["routes"]
 
 
-def run_locust(python: Path, args: argparse.Namespace, url: str) -> dict[str, int]:
+@dataclasses.dataclass(frozen=True)
+class ToolRun:
+    """What one run of a tool left: its exit code and its Locust-format CSV files' rows."""
+
+    exit_code: int | None  # None: it ran past its timeout and was killed
+    stats: list[dict[str, str]]
+    failures: list[dict[str, str]]
+    exceptions: list[dict[str, str]]
+    output: str  # the end of its stdout and stderr, for a reader of the results
+
+    def counts(self) -> dict[str, int]:
+        """Requests per "TYPE name", without the Aggregated row."""
+        return {
+            f"{row['Type']} {row['Name']}": int(row["Request Count"])
+            for row in self.stats
+            if row["Name"] != "Aggregated"
+        }
+
+
+def run_tool(
+    command: list[str], *, timeout: float, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> ToolRun:
+    """Run `command` with ``--csv`` into a scratch directory and read the CSV files back.
+
+    The tool runs in a session of its own, so that a run past `timeout` is ended with all
+    its worker processes.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         prefix = os.path.join(tmp, "run")
-        subprocess.run(
-            [
-                str(python),
-                "-m",
-                "locust",
-                "-f",
-                args.locustfile,
-                "-H",
-                url,
-                "--headless",
-                "-u",
-                str(args.users),
-                "-r",
-                str(args.spawn_rate),
-                "-t",
-                args.run_time,
-                "--processes",
-                "2",
-                "--csv",
-                prefix,
-                "--only-summary",
-                "--loglevel",
-                "WARNING",
-            ],
-            check=False,
-            capture_output=True,
+        proc = subprocess.Popen(
+            [*command, "--csv", prefix],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
-            timeout=600,
+            start_new_session=True,
         )
-        with open(f"{prefix}_stats.csv", newline="") as handle:
-            return {
-                f"{row['Type']} {row['Name']}": int(row["Request Count"])
-                for row in csv.DictReader(handle)
-                if row["Name"] != "Aggregated"
-            }
+        exit_code: int | None
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+            exit_code = proc.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate()
+            exit_code = None
+
+        def rows(kind: str) -> list[dict[str, str]]:
+            try:
+                with open(f"{prefix}_{kind}.csv", newline="") as handle:
+                    return list(csv.DictReader(handle))
+            except FileNotFoundError:
+                return []
+
+        return ToolRun(
+            exit_code, rows("stats"), rows("failures"), rows("exceptions"), output[-4000:]
+        )
+
+
+def load_args(args: argparse.Namespace) -> list[str]:
+    """The options that both tools take alike: headless, users, spawn rate and run time."""
+    return [
+        "--headless",
+        "-u",
+        str(args.users),
+        "-r",
+        str(args.spawn_rate),
+        "-t",
+        args.run_time,
+    ]
+
+
+def run_locust(python: Path, args: argparse.Namespace, url: str) -> dict[str, int]:
+    command = [str(python), "-m", "locust", "-f", args.locustfile, "-H", url]
+    command += [*load_args(args), "--processes", "2", "--only-summary"]
+    return run_tool(command, timeout=600).counts()
 
 
 def run_mpswarm(args: argparse.Namespace, url: str) -> dict[str, int]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mpswarm",
-            "-f",
-            args.locustfile,
-            "-H",
-            url,
-            "--headless",
-            "-u",
-            str(args.users),
-            "-r",
-            str(args.spawn_rate),
-            "-t",
-            args.run_time,
-            "--processes",
-            "2",
-            "--loglevel",
-            "WARNING",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    counts = {}
-    for line in out.stdout.splitlines():
-        parts = line.split()
-        if len(parts) > 3 and parts[0] in ("GET", "POST", "PUT", "DELETE") and parts[2].isdigit():
-            counts[f"{parts[0]} {parts[1]}"] = int(parts[2])
-    return counts
+    command = [sys.executable, "-m", "mpswarm", "-f", args.locustfile, "-H", url]
+    command += [*load_args(args), "--processes", "2", "--only-summary"]
+    return run_tool(command, timeout=600).counts()
 
 
 def main() -> None:
