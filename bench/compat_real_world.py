@@ -138,6 +138,12 @@ CASES = (
         cwd=PROJECT,
     ),
     Case(
+        "directory",
+        "-f DIR (its files import the project's package)",
+        ("-f", "locustfiles"),
+        cwd=PROJECT,
+    ),
+    Case(
         "conf_and_env",
         "locust.conf (-f DIR), LOCUST_HOST, LOCUST_USERS",
         (),
