@@ -162,9 +162,17 @@ _EXIT_REPORTED = (
     " so on_stop's requests before it count; Locust's process (or --processes worker)"
     " ends at once, and its unreported requests, on_stop's among them, are lost"
 )
+_TEXTS = (
+    "mpswarm writes every failure and exception as 'Type: message' (escaped, one line);"
+    " Locust writes a failure as repr(error) (CatchResponseError(\"...\")) and an exception"
+    " as str(exc) alone ('total' for a KeyError): the same errors, grouped alike"
+)
 DOCUMENTED: dict[tuple[str, str], str] = {
     ("ci_green_exit", "names"): _EXIT_REPORTED,
     ("ci_red_exit", "names"): _EXIT_REPORTED,
+    ("rest_crud", "failures_text"): _TEXTS,
+    ("request_hooks", "failures_text"): _TEXTS,
+    ("catch_exception", "exceptions_text"): _TEXTS,
 }
 
 
