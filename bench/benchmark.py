@@ -40,6 +40,9 @@ from typing import Any
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from idle_users import settled_rss, wait_until  # a sibling script
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 LOCUSTFILES = BENCH / "locustfiles"
@@ -188,30 +191,42 @@ def throughput(target: Target, command: list[str], seconds: int) -> dict[str, fl
     }
 
 
-def tree_rss(pid: int) -> int:
-    try:
-        root = psutil.Process(pid)
-        return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
-    except psutil.Error:
-        return 0
-
-
 def rss_per_user(target: Target, tool: str, user_class: str, users: int) -> float:
-    """(RSS with ``users`` idle users - RSS with 1) / (users - 1), whole process tree."""
-    sizes = []
-    for count in (1, users):
-        command = tool_command(tool, f"idle_{tool}.py", target.url, count, 60, 1, [user_class])
-        command[command.index("-r") + 1] = str(max(count, 1))
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(6 + count / 2000)  # started, spawned, settled
-        sizes.append(tree_rss(proc.pid))
+    """(RSS with ``users`` idle users - RSS with 1) / (users - 1), whole process tree.
+
+    Each reading is taken once the target served every user's request and the tree's RSS
+    settled (``idle_users.settled_rss``), not after a fixed sleep: a start a second slower
+    than the sleep allowed measured a tree still growing (2.85 KB where bench/idle_users.py,
+    which waits for its conditions, measured 2.15 KB of the same code)."""
+    sizes = [idle_rss(target, tool, user_class, count) for count in (1, users)]
+    return (sizes[1] - sizes[0]) / (users - 1)
+
+
+def idle_rss(target: Target, tool: str, user_class: str, count: int) -> int:
+    """The settled RSS of a run of ``count`` idle users, once each one's request was served."""
+    command = tool_command(tool, f"idle_{tool}.py", target.url, count, 3600, 1, [user_class])
+    command[command.index("-r") + 1] = str(max(count, 1))
+    served0, polls = target.served(), 0
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def all_served() -> bool:
+        nonlocal polls
+        if proc.poll() is not None:
+            raise RuntimeError(f"{tool} exited with {proc.returncode}")
+        if target.label.startswith("nginx"):
+            polls += 1  # nginx counts each status request it answers
+        return target.served() - served0 - polls >= count
+
+    try:
+        wait_until(all_served, 60 + count / 200, f"{count} idle users")
+        return settled_rss(proc.pid)[0]
+    finally:
         proc.terminate()
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    return (sizes[1] - sizes[0]) / (users - 1)
 
 
 def parent_cpu_share(target: Target, tool: str, seconds: int) -> dict[str, float]:

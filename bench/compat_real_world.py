@@ -164,7 +164,7 @@ _EXIT_REPORTED = (
 )
 _TEXTS = (
     "mpswarm writes every failure and exception as 'Type: message' (escaped, one line);"
-    " Locust writes a failure as repr(error) (CatchResponseError(\"...\")) and an exception"
+    ' Locust writes a failure as repr(error) (CatchResponseError("...")) and an exception'
     " as str(exc) alone ('total' for a KeyError): the same errors, grouped alike"
 )
 DOCUMENTED: dict[tuple[str, str], str] = {
