@@ -128,7 +128,8 @@ def _import_one(path: str) -> Locustfile:
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = sys.modules[qualified] = module
             spec.loader.exec_module(module)
-        sys.modules[name] = module
+        else:
+            sys.modules[name] = module
     except LocustfileError:
         raise
     except SyntaxError as exc:
@@ -280,12 +281,12 @@ def check_hosts(classes: list[type[User]], host: str | None) -> None:
                 f"no host for {cls.__name__}: pass -H/--host http://HOST:PORT or set host on "
                 "the class"
             )
-        if cls.host and "://" not in cls.host:
+        if "://" not in cls.host:
             # Locust runs it: a locustfile that builds absolute URLs from its host works, and a
             # relative request raises requests' MissingSchema naming the URL, as there.
             logger.warning("%s.host %r has no scheme: a request to a relative path will fail; "
                            "absolute URLs work", cls.__name__, cls.host)  # fmt: skip
-        elif cls.host:
+        else:
             check_host_url(cls.host, f"{cls.__name__}.host")
 
 
