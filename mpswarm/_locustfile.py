@@ -226,30 +226,48 @@ def select_classes(
     return (chosen or list(users.values())), shape
 
 
-def check_host_url(url: str, source: str) -> None:
-    """A base URL must be ``http(s)://HOST[:PORT][/path]`` with a port in 1-65535.
+#: What an HttpUser's host starts with.
+HTTP_SCHEMES = ("http", "https")
+
+
+def check_host_url(url: str, source: str, schemes: tuple[str, ...] = HTTP_SCHEMES) -> None:
+    """A base URL must be ``SCHEME://HOST[:PORT][/path]`` with a port in 1-65535.
 
     Args:
         url: the URL to check.
         source: where it came from, for the message (``-H/--host``, ``ShopUser.host``).
+        schemes: the schemes the user class takes (``http``, ``https`` for HttpUser); ``""``
+            among them: a bare ``HOST:PORT`` is taken too (gRPC's, as in Locust's example).
 
     Raises:
         UsageError: the URL is not usable, with the reason.
     """
-    problem = _host_problem(url)
+    problem = _host_problem(url, schemes)
     if problem is not None:
         raise UsageError(f"invalid host {url!r} ({source}): {problem}")
 
 
-def _host_problem(url: str) -> str | None:
-    if not url.startswith(("http://", "https://")):
-        return "it must start with http:// or https://"
+def host_schemes(cls: type) -> tuple[str, ...] | None:
+    """The schemes a user class's host may have (its ``_host_schemes``), or None when its host
+    is its own client's business (an MQTT broker's name), as in Locust: not checked."""
+    schemes = getattr(cls, "_host_schemes", None)
+    if schemes is None and issubclass(cls, HttpUser):
+        return HTTP_SCHEMES
+    return schemes
+
+
+def _host_problem(url: str, schemes: tuple[str, ...]) -> str | None:
+    named = [scheme for scheme in schemes if scheme]
+    if "" in schemes and "://" not in url:
+        url = f"{named[0]}://{url}"  # a bare HOST:PORT
+    if not url.startswith(tuple(f"{scheme}://" for scheme in named)):
+        return f"it must start with {' or '.join(f'{scheme}://' for scheme in named)}"
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError as exc:  # e.g. "Invalid IPv6 URL" for an unclosed [
         return f"not a valid URL ({exc})"
     if not parts.hostname:
-        return "no host name after the scheme, e.g. http://127.0.0.1:8080"
+        return f"no host name after the scheme, e.g. {named[0]}://127.0.0.1:8080"
     try:
         port = parts.port
     except ValueError:  # out of range, or not a number
@@ -262,8 +280,24 @@ def _host_problem(url: str) -> str | None:
     return None
 
 
+def check_given_host(classes: list[type[User]], host: str, source: str) -> None:
+    """A host given for every class (``-H``, the web form's) must suit each class it is for.
+
+    Raises:
+        UsageError: the host is not usable by one of the classes (or, when no class checks its
+            host, not an http(s) URL).
+    """
+    checked = [(cls, schemes) for cls in classes if (schemes := host_schemes(cls)) is not None]
+    if not checked:
+        check_host_url(host, source)
+    for cls, schemes in checked:
+        shown = source if len(checked) == 1 else f"{source}, for {cls.__name__}"
+        check_host_url(host, shown, schemes)
+
+
 def check_hosts(classes: list[type[User]], host: str | None) -> None:
-    """Every HttpUser needs a valid host, from -H or the class.
+    """Every HttpUser (every class with ``_host_schemes``) needs a valid host, from -H or the
+    class.
 
     The host of another kind of user (an MQTT broker's name, a database's address) is its
     client's business, as in Locust: it is not checked.
@@ -272,22 +306,24 @@ def check_hosts(classes: list[type[User]], host: str | None) -> None:
         UsageError: a class has no usable host.
     """
     if host:
-        check_host_url(host, "-H/--host")
+        check_given_host(classes, host, "-H/--host")
+        return
     for cls in classes:
-        if host or not issubclass(cls, HttpUser):
+        schemes = host_schemes(cls)
+        if schemes is None:
             continue
         if not cls.host:
             raise UsageError(
-                f"no host for {cls.__name__}: pass -H/--host http://HOST:PORT or set host on "
-                "the class"
+                f"no host for {cls.__name__}: pass -H/--host {schemes[0]}://HOST:PORT or set "
+                "host on the class"
             )
-        if "://" not in cls.host:
+        if schemes == HTTP_SCHEMES and "://" not in cls.host:
             # Locust runs it: a locustfile that builds absolute URLs from its host works, and a
             # relative request raises requests' MissingSchema naming the URL, as there.
             logger.warning("%s.host %r has no scheme: a request to a relative path will fail; "
                            "absolute URLs work", cls.__name__, cls.host)  # fmt: skip
         else:
-            check_host_url(cls.host, f"{cls.__name__}.host")
+            check_host_url(cls.host, f"{cls.__name__}.host", schemes)
 
 
 def check_tasks(classes: list[type[User]]) -> None:

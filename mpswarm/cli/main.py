@@ -47,7 +47,7 @@ def run_command(**options: Any) -> int:
     _setup_logging(options["loglevel"])
     from mpswarm import _locust_alias
     from mpswarm._locustfile import (
-        check_host_url,
+        check_given_host,
         check_hosts,
         check_tasks,
         load_locustfile,
@@ -80,7 +80,7 @@ def run_command(**options: Any) -> int:
     if options["headless"] or options["autostart"]:
         check_hosts(classes, options["host"])
     elif options["host"]:  # without one, the web UI's form may give it later
-        check_host_url(options["host"], "-H/--host")
+        check_given_host(classes, options["host"], "-H/--host")
     config = RunConfig(**{
         **config_fields(options),  # what the options fill as they are; then the worked out
         "locustfile": locustfile.path,

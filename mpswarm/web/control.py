@@ -19,7 +19,7 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
-from mpswarm._locustfile import check_host_url
+from mpswarm._locustfile import check_given_host
 from mpswarm._text import without_credentials
 from mpswarm.config import RunConfig, check_spawn_rate, check_users, parse_timespan
 from mpswarm.exceptions import UsageError
@@ -90,6 +90,8 @@ class Controller:
         if unknown:
             raise UsageError(f"unknown user class(es): {', '.join(unknown)}")
         chosen = [self.classes[n] for n in request.user_classes] or list(self.classes.values())
+        if request.host is not None:
+            check_given_host(chosen, request.host, "the form's host")
         missing = [c.__name__ for c in chosen if not (request.host or getattr(c, "host", None))]
         if missing:
             raise UsageError(f"no host for {', '.join(missing)}: give one in the form")
@@ -295,9 +297,7 @@ def parse_run_request(data: dict[str, Any], config: RunConfig) -> RunRequest:
         raise UsageError("users must be a whole number and spawn_rate a number") from None
     check_users(users, "users")
     check_spawn_rate(spawn_rate, "spawn_rate")
-    host = str(data.get("host") or "").strip() or None
-    if host is not None:
-        check_host_url(host, "the form's host")
+    host = str(data.get("host") or "").strip() or None  # checked for the classes it is for
     run_time_text = str(data.get("run_time") or "").strip()
     run_time = parse_timespan(run_time_text) if run_time_text else None
     classes = data.get("user_classes") or []
