@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mpswarm.user.users import HttpUser
 from tests.conftest import write
 from tests.test_cli import assert_one_line_error
 
@@ -381,3 +382,49 @@ def test_locustfile_that_exits_while_imported(
     lf = write(tmp_path / "lf.py", f"import sys\nfrom mpswarm import User\n{call}\n")
     run = run_cli("-f", str(lf), "--headless", "-t", "1s")
     assert_one_line_error(run, 2, f"{lf}:3", f"called {shown} while being imported")
+
+
+class _Schemed(HttpUser):
+    """A user class whose host takes other schemes, as GrpcUser's (a bare HOST:PORT too)."""
+
+    abstract = True
+    _host_schemes = ("grpc", "grpcs", "")
+
+
+def _schemed(name: str, host: str | None = None) -> type:
+    return type(name, (_Schemed,), {"host": host, "abstract": False, "tasks": [lambda u: None]})
+
+
+@pytest.mark.parametrize(
+    ("host", "fragment"),
+    [
+        ("http://127.0.0.1:50051", "it must start with grpc:// or grpcs://"),
+        ("grpc://127.0.0.1:0", "port"),
+        ("127.0.0.1:99999", "port"),
+        ("grpc://", "no host name"),
+    ],
+)
+def test_a_class_names_the_schemes_its_host_may_have(host: str, fragment: str) -> None:
+    from mpswarm._locustfile import UsageError, check_hosts
+
+    with pytest.raises(UsageError, match=fragment) as raised:
+        check_hosts([_schemed("Rpc", host)], None)
+    assert "Rpc.host" in str(raised.value)
+    with pytest.raises(UsageError, match=fragment) as raised:
+        check_hosts([_schemed("Rpc")], host)
+    assert "-H/--host" in str(raised.value)
+
+
+def test_a_host_for_every_class_is_checked_for_each() -> None:
+    from mpswarm._locustfile import UsageError, check_given_host, check_hosts
+
+    for good in ("grpc://127.0.0.1:50051", "grpcs://[::1]:443", "127.0.0.1:50051"):
+        check_hosts([_schemed("Rpc", good)], None)
+        check_given_host([_schemed("Rpc")], good, "the form's host")
+    web = type("Web2", (HttpUser,), {"abstract": False, "tasks": [lambda u: None]})
+    with pytest.raises(UsageError, match=r"for Rpc\): it must start with grpc://"):
+        check_given_host([web, _schemed("Rpc")], "http://127.0.0.1:8088", "-H/--host")
+    with pytest.raises(UsageError, match=r"for Web2\): it must start with http://"):
+        check_given_host([web, _schemed("Rpc")], "grpc://127.0.0.1:8088", "-H/--host")
+    with pytest.raises(UsageError, match="no host for Rpc: pass -H/--host grpc://HOST:PORT"):
+        check_hosts([_schemed("Rpc")], None)
