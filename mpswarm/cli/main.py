@@ -41,7 +41,7 @@ logger = logging.getLogger("mpswarm")
 def run_command(**options: Any) -> int:
     """Run a locustfile's users against a target, one gevent worker per process.
 
-    Example: mpswarm -f examples/shop.py -H http://127.0.0.1:8089 -u 200 -r 50 -t 30s
+    Example: mpswarm -f examples/shop.py -H http://127.0.0.1:8088 -u 200 -r 50 -t 30s
     --processes -1
     """
     _setup_logging(options["loglevel"])
@@ -185,6 +185,7 @@ def _command_with_custom_arguments(path: str) -> click.Command:
     from mpswarm import _locust_alias
     from mpswarm._locustfile import load_locustfile
     from mpswarm.cli.custom_args import ArgumentCollector
+    from mpswarm.cli.options import GroupedCommand
     from mpswarm.event import events
 
     _locust_alias.install()
@@ -196,7 +197,7 @@ def _command_with_custom_arguments(path: str) -> click.Command:
     events.init_command_line_parser.fire(parser=parser)
     if not parser.options:
         return run_command
-    command = click.Command(
+    command = GroupedCommand(
         name=run_command.name,
         callback=run_command.callback,
         params=[*run_command.params, *parser.options],

@@ -182,7 +182,7 @@ OPTIONS: tuple[Option, ...] = (
        help="Python file defining User classes; as in Locust, also a directory of them or a "
        "comma-separated list."),
     _O(("-H", "--host"), "host", group="Run", field="host",
-       help="Base URL of the target, e.g. http://127.0.0.1:8089."),
+       help="Base URL of the target, e.g. http://127.0.0.1:8088 (mpswarm serve's)."),
     _O(("-u", "--users"), "users", group="Load", type=click.IntRange(min=0), default=1,
        show_default=True, field="users", help="Peak number of concurrent users."),
     _O(("-r", "--spawn-rate"), "spawn_rate", group="Load", type=Finite(min=0, min_open=True),
@@ -357,9 +357,38 @@ def click_option(option: Option) -> click.Option:
     return click.Option([*option.flags, option.name], **settings)
 
 
+class GroupedCommand(click.Command):
+    """A command whose ``--help`` lists its options by topic (``GROUPS``), as Locust's does.
+
+    The locustfile's own options (``init_command_line_parser``) come under their own heading;
+    ``--help`` and ``--version`` under "Other".
+    """
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Write the options, one section per topic, in ``GROUPS`` order."""
+        sections: dict[str, list[tuple[str, str]]] = {group: [] for group in GROUPS}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None or isinstance(param, click.Argument):  # (the usage line's)
+                continue
+            option = BY_NAME.get(param.name or "")
+            if option is not None:
+                group = option.group
+            elif {"--help", "--version"} & set(param.opts):
+                group = "Other"
+            else:
+                group = "The locustfile's options"
+            sections.setdefault(group, []).append(record)
+        for group, records in sections.items():
+            if records:
+                with formatter.section(group):
+                    formatter.write_dl(records)
+
+
 def run_options(func: Callable[..., int]) -> click.Command:
     """``func`` as the run command, taking every option of ``OPTIONS`` as a keyword argument."""
     command = click.command(
+        cls=GroupedCommand,
         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
         epilog="Also: 'mpswarm serve --help' for the built-in demo target. Every option can be set "
         "as MPSWARM_<OPTION> in the environment or in mpswarm.conf / [tool.mpswarm] in "

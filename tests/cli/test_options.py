@@ -180,3 +180,41 @@ def test_the_ray_hosts_get_both_variables_of_their_options_and_none_of_the_coord
     }
     expected = {n for o in OPTIONS if not o.coordinator_only for n in o.envvars}
     assert set(host_environment(environ)) == expected | {"MPSWARM_TEST_TAG", "MPSWARM_MY_OPTION"}
+
+
+def test_help_lists_every_option_once_under_its_topic_in_order(run_cli, tmp_path: Path) -> None:
+    """``--help`` is grouped as Locust's is: a heading per topic, the table's order; the
+    locustfile's own options under a heading of their own; the examples aim at the demo
+    target's port (8088), not the web UI's."""
+    lf = tmp_path / "lf.py"
+    lf.write_text(
+        "from mpswarm import HttpUser, events, task\n"
+        "@events.init_command_line_parser.add_listener\n"
+        "def _(parser):\n"
+        "    parser.add_argument('--shop-size', default='3', help='How many shops.')\n"
+        "class U(HttpUser):\n"
+        "    @task\n"
+        "    def t(self): pass\n"
+    )
+    run = run_cli("-f", str(lf), "--help", timeout=60)
+    assert run.code == 0, run
+    headings = [line[:-1] for line in run.stdout.splitlines() if line and line[0] != " " and
+                line.endswith(":")]  # fmt: skip
+    shown = [group for group in GROUPS if any(o.group == group and not o.hidden for o in OPTIONS)]
+    assert headings == [*shown, "The locustfile's options"]
+    sections: dict[str, list[str]] = {}  # heading -> the flags of its entries
+    heading = ""
+    for line in run.stdout.splitlines():
+        if line[:-1] in headings:
+            heading = line[:-1]
+        elif heading and line.startswith("  -"):  # an entry: "  -u, --users INTEGER  help"
+            spelt = line[2:].split("  ")[0]
+            sections.setdefault(heading, []).extend(f.split(" ")[0] for f in spelt.split(", "))
+    for option in OPTIONS:
+        if not option.hidden:
+            where = [h for h, flags in sections.items() if option.flags[-1] in flags]
+            assert where == [option.group], (option.flags, where)
+    assert "--shop-size" in sections["The locustfile's options"]
+    assert "--help" in sections["Other"] and "--version" in sections["Other"]
+    assert "8089" not in run.stdout.split("Web UI:")[0]  # the examples, -H's help
+    assert "127.0.0.1:8088" in run.stdout
