@@ -178,17 +178,18 @@ _O = Option
 #: Every option of the run command, in ``--help``'s order.
 OPTIONS: tuple[Option, ...] = (
     _O(("-f", "--locustfile"), "locustfile", group="Run", default="locustfile.py",
-       show_default=True, field="locustfile", coordinator_only=True,
+       show_default=True, metavar="PATH", field="locustfile", coordinator_only=True,
        help="Python file defining User classes; as in Locust, also a directory of them or a "
        "comma-separated list."),
-    _O(("-H", "--host"), "host", group="Run", field="host",
+    _O(("-H", "--host"), "host", group="Run", metavar="URL", field="host",
        help="Base URL of the target, e.g. http://127.0.0.1:8088 (mpswarm serve's)."),
     _O(("-u", "--users"), "users", group="Load", type=click.IntRange(min=0), default=1,
        show_default=True, field="users", help="Peak number of concurrent users."),
     _O(("-r", "--spawn-rate"), "spawn_rate", group="Load", type=Finite(min=0, min_open=True),
        default=1.0, show_default=True, field="spawn_rate",
        help="Users started per second, over all workers."),
-    _O(("-t", "--run-time"), "run_time", group="Run", parse=_timespan, field="run_time",
+    _O(("-t", "--run-time"), "run_time", group="Run", parse=_timespan, metavar="TIME",
+       field="run_time",
        help="Stop after e.g. 30s, 5m, 1h30m."),
     _O(("--processes",), "processes", group="Run", type=int, default=1, show_default=True,
        field="processes", coordinator_only=True,
@@ -245,7 +246,7 @@ OPTIONS: tuple[Option, ...] = (
        default=EXIT_ERROR, show_default=True, field="exit_code_on_error",
        help="Exit code when requests failed or user code raised."),
     _O(("-s", "--stop-timeout"), "stop_timeout", group="Run", parse=_timespan, default="0",
-       field="stop_timeout",
+       metavar="TIME", field="stop_timeout",
        help="Time users get to finish their task when the run stops (default 0)."),
     _O(("--csv",), "csv_prefix", group="Reports", metavar="PREFIX", field="csv_prefix",
        help="Write Locust-compatible CSV files PREFIX_stats.csv, ... every second."),
@@ -275,7 +276,7 @@ OPTIONS: tuple[Option, ...] = (
     _O(("--check-abort",), "check_abort", group="Checks", flag=True, field="check_abort",
        help="Stop early once a check has been failing for --check-grace."),
     _O(("--check-grace",), "check_grace", group="Checks", parse=_timespan, default="10s",
-       show_default=True, field="check_grace",
+       show_default=True, metavar="TIME", field="check_grace",
        help="How long a check may fail before --check-abort stops the run."),
     _O(("--print-interval",), "print_interval", group="Reports",
        type=Finite(min=0, min_open=True), default=10.0, show_default=True,
@@ -286,7 +287,7 @@ OPTIONS: tuple[Option, ...] = (
        default=90.0, show_default=True, field="cpu_warn",
        help="Worker CPU % (of one core) counted as saturation."),
     _O(("--lag-warn",), "lag_warn", group="Resources", parse=_duration_ms, default="50ms",
-       show_default=True, field="lag_warn_ms", to_text=_ms_text,
+       show_default=True, metavar="TIME", field="lag_warn_ms", to_text=_ms_text,
        help="Worker event-loop lag p99 counted as saturation (e.g. 50ms)."),
     _O(("--max-worker-memory",), "max_worker_memory", group="Resources", parse=_size,
        metavar="SIZE", field="max_worker_memory",
@@ -304,7 +305,7 @@ OPTIONS: tuple[Option, ...] = (
     _O(("-i", "--iterations"), "iterations", group="Run", type=click.IntRange(min=1),
        field="iterations", help="Stop after exactly this many task runs in total."),
     _O(("--arrival-rate",), "arrival_rate", group="Open model", parse=_arrival_rate,
-       field="arrival_rate",
+       metavar="RATE", field="arrival_rate",
        help="Open model: start iterations (one task run) at this rate, e.g. 500/s, 30000/m, "
        "whatever the responses take. -u then pre-allocates users."),
     # replay: mpswarm replay's own
@@ -326,7 +327,8 @@ OPTIONS: tuple[Option, ...] = (
        metavar="N", coordinator_only=True,
        help="Under --ray: use N of the cluster's nodes (default: all)."),
     _O(("--config",), "config_file", group="Other", in_files=False, coordinator_only=True,
-       mpswarm_env="MPSWARM_CONFIG", help="Config file (key = value lines) to read."),
+       metavar="FILE", mpswarm_env="MPSWARM_CONFIG",
+       help="Config file (key = value lines) to read."),
 )  # fmt: skip
 
 #: The options by name.
