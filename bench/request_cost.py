@@ -17,7 +17,8 @@ CPU (user and system time, from ``getrusage``) per request; medians of ``--runs`
 - ``user loop``: the CLI running a task that does nothing, per iteration (``-i``).
 
 ``--strace`` also counts a whole run's system calls per request (``strace -c -f``; slow,
-counts only). The differences between the lines are the layers' costs; the README quotes them.
+counts only). The differences between the lines are the layers' costs; docs/performance.md
+quotes them.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Screenshots of the rendered HTML report and web UI land here (test artefacts);
-#: MPSWARM_ARTEFACTS=docs/images makes the README's.
+#: MPSWARM_ARTEFACTS=docs/images makes the documentation's.
 ARTEFACTS = Path(
     os.environ.get("MPSWARM_ARTEFACTS") or os.path.join(tempfile.gettempdir(), "mpswarm-screens")
 )

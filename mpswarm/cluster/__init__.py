@@ -1,4 +1,4 @@
-"""``--ray``: one run over the nodes of a Ray cluster (see README, "Beyond one machine").
+"""``--ray``: one run over the nodes of a Ray cluster (see docs/ray.md).
 
 ``launch`` starts the run's Ray bridge from the coordinator; ``bridge`` is that Ray driver (a
 clean interpreter); ``agent`` the actor on each node; ``collector`` the actor that gathers

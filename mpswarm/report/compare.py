@@ -15,7 +15,7 @@ A change is *significant* when its interval excludes 0. A check (``p95 < +10%``,
 ``fail_ratio < +0.005``, ``rps > -5%``, scoped like ``--check``: ``GET /x: p99 < +20%``)
 fails when the whole interval lies beyond its threshold: a regression, and not noise, at 95 %.
 The interval covers sampling noise within a run, not the drift between two runs of the same
-configuration on a busy machine (the README says how often that crossed a threshold).
+configuration on a busy machine (docs/outputs.md says how often that crossed a threshold).
 """
 
 from __future__ import annotations

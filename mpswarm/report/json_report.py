@@ -1,4 +1,4 @@
-"""The JSON report (``--json``, ``--json-file``); its schema is in the README.
+"""The JSON report (``--json``, ``--json-file``); its schema is in docs/outputs.md.
 
 ``stop`` says why the run ended: ``{"kind", "message", "exit_code", "at"}`` (see
 ``mpswarm.report.stop_reason``), null when the Snapshot does not know (a live one).

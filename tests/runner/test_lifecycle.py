@@ -333,7 +333,7 @@ class Slow(HttpUser):
 
 RUN_S = 5
 STOP_TIMEOUT_S = 1
-# README (How it runs): the whole stop, a request in flight included, takes at most
+# docs/running.md (How it runs): the whole stop, a request in flight included, takes at most
 # --stop-timeout + 5 s.
 STOP_BOUND_S = 5
 # Start-up and shut-down around -t: a trivial `-t 1s --processes 2` run took 1.9-2.6 s here
