@@ -1,5 +1,5 @@
-"""The documentation: the site builds strictly, and the command-line page lists every option
-of the one option table.
+"""The documentation: the README stays short and its links resolve, the site builds strictly,
+and the command-line page lists every option of the one option table.
 
 The site is built with mkdocs when it is installed (the ``docs`` extra, which the test extra
 includes); without it those tests skip, unless MPSWARM_REQUIRE_DOCS is set (``.ci/run`` sets
@@ -21,6 +21,9 @@ import pytest
 from mpswarm.cli.options import OPTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+#: A Markdown link or image: ``[text](target)``.
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 
 def _need(module: str) -> None:
@@ -31,6 +34,10 @@ def _need(module: str) -> None:
         pytest.fail(f"MPSWARM_REQUIRE_DOCS is set but {module} is not installed "
                     "(pip install -e '.[docs]')")  # fmt: skip
     pytest.skip(f"{module} is not installed")
+
+
+def _relative_links(text: str) -> list[str]:
+    return [link for link in LINK.findall(text) if not re.match(r"[a-z]+:|#", link)]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +61,36 @@ def _page_text(site: Path, page: str) -> str:
     """The built page of ``docs/<page>.md``, its markup removed."""
     built = (site / page / "index.html").read_text(encoding="utf-8")
     return html.unescape(re.sub(r"<[^>]+>", " ", built))
+
+
+def test_readme_is_short() -> None:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 300, f"README.md has {len(lines)} lines; move detail into docs/"
+
+
+def test_readme_links_resolve() -> None:
+    links = _relative_links(README.read_text(encoding="utf-8"))
+    assert any(link.startswith("docs/") for link in links)
+    missing = [link for link in links if not (ROOT / link.partition("#")[0]).exists()]
+    assert not missing, f"README.md links to files that do not exist: {missing}"
+
+
+def test_readme_has_the_ci_test_command() -> None:
+    """Set-up command 2 is what ``.ci/run`` runs, word for word."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    command = next(line for line in ci.splitlines() if "pip install -e '.[test]'" in line)
+    assert command.strip() in README.read_text(encoding="utf-8")
+
+
+def test_readme_anchors_exist_in_the_site(site: Path) -> None:
+    for link in _relative_links(README.read_text(encoding="utf-8")):
+        path, _, anchor = link.partition("#")
+        if not anchor or not path.startswith("docs/") or not path.endswith(".md"):
+            continue
+        page = path[len("docs/") : -len(".md")]
+        built = (site / page / "index.html").read_text(encoding="utf-8")
+        found = f'id="{anchor}"' in built
+        assert found, f"README.md: {link} has no such heading"
 
 
 def test_cli_page_lists_every_option(site: Path) -> None:
