@@ -103,6 +103,8 @@ def test_cli_page_lists_every_option(site: Path) -> None:
             assert variable in words, f"{variable} ({option.long}) is missing"
         for key in option.config_keys:
             assert key in words, f"the file key {key} ({option.long}) is missing"
+        if option.metavar is not None:  # (this checkout's table, not an installed one's)
+            assert option.metavar in words, f"{option.long}'s value {option.metavar} is missing"
     for subcommand in ("serve", "compare", "replay", "capacity"):
         assert f"Usage: mpswarm {subcommand}" in text
 

@@ -14,8 +14,8 @@ from tests.conftest import ROOT
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "mpswarm", "tests", "examples", "bench"],
-        ["ruff", "format", "--check", "mpswarm", "tests", "examples", "bench"],
+        ["ruff", "check", "mpswarm", "tests", "examples", "bench", "docs/hooks"],
+        ["ruff", "format", "--check", "mpswarm", "tests", "examples", "bench", "docs/hooks"],
         ["mypy"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],

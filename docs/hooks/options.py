@@ -15,8 +15,13 @@ from typing import Any
 
 import click
 
-# The checkout's own mpswarm, whatever else is installed: the page describes this tree.
+# The checkout's own mpswarm, whatever else is installed: the page describes this tree. Imported
+# here, while the path is in place: mkdocs restores sys.path once the hook is loaded.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from mpswarm.cli.compare import compare_command
+from mpswarm.cli.load import _CAPACITY_HELP, _REPLAY_HELP
+from mpswarm.cli.options import GROUPS, OPTIONS, click_option
+from mpswarm.cli.serve import serve_command
 
 OPTIONS_MARK = "<!-- options -->"
 SUBCOMMANDS_MARK = "<!-- subcommands -->"
@@ -29,8 +34,6 @@ def _cell(text: str) -> str:
 
 def _value(option: Any) -> str:
     """The value an option takes, as ``--help`` writes it ('' for an on/off flag)."""
-    from mpswarm.cli.options import click_option
-
     if option.flag:
         return ""
     if option.metavar is None and isinstance(option.type, (click.IntRange, click.FloatRange)):
@@ -45,8 +48,6 @@ def _value(option: Any) -> str:
 
 def options_tables() -> str:
     """One Markdown table per help group of ``OPTIONS``, in ``GROUPS`` order."""
-    from mpswarm.cli.options import GROUPS, OPTIONS
-
     parts = []
     for group in GROUPS:
         rows = [option for option in OPTIONS if option.group == group]
@@ -71,9 +72,6 @@ def options_tables() -> str:
 
 def subcommands_help() -> str:
     """The ``--help`` of each subcommand, each under its own heading."""
-    from mpswarm.cli.compare import compare_command
-    from mpswarm.cli.load import _CAPACITY_HELP, _REPLAY_HELP
-    from mpswarm.cli.serve import serve_command
 
     def click_help(command: click.Command, name: str) -> str:
         return command.get_help(click.Context(command, info_name=name, max_content_width=100))
