@@ -31,6 +31,7 @@ permessage-deflate) is offered, so what a message costs in memory is what came o
 
 from __future__ import annotations
 
+import io
 import time
 from collections import deque
 from typing import Any
@@ -46,7 +47,6 @@ from wsproto.events import (
     Message,
     Ping,
     RejectConnection,
-    RejectData,
     Request,
     TextMessage,
 )
@@ -110,7 +110,7 @@ class WebSocketClient:
         #: Why no connection is open (None: one is, or none was ever asked for).
         self._closed: str | None = None
         self._messages: deque[str | bytes] = deque()  # whole messages read ahead of a recv
-        self._parts: list[Any] = []  # the message being read
+        self._buffer: Any = None  # the fragments of the message being read, if several
         self._size = 0
 
     @property
@@ -196,8 +196,6 @@ class WebSocketClient:
                         raise WebSocketError(
                             f"the server refused the handshake: HTTP {event.status_code}"
                         )
-                    if isinstance(event, RejectData):
-                        continue
         except TimeoutError:
             raise WebSocketError(f"no handshake answer within {self._timeout:g} s") from None
         except RemoteProtocolError as exc:
@@ -316,6 +314,8 @@ class WebSocketClient:
                 self._handle_rest()
             except RemoteProtocolError as exc:
                 self._shut(f"the server broke the protocol: {exc}")
+            except OSError as exc:  # sending a pong
+                self._shut(f"the connection broke: {exc}")
         return self._messages.popleft()
 
     def _handle_rest(self) -> None:
@@ -333,21 +333,28 @@ class WebSocketClient:
 
     def _take(self, event: Event) -> None:
         data = event.data  # type: ignore[attr-defined]
-        size = len(data)
-        if isinstance(data, str) and self._size + size * 4 > self._cap:
-            size = len(data.encode())  # a character is 1 to 4 bytes: counted only near the cap
+        # the cap is in bytes; wsproto hands text over decoded (isascii: a fast C scan)
+        size = len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode())
         self._size += size
         if self._size > self._cap:
-            self._parts, self._size = [], 0
             self.close(1009, "message too big")
             self._closed = (
                 f"a message over max_message_size ({self._cap} bytes): the connection was closed"
             )
             return
-        self._parts.append(data)
+        buffer = self._buffer
+        if buffer is None:
+            if event.message_finished:  # type: ignore[attr-defined]
+                self._messages.append(data)  # one frame, the usual message: no copy
+                self._size = 0
+                return
+            # A fragmented message: in a growing buffer, not a list of fragments (a server
+            # sending one-byte fragments would make the list many times the cap).
+            buffer = self._buffer = io.StringIO() if isinstance(data, str) else io.BytesIO()
+        buffer.write(data)
         if event.message_finished:  # type: ignore[attr-defined]
-            parts, self._parts, self._size = self._parts, [], 0
-            self._messages.append(parts[0] if len(parts) == 1 else parts[0][:0].join(parts))
+            self._messages.append(buffer.getvalue())
+            self._buffer, self._size = None, 0
 
     def _server_closed(self, event: CloseConnection) -> None:
         assert self._ws is not None
@@ -366,7 +373,7 @@ class WebSocketClient:
         sock, self._sock, self._ws = self._sock, None, None
         self._closed = why
         self._messages.clear()
-        self._parts, self._size = [], 0
+        self._buffer, self._size = None, 0
         if sock is not None:
             sock.close()
 

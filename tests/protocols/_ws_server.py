@@ -6,6 +6,8 @@ Paths (what a connection to each does with a message):
 - /echo: sends it back;
 - /drop: drops the TCP connection, no close frame;
 - /big: answers with as many bytes as the message says (b"2000" -> 2 000 bytes);
+- /fragments: answers b"N SIZE" with one message of N fragments of SIZE bytes (b"x"), "N SIZE
+  text" with one text message of N fragments of SIZE "é" (2 bytes each in UTF-8);
 - /ping: pings the client, waits for the pong (5 s at most), then sends back b"pong seen";
 - /close: closes with code 1011 and a reason holding a terminal escape.
 
@@ -40,7 +42,11 @@ async def handler(connection: Any) -> None:
             await connection.close(1011, "bye\x1b[2J")
             return
         if path == "/big":
-            reply: str | bytes = b"x" * int(message)
+            reply: Any = b"x" * int(message)
+        elif path == "/fragments":
+            count, size, *text = message.split()
+            fragment = "é" * int(size) if text else b"x" * int(size)
+            reply = [fragment] * int(count)  # a list: sent as one fragmented message
         elif path == "/ping":
             await asyncio.wait_for(await connection.ping(), 5)
             counts["pongs"] += 1

@@ -201,6 +201,16 @@ def test_a_message_over_the_cap_fails_and_closes_the_connection(server: WsServer
     ws.close()
 
 
+def test_fragments_make_one_message_and_count_against_the_cap(server: WsServer) -> None:
+    ws, event = client(server.url, max_message_size=10_000)
+    assert ws.connect("/fragments")
+    assert ws.request("1000 10") == b"x" * 10_000  # at the cap, in 1 000 fragments
+    assert ws.request("100 50 text") == "é" * 5_000  # 10 000 bytes in UTF-8
+    assert ws.request("101 50 text") is None and not ws.connected
+    assert "over max_message_size" in event.failures()[0]
+    ws.close()
+
+
 def test_a_ping_is_answered_while_waiting(server: WsServer) -> None:
     ws, event = client(server.url)
     assert ws.connect("/ping", name="pinged")
