@@ -268,6 +268,37 @@ def test_wss_verifies_the_server_against_the_given_ca(pki: Pki) -> None:
         server.close()
 
 
+WSS = """\
+from mpswarm import WebSocketUser, task
+
+
+class Secure(WebSocketUser):
+    @task
+    def call(self):
+        if self.ws.connect("/echo"):
+            self.ws.request("x")
+            self.ws.close()
+"""
+
+
+def test_insecure_on_the_command_line_reaches_the_user(run_cli: Any, pki: Pki, tmp_path: Path
+                                                       ) -> None:  # fmt: skip
+    server = WsServer(pki)
+    try:
+        locustfile = write(tmp_path / "secure.py", WSS)
+        report = tmp_path / "run.json"
+        args = ["-f", str(locustfile), "-H", server.url, "--headless", "-u", "1", "-i", "3",
+                "--processes", "1", "--only-summary", "--json-file", str(report)]  # fmt: skip
+        result = run_cli(*args)
+        assert _rows(report) == {("WS-CONNECT", "/echo"): (3, 3)}, result  # not trusted
+        result = run_cli(*args, "--insecure")
+        rows = _rows(report)
+        assert rows[("WS-CONNECT", "/echo")] == rows[("WS-REQUEST", "/echo")] == (3, 0), result
+        assert server.stats()["received"] == 3
+    finally:
+        server.close()
+
+
 def test_a_host_of_another_scheme_is_refused_before_any_load(run_cli: Any, tmp_path: Path
                                                              ) -> None:  # fmt: skip
     locustfile = write(tmp_path / "chat.py", COUNTED)
