@@ -170,7 +170,7 @@ class WebSocketClient:
                 call.fail(exc)
                 return False
             call.phases = (tcp_us, tls_us, first_us, len(handshake))
-        return True
+        return self._sock is not None  # a close may have come with the handshake's answer
 
     def _handshake(self, request: bytes) -> int:
         """Send the upgrade request, read until the answer; microseconds to its first byte."""
