@@ -11,8 +11,8 @@ Paths (what a connection to each does with a message):
 - /ping: pings the client, waits for the pong (5 s at most), then sends back b"pong seen";
 - /close: closes with code 1011 and a reason holding a terminal escape.
 
-GET /__stats answers the counts as JSON: ``connections``, ``received`` and ``sent`` messages,
-``pongs`` received.
+GET /__stats answers the counts as JSON: ``connections`` (``tokens``: those whose handshake
+had ``X-Token: t``), ``received`` and ``sent`` messages, ``pongs`` received.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ counts: Counter[str] = Counter()
 async def handler(connection: Any) -> None:
     path = connection.request.path
     counts["connections"] += 1
+    counts["tokens"] += connection.request.headers.get("X-Token") == "t"
     async for message in connection:
         counts["received"] += 1
         if path == "/drop":

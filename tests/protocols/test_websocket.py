@@ -107,7 +107,7 @@ from mpswarm import WebSocketUser, task
 
 class Chat(WebSocketUser):
     def on_start(self):
-        self.ws.connect("/echo?room=1")
+        self.ws.connect("/echo?room=1", headers={"X-Token": "t"})
 
     @task(3)
     def round_trip(self):
@@ -135,7 +135,7 @@ def test_recorded_counts_equal_the_servers_with_two_processes(
         rows[key] for key in [("WS-CONNECT", "/echo"), ("WS-REQUEST", "hello"),
                               ("WS-SEND", "/echo"), ("WS-RECV", "/echo")]
     )  # fmt: skip
-    assert connects == (4, 0) and counts["connections"] == 4
+    assert connects == (4, 0) and counts["connections"] == counts["tokens"] == 4
     assert requests[1] == sends[1] == recvs[1] == 0, rows
     assert requests[0] + sends[0] == counts["received"] > 100
     # a user stopped between its send and its recv leaves one echo unread
@@ -161,13 +161,13 @@ def test_a_dropped_connection_fails_the_call_and_the_user_lives_on(
 ) -> None:
     locustfile = write(tmp_path / "dropped.py", DROPPED)
     report = tmp_path / "run.json"
-    result = run_cli("-f", str(locustfile), "-H", server.url, "--headless", "-u", "1",
-                     "-i", "5", "--processes", "1", "--only-summary",
+    result = run_cli("-f", str(locustfile), "-H", server.url, "--headless", "-u", "2",
+                     "-r", "2", "-i", "6", "--processes", "2", "--only-summary",
                      "--json-file", str(report))  # fmt: skip
     rows = _rows(report)
-    assert rows[("WS-CONNECT", "/drop")] == (5, 0), result
-    assert rows[("WS-REQUEST", "/drop")] == (5, 5), result
-    assert server.stats()["received"] == 5 and server.stats()["connections"] == 5
+    assert rows[("WS-CONNECT", "/drop")] == (6, 0), result
+    assert rows[("WS-REQUEST", "/drop")] == (6, 6), result  # each one the server dropped
+    assert server.stats()["received"] == 6 and server.stats()["connections"] == 6
     errors = json.loads(report.read_text())["errors"]
     assert len(errors) == 1 and "dropped the connection" in json.dumps(errors), errors
     assert "Traceback" not in result.stderr and "AssertionError" not in result.stderr, result
