@@ -18,8 +18,8 @@ call               method column   name column (``name=`` replaces it)
 A call that fails is recorded as a failure and does not raise, as HttpUser's failed requests
 do not: ``recv`` and ``request`` return None, ``connect`` returns False (``self.ws.connected``
 says whether the connection is open). A dropped connection, a close from the server, a
-message over ``max_message_size`` (the connection is closed then: only the cap, plus one read
-of 64 KiB, is ever held) fail the call in flight and every later one until ``connect()``
+message over ``max_message_size`` (reading stops once the bytes read of it pass the cap, at
+most one read of 64 KiB later, and the connection is closed) fail the call in flight and every later one until ``connect()``
 opens a new connection. A ``recv`` past its timeout fails, and the connection stays open.
 Only a call made before any ``connect()`` raises (``RuntimeError``): that is a locustfile's
 mistake, not the server's.
