@@ -19,10 +19,10 @@ A call that fails is recorded as a failure and does not raise, as HttpUser's fai
 do not: ``recv`` and ``request`` return None, ``connect`` returns False (``self.ws.connected``
 says whether the connection is open). A dropped connection, a close from the server, a
 message over ``max_message_size`` (reading stops once the bytes read of it pass the cap, at
-most one read of 64 KiB later, and the connection is closed) fail the call in flight and every later one until ``connect()``
-opens a new connection. A ``recv`` past its timeout fails, and the connection stays open.
-Only a call made before any ``connect()`` raises (``RuntimeError``): that is a locustfile's
-mistake, not the server's.
+most one read of 64 KiB later, and the connection is closed) fail the call in flight and
+every later one until ``connect()`` opens a new connection. A ``recv`` past its timeout
+fails, and the connection stays open. Only a call made before any ``connect()`` raises
+(``RuntimeError``): that is a locustfile's mistake, not the server's.
 
 Pings are answered whenever frames are read, that is during ``connect``, ``recv`` and
 ``request``: a user that only sends leaves them waiting in the socket. No extension (no
@@ -137,7 +137,10 @@ class WebSocketClient:
             Whether the connection is open (a failure is recorded, not raised).
         """
         self.close()
-        url = path_or_url if "://" in path_or_url else self._base + path_or_url
+        if "://" in path_or_url:
+            url = path_or_url
+        else:  # joined as HttpUser joins a path to its host: "chat" is "/chat"
+            url = f"{self._base}{'' if path_or_url.startswith('/') else '/'}{path_or_url}"
         parts = urlsplit(url)
         scheme = _SCHEMES.get(parts.scheme)
         if scheme is None or not parts.hostname:

@@ -213,7 +213,7 @@ def test_fragments_make_one_message_and_count_against_the_cap(server: WsServer) 
 
 def test_a_ping_is_answered_while_waiting(server: WsServer) -> None:
     ws, event = client(server.url)
-    assert ws.connect("/ping", name="pinged")
+    assert ws.connect("ping", name="pinged")  # a path without its slash
     assert ws.request("hi") == b"pong seen"
     assert server.stats()["pongs"] == 1 and not event.failures()
     assert [call["name"] for call in event.calls] == ["pinged", "pinged"]
