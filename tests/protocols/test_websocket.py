@@ -17,6 +17,7 @@ import os
 import ssl
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, write
+from tests.conftest import ROOT, DemoServer, write
 from tests.http._pki import Pki, make_pki
 
 for _module in ("wsproto", "websockets"):
@@ -39,14 +40,17 @@ from mpswarm.protocols.websocket import WebSocketClient  # noqa: E402
 SERVER = Path(__file__).with_name("_ws_server.py")
 
 
-class WsServer:
-    """``_ws_server.py`` in a subprocess; ``stats()`` reads its counts."""
+class WsServer(DemoServer):
+    """``_ws_server.py`` in a subprocess; ``stats()`` reads its counts (``close()``: the demo
+    server's)."""
 
     def __init__(self, pki: Pki | None = None) -> None:
         args = [str(pki.server_cert), str(pki.server_key)] if pki else []
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(
-            [sys.executable, str(SERVER), *args], stdout=subprocess.PIPE, text=True
-        )
+            [sys.executable, str(SERVER), *args], stdout=subprocess.PIPE, stderr=self._log,
+            text=True,
+        )  # fmt: skip
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()  # printed once it listens
         if "://" not in self.url:
@@ -59,16 +63,6 @@ class WsServer:
         with urllib.request.urlopen(url, timeout=5, context=self._context) as response:
             counts: dict[str, int] = json.loads(response.read())
         return counts
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 @pytest.fixture()
