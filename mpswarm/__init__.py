@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         StopUser,
     )
     from mpswarm.http.fast import FastHttpUser
+    from mpswarm.protocols.websocket import WebSocketUser
     from mpswarm.shape import LoadTestShape
     from mpswarm.user.markov import MarkovTaskSet, transition, transitions
     from mpswarm.user.task import SequentialTaskSet, TaskSet, tag, task
@@ -44,6 +45,7 @@ __all__ = [
     "StopUser",
     "TaskSet",
     "User",
+    "WebSocketUser",
     "__version__",
     "between",
     "constant",
@@ -84,7 +86,10 @@ _WHERE = {
     "InterruptTaskSet": "mpswarm.exceptions",
     "RescheduleTask": "mpswarm.exceptions",
     "RescheduleTaskImmediately": "mpswarm.exceptions",
+    "WebSocketUser": "mpswarm.protocols.websocket",
 }
+#: The extra that installs what a module of optional protocols needs.
+_EXTRAS = {"mpswarm.protocols.websocket": "websocket"}
 
 
 def use_as_locust(patch: bool = True) -> None:
@@ -110,7 +115,15 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'mpswarm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    try:
+        value = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if module not in _EXTRAS:
+            raise
+        extra = _EXTRAS[module]
+        raise ImportError(
+            f"{name} needs {exc.name}, which is not installed: pip install 'mpswarm[{extra}]'"
+        ) from None
     globals()[name] = value
     return value
 

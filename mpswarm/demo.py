@@ -2,7 +2,8 @@
 
 ``mpswarm serve`` runs it on 127.0.0.1. It counts every request it serves, by path and by
 route, and shows the counts at ``GET /__stats`` (``POST /__reset`` clears them), so a load
-test's numbers can be checked against the server's.
+test's numbers can be checked against the server's. With the websocket extra it has a
+WebSocket echo at ``/ws/echo`` too, each message counted as ``WS /ws/echo`` (``_demo_ws``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import gevent
+
+from mpswarm import _demo_ws
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -35,8 +38,10 @@ _STATUS_TEXT = {
     404: "Not Found",
     405: "Method Not Allowed",
     418: "I'm a teapot",
+    426: "Upgrade Required",
     429: "Too Many Requests",
     500: "Internal Server Error",
+    501: "Not Implemented",
     502: "Bad Gateway",
     503: "Service Unavailable",
     504: "Gateway Timeout",
@@ -62,6 +67,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", r"/redirect/(?P<n>\d+)", "redirect"),
         ("*", r"/echo", "echo"),
         ("GET", r"/capacity/(?P<n>\d+)", "capacity"),
+        ("GET", r"/ws/echo", "ws_echo"),
     ]
 ]
 _TEMPLATES = {
@@ -245,6 +251,22 @@ class DemoApp:
                 "body": body.decode("latin-1"),
             },
         )
+
+    def _ws_echo(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """A WebSocket echo; each message counts as ``WS /ws/echo`` (``_demo_ws``)."""
+        if not _demo_ws.available():
+            return _json(start_response, 501, {"error": _demo_ws.MISSING})
+        if environ.get("HTTP_UPGRADE", "").lower() != "websocket" or not environ.get(
+            "HTTP_SEC_WEBSOCKET_KEY"
+        ):
+            return _json(start_response, 426, {"error": "a WebSocket handshake is expected"})
+
+        def count() -> None:
+            with self._lock:
+                self.paths["WS /ws/echo"] += 1
+                self.routes["WS /ws/echo"] += 1
+
+        return _demo_ws.echo(environ, start_response, count)
 
     # -- JSON API ----------------------------------------------------------------------------
     def _api_list(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:

@@ -50,3 +50,8 @@ def test_a_taken_port_is_one_line_naming_the_option(run_cli) -> None:
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"mpswarm: error: cannot listen on 127.0.0.1:{port}: "), line
     assert line.endswith("(--port changes it; 0 picks a free one)"), line
+
+
+def test_the_websocket_echo_wants_a_handshake(demo) -> None:
+    data = raw_exchange(demo.url, b"GET /ws/echo HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 426 Upgrade Required"), data[:80]

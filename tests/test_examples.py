@@ -38,6 +38,21 @@ def test_example_runs(
     assert result.stdout.strip().splitlines()[-1] == "PASSED"
 
 
+def test_the_websocket_example_runs(run_cli: Any, demo: DemoServer, tmp_path: Path) -> None:
+    """The demo counts the handshakes and the messages it receives: each recorded call but a
+    WS-RECV (the echo of a send), which it sends."""
+    report = tmp_path / "run.json"
+    result = run_cli("-f", "examples/websocket_chat.py", "-H", demo.url, "--headless",
+                     "-t", "3s", "-u", "4", "-r", "4", "--only-summary",
+                     "--json-file", str(report))  # fmt: skip
+    assert result.code == 0, result
+    rows = {e["method"]: e for e in json.loads(report.read_text())["endpoints"]}
+    assert sum(row["failures"] for row in rows.values()) == 0, result
+    sent = sum(rows[method]["requests"] for method in ("WS-CONNECT", "WS-SEND", "WS-REQUEST"))
+    assert sent == demo.stats()["total"] and rows["WS-REQUEST"]["requests"] > 20
+    assert rows["WS-SEND"]["requests"] - 4 <= rows["WS-RECV"]["requests"]
+
+
 def test_the_pytest_example_passes() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "examples/test_load_check.py"],

@@ -58,8 +58,8 @@ TOO_MANY_INTERIM = f"BadResponse: more than {MAX_INTERIM} interim (1xx) response
 UNASKED_UPGRADE = "BadResponse: 101 Switching Protocols to a request that asked for no upgrade"
 
 
-def check_body_size(limit: object, owner: str) -> int:
-    """``limit`` if it is a usable ``max_body_size``, else a ValueError naming ``owner``."""
+def check_body_size(limit: object, owner: str, attribute: str = "max_body_size") -> int:
+    """``limit`` if it is a usable size cap, else a ValueError naming ``owner.attribute``."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
-        raise ValueError(f"{owner}.max_body_size must be a positive number of bytes, got {limit!r}")
+        raise ValueError(f"{owner}.{attribute} must be a positive number of bytes, got {limit!r}")
     return limit
