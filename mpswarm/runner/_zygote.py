@@ -18,6 +18,7 @@ import os
 import pickle
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -73,6 +74,7 @@ class ForkServer:
         server_end.close()
         self.pid = pid
         self.sock = parent_end
+        rebind_grpc_to_hub()  # the parent's own grpc calls (an init listener's) need it too
 
     def request_fork(self, slot: int, fds: list[int]) -> None:
         """Ask for a worker; ``fds`` are passed to it. The reply arrives through ``receive``."""
@@ -157,6 +159,20 @@ def _drop_event_loop() -> None:
     hub = get_hub_if_exists()
     if hub is not None:
         hub.destroy(destroy_loop=True)
+
+
+def rebind_grpc_to_hub() -> None:
+    """Bind grpc's gevent mode, if a locustfile turned it on, to this process's new hub.
+
+    ``grpc.experimental.gevent.init_gevent()`` (Locust's gRPC example calls it when the
+    locustfile is imported, in the parent) keeps the hub's thread pool and starts a greenlet
+    that runs grpc's callbacks; ``_drop_event_loop`` destroys both before the fork, and every
+    grpc call in the parent and the workers then waited forever (seen with grpcio 1.85).
+    Calling it again (grpc's documented entry, safe to repeat) binds grpc to the new hub.
+    """
+    cygrpc = sys.modules.get("grpc._cython.cygrpc")
+    if cygrpc is not None and getattr(cygrpc, "g_gevent_activated", False):
+        cygrpc.init_grpc_gevent()
 
 
 def _serve(sock: socket.socket, parent_pid: int, worker_main: WorkerMain) -> None:
