@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         StopUser,
     )
     from mpswarm.http.fast import FastHttpUser
+    from mpswarm.protocols.grpc import GrpcUser
     from mpswarm.shape import LoadTestShape
     from mpswarm.user.markov import MarkovTaskSet, transition, transitions
     from mpswarm.user.task import SequentialTaskSet, TaskSet, tag, task
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FastHttpUser",
+    "GrpcUser",
     "HttpUser",
     "InterruptTaskSet",
     "LoadTestShape",
@@ -84,6 +86,7 @@ _WHERE = {
     "InterruptTaskSet": "mpswarm.exceptions",
     "RescheduleTask": "mpswarm.exceptions",
     "RescheduleTaskImmediately": "mpswarm.exceptions",
+    "GrpcUser": "mpswarm.protocols.grpc",
 }
 
 

@@ -1,0 +1,3 @@
+"""User classes for protocols beyond HTTP/1.1 (gRPC, WebSocket)."""
+
+from __future__ import annotations
