@@ -1,9 +1,10 @@
 """A grpcio server on loopback that counts what it served: the gRPC tests' and benchmark's target.
 
-Run as ``python tests/protocols/_grpc_server.py STUBS``, where STUBS is a folder that
-``generate()`` filled with the stubs of ``echo.proto``: it prints ``grpc://127.0.0.1:PORT`` on
-the first line of stdout and serves ``mpswarm.echo.Echo`` (see echo.proto) until SIGTERM. Plain
-threads, no gevent: the server is not what is tested. ``Counts`` answers with JSON:
+Run as ``python tests/protocols/_grpc_server.py STUBS [CERT KEY]``, where STUBS is a folder
+that ``generate()`` filled with the stubs of ``echo.proto``: it prints ``grpc://127.0.0.1:PORT``
+(``grpcs://`` with TLS, given a PEM certificate and key) on the first line of stdout and
+serves ``mpswarm.echo.Echo`` (see echo.proto) until SIGTERM. Plain threads, no gevent: the
+server is not what is tested. ``Counts`` answers with JSON:
 ``{"/mpswarm.echo.Echo/Say": {"OK": 5, "NOT_FOUND": 1}, ...}`` (calls by the status returned)
 and ``"messages"``: ``{method: messages received or sent in streams}``.
 """
@@ -34,8 +35,9 @@ def generate(dest: Path) -> Path:
     return dest
 
 
-def counts(url: str, stubs: Path) -> dict[str, Any]:
-    """What the server at ``url`` counted (its ``Counts``), asked with the stubs in ``stubs``."""
+def counts(url: str, stubs: Path, cert: Path | None = None) -> dict[str, Any]:
+    """What the server at ``url`` counted (its ``Counts``), asked with the stubs in ``stubs``
+    (and, for grpcs, trusting ``cert``)."""
     import grpc
 
     sys.path.insert(0, str(stubs))
@@ -44,12 +46,17 @@ def counts(url: str, stubs: Path) -> dict[str, Any]:
         import echo_pb2_grpc
     finally:
         sys.path.remove(str(stubs))
-    with grpc.insecure_channel(url.removeprefix("grpc://")) as channel:
+    target = url.partition("://")[2]
+    if cert is None:
+        channel = grpc.insecure_channel(target)
+    else:
+        channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(cert.read_bytes()))
+    with channel:
         reply = echo_pb2_grpc.EchoStub(channel).Counts(echo_pb2.Note(), timeout=10)
     return dict(json.loads(reply.text))
 
 
-def serve(stubs: str) -> None:
+def serve(stubs: str, tls: list[str]) -> None:
     import grpc
 
     sys.path.insert(0, stubs)
@@ -92,9 +99,13 @@ def serve(stubs: str) -> None:
     _by_value = {code.value[0]: code.value for code in grpc.StatusCode}
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     echo_pb2_grpc.add_EchoServicer_to_server(Echo(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    if tls:
+        cert, key = (Path(path).read_bytes() for path in tls)
+        port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, cert)]))
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    print(f"grpc://127.0.0.1:{port}", flush=True)
+    print(f"{'grpcs' if tls else 'grpc'}://127.0.0.1:{port}", flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     done.wait()
@@ -102,4 +113,4 @@ def serve(stubs: str) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], sys.argv[2:])

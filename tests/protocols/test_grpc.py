@@ -53,20 +53,22 @@ def stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Server:
     """tests/protocols/_grpc_server.py on a free loopback port."""
 
-    def __init__(self, stubs: Path) -> None:
+    def __init__(self, stubs: Path, *tls: Path) -> None:
         self.stubs = stubs
         script = Path(_grpc_server.__file__)
         self.proc = subprocess.Popen(
-            [sys.executable, str(script), str(stubs)], stdout=subprocess.PIPE, text=True
+            [sys.executable, str(script), str(stubs), *map(str, tls)],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()
-        if not self.url.startswith("grpc://127.0.0.1:"):
+        if not self.url.startswith(("grpc://127.0.0.1:", "grpcs://127.0.0.1:")):
             self.close()
             raise AssertionError(f"the gRPC server did not start: {self.url!r}")
 
-    def counts(self) -> dict[str, Any]:
-        return _grpc_server.counts(self.url, self.stubs)
+    def counts(self, cert: Path | None = None) -> dict[str, Any]:
+        return _grpc_server.counts(self.url, self.stubs, cert)
 
     def close(self) -> None:
         _stop(self.proc)
@@ -352,3 +354,88 @@ def test_without_grpcio_the_import_names_the_extra(tmp_path: Path) -> None:
         "ModuleNotFoundError: GrpcUser needs grpcio, which is not installed: "
         "pip install 'mpswarm[grpc]'"
     ), out.stderr
+
+
+def test_the_example_runs_as_its_docstring_says(run_cli: Any, tmp_path: Path) -> None:
+    """examples/grpc_echo.py: its service on a free port, then the run (shortened)."""
+    _require("grpc")
+    example = ROOT / "examples" / "grpc_echo.py"
+    service = subprocess.Popen(
+        [sys.executable, str(example), "--port", "0"], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    try:
+        assert service.stdout is not None
+        url = service.stdout.readline().strip()
+        assert url.startswith("grpc://127.0.0.1:"), url
+        report = tmp_path / "r.json"
+        run = run_cli("-f", str(example), "-H", url, "-u", "6", "-r", "100", "-t", "3s",
+                      "--headless", "--processes", "2", "--json-file", str(report))  # fmt: skip
+    finally:
+        _stop(service)
+        if service.stdout is not None:
+            service.stdout.close()
+    assert run.code == 0, run
+    rows, _ = _report(report)
+    assert set(rows) == {"/demo.Echo/Say", "/demo.Echo/Repeat"}, rows
+    assert rows["/demo.Echo/Say"][0] > 5 and sum(failed for _, failed in rows.values()) == 0
+
+
+TLS_CALLERS = """
+class Trusting(GrpcUser):
+    root_certificates = {cert!r}  # a path; PEM bytes do too
+    stub_class = echo_pb2_grpc.EchoStub
+    wait_time = constant(0.01)
+
+    @task
+    def say(self):
+        self.stub.Say(echo_pb2.Note(text="hi"))
+
+
+class Doubting(GrpcUser):  # the system's CAs: they do not know the test's certificate
+    stub_class = echo_pb2_grpc.EchoStub
+    wait_time = constant(0.05)
+
+    @task
+    def collect(self):
+        try:
+            self.stub.Collect(iter([echo_pb2.Note()]))
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+"""
+
+
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (openssl), and its key."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)  # fmt: skip
+    return cert, key
+
+
+def test_grpcs_verifies_the_server_with_the_class_certificates(
+    run_cli: Any, stubs: Path, tmp_path: Path
+) -> None:
+    """grpcs://: a class that trusts the server's certificate gets through, one with the
+    system's CAs fails every call (UNAVAILABLE) and the server never sees it."""
+    cert, key = _certificate(tmp_path)
+    tls = Server(stubs, cert, key)
+    try:
+        lf = PREAMBLE.format(stubs=str(stubs), out=str(tmp_path)) + TLS_CALLERS.format(
+            cert=str(cert)
+        )
+        report = tmp_path / "r.json"
+        run = run_cli("-f", str(write(tmp_path / "lf.py", lf)), "-H", tls.url, "--headless",
+                      "--processes", "2", "-u", "4", "-r", "100", "-t", "2s",
+                      "--json-file", str(report))  # fmt: skip
+        counted = tls.counts(cert)
+    finally:
+        tls.close()
+    assert tls.url.startswith("grpcs://") and run.code == 1, run
+    rows, errors = _report(report)
+    assert rows[SAY][0] > 20 and rows[SAY] == (counted[SAY]["OK"], 0)
+    assert rows[COLLECT][0] == rows[COLLECT][1] > 0 and COLLECT not in counted
+    assert list(errors) == [next(e for e in errors if e.startswith("StatusCode.UNAVAILABLE: "))]
