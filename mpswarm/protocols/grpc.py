@@ -6,10 +6,11 @@ package: with absolute imports (``from __future__ import annotations`` and Pytho
 
 How grpc runs under mpswarm, found by trying (tests/protocols/test_grpc.py keeps it so):
 
-- grpc's own threads must cooperate with gevent: ``grpc.experimental.gevent.init_gevent()``
-  is called when this module is imported into a gevent-patched process (the locustfile's
-  import, in the parent, before its own module code makes any channel), as Locust's example
-  does in its ``grpc_user.py``; grpc asks for it before any grpc object exists.
+- grpc's threads must cooperate with gevent (``grpc.experimental.gevent.init_gevent()``): the
+  first GrpcUser of each worker turns it on there. Turned on in the parent (Locust's example
+  does it at import), it was bound to the parent's hub, which is destroyed before the fork:
+  every grpc call then waited forever, so ``runner/_zygote.py`` binds it to each process's
+  new hub.
 - Channels are made per user, in the worker that runs it (users are created there), never
   inherited through the fork. A channel the locustfile makes (and even calls) at import time
   in the parent does not hang the workers: grpc's fork support stays off (its default), so the
@@ -59,9 +60,9 @@ from mpswarm.user.users import User
 def cooperate_with_gevent() -> None:
     """Make grpc's threads gevent's, in this process, if they are not yet.
 
-    Called by each GrpcUser, in the worker. Not at import: in the parent a channel left open
-    (a locustfile's, made at import) holds a thread of gevent's pool in grpc, and destroying
-    the parent's hub before the fork (``runner/_zygote.py``) waited for it forever.
+    Called by each GrpcUser, in its worker, rather than when this module is imported: nothing
+    changes at import (a locustfile that calls ``init_gevent()`` itself, as Locust's example
+    does, is bound to each process's hub by ``runner/_zygote.py``).
     """
     # grpc's own flag (a module global of grpc._cython.cygrpc, grpcio 1.5x-1.85): set by
     # init_gevent(), whoever called it (a Locust-style locustfile does, at import).

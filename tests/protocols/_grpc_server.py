@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import sys
 import threading
 from collections import Counter
@@ -54,6 +55,37 @@ def counts(url: str, stubs: Path, cert: Path | None = None) -> dict[str, Any]:
     with channel:
         reply = echo_pb2_grpc.EchoStub(channel).Counts(echo_pb2.Note(), timeout=10)
     return dict(json.loads(reply.text))
+
+
+class Server:
+    """This server, in a subprocess on a free loopback port (STUBS, and CERT KEY for TLS)."""
+
+    def __init__(self, stubs: Path, *tls: Path) -> None:
+        self.stubs = stubs
+        script = Path(__file__)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), str(stubs), *map(str, tls)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        if not self.url.startswith(("grpc://127.0.0.1:", "grpcs://127.0.0.1:")):
+            self.close()
+            raise AssertionError(f"the gRPC server did not start: {self.url!r}")
+
+    def counts(self, cert: Path | None = None) -> dict[str, Any]:
+        return counts(self.url, self.stubs, cert)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def serve(stubs: str, tls: list[str]) -> None:

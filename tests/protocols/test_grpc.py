@@ -50,35 +50,9 @@ def stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _grpc_server.generate(tmp_path_factory.mktemp("grpc") / "stubs")
 
 
-class Server:
-    """tests/protocols/_grpc_server.py on a free loopback port."""
-
-    def __init__(self, stubs: Path, *tls: Path) -> None:
-        self.stubs = stubs
-        script = Path(_grpc_server.__file__)
-        self.proc = subprocess.Popen(
-            [sys.executable, str(script), str(stubs), *map(str, tls)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        self.url = self.proc.stdout.readline().strip()
-        if not self.url.startswith(("grpc://127.0.0.1:", "grpcs://127.0.0.1:")):
-            self.close()
-            raise AssertionError(f"the gRPC server did not start: {self.url!r}")
-
-    def counts(self, cert: Path | None = None) -> dict[str, Any]:
-        return _grpc_server.counts(self.url, self.stubs, cert)
-
-    def close(self) -> None:
-        _stop(self.proc)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
 @pytest.fixture()
-def server(stubs: Path) -> Iterator[Server]:
-    started = Server(stubs)
+def server(stubs: Path) -> Iterator[_grpc_server.Server]:
+    started = _grpc_server.Server(stubs)
     try:
         yield started
     finally:
@@ -160,7 +134,7 @@ def _messages(out: Path) -> Counter[str]:
 
 
 def test_calls_recorded_are_what_the_server_counted(
-    run_cli: Any, server: Server, tmp_path: Path
+    run_cli: Any, server: _grpc_server.Server, tmp_path: Path
 ) -> None:
     """Unary, failing unary, server- and client-streaming calls on two workers: requests,
     failures and messages recorded == the server's; the failure reads ``StatusCode.NAME:
@@ -210,15 +184,21 @@ class Caller(GrpcUser):
 )
 
 
+@pytest.mark.parametrize("gevent_mode", ["", "grpc.experimental.gevent.init_gevent()\n"])
 def test_a_channel_made_and_called_at_import_does_not_hang_the_workers(
-    run_cli: Any, server: Server, tmp_path: Path
+    run_cli: Any, server: _grpc_server.Server, tmp_path: Path, gevent_mode: str
 ) -> None:
     """grpc/grpc#15334's pattern: the run ends on time and every call of the workers is the
-    server's (the import's one call aside)."""
+    server's (the import's one call aside); also where the locustfile put grpc in gevent mode
+    first, as Locust's example does (the parent's run never started: the channel held a thread
+    of the hub's pool, which the fork server's start waited for)."""
     out = tmp_path / "out"
     out.mkdir()
     target = server.url.removeprefix("grpc://")
-    text = PREAMBLE.format(stubs=str(server.stubs), out=str(out)) + AT_IMPORT.format(target=target)
+    preamble = PREAMBLE.format(stubs=str(server.stubs), out=str(out))
+    text = preamble.replace(
+        "import grpc\n", f"import grpc\nimport grpc.experimental.gevent\n{gevent_mode}", 1
+    ) + AT_IMPORT.format(target=target)
     lf = write(tmp_path / "lf.py", text)
     report = tmp_path / "r.json"
     run = run_cli("-f", str(lf), "-H", server.url, "--headless", "--processes", "2", "-u", "4",
@@ -280,7 +260,7 @@ class Caller(Wrapped):
 
 
 def test_a_locust_style_wrapper_with_init_gevent_at_import_runs(
-    run_cli: Any, server: Server, tmp_path: Path
+    run_cli: Any, server: _grpc_server.Server, tmp_path: Path
 ) -> None:
     """The pattern of Locust's gRPC example in our words (its own User wrapper, a
     grpc-interceptor interceptor, init_gevent() at import): it ran no call at all before
@@ -422,7 +402,7 @@ def test_grpcs_verifies_the_server_with_the_class_certificates(
     """grpcs://: a class that trusts the server's certificate gets through, one with the
     system's CAs fails every call (UNAVAILABLE) and the server never sees it."""
     cert, key = _certificate(tmp_path)
-    tls = Server(stubs, cert, key)
+    tls = _grpc_server.Server(stubs, cert, key)
     try:
         lf = PREAMBLE.format(stubs=str(stubs), out=str(tmp_path)) + TLS_CALLERS.format(
             cert=str(cert)
