@@ -52,7 +52,7 @@ except ModuleNotFoundError as exc:  # the one line a locustfile's import error s
         name=exc.name,
     ) from None
 
-from mpswarm.http._limits import MAX_BODY_SIZE, check_body_size
+from mpswarm.http._limits import MAX_BODY_SIZE
 from mpswarm.user._calls import Call, phases_us
 from mpswarm.user.users import User
 
@@ -64,7 +64,7 @@ def cooperate_with_gevent() -> None:
     changes at import (a locustfile that calls ``init_gevent()`` itself, as Locust's example
     does, is bound to each process's hub by ``runner/_zygote.py``).
     """
-    # grpc's own flag (a module global of grpc._cython.cygrpc, grpcio 1.5x-1.85): set by
+    # grpc's own flag (a module global of grpc._cython.cygrpc, read with grpcio 1.85): set by
     # init_gevent(), whoever called it (a Locust-style locustfile does, at import).
     if not getattr(cygrpc, "g_gevent_activated", False):
         grpc.experimental.gevent.init_gevent()
@@ -111,7 +111,10 @@ class GrpcUser(User):
             raise ValueError(f"{name} has no host: set host on the class or pass -H/--host")
         if self.stub_class is None:
             raise ValueError(f"{name} has no stub_class: set it to the generated stub class")
-        cap = check_body_size(self.max_message_size, name)
+        cap = self.max_message_size
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0:
+            raise ValueError(f"{name}.max_message_size must be a positive number of bytes, "
+                             f"got {cap!r}")  # fmt: skip
         cooperate_with_gevent()
         target, tls = channel_target(self.host)
         options = [
@@ -215,7 +218,7 @@ class _Recording(
         with self._call(details.method) as call:
             call.phases = phases_us(None, None, None, request.ByteSize())
             outcome = continuation(details, request)
-            self._settle(call, outcome, 0)
+            self._settle(call, outcome, 1)
         return outcome
 
     def intercept_stream_unary(self, continuation: Callable[..., Any], details: Any,
@@ -248,8 +251,7 @@ class _Recording(
     def _settle(call: Call, outcome: Any, sent: int) -> None:
         """A unary response's outcome (waited for) into ``call``."""
         error = outcome.exception()
-        if sent:
-            call.context["messages_sent"] = sent
+        call.context["messages_sent"] = sent
         if error is not None:
             call.fail(_status_text(error))
             call.context["messages_received"] = 0

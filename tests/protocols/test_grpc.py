@@ -159,6 +159,7 @@ def test_calls_recorded_are_what_the_server_counted(
     assert messages[f"{COLLECT} messages_sent"] == counted["messages"][COLLECT]
     assert counted["messages"][COLLECT] == 4 * rows[COLLECT][0]
     assert messages[f"{SAY} messages_received"] == say["OK"]
+    assert messages[f"{SAY} messages_sent"] == rows[SAY][0]
 
 
 #: The body of a user class that calls Say as fast as it can.
