@@ -420,3 +420,22 @@ def test_grpcs_verifies_the_server_with_the_class_certificates(
     assert rows[SAY][0] > 20 and rows[SAY] == (counted[SAY]["OK"], 0)
     assert rows[COLLECT][0] == rows[COLLECT][1] > 0 and COLLECT not in counted
     assert list(errors) == [next(e for e in errors if e.startswith("StatusCode.UNAVAILABLE: "))]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragments"),
+    [
+        ("    pass\n", ["lf.py", "Lost has no stub_class", "pb2_grpc"]),
+        (
+            "    stub_class = echo_pb2_grpc.EchoStub\n    max_message_size = 0\n",
+            ["Lost.max_message_size must be a positive number of bytes, got 0"],
+        ),
+    ],
+)
+def test_a_class_that_cannot_run_is_named_before_any_load(
+    run_cli: Any, stubs: Path, tmp_path: Path, body: str, fragments: list[str]
+) -> None:
+    text = PREAMBLE.format(stubs=str(stubs), out=str(tmp_path)) + "\n\nclass Lost(GrpcUser):\n"
+    lf = write(tmp_path / "lf.py", text + body)
+    run = run_cli("-f", str(lf), "-H", "grpc://127.0.0.1:1", "--headless", "-t", "1s")
+    assert_one_line_error(run, 2, *fragments)
