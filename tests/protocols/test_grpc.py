@@ -439,3 +439,31 @@ def test_a_class_that_cannot_run_is_named_before_any_load(
     lf = write(tmp_path / "lf.py", text + body)
     run = run_cli("-f", str(lf), "-H", "grpc://127.0.0.1:1", "--headless", "-t", "1s")
     assert_one_line_error(run, 2, *fragments)
+
+
+CAPPED = """
+class Capped(GrpcUser):
+    stub_class = echo_pb2_grpc.EchoStub
+    max_message_size = 64
+    wait_time = constant(0.01)
+
+    @task
+    def say(self):
+        try:
+            self.stub.Say(echo_pb2.Note(text="x" * 100))
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+"""
+
+
+def test_a_message_over_the_cap_fails_its_call_and_is_never_sent(
+    run_cli: Any, server: _grpc_server.Server, tmp_path: Path
+) -> None:
+    lf = PREAMBLE.format(stubs=str(server.stubs), out=str(tmp_path)) + CAPPED
+    report = tmp_path / "r.json"
+    run = run_cli("-f", str(write(tmp_path / "lf.py", lf)), "-H", server.url, "--headless",
+                  "-u", "2", "-t", "1s", "--json-file", str(report))  # fmt: skip
+    assert run.code == 1, run
+    rows, errors = _report(report)
+    assert rows[SAY][0] == rows[SAY][1] > 0 and SAY not in server.counts()
+    assert [text.split(":")[0] for text in errors] == ["StatusCode.RESOURCE_EXHAUSTED"], errors
