@@ -114,6 +114,10 @@ class Caller(GrpcUser):
             raise AssertionError("NOT_FOUND did not raise")
 
     @task(1)
+    def later(self):  # waited for inside the call: recorded like the others
+        assert self.stub.Say.future(echo_pb2.Note(text="f")).result().text == "f"
+
+    @task(1)
     def count(self):
         assert [note.count for note in self.stub.Count(echo_pb2.Note(count=3))] == [0, 1, 2]
 
