@@ -4,14 +4,16 @@
 
 The target is tests/protocols/_grpc_server.py (its stubs generated from echo.proto into a
 temporary folder), counting the calls it answered; each case calls its ``Say`` with no wait
-for --seconds, and the CPU is that of the case's whole process tree (reaped children: the
-server is not one of them). Medians of --runs runs, the cases taken in turn.
+for --seconds, and the CPU is that of the case's whole process tree (bench/benchmark.py's
+``children_cpu``: every reaped descendant; the server, still running, is not one). Medians
+of --runs runs, the cases taken in turn.
 
 - (a) the library alone, --users callers in one process, nothing recorded: grpcio's blocking
   API on gevent greenlets (``init_gevent()``), the same on threads, and grpcio's asyncio API
   (``grpc.aio``). grpcio is the only client here: it is Google's C-core binding, what Locust's
-  example uses, and its blocking API cooperates with gevent; grpclib and purerpc are
-  asyncio-only and pure Python.
+  example uses, and its blocking API cooperates with gevent; grpclib and purerpc (not
+  installed here, not measured) are pure-Python asyncio clients, which a gevent worker's
+  greenlets cannot call.
 - (b) mpswarm's GrpcUser (bench/locustfiles/grpc_mpswarm.py), --processes 1;
 - (c) Locust 2.47 with grpcio wired up by hand as its documented example does
   (bench/locustfiles/grpc_locust.py): the baseline of (b).
@@ -27,10 +29,12 @@ other benchmarks (10 callers, 3 alternating runs of 10 s, medians, calls per CPU
     Locust 2.47 + grpcio by hand 1759   (1759, 1792, 1740)   mpswarm / Locust 0.87x
 
 (runs of 5 s: 1392 / 1530, 0.91x). grpc's gevent mode itself costs a third more CPU a call
-than its threads or asyncio; a GrpcUser call costs about what Locust's hand-wired one does,
-within this machine's noise (mpswarm's own calls and the same hand-wired locustfile run under
-mpswarm measured 1402/1308 and 1366/1588 in an A/B), so nothing is gained over Locust here
-but the process per core.
+than its threads or asyncio. A GrpcUser call costs about what Locust's hand-wired one does:
+read with psutil over 5 s of the steady state (after 3 s), mpswarm's tree made 2330 and 1925
+calls per CPU-second, Locust 2113 and 2039, while one mpswarm worker made 2256 and 1759 calls
+a second to Locust's 1496 and 1415 (it used more of its core). The whole-run gap is within
+this machine's noise: the same hand-wired locustfile under mpswarm measured 1366 and 1588
+beside GrpcUser's 1402 and 1308 in an A/B.
 """
 
 from __future__ import annotations
