@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     )
     from mpswarm.http.fast import FastHttpUser
     from mpswarm.protocols.websocket import WebSocketUser
+    from mpswarm.protocols.grpc import GrpcUser
     from mpswarm.shape import LoadTestShape
     from mpswarm.user.markov import MarkovTaskSet, transition, transitions
     from mpswarm.user.task import SequentialTaskSet, TaskSet, tag, task
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FastHttpUser",
+    "GrpcUser",
     "HttpUser",
     "InterruptTaskSet",
     "LoadTestShape",
@@ -87,6 +89,7 @@ _WHERE = {
     "RescheduleTask": "mpswarm.exceptions",
     "RescheduleTaskImmediately": "mpswarm.exceptions",
     "WebSocketUser": "mpswarm.protocols.websocket",
+    "GrpcUser": "mpswarm.protocols.grpc",
 }
 #: The extra that installs what a module of optional protocols needs.
 _EXTRAS = {"mpswarm.protocols.websocket": "websocket"}
