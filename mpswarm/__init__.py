@@ -24,8 +24,8 @@ if TYPE_CHECKING:
         StopUser,
     )
     from mpswarm.http.fast import FastHttpUser
-    from mpswarm.protocols.websocket import WebSocketUser
     from mpswarm.protocols.grpc import GrpcUser
+    from mpswarm.protocols.websocket import WebSocketUser
     from mpswarm.shape import LoadTestShape
     from mpswarm.user.markov import MarkovTaskSet, transition, transitions
     from mpswarm.user.task import SequentialTaskSet, TaskSet, tag, task
@@ -91,8 +91,6 @@ _WHERE = {
     "WebSocketUser": "mpswarm.protocols.websocket",
     "GrpcUser": "mpswarm.protocols.grpc",
 }
-#: The extra that installs what a module of optional protocols needs.
-_EXTRAS = {"mpswarm.protocols.websocket": "websocket"}
 
 
 def use_as_locust(patch: bool = True) -> None:
@@ -118,15 +116,8 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'mpswarm' has no attribute {name!r}")
-    try:
-        value = getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as exc:
-        if module not in _EXTRAS:
-            raise
-        extra = _EXTRAS[module]
-        raise ImportError(
-            f"{name} needs {exc.name}, which is not installed: pip install 'mpswarm[{extra}]'"
-        ) from None
+    value = getattr(importlib.import_module(module), name)  # (a protocol's missing library
+    # is named with its extra by its module: ``protocols.missing_extra``)
     globals()[name] = value
     return value
 

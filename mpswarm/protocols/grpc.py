@@ -9,8 +9,8 @@ How grpc runs under mpswarm, found by trying (tests/protocols/test_grpc.py keeps
 - grpc's threads must cooperate with gevent (``grpc.experimental.gevent.init_gevent()``): the
   first GrpcUser of each worker turns it on there. Turned on in the parent (Locust's example
   does it at import), it was bound to the parent's hub, which is destroyed before the fork:
-  every grpc call then waited forever, so ``runner/_zygote.py`` binds it to each process's
-  new hub.
+  every grpc call then waited forever, so it is bound to each process's new hub
+  (``protocols/_grpc_gevent``).
 - Channels are made per user, in the worker that runs it (users are created there), never
   inherited through the fork. A channel the locustfile makes (and even calls) at import time
   in the parent does not hang the workers: grpc's fork support stays off (its default), so the
@@ -42,32 +42,17 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from mpswarm.protocols import missing_extra
+
 try:
     import grpc
-    import grpc.experimental.gevent
-    from grpc._cython import cygrpc
 except ModuleNotFoundError as exc:  # the one line a locustfile's import error shows
-    raise ModuleNotFoundError(
-        "GrpcUser needs grpcio, which is not installed: pip install 'mpswarm[grpc]'",
-        name=exc.name,
-    ) from None
+    raise missing_extra("GrpcUser", "grpcio", "grpc", exc) from None
 
 from mpswarm.http._limits import MAX_BODY_SIZE
+from mpswarm.protocols import _grpc_gevent
 from mpswarm.user._calls import Call, phases_us
 from mpswarm.user.users import User
-
-
-def cooperate_with_gevent() -> None:
-    """Make grpc's threads gevent's, in this process, if they are not yet.
-
-    Called by each GrpcUser, in its worker, rather than when this module is imported: nothing
-    changes at import (a locustfile that calls ``init_gevent()`` itself, as Locust's example
-    does, is bound to each process's hub by ``runner/_zygote.py``).
-    """
-    # grpc's own flag (a module global of grpc._cython.cygrpc, read with grpcio 1.85): set by
-    # init_gevent(), whoever called it (a Locust-style locustfile does, at import).
-    if not getattr(cygrpc, "g_gevent_activated", False):
-        grpc.experimental.gevent.init_gevent()
 
 
 def channel_target(host: str) -> tuple[str, bool]:
@@ -125,7 +110,7 @@ class GrpcUser(User):
                 f"{type(self).__name__} has no host: set host on the class or pass -H/--host"
             )
         cap = self.max_message_size
-        cooperate_with_gevent()
+        _grpc_gevent.bind()  # grpc's threads cooperate with gevent, in this worker
         target, tls = channel_target(self.host)
         options = [
             ("grpc.max_send_message_length", cap),
@@ -288,4 +273,4 @@ class _Recording(
         return _Received(stream, messages, error), first_s
 
 
-__all__ = ["GrpcUser", "channel_target", "cooperate_with_gevent"]
+__all__ = ["GrpcUser", "channel_target"]

@@ -38,19 +38,25 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from requests import RequestException
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import (
-    AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Event,
-    Message,
-    Ping,
-    RejectConnection,
-    Request,
-    TextMessage,
-)
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from mpswarm.protocols import missing_extra
+
+try:
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import (
+        AcceptConnection,
+        BytesMessage,
+        CloseConnection,
+        Event,
+        Message,
+        Ping,
+        RejectConnection,
+        Request,
+        TextMessage,
+    )
+    from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+except ModuleNotFoundError as exc:  # the one line a locustfile's import error shows
+    raise missing_extra("WebSocketUser", "wsproto", "websocket", exc) from None
 
 from mpswarm._text import printable
 from mpswarm.http._connect import connect as open_connection

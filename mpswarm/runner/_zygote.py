@@ -18,13 +18,13 @@ import os
 import pickle
 import signal
 import socket
-import sys
 import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 from gevent import monkey
 
+from mpswarm.protocols import _grpc_gevent
 from mpswarm.runner._proc import describe_exit, die_with_parent
 from mpswarm.runner.fork_messages import Exited, Fork, Forked
 
@@ -74,7 +74,7 @@ class ForkServer:
         server_end.close()
         self.pid = pid
         self.sock = parent_end
-        rebind_grpc_to_hub()  # the parent's own grpc calls (an init listener's) need it too
+        _grpc_gevent.rebind()  # the parent's own grpc calls (an init listener's) need it too
 
     def request_fork(self, slot: int, fds: list[int]) -> None:
         """Ask for a worker; ``fds`` are passed to it. The reply arrives through ``receive``."""
@@ -154,7 +154,7 @@ def _drop_event_loop() -> None:
     consumed the parent's wake-ups and the parent's greenlets stalled for good. With no loop
     at fork time there is nothing to share: the parent and each worker make their own.
 
-    Where grpc runs in gevent mode (``rebind_grpc_to_hub``), the hub's thread pool is let go,
+    Where grpc runs in gevent mode (``protocols/_grpc_gevent``), the hub's thread pool is let go,
     not killed: a channel the locustfile left open keeps one of its threads in grpc, and
     killing the pool waited for that thread forever (the run never started). The thread is
     the parent's only and stays parked there; the fork copies no thread.
@@ -163,28 +163,9 @@ def _drop_event_loop() -> None:
 
     hub = get_hub_if_exists()
     if hub is not None:
-        if _grpc_in_gevent_mode():
+        if _grpc_gevent.used():
             del hub.threadpool
         hub.destroy(destroy_loop=True)
-
-
-def rebind_grpc_to_hub() -> None:
-    """Bind grpc's gevent mode, if a locustfile turned it on, to this process's new hub.
-
-    ``grpc.experimental.gevent.init_gevent()`` (Locust's gRPC example calls it when the
-    locustfile is imported, in the parent) keeps the hub's thread pool and starts a greenlet
-    that runs grpc's callbacks; ``_drop_event_loop`` destroys both before the fork, and every
-    grpc call in the parent and the workers then waited forever (seen with grpcio 1.85).
-    Calling it again takes the new hub's pool and starts that greenlet anew.
-    """
-    if _grpc_in_gevent_mode():
-        sys.modules["grpc._cython.cygrpc"].init_grpc_gevent()
-
-
-def _grpc_in_gevent_mode() -> bool:
-    # grpc's own flag, set by init_gevent() (a module global of its Cython core, grpcio 1.85).
-    cygrpc = sys.modules.get("grpc._cython.cygrpc")
-    return cygrpc is not None and bool(getattr(cygrpc, "g_gevent_activated", False))
 
 
 def _serve(sock: socket.socket, parent_pid: int, worker_main: WorkerMain) -> None:

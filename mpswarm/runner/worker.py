@@ -19,11 +19,11 @@ import gevent
 from gevent.event import Event
 
 from mpswarm.env import Environment
+from mpswarm.protocols import _grpc_gevent
 from mpswarm.runner import messages as m
 from mpswarm.runner._channel import Channel
 from mpswarm.runner._proc import die_with_parent
 from mpswarm.runner._user_errors import UserErrors
-from mpswarm.runner._zygote import rebind_grpc_to_hub
 from mpswarm.runner.arrivals import OpenModel
 from mpswarm.runner.base import STATE_RUNNING, STATE_STOPPED, STATE_STOPPING, WorkerRunner
 from mpswarm.runner.host import UserHost
@@ -63,7 +63,7 @@ def worker_main(spec: WorkerSpec, slot: int, fds: list[int], server_pid: int) ->
     try:
         die_with_parent(server_pid)
         gevent.reinit()
-        rebind_grpc_to_hub()
+        _grpc_gevent.rebind()  # a locustfile's grpc in gevent mode, on this worker's hub
         # gevent records each greenlet's spawning greenlet, stack and tree locals, a debugging
         # aid that costs every user 200 bytes; a worker's users do not need it.
         gevent.config.track_greenlet_tree = False
