@@ -379,13 +379,14 @@ class H2Transport:
             on what it returns).
     """
 
-    __slots__ = ("_conns", "_h1", "factory", "lean")
+    __slots__ = ("_conns", "_h1", "_opening", "factory", "lean")
 
     def __init__(self, pool: Any = None, ssl_context_factory: Any = None) -> None:
         self.factory = ssl_context_factory
         self.lean = LeanTransport(pool, ssl_context_factory)
         self._conns: dict[Any, H2Connection] = {} if pool is None else shared(pool, dict)
         self._h1: set[Any] | None = None  # keys whose server chose HTTP/1.1
+        self._opening: dict[Any, Event] | None = None  # connections being opened, by key
 
     def close(self) -> None:
         """Close this session's connections."""
@@ -403,16 +404,9 @@ class H2Transport:
         body = request.body
         replay = request.method in _IDEMPOTENT and (body is None or type(body) is bytes)
         for attempt in (0, 1, 2):
-            conn = self._conns.get(key)
-            if conn is None or not conn.usable():
-                if conn is not None:
-                    del self._conns[key]
-                    conn.retire()
-                opened = self._open(request)
-                if not isinstance(opened, H2Connection):
-                    return self.lean._roundtrip(opened, key, request, limit, stream)
-                conn = opened
-                self._keep(key, conn)
+            conn = self._connection(request)
+            if not isinstance(conn, H2Connection):
+                return self.lean._roundtrip(conn, key, request, limit, stream)
             try:
                 return _roundtrip(conn, request, limit, stream)
             except _Retry as retry:
@@ -420,8 +414,48 @@ class H2Transport:
                     raise BadResponse(_GOAWAY if conn.goaway else _CLOSED) from None
         raise AssertionError("unreachable")
 
+    def _connection(self, request: Outgoing) -> H2Connection | GeventConnection:
+        """The origin's connection, or a new one. Requests that find none while one is being
+        opened wait for it (the greenlets of a user starting at once share one connection);
+        a GeventConnection: the server chose HTTP/1.1, for the lean transport."""
+        key = request.key
+        while True:
+            conn = self._conns.get(key)
+            if conn is not None:
+                if conn.usable():
+                    return conn
+                if self._conns.get(key) is conn:
+                    del self._conns[key]
+                conn.retire()
+                continue
+            opening = self._opening.get(key) if self._opening is not None else None
+            if opening is None:
+                break
+            opening.wait(request.options.connect_timeout)
+            if self._h1 is not None and key in self._h1:
+                return self._open(request)
+            if not opening.ready():
+                raise _errors.connect_timeout(request.options.connect_timeout)
+            if self._conns.get(key) is None:
+                break  # the one being opened failed: this request tries on its own
+        if self._opening is None:
+            self._opening = {}
+        self._opening[key] = event = Event()
+        try:
+            opened = self._open(request)
+            if isinstance(opened, H2Connection):
+                self._keep(key, opened)
+            return opened
+        finally:
+            if self._opening.get(key) is event:
+                del self._opening[key]
+            event.set()
+
     def _keep(self, key: Any, conn: H2Connection) -> None:
         conns = self._conns
+        old = conns.get(key)
+        if old is not None and old is not conn:
+            old.retire()  # (another session sharing the pool opened one meanwhile)
         conns[key] = conn
         if len(conns) > _limits.MAX_ORIGINS:
             old_key = next(iter(conns))

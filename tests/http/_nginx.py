@@ -66,8 +66,11 @@ class Nginx:
             for name, directives in servers.items()
         )
         conf = prefix / "nginx.conf"
+        # Under root the workers would run as nobody, who cannot read or write the test's
+        # folders (0700): they run as the user who started nginx instead.
+        user = "user root;\n" if os.geteuid() == 0 else ""
         conf.write_text(
-            "worker_processes 1; daemon off; pid nginx.pid;\n"
+            f"{user}worker_processes 1; daemon off; pid nginx.pid;\n"
             f"error_log {prefix / 'error.log'} warn;\n"
             "events { worker_connections 1024; }\n"
             "http {\n"

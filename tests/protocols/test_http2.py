@@ -1,0 +1,501 @@
+"""HTTP/2 for FastHttpUser (``http2 = True``): the real CLI against nginx (h2c with prior
+knowledge, and TLS with ALPN and a CA the test makes) counted against nginx's access log, the
+same Response API as the HTTP/1.1 lean client on the same URLs, big bodies both ways under
+flow control, and what nginx will not do on request (hold streams open, reset one, send a
+GOAWAY past a stream it got) against a small h2 server of the test's own on loopback.
+
+h2 missing skips these tests, unless ``MPSWARM_REQUIRE_PROTOCOLS`` is set (CI): there they
+fail. nginx missing skips the nginx ones unless ``MPSWARM_REQUIRE_NGINX=1``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import select
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mpswarm.http.fastclient import FastHttpSession
+from tests.conftest import write
+from tests.http._nginx import Nginx, open_nginx
+
+try:
+    import h2.config
+    import h2.connection
+    import h2.errors
+    import h2.events
+    import h2.settings
+except ImportError:
+    if os.environ.get("MPSWARM_REQUIRE_PROTOCOLS"):
+        raise
+    pytest.skip("h2 is not installed (pip install 'mpswarm[http2]')", allow_module_level=True)
+
+ROUTES = """
+    client_max_body_size 16m;
+    location = /redirect { return 302 /item/2; }
+    location = /twice { return 301 /redirect; }
+    location = /cookie { add_header Set-Cookie "flavour=h2; Path=/"; return 200 "cookie"; }
+    location /files/ { root %(root)s; dav_methods PUT; create_full_put_path on; }
+    location /gz/ { root %(root)s; gzip on; gzip_types text/plain; gzip_min_length 1; }
+"""
+
+
+@pytest.fixture()
+def nginx(tmp_path: Path) -> Iterator[Callable[..., Nginx]]:
+    yield from open_nginx(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CA, and a certificate for 127.0.0.1 it signed (with its key)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    folder = tmp_path_factory.mktemp("h2tls")
+    files = {name: folder / f"{name}.pem" for name in ("ca", "ca_key", "cert", "key", "csr")}
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=mpswarm test CA",
+            "-keyout", str(files["ca_key"]), "-out", str(files["ca"]))  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+            "-keyout", str(files["key"]), "-out", str(files["csr"]))  # fmt: skip
+    ext = write(folder / "ext.cnf", "subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", str(files["csr"]), "-CA", str(files["ca"]), "-CAkey",
+            str(files["ca_key"]), "-CAcreateserial", "-days", "1", "-extfile", str(ext),
+            "-out", str(files["cert"]))  # fmt: skip
+    return files
+
+
+def _tls(files: dict[str, Path]) -> str:
+    return f"ssl_certificate {files['cert']}; ssl_certificate_key {files['key']};"
+
+
+def _routes(root: Path) -> str:
+    (root / "gz").mkdir(parents=True, exist_ok=True)
+    (root / "files").mkdir()
+    (root / "gz" / "text.txt").write_text("compressible " * 2000)
+    return ROUTES % {"root": root}
+
+
+def _protocols(lines: list[str]) -> Counter[str]:
+    return Counter(line.rsplit(" ", 1)[-1] for line in lines)
+
+
+def _report(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text()))
+
+
+# -- the CLI, counted against nginx's access log -----------------------------------------------
+
+COUNTED = """
+from mpswarm import FastHttpUser, constant, task
+
+class Client(FastHttpUser):
+    http2 = True
+    wait_time = constant(0)
+
+    @task(4)
+    def root(self):
+        self.client.get("/")
+
+    @task(2)
+    def item(self):
+        self.client.get("/item/1", name="/item/[id]")
+
+    @task
+    def missing(self):
+        self.client.get("/missing")
+
+    @task
+    def post(self):
+        self.client.post("/", data=b"x" * 300)
+"""
+
+
+def _counted(run_cli: Any, server: Nginx, host: str, tmp_path: Path, env: Any = None) -> str:
+    """Run COUNTED with 2 processes; the recorded counts must be nginx's, all HTTP/2."""
+    report = tmp_path / "report.json"
+    run = run_cli(
+        "-f", str(write(tmp_path / "locustfile.py", COUNTED)), "--headless", "--only-summary",
+        "-u", "4", "-r", "100", "-t", "2s", "--processes", "2", "-H", host,
+        "--json-file", str(report), env=env,
+    )  # fmt: skip
+    assert run.code == 1, run  # exit 1: the 404s failed, as they must
+    total = _report(report)["total"]
+    lines = server.logged("main", total["requests"])
+    statuses = server.statuses(lines)
+    truth = (
+        f"mpswarm recorded {total['requests']} requests, {total['failures']} failed; nginx "
+        f"logged {len(lines)} {dict(statuses)} {dict(_protocols(lines))}"
+    )
+    print(truth)
+    assert total["requests"] > 100, truth
+    assert total["requests"] == len(lines), truth
+    assert total["failures"] == statuses["404"], truth
+    assert _protocols(lines) == {"HTTP/2.0": len(lines)}, truth
+    return truth
+
+
+def test_h2c_counts_equal_nginx_log(nginx: Any, run_cli: Any, tmp_path: Path) -> None:
+    """h2c with prior knowledge, 2 worker processes; nginx ends each connection with a GOAWAY
+    after 50 requests, which loses none and fails none."""
+    server = nginx({"main": "keepalive_requests 50;"}, listen="http2")
+    _counted(run_cli, server, server.url("main"), tmp_path)
+    lines = server.log("main")
+    assert len({line.split(" ")[0] for line in lines}) > len(lines) // 50, "GOAWAYs came"
+
+
+def test_tls_alpn_counts_equal_nginx_log(
+    nginx: Any, run_cli: Any, tmp_path: Path, tls_files: dict[str, Path]
+) -> None:
+    """HTTP/2 chosen by ALPN, the server's certificate verified against the test's CA."""
+    server = nginx({"main": _tls(tls_files)}, listen="ssl http2")
+    host = f"https://127.0.0.1:{server.ports['main']}"
+    _counted(run_cli, server, host, tmp_path, env={"REQUESTS_CA_BUNDLE": str(tls_files["ca"])})
+
+
+BURST = """
+from gevent.pool import Pool
+from mpswarm import FastHttpUser, StopUser, constant, task
+
+class Burst(FastHttpUser):
+    http2 = True
+    wait_time = constant(0)
+
+    @task
+    def burst(self):
+        pool = Pool(%(n)d)
+        for i in range(%(n)d):
+            pool.spawn(self.client.get, f"/item/{i}", name="/item/[id]")
+        pool.join()
+        raise StopUser()
+"""
+
+
+def test_concurrent_requests_share_one_connection(nginx: Any, run_cli: Any, tmp_path: Path) -> None:
+    """Each user's 12 requests at once are streams on one connection, under nginx's limit of
+    2 concurrent streams: nginx logs 12 requests on each of 2 connections, none refused."""
+    server = nginx({"main": "http2_max_concurrent_streams 2;"}, listen="http2")
+    report = tmp_path / "report.json"
+    run = run_cli(
+        "-f", str(write(tmp_path / "locustfile.py", BURST % {"n": 12})), "--headless",
+        "--only-summary", "-u", "2", "-r", "100", "-t", "2s", "--processes", "2",
+        "-H", server.url("main"), "--json-file", str(report),
+    )  # fmt: skip
+    total = _report(report)["total"]
+    lines = server.logged("main", 24)
+    per_connection = Counter(line.split(" ")[0] for line in lines)
+    truth = f"recorded {total}; nginx: {dict(per_connection)}"
+    assert run.code == 0, run
+    assert total["requests"] == 24 and total["failures"] == 0, truth
+    assert sorted(per_connection.values()) == [12, 12], truth
+    assert _protocols(lines) == {"HTTP/2.0": 24}, truth
+
+
+# -- the same Response API as HTTP/1.1 -------------------------------------------------------------
+
+
+class _Events:
+    """A request event that keeps what it was fired with."""
+
+    def __init__(self) -> None:
+        self._handlers = [self._fired]
+        self.fired: list[dict[str, Any]] = []
+
+    def _fired(self, **kwargs: Any) -> None:
+        self.fired.append(kwargs)
+
+
+def _session(host: str, ca: Path, http2: bool, **kwargs: Any) -> FastHttpSession:
+    session = FastHttpSession(host, _Events(), http2=http2, **kwargs)
+    session.trust_env = False  # requests lets REQUESTS_CA_BUNDLE beat a session's verify
+    session.verify = str(ca)
+    return session
+
+
+_SKIPPED = {"date", "connection", "keep-alive", "transfer-encoding"}
+
+
+def _fields(response: Any) -> dict[str, Any]:
+    # HTTP/2 has no connection-specific headers (RFC 9113 8.2.2); the Date may tick between.
+    headers = {k.lower(): v for k, v in response.headers.items() if k.lower() not in _SKIPPED}
+    return {
+        "status": response.status_code,
+        "ok": response.ok,
+        "headers": headers,
+        "content": response.content,
+        "text": response.text,
+        "url": response.url,
+        "history": [(r.status_code, r.url, r.headers.get("Location")) for r in response.history],
+        "cookies": response.cookies.get_dict(),
+        "error": str(response.error) if response.error else None,
+        "encoding": response.encoding,
+    }
+
+
+def test_responses_equal_http11_field_by_field(
+    nginx: Any, tmp_path: Path, tls_files: dict[str, Path]
+) -> None:
+    """One TLS port offering both by ALPN: the HTTP/1.1 lean client and the HTTP/2 client
+    get the same status, reason, headers' values, body, URL, redirects, history, cookies."""
+    server = nginx({"main": _tls(tls_files) + _routes(tmp_path / "www")}, listen="ssl http2")
+    host = f"https://127.0.0.1:{server.ports['main']}"
+    one, two = (_session(host, tls_files["ca"], http2) for http2 in (False, True))
+    paths = ["/", "/item/7", "/empty", "/missing", "/redirect", "/twice", "/cookie", "/gz/text.txt"]
+    try:
+        for path in paths:
+            for method in ("GET", "HEAD", "POST"):
+                expected = _fields(one.request(method, path))
+                response = two.request(method, path)
+                assert _fields(response) == expected, (method, path)
+                # HTTP/2 carries no reason phrase: the standard one (nginx's 405 says "Not
+                # Allowed" in HTTP/1.1, the only phrase of its own on these routes)
+                assert response.reason == HTTPStatus(response.status_code).phrase
+        assert one.cookies.get_dict() == two.cookies.get_dict() == {"flavour": "h2"}
+        no_redirect = two.get("/redirect", allow_redirects=False)
+        assert (no_redirect.status_code, no_redirect.is_redirect) == (302, True)
+        timings = two.get("/").timings  # the same breakdown per stream: none to connect again
+        assert timings["connect"] is None and timings["ttfb"] is not None, timings
+    finally:
+        one.close()
+        two.close()
+    lines = server.logged("main", 2 * len(paths) * 3 + 2)
+    protocols = _protocols(lines)  # each redirect followed a hop: nginx logged it in both
+    assert protocols["HTTP/2.0"] == protocols["HTTP/1.1"] + 2 > 24, protocols
+
+
+def test_big_bodies_both_ways_and_the_body_cap(
+    nginx: Any, tmp_path: Path, tls_files: dict[str, Path]
+) -> None:
+    """A 3 MiB PUT (nginx's window is 64 KiB: sent as WINDOW_UPDATEs come) read back whole,
+    streamed, and refused over a 1 MiB cap; over h2c and TLS alike."""
+    body = os.urandom(3 << 20)
+    h2c = nginx({"main": _routes(tmp_path / "c")}, listen="http2")
+    tls = nginx({"main": _tls(tls_files) + _routes(tmp_path / "d")}, listen="ssl http2")
+    hosts = [h2c.url("main"), f"https://127.0.0.1:{tls.ports['main']}"]
+    for host in hosts:
+        session = _session(host, tls_files["ca"], True)
+        _big_bodies(session, body)
+    for server in (h2c, tls):
+        lines = server.log("main")
+        assert _protocols(lines) == {"HTTP/2.0": 6}, lines
+        assert len({line.split(" ")[0] for line in lines}) == 1, lines
+
+
+def _big_bodies(session: FastHttpSession, body: bytes) -> None:
+    try:
+        put = session.put("/files/big.bin", data=body)
+        assert put.status_code == 201, put.error
+        got = session.get("/files/big.bin")
+        assert hashlib.sha256(got.content).digest() == hashlib.sha256(body).digest()
+        streamed = session.get("/files/big.bin", stream=True)
+        assert sum(len(piece) for piece in streamed.iter_content(65536)) == len(body)
+        capped = session.get("/files/big.bin", max_body_size=1 << 20)
+        assert str(capped.error) == "BodyTooLarge: response body larger than 1 MiB (max_body_size)"
+        half = session.get("/files/big.bin", stream=True)
+        assert len(half.raw.read(1000)) == 1000
+        half.close()  # cancels the stream; the connection goes on
+        assert session.get("/").content == b"ok"
+    finally:
+        session.close()
+
+
+# -- what nginx will not do on request: a small h2 server of the test's own ----------------------
+
+
+class H2Server:
+    """An h2 server on loopback answering ``ok`` after ``delay`` seconds, with a stream limit,
+    ``/reset`` answered with RST_STREAM, and a GOAWAY past the ``goaway_at``-th request of a
+    connection (that request unanswered). Counts what it received and answered."""
+
+    def __init__(self, max_streams: int = 100, delay: float = 0.0, goaway_at: int = 0) -> None:
+        self.max_streams, self.delay, self.goaway_at = max_streams, delay, goaway_at
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.received: Counter[str] = Counter()
+        self.answered: Counter[str] = Counter()
+        self.connections = 0
+        self.most_open = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        conn = h2.connection.H2Connection(config=config)
+        conn.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.max_streams},
+        )
+        conn.initiate_connection()
+        due: list[tuple[float, int, str]] = []
+        count = 0
+        with sock:
+            sock.sendall(conn.data_to_send())
+            while not self._stop.is_set():
+                wait = max(0.0, min(d[0] for d in due) - time.monotonic()) if due else 0.1
+                if select.select([sock], [], [], wait)[0]:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    for event in conn.receive_data(data):
+                        if isinstance(event, h2.events.RequestReceived):
+                            count += 1
+                            head = dict(event.headers)
+                            name = f"{head[b':method'].decode()} {head[b':path'].decode()}"
+                            with self.lock:
+                                self.received[name] += 1
+                            if count == self.goaway_at:
+                                conn.close_connection(last_stream_id=event.stream_id - 2)
+                                sock.sendall(conn.data_to_send())
+                                _linger(sock)
+                                return
+                            if head[b":path"] == b"/reset":
+                                conn.reset_stream(
+                                    event.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR
+                                )
+                                continue
+                            due.append((time.monotonic() + self.delay, event.stream_id, name))
+                            with self.lock:
+                                self.most_open = max(self.most_open, len(due))
+                        elif isinstance(event, h2.events.DataReceived):
+                            conn.acknowledge_received_data(
+                                event.flow_controlled_length, event.stream_id
+                            )
+                now = time.monotonic()
+                for item in [d for d in due if d[0] <= now]:
+                    due.remove(item)
+                    conn.send_headers(item[1], [(b":status", b"200"), (b"content-length", b"2")])
+                    conn.send_data(item[1], b"ok", end_stream=True)
+                    with self.lock:
+                        self.answered[item[2]] += 1
+                sock.sendall(conn.data_to_send())
+
+    def close(self) -> None:
+        self._stop.set()
+        self.listener.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+def _linger(sock: socket.socket) -> None:
+    """End the connection without a TCP reset (the unread request body would cause one, and
+    the client would lose the GOAWAY before it): shut writing, read until the client closes."""
+    sock.shutdown(socket.SHUT_WR)
+    sock.settimeout(2)
+    try:
+        while sock.recv(65536):
+            pass
+    except OSError:
+        pass
+
+
+@pytest.fixture()
+def h2_server() -> Iterator[Callable[..., H2Server]]:
+    started: list[H2Server] = []
+
+    def start(**options: Any) -> H2Server:
+        server = H2Server(**options)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def _run(run_cli: Any, tmp_path: Path, locustfile: str, port: int) -> dict[str, Any]:
+    report = tmp_path / "report.json"
+    run = run_cli(
+        "-f", str(write(tmp_path / "locustfile.py", locustfile)), "--headless",
+        "--only-summary", "-u", "1", "-r", "100", "-t", "2s", "--processes", "1",
+        "-H", f"http://127.0.0.1:{port}", "--json-file", str(report),
+    )  # fmt: skip
+    assert (tmp_path / "report.json").exists(), run
+    return _report(report)
+
+
+def test_the_servers_stream_limit_is_honoured(h2_server: Any, run_cli: Any, tmp_path: Path) -> None:
+    """16 requests at once against a limit of 3 streams, each held 50 ms: never more than 3
+    open at a time, and all 16 answered on one connection."""
+    server = h2_server(max_streams=3, delay=0.05)
+    report = _run(run_cli, tmp_path, BURST % {"n": 16}, server.port)
+    assert report["total"]["requests"] == 16 and report["total"]["failures"] == 0, report["total"]
+    assert (server.most_open, server.connections) == (3, 1)
+    assert sum(server.answered.values()) == 16
+
+
+RESET_AND_GOAWAY = """
+from mpswarm import FastHttpUser, StopUser, constant, task
+
+class Client(FastHttpUser):
+    http2 = True
+    wait_time = constant(0)
+
+    @task
+    def once(self):
+        self.client.get("/reset")
+        for _ in range(3):
+            self.client.get("/")
+        self.client.post("/", data=b"form")
+        raise StopUser()
+"""
+
+
+def test_rst_stream_fails_one_request_and_goaway_retries_only_idempotent_ones(
+    h2_server: Any, run_cli: Any, tmp_path: Path
+) -> None:
+    """A reset stream is one failed request with a stable text; the GOAWAY that leaves the 3rd
+    request of a connection unprocessed sends that GET again on a new connection, and fails
+    the POST it leaves unprocessed (not sent twice)."""
+    server = h2_server(goaway_at=3)
+    report = _run(run_cli, tmp_path, RESET_AND_GOAWAY, server.port)
+    rows = {(e["method"], e["name"]): (e["requests"], e["failures"]) for e in report["endpoints"]}
+    errors = {e["error"]: e["occurrences"] for e in report.get("errors", [])}
+    truth = f"{rows} {errors} received {dict(server.received)} answered {dict(server.answered)}"
+    # connection 1: /reset, GET, GET (3rd: GOAWAY) -> that GET again on connection 2, a
+    # GET, then the POST is connection 2's 3rd: GOAWAY, and it is not sent again.
+    assert rows[("GET", "/reset")] == (1, 1), truth
+    assert rows[("GET", "/")] == (3, 0), truth
+    assert rows[("POST", "/")] == (1, 1), truth
+    assert server.received == {"GET /reset": 1, "GET /": 4, "POST /": 1}, truth
+    assert server.answered == {"GET /": 3}, truth
+    assert server.connections == 2, truth
+    assert any("reset the HTTP/2 stream (INTERNAL_ERROR)" in text for text in errors), truth
+    assert any("GOAWAY" in text for text in errors), truth
+
+
+def test_http2_is_a_client_option_too() -> None:
+    """``FastHttpSession(..., http2=True)``, as httpx's client takes it; read-only after."""
+    assert FastHttpSession("http://127.0.0.1:1", _Events(), http2=True).http2 is True
+    assert FastHttpSession("http://127.0.0.1:1", _Events()).http2 is False
