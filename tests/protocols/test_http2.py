@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from mpswarm.http.fastclient import FastHttpSession
-from tests.conftest import write
+from tests.conftest import ROOT, write
 from tests.http._nginx import Nginx, open_nginx
 
 try:
@@ -99,6 +99,26 @@ def _report(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text()))
 
 
+def _run(
+    run_cli: Any,
+    tmp_path: Path,
+    locustfile: str,
+    host: str,
+    users: int,
+    processes: int,
+    env: Any = None,
+) -> tuple[Any, dict[str, Any]]:
+    """The real CLI, headless for 2 s; the run and its JSON report."""
+    report = tmp_path / "report.json"
+    run = run_cli(
+        "-f", str(write(tmp_path / "locustfile.py", locustfile)), "--headless", "--only-summary",
+        "-u", str(users), "-r", "100", "-t", "2s", "--processes", str(processes), "-H", host,
+        "--json-file", str(report), env=env,
+    )  # fmt: skip
+    assert report.exists(), run
+    return run, _report(report)
+
+
 # -- the CLI, counted against nginx's access log -----------------------------------------------
 
 COUNTED = """
@@ -128,14 +148,9 @@ class Client(FastHttpUser):
 
 def _counted(run_cli: Any, server: Nginx, host: str, tmp_path: Path, env: Any = None) -> str:
     """Run COUNTED with 2 processes; the recorded counts must be nginx's, all HTTP/2."""
-    report = tmp_path / "report.json"
-    run = run_cli(
-        "-f", str(write(tmp_path / "locustfile.py", COUNTED)), "--headless", "--only-summary",
-        "-u", "4", "-r", "100", "-t", "2s", "--processes", "2", "-H", host,
-        "--json-file", str(report), env=env,
-    )  # fmt: skip
+    run, report = _run(run_cli, tmp_path, COUNTED, host, users=4, processes=2, env=env)
     assert run.code == 1, run  # exit 1: the 404s failed, as they must
-    total = _report(report)["total"]
+    total = report["total"]
     lines = server.logged("main", total["requests"])
     statuses = server.statuses(lines)
     truth = (
@@ -190,13 +205,9 @@ def test_concurrent_requests_share_one_connection(nginx: Any, run_cli: Any, tmp_
     """Each user's 12 requests at once are streams on one connection, under nginx's limit of
     2 concurrent streams: nginx logs 12 requests on each of 2 connections, none refused."""
     server = nginx({"main": "http2_max_concurrent_streams 2;"}, listen="http2")
-    report = tmp_path / "report.json"
-    run = run_cli(
-        "-f", str(write(tmp_path / "locustfile.py", BURST % {"n": 12})), "--headless",
-        "--only-summary", "-u", "2", "-r", "100", "-t", "2s", "--processes", "2",
-        "-H", server.url("main"), "--json-file", str(report),
-    )  # fmt: skip
-    total = _report(report)["total"]
+    burst = BURST % {"n": 12}
+    run, report = _run(run_cli, tmp_path, burst, server.url("main"), users=2, processes=2)
+    total = report["total"]
     lines = server.logged("main", 24)
     per_connection = Counter(line.split(" ")[0] for line in lines)
     truth = f"recorded {total}; nginx: {dict(per_connection)}"
@@ -434,22 +445,12 @@ def h2_server() -> Iterator[Callable[..., H2Server]]:
         server.close()
 
 
-def _run(run_cli: Any, tmp_path: Path, locustfile: str, port: int) -> dict[str, Any]:
-    report = tmp_path / "report.json"
-    run = run_cli(
-        "-f", str(write(tmp_path / "locustfile.py", locustfile)), "--headless",
-        "--only-summary", "-u", "1", "-r", "100", "-t", "2s", "--processes", "1",
-        "-H", f"http://127.0.0.1:{port}", "--json-file", str(report),
-    )  # fmt: skip
-    assert (tmp_path / "report.json").exists(), run
-    return _report(report)
-
-
 def test_the_servers_stream_limit_is_honoured(h2_server: Any, run_cli: Any, tmp_path: Path) -> None:
     """16 requests at once against a limit of 3 streams, each held 50 ms: never more than 3
     open at a time, and all 16 answered on one connection."""
     server = h2_server(max_streams=3, delay=0.05)
-    report = _run(run_cli, tmp_path, BURST % {"n": 16}, server.port)
+    host = f"http://127.0.0.1:{server.port}"
+    _, report = _run(run_cli, tmp_path, BURST % {"n": 16}, host, users=1, processes=1)
     assert report["total"]["requests"] == 16 and report["total"]["failures"] == 0, report["total"]
     assert (server.most_open, server.connections) == (3, 1)
     assert sum(server.answered.values()) == 16
@@ -479,7 +480,8 @@ def test_rst_stream_fails_one_request_and_goaway_retries_only_idempotent_ones(
     request of a connection unprocessed sends that GET again on a new connection, and fails
     the POST it leaves unprocessed (not sent twice)."""
     server = h2_server(goaway_at=3)
-    report = _run(run_cli, tmp_path, RESET_AND_GOAWAY, server.port)
+    host = f"http://127.0.0.1:{server.port}"
+    _, report = _run(run_cli, tmp_path, RESET_AND_GOAWAY, host, users=1, processes=1)
     rows = {(e["method"], e["name"]): (e["requests"], e["failures"]) for e in report["endpoints"]}
     errors = {e["error"]: e["occurrences"] for e in report.get("errors", [])}
     truth = f"{rows} {errors} received {dict(server.received)} answered {dict(server.answered)}"
@@ -499,3 +501,35 @@ def test_http2_is_a_client_option_too() -> None:
     """``FastHttpSession(..., http2=True)``, as httpx's client takes it; read-only after."""
     assert FastHttpSession("http://127.0.0.1:1", _Events(), http2=True).http2 is True
     assert FastHttpSession("http://127.0.0.1:1", _Events()).http2 is False
+
+
+def test_the_example_runs(nginx: Any, run_cli: Any, tmp_path: Path) -> None:
+    """examples/http2.py as its docstring says (shortened), against nginx's h2c."""
+    server = nginx({"main": ""}, listen="http2")
+    example = (ROOT / "examples" / "http2.py").read_text()
+    run, report = _run(run_cli, tmp_path, example, server.url("main"), users=4, processes=2)
+    assert run.code == 0, run
+    total = report["total"]
+    lines = server.logged("main", total["requests"])
+    assert total["requests"] == len(lines) > 0 and total["failures"] == 0, run
+    assert _protocols(lines) == {"HTTP/2.0": len(lines)}
+    # 4 users, one connection each: every request of a user on its own one
+    assert len({line.split(" ")[0] for line in lines}) == 4, lines
+
+
+def test_a_server_choosing_http11_by_alpn_gets_http11(
+    nginx: Any, tmp_path: Path, tls_files: dict[str, Path]
+) -> None:
+    """nginx without http2 answers ALPN with http/1.1: the requests go as HTTP/1.1 (the lean
+    client), on one kept-alive connection, the first one included."""
+    server = nginx({"main": _tls(tls_files)}, listen="ssl")
+    session = _session(f"https://127.0.0.1:{server.ports['main']}", tls_files["ca"], True)
+    try:
+        responses = [session.get("/item/1") for _ in range(3)]
+    finally:
+        session.close()
+    assert [(r.status_code, r.content, r.error) for r in responses] == [(200, b"item", None)] * 3
+    assert responses[0].timings["tls"] is not None and responses[1].timings["tls"] is None
+    lines = server.logged("main", 3)
+    assert _protocols(lines) == {"HTTP/1.1": 3}, lines
+    assert len({line.split(" ")[0] for line in lines}) == 1, lines
