@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from mpswarm.http.fastclient import FastHttpSession as _LeanSession
+from mpswarm.http.fastclient import _h2_transport
 from mpswarm.http.response import ResponseContextManager
 from mpswarm.user.users import HttpUser
 
@@ -108,6 +109,11 @@ class FastHttpUser(HttpUser):
     client_pool: Any = None
     ssl_context_factory: Any = None
     http2 = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("http2"):
+            _h2_transport()  # h2 missing: the locustfile fails to load, naming the extra
 
     @contextmanager
     def rest(

@@ -17,6 +17,7 @@ import select
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -533,3 +534,18 @@ def test_a_server_choosing_http11_by_alpn_gets_http11(
     lines = server.logged("main", 3)
     assert _protocols(lines) == {"HTTP/1.1": 3}, lines
     assert len({line.split(" ")[0] for line in lines}) == 1, lines
+
+
+def test_without_h2_the_locustfile_fails_to_load_naming_the_extra(tmp_path: Path) -> None:
+    """``http2 = True`` where h2 is not installed: exit 2 before any load, one line naming
+    ``pip install 'mpswarm[http2]'`` (h2 hidden from a child process here)."""
+    locustfile = write(tmp_path / "locustfile.py", COUNTED)
+    run = subprocess.run(
+        [sys.executable, "-c", "import sys, runpy; sys.modules['h2'] = None; "
+         "runpy.run_module('mpswarm', run_name='__main__')",
+         "-f", str(locustfile), "--headless", "-H", "http://127.0.0.1:1", "-t", "1s"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert run.returncode == 2, run
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'mpswarm[http2]'" in lines[0], run.stderr
