@@ -331,8 +331,9 @@ def _big_bodies(session: FastHttpSession, body: bytes) -> None:
 
 class H2Server:
     """An h2 server on loopback answering ``ok`` after ``delay`` seconds, with a stream limit,
-    ``/reset`` answered with RST_STREAM, and a GOAWAY past the ``goaway_at``-th request of a
-    connection (that request unanswered). Counts what it received and answered."""
+    ``/reset`` answered with RST_STREAM, ``/headers`` with 150 headers, and a GOAWAY past the
+    ``goaway_at``-th request of a connection (that request unanswered). Counts what it
+    received and answered."""
 
     def __init__(self, max_streams: int = 100, delay: float = 0.0, goaway_at: int = 0) -> None:
         self.max_streams, self.delay, self.goaway_at = max_streams, delay, goaway_at
@@ -392,6 +393,11 @@ class H2Server:
                                 sock.sendall(conn.data_to_send())
                                 _linger(sock)
                                 return
+                            if head[b":path"] == b"/headers":  # over the header cap
+                                many = [(f"x-{n}".encode(), b"v") for n in range(150)]
+                                conn.send_headers(event.stream_id, [(b":status", b"200"), *many])
+                                conn.send_data(event.stream_id, b"ok", end_stream=True)
+                                continue
                             if head[b":path"] == b"/reset":
                                 conn.reset_stream(
                                     event.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR
@@ -400,6 +406,8 @@ class H2Server:
                             due.append((time.monotonic() + self.delay, event.stream_id, name))
                             with self.lock:
                                 self.most_open = max(self.most_open, len(due))
+                        elif isinstance(event, h2.events.StreamReset):  # cancelled
+                            due = [item for item in due if item[1] != event.stream_id]
                         elif isinstance(event, h2.events.DataReceived):
                             conn.acknowledge_received_data(
                                 event.flow_controlled_length, event.stream_id
@@ -549,3 +557,24 @@ def test_without_h2_the_locustfile_fails_to_load_naming_the_extra(tmp_path: Path
     assert run.returncode == 2, run
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'mpswarm[http2]'" in lines[0], run.stderr
+
+
+def test_header_cap_and_read_timeout_fail_one_request_not_the_connection(
+    h2_server: Any,
+) -> None:
+    """150 response headers (the cap is 100) and a response slower than the read timeout
+    are failed requests with the HTTP/1.1 client's texts; the connection serves on."""
+    server = h2_server(delay=0.5)
+    session = FastHttpSession(f"http://127.0.0.1:{server.port}", _Events(), http2=True)
+    try:
+        assert (
+            str(session.get("/headers").error) == "HeadersTooLarge: more than 100 response headers"
+        )
+        late = session.get("/", timeout=0.1)
+        assert str(late.error) == "ReadTimeout: read timed out after 0.1 s", late.error
+        assert (
+            session.get("/").content == b"ok"
+        )  # (the late answer, to a cancelled stream, ignored)
+    finally:
+        session.close()
+    assert server.connections == 1
