@@ -196,6 +196,8 @@ class H2Connection:
             self.reading = True
             try:
                 self._read_once(_IDLE_READ_S)
+            except _errors.ReadTimedOut:
+                pass  # a TLS record without data for us (a session ticket): still usable
             except RequestException:
                 self.close_with(_CLOSED)
             finally:

@@ -3,9 +3,9 @@
 The session (``_session``) decides everything a request is: its URL, its headers and body,
 cookies, auth, redirects, caps, and the bytes of its head. A transport only moves it: it
 connects (TLS, a proxy's tunnel), sends the head and body the session made, reads the response
-under the caps and keeps the connection for the next request. Two implement ``Transport``:
+under the caps and keeps the connection for the next request. Three implement ``Transport``:
 urllib3's connections and response for HttpUser (``_urllib3``), the lean httptools client for
-FastHttpUser (``_lean``).
+FastHttpUser (``_lean``), and h2's HTTP/2 for FastHttpUser with ``http2 = True`` (``_h2``).
 """
 
 from __future__ import annotations
