@@ -72,14 +72,32 @@ def _reset_text(code: int) -> str:
     return f"BadResponse: the server reset the HTTP/2 stream ({name})"
 
 
-class _Retry(Exception):
-    """The server did not process the request (GOAWAY past it, a refused stream, or a
-    reused connection that ended without a byte of an answer): an idempotent one may be
-    sent again on a new connection; one never sent (``sent`` False) may be, whatever it is."""
+#: What a failed stream says of sending its request again (``_Stream.retry``).
+_NO_RETRY = 0
+#: A reused connection ended without a byte of the answer: maybe processed, maybe not; an
+#: idempotent request is sent again, as KeepAlive does for HTTP/1.1.
+_MAYBE_PROCESSED = 1
+#: The server said it did not process the stream (past a GOAWAY's last stream, or
+#: REFUSED_STREAM): any request whose body can be sent twice is sent again (RFC 9113
+#: sections 6.8 and 8.7), a POST included.
+_UNPROCESSED = 2
 
-    def __init__(self, sent: bool = True) -> None:
+
+#: Most connections a request is tried on: a server that ends each connection after a few
+#: requests (nginx's keepalive_requests) while a user's greenlets pile streams onto it leaves
+#: some unprocessed several times in a row (3 tries failed 1.6 % of such requests).
+_MOST_TRIES = 16
+
+
+class _Retry(Exception):
+    """A request that may go again on a new connection: never sent (``sent`` False), or
+    ``why`` (``_MAYBE_PROCESSED``, ``_UNPROCESSED``); ``text``: its failure otherwise."""
+
+    def __init__(self, sent: bool = True, why: int = _UNPROCESSED, text: str = _GOAWAY) -> None:
         super().__init__()
         self.sent = sent
+        self.why = why
+        self.text = text  # the failure, where it is not sent again
 
 
 class _Stream:
@@ -109,7 +127,7 @@ class _Stream:
         self.ended = False  # the server's side ended (END_STREAM)
         self.sent = False  # ours ended: the request was sent whole
         self.error: str | None = None
-        self.retry = False  # the error means: not processed, may be sent again
+        self.retry = _NO_RETRY  # what the error says of sending the request again
         self.first_byte = 0.0
         self.event = Event()
         self.waiting = False
@@ -319,7 +337,7 @@ class H2Connection:
         last = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
         for stream in list(self.streams.values()):
             if stream.id > last:
-                self._fail(stream, _GOAWAY, retry=True)
+                self._fail(stream, _GOAWAY, _UNPROCESSED)
         self.slot.set()
 
     def _dispatch(self, event: Any) -> None:
@@ -350,7 +368,7 @@ class H2Connection:
             stream = streams.get(event.stream_id)
             if stream is not None and not stream.ended:
                 refused = event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
-                self._fail(stream, _reset_text(event.error_code), retry=refused)
+                self._fail(stream, _reset_text(event.error_code), _UNPROCESSED * refused)
             elif stream is not None:
                 stream.event.set()  # a sender still sending its body stops
             self.slot.set()
@@ -365,7 +383,7 @@ class H2Connection:
             else:
                 self._wake_all()
 
-    def _fail(self, stream: _Stream, text: str, retry: bool = False) -> None:
+    def _fail(self, stream: _Stream, text: str, retry: int = _NO_RETRY) -> None:
         if stream.error is None:
             stream.error = text
             stream.retry = retry
@@ -389,7 +407,8 @@ class H2Connection:
             self.closed = text
         for stream in list(self.streams.values()):
             if not stream.ended:
-                self._fail(stream, text, retry and stream.headers is None and self.used)
+                maybe = retry and stream.headers is None and self.used
+                self._fail(stream, text, _MAYBE_PROCESSED if maybe else _NO_RETRY)
         self.slot.set()
         self.sock.close()
 
@@ -431,17 +450,24 @@ class H2Transport:
         if request.options.proxy is not None or (self._h1 is not None and key in self._h1):
             return self.lean.exchange(request, limit, stream)
         body = request.body
-        replay = request.method in _IDEMPOTENT and (body is None or type(body) is bytes)
-        for attempt in (0, 1, 2):
+        twice = body is None or type(body) is bytes  # (an iterator's pieces are gone)
+        idempotent = request.method in _IDEMPOTENT
+        maybe_once = True
+        for _ in range(_MOST_TRIES):
             conn = self._connection(request)
             if not isinstance(conn, H2Connection):
                 return self.lean._roundtrip(conn, key, request, limit, stream)
             try:
                 return _roundtrip(conn, request, limit, stream)
             except _Retry as retry:
-                if (not replay and retry.sent) or attempt == 2:
-                    raise BadResponse(_GOAWAY if conn.goaway else _CLOSED) from None
-        raise AssertionError("unreachable")
+                failure = BadResponse(retry.text)
+                if retry.why == _MAYBE_PROCESSED and retry.sent:
+                    if not (twice and idempotent and maybe_once):
+                        raise failure from None
+                    maybe_once = False  # (a second such end: the server's doing, not chance)
+                elif retry.sent and not twice:
+                    raise failure from None
+        raise failure
 
     def _connection(self, request: Outgoing) -> H2Connection | GeventConnection:
         """The origin's connection, or a new one. Requests that find none while one is being
@@ -586,8 +612,8 @@ def _roundtrip(conn: H2Connection, request: Outgoing, limit: int, stream: bool) 
         sent = _now()
         conn.wait(st, lambda: st.headers is not None or st.error is not None, timeout)
         if st.error is not None:
-            if st.retry and (st.error != _CLOSED or reused):
-                raise _Retry()
+            if st.retry == _UNPROCESSED or (st.retry and reused):
+                raise _Retry(why=st.retry, text=st.error)
             raise BadResponse(st.error)
         status, pairs, set_cookie, coding = _response_head(st.headers or [])
         ttfb = int((st.first_byte - sent) * 1e6 + 0.5) if st.first_byte > sent else 0
