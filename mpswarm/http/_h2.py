@@ -14,15 +14,12 @@ would cost every idle user kilobytes), and a lone request reads its own response
 switch to another greenlet.
 
 The session makes the HTTP/1.1 head as for the lean transport; the request's pseudo-headers
-and header list are parsed back from it (``_request_of``), once per head bytes: a plain
-request's head is the same object for every request of a method to a URL, so the parse is a
-dict lookup (about 0.1 us) where passing the parts through ``Outgoing`` would have cost every
-HTTP/1.1 request a tuple.
+and header list are parsed back from it, once per head bytes (``_h2heads``).
 """
 
 from __future__ import annotations
 
-import http
+import functools
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -42,10 +39,12 @@ from mpswarm.http import _errors, _limits
 from mpswarm.http._connect import connect
 from mpswarm.http._connections import GeventConnection, readable
 from mpswarm.http._errors import BadResponse, BodyTooLarge
+from mpswarm.http._h2heads import REASONS, content_length, request_of, response_head
+from mpswarm.http._h2stream import H2BodyStream
 from mpswarm.http._headers import Headers
-from mpswarm.http._inflate import Inflater, decompress
+from mpswarm.http._inflate import decompress
 from mpswarm.http._lean import LeanTransport
-from mpswarm.http._limits import MAX_HEADER_SIZE, MAX_HEADERS, READ_CHUNK
+from mpswarm.http._limits import MAX_HEADER_SIZE
 from mpswarm.http._transport import _IDEMPOTENT, Outgoing, shared, tls_context
 from mpswarm.http.response import Response
 
@@ -574,7 +573,7 @@ def _roundtrip(conn: H2Connection, request: Outgoing, limit: int, stream: bool) 
         requests.RequestException: ``_errors``' kinds.
     """
     timeout = request.options.read_timeout
-    method, headers, chunked = _request_of(request)
+    method, headers, chunked = request_of(request)
     # Wait for a free stream under the server's limit (SETTINGS_MAX_CONCURRENT_STREAMS).
     h2conn = conn.h2
     conn.wait(
@@ -615,22 +614,24 @@ def _roundtrip(conn: H2Connection, request: Outgoing, limit: int, stream: bool) 
             if st.retry == _UNPROCESSED or (st.retry and reused):
                 raise _Retry(why=st.retry, text=st.error)
             raise BadResponse(st.error)
-        status, pairs, set_cookie, coding = _response_head(st.headers or [])
+        status, pairs, set_cookie, coding = response_head(st.headers or [])
         ttfb = int((st.first_byte - sent) * 1e6 + 0.5) if st.first_byte > sent else 0
         opened = (-1, -1) if reused else conn.opened
         phases = (opened[0], opened[1], ttfb, sent_bytes)
         head = Headers(pairs, set_cookie)
-        reason = _REASONS.get(status, "")
+        reason = REASONS.get(status, "")
         no_body = method == b"HEAD" or status in _NO_BODY_STATUS
         if stream and not no_body:
             response = Response(status, reason, head, None, request.url)
-            response.raw = H2BodyStream(conn, st, timeout, coding)
+            response.raw = H2BodyStream(
+                conn, st, timeout, coding, functools.partial(_finish, conn, st, timeout)
+            )
             response._limit = limit
             response._phases = phases
             st = None  # type: ignore[assignment]  # the body stream owns it now
             return response
         if not stream:
-            announced = _content_length(pairs)
+            announced = content_length(pairs)
             if announced > limit:
                 raise BodyTooLarge(_limits.body_too_large(limit))
         content = _read_body(conn, st, limit, timeout, stream)
@@ -735,191 +736,4 @@ def _unframed(piece: bytes) -> bytes:
     return piece[start:-2]
 
 
-# -- heads -----------------------------------------------------------------------------------
-def _request_of(request: Outgoing) -> tuple[bytes, list[tuple[bytes, bytes]], bool]:
-    """(method, the HTTP/2 header list, chunked) of the head the session made, parsed once
-    per head bytes."""
-    head = request.head
-    found = _PARSED.get(head)
-    if found is None:
-        found = _parse_head(head, request.origin)
-        if len(_PARSED) < 4096:  # unique heads must not grow this without end
-            _PARSED[head] = found
-    return found
-
-
-_PARSED: dict[bytes, tuple[bytes, list[tuple[bytes, bytes]], bool]] = {}
-
-#: Connection-specific headers, which HTTP/2 forbids (RFC 9113 section 8.2.2).
-_HOP = frozenset(
-    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
-)
-
-
-def _parse_head(head: bytes, origin: Any) -> tuple[bytes, list[tuple[bytes, bytes]], bool]:
-    lines = head.split(b"\r\n")
-    method, target, _ = lines[0].split(b" ", 2)
-    scheme, host, port = origin
-    authority = b""
-    fields: list[tuple[bytes, bytes]] = []
-    chunked = False
-    for line in lines[1:]:
-        if not line:
-            break
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        value = value.strip()
-        if name == b"host":
-            authority = value
-        elif name in _HOP:
-            chunked = chunked or (name == b"transfer-encoding" and b"chunked" in value.lower())
-        elif name != b"te" or value.lower() == b"trailers":
-            fields.append((name, value))
-    if not authority:
-        authority = f"{host}:{port}".encode("latin-1")
-    pseudo = [
-        (b":method", method),
-        (b":scheme", scheme.encode()),
-        (b":authority", authority),
-        (b":path", target),
-    ]
-    return method, pseudo + fields, chunked
-
-
-def _response_head(
-    headers: list[tuple[bytes, bytes]],
-) -> tuple[int, list[tuple[bytes, bytes]], bool, str]:
-    """(status, the header pairs without pseudo-headers, a Set-Cookie among them, the
-    content coding), the caps checked."""
-    status = 0
-    pairs: list[tuple[bytes, bytes]] = []
-    set_cookie = False
-    coding = ""
-    size = 0
-    for name, value in headers:
-        size += len(name) + len(value) + 4
-        if name[:1] == b":":
-            if name == b":status":
-                status = int(value)
-            continue
-        pairs.append((name, value))
-        if name == b"set-cookie":
-            set_cookie = True
-        elif name == b"content-encoding":
-            coding = value.decode("latin-1").strip().lower()
-    if len(pairs) > MAX_HEADERS:
-        raise BadResponse(_limits.TOO_MANY_HEADERS)
-    if size > MAX_HEADER_SIZE:
-        raise BadResponse(_limits.HEADERS_TOO_LARGE)
-    return status, pairs, set_cookie, coding
-
-
-def _content_length(pairs: list[tuple[bytes, bytes]]) -> int:
-    for name, value in pairs:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return 0
-    return 0
-
-
-#: HTTP/2 has no reason phrase: a response's ``reason`` is the standard one for its status
-#: (as httpx gives it), which is what nginx sends in HTTP/1.1.
-_REASONS = {status.value: status.phrase for status in http.HTTPStatus}
-
-
-class H2BodyStream:
-    """The unread body of a ``stream=True`` HTTP/2 response (``response.raw``): acknowledged
-    as it is read (so an unread body holds at most the stream's window), decoded as read,
-    with no cap. ``close()`` before the end cancels the stream.
-    """
-
-    def __init__(self, conn: H2Connection, st: _Stream, timeout: float | None, coding: str):
-        self._conn = conn
-        self._st: _Stream | None = st
-        self._timeout = timeout
-        self._inflater = Inflater(coding) if coding in ("gzip", "deflate") else None
-        self._pending = b""
-
-    def _piece(self) -> bytes:
-        """The next piece of the body as received; b"" at its end."""
-        st = self._st
-        if st is None:
-            return b""
-        conn = self._conn
-        try:
-            while not st.data:
-                if st.ended:
-                    self.close()
-                    return b""
-                if st.error is not None:
-                    raise _errors.BodyIncomplete(f"{_limits.INCOMPLETE_BODY} ({st.error})")
-                conn.wait(st, lambda: bool(st.data or st.ended or st.error is not None),
-                          self._timeout)  # fmt: skip
-            piece = st.data.pop(0)
-            st.size -= len(piece)
-            if st.unacked:
-                conn.h2.acknowledge_received_data(st.unacked, st.id)
-                st.unacked = 0
-                conn.flush(self._timeout)
-            return piece
-        except BaseException:
-            self.close()
-            raise
-
-    def read(self, amt: int | None = None) -> bytes:
-        """Up to ``amt`` bytes of the decoded body (all the rest without it); b"" at the end."""
-        if amt == 0:
-            return b""
-        if amt is None or amt < 0:
-            return b"".join(self.stream(None))
-        while not self._pending:
-            piece = self._next_decoded(amt)
-            if not piece:
-                return b""
-            self._pending = piece
-        pending = self._pending
-        self._pending = pending[amt:]
-        return pending[:amt]
-
-    def _next_decoded(self, amt: int) -> bytes:
-        inflater = self._inflater
-        while True:
-            if inflater is not None and inflater.tail:
-                return inflater.inflate(b"", amt)
-            piece = self._piece()
-            if not piece:
-                if inflater is not None:
-                    self._inflater = None
-                    return inflater.finish()
-                return b""
-            if inflater is None:
-                return piece
-            data = inflater.inflate(piece, amt)
-            if data:
-                return data
-
-    def stream(self, amt: int | None = 2**16, decode_content: bool = True) -> Iterator[bytes]:
-        """The body in decoded pieces of at most ``amt`` bytes (urllib3's ``stream``)."""
-        step = amt or READ_CHUNK
-        if self._pending:
-            pending, self._pending = self._pending, b""
-            yield pending
-        if not decode_content:
-            self._inflater = None
-        while piece := self._next_decoded(step):
-            if amt and len(piece) > amt:
-                for start in range(0, len(piece), amt):
-                    yield piece[start : start + amt]
-            else:
-                yield piece
-
-    def close(self) -> None:
-        """Cancel the stream if its body has not ended (the connection stays)."""
-        st, self._st = self._st, None
-        if st is not None:
-            _finish(self._conn, st, self._timeout)
-
-
-__all__ = ["H2BodyStream", "H2Connection", "H2Transport"]
+__all__ = ["H2Connection", "H2Transport"]
