@@ -16,14 +16,15 @@ process tree only (user + sys of the children this script waits for, ``bench/ben
 (c) ``Locust 2.47 + httpx http2=True``: what a Locust user does today, httpx's client with
     ``http2=True`` in a locustfile firing ``events.request`` (baseline of (b)).
 
-The choice (2-core development machine shared with other test runs, 3 runs of 5 s, 10 users,
-medians, the runs in brackets): h2 on gevent sockets 1 968 messages per CPU-second
-[1 289, 1 968, 2 166] against httpcore's 1 526 [1 020, 1 526, 1 801], 1.29x. The framing and
-HPACK are h2's in both (most of the cost: h2's state machines and hpack are pure Python);
-what httpcore adds (its pool, locks, request and response models) costs a quarter more CPU
-per message, so mpswarm drives h2 with its own connection code and does not use httpcore.
-(b) mpswarm FastHttpUser http2=True 1 611 [1 188, 1 744, 1 611] against (c) Locust with
-httpx 842 [842, 839, 939]: 1.91x.
+The choice (2-core development machine shared with other test runs, load average 4; 3 runs
+of 5 s, 10 users; medians, the runs in brackets; on the final code): h2 on gevent sockets
+2 379 messages per CPU-second [2 379, 2 530, 2 157] against httpcore's 1 854 [1 377, 1 866,
+1 854], 1.28x (an earlier pass: 1 968 against 1 526, 1.29x). The framing and HPACK are h2's
+in both (most of the cost: h2's state machines and hpack are pure Python); what httpcore
+adds (its pool, locks, request and response models) costs a quarter more CPU per message,
+so mpswarm drives h2 with its own connection code and does not use httpcore.
+(b) mpswarm FastHttpUser http2=True 1 722 [1 704, 1 967, 1 722] against (c) Locust with
+httpx 693 [650, 906, 693]: 2.48x (an earlier pass: 1 611 against 842, 1.91x).
 """
 
 from __future__ import annotations
