@@ -426,22 +426,26 @@ class H2Transport:
             on what it returns).
     """
 
-    __slots__ = ("_conns", "_h1", "_opening", "factory", "lean")
+    __slots__ = ("_conns", "_h1", "_opening", "_shared", "factory", "lean")
 
     def __init__(self, pool: Any = None, ssl_context_factory: Any = None) -> None:
         self.factory = ssl_context_factory
         self.lean = LeanTransport(pool, ssl_context_factory)
+        self._shared = pool is not None
         self._conns: dict[Any, H2Connection] = {} if pool is None else shared(pool, dict)
         self._h1: set[Any] | None = None  # keys whose server chose HTTP/1.1
         self._opening: dict[Any, Event] | None = None  # connections being opened, by key
 
     def close(self) -> None:
-        """Close this session's connections."""
+        """Close this session's connections (not those shared with other sessions, as the
+        lean transport's ``Idle``)."""
+        self.lean.close()
+        if self._shared:
+            return
         conns = list(self._conns.values())
         self._conns.clear()
         for conn in conns:
             conn.close()
-        self.lean.close()
 
     def exchange(self, request: Outgoing, limit: int, stream: bool) -> Response:
         """Send ``request`` as a stream on the origin's connection; read its response."""

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from mpswarm.http._transport import shared
 from mpswarm.http.fastclient import FastHttpSession
 from tests.conftest import ROOT, write
 from tests.http._nginx import Nginx, open_nginx
@@ -620,3 +621,23 @@ def test_header_cap_and_read_timeout_fail_one_request_not_the_connection(
     finally:
         session.close()
     assert server.connections == 1
+
+
+def test_sessions_sharing_a_client_pool_share_the_connection(nginx: Any) -> None:
+    """``client_pool``: users whose classes name the same object share one connection per
+    origin over HTTP/2 too (their requests are streams on it)."""
+    server = nginx({"main": ""}, listen="http2")
+    pool = object()
+    sessions = [
+        FastHttpSession(server.url("main"), _Events(), http2=True, client_pool=pool)
+        for _ in range(3)
+    ]
+    try:
+        assert [s.get("/").content for s in sessions for _ in range(2)] == [b"ok"] * 6
+        sessions[0].close()  # (its own connections: the shared one serves the others on)
+        assert sessions[1].get("/").content == b"ok"
+    finally:
+        for conn in list(shared(pool, dict).values()):
+            conn.close()
+    lines = server.logged("main", 7)
+    assert len(lines) == 7 and len({line.split(" ")[0] for line in lines}) == 1, lines
