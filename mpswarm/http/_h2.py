@@ -200,7 +200,13 @@ class H2Connection:
         with self._send_lock:
             data = self.h2.data_to_send()
             if data:
-                self.sock.sendall(data, timeout)
+                try:
+                    self.sock.sendall(data, timeout)
+                except BaseException:
+                    # Part of a frame may be on the wire (a timeout, a user stopped in the
+                    # middle): nothing can follow it on this connection.
+                    self.close_with(_CLOSED, retry=True)
+                    raise
             return len(data)
 
     def usable(self) -> bool:
