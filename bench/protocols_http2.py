@@ -24,7 +24,8 @@ in both (most of the cost: h2's state machines and hpack are pure Python); what 
 adds (its pool, locks, request and response models) costs a quarter more CPU per message,
 so mpswarm drives h2 with its own connection code and does not use httpcore.
 (b) mpswarm FastHttpUser http2=True 1 722 [1 704, 1 967, 1 722] against (c) Locust with
-httpx 693 [650, 906, 693]: 2.48x (an earlier pass: 1 611 against 842, 1.91x).
+httpx 693 [650, 906, 693]: 2.48x (an earlier pass: 1 611 against 842, 1.91x). A third
+pass on a quieter machine (load 2): 2 306 against 1 818 (1.27x); 1 710 against 894 (1.91x).
 """
 
 from __future__ import annotations
