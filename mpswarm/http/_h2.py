@@ -170,7 +170,16 @@ class H2Connection:
         self.sock = connection
         self.opened = opened
         self.used = False
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        # The header list is ours (_h2heads: names lower case, values stripped, checked by
+        # requests, no connection headers): h2 checking and normalizing it again cost a tenth
+        # of the transport's CPU (2 100 -> 2 370 messages per CPU-second, 3 runs each).
+        # What the server sends is still checked.
+        config = h2.config.H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         self.h2 = h2.connection.H2Connection(config=config)
         self.h2.remote_settings = _Settings(client=False)
         self.h2.local_settings = _Settings(
