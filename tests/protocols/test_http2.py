@@ -10,6 +10,7 @@ fail. nginx missing skips the nginx ones unless ``MPSWARM_REQUIRE_NGINX=1``.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -383,6 +384,8 @@ class H2Server:
         self.answered: Counter[str] = Counter()
         self.connections = 0
         self.most_open = 0
+        #: Each request received whole: (its header list, its body).
+        self.seen: list[tuple[list[tuple[bytes, bytes]], bytearray]] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._accept, daemon=True)]
         self._threads[0].start()
@@ -412,6 +415,7 @@ class H2Server:
         conn.initiate_connection()
         due: list[tuple[float, int, str]] = []
         count = 0
+        partial: dict[int, tuple[list[tuple[bytes, bytes]], bytearray]] = {}
         with sock:
             sock.sendall(conn.data_to_send())
             while not self._stop.is_set():
@@ -423,6 +427,7 @@ class H2Server:
                     for event in conn.receive_data(data):
                         if isinstance(event, h2.events.RequestReceived):
                             count += 1
+                            partial[event.stream_id] = (event.headers, bytearray())
                             head = dict(event.headers)
                             name = f"{head[b':method'].decode()} {head[b':path'].decode()}"
                             with self.lock:
@@ -447,7 +452,12 @@ class H2Server:
                                 self.most_open = max(self.most_open, len(due))
                         elif isinstance(event, h2.events.StreamReset):  # cancelled
                             due = [item for item in due if item[1] != event.stream_id]
+                        elif isinstance(event, h2.events.StreamEnded):
+                            if event.stream_id in partial:
+                                with self.lock:
+                                    self.seen.append(partial.pop(event.stream_id))
                         elif isinstance(event, h2.events.DataReceived):
+                            partial[event.stream_id][1].extend(event.data)
                             conn.acknowledge_received_data(
                                 event.flow_controlled_length, event.stream_id
                             )
@@ -641,3 +651,36 @@ def test_sessions_sharing_a_client_pool_share_the_connection(nginx: Any) -> None
             conn.close()
     lines = server.logged("main", 7)
     assert len(lines) == 7 and len({line.split(" ")[0] for line in lines}) == 1, lines
+
+
+def test_what_the_server_receives(h2_server: Any) -> None:
+    """The request as HTTP/2 carries it: pseudo-headers first (``:authority`` from the
+    ``Host`` the session made), the session's and the request's headers, cookies and basic
+    auth in lower-case names, no connection headers, the body whole; a generator's pieces
+    (chunked over HTTP/1.1) as DATA without framing."""
+    server = h2_server()
+    host = f"127.0.0.1:{server.port}"
+    session = FastHttpSession(f"http://{host}", _Events(), http2=True)
+    session.headers["X-Session"] = "s"
+    session.cookies.set("flavour", "h2")
+    try:
+        posted = session.post(
+            "/form?q=1", json={"a": 1}, headers={"X-Custom": "v"}, auth=("user", "pw")
+        )
+        put = session.put("/up", data=(piece for piece in [b"ab", b"cd"]))
+    finally:
+        session.close()
+    assert (posted.status_code, put.status_code) == (200, 200), (posted.error, put.error)
+    (first, body), (second, chunked) = server.seen
+    assert [name for name, _ in first[:4]] == [b":method", b":scheme", b":authority", b":path"]
+    head = dict(first)
+    assert (head[b":method"], head[b":scheme"], head[b":path"]) == (b"POST", b"http", b"/form?q=1")
+    assert head[b":authority"] == host.encode()
+    assert (head[b"x-custom"], head[b"x-session"], head[b"cookie"]) == (b"v", b"s", b"flavour=h2")
+    assert head[b"authorization"] == b"Basic " + base64.b64encode(b"user:pw")
+    assert head[b"content-type"] == b"application/json" and bytes(body) == b'{"a": 1}'
+    assert head[b"content-length"] == str(len(body)).encode()
+    assert all(name == name.lower() for name, _ in first)
+    for forbidden in (b"host", b"connection", b"transfer-encoding", b"keep-alive"):
+        assert forbidden not in head and forbidden not in dict(second)
+    assert bytes(chunked) == b"abcd" and b"content-length" not in dict(second)
