@@ -370,10 +370,10 @@ def _big_bodies(session: FastHttpSession, body: bytes) -> None:
 
 
 class H2Server:
-    """An h2 server on loopback answering ``ok`` after ``delay`` seconds, with a stream limit,
-    ``/reset`` answered with RST_STREAM, ``/headers`` with 150 headers, and a GOAWAY past the
-    ``goaway_at``-th request of a connection (that request unanswered). Counts what it
-    received and answered."""
+    """An h2 server on loopback answering ``ok`` ``delay`` seconds after a request's end, with
+    a stream limit, ``/reset`` answered with RST_STREAM, ``/headers`` with 150 headers, and a
+    GOAWAY past the ``goaway_at``-th request of a connection (that request unanswered).
+    Counts what it received and answered, and keeps each request (``seen``)."""
 
     def __init__(self, max_streams: int = 100, delay: float = 0.0, goaway_at: int = 0) -> None:
         self.max_streams, self.delay, self.goaway_at = max_streams, delay, goaway_at
@@ -415,7 +415,7 @@ class H2Server:
         conn.initiate_connection()
         due: list[tuple[float, int, str]] = []
         count = 0
-        partial: dict[int, tuple[list[tuple[bytes, bytes]], bytearray]] = {}
+        partial: dict[int, tuple[str, list[tuple[bytes, bytes]], bytearray]] = {}
         with sock:
             sock.sendall(conn.data_to_send())
             while not self._stop.is_set():
@@ -427,7 +427,6 @@ class H2Server:
                     for event in conn.receive_data(data):
                         if isinstance(event, h2.events.RequestReceived):
                             count += 1
-                            partial[event.stream_id] = (event.headers, bytearray())
                             head = dict(event.headers)
                             name = f"{head[b':method'].decode()} {head[b':path'].decode()}"
                             with self.lock:
@@ -447,17 +446,20 @@ class H2Server:
                                     event.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR
                                 )
                                 continue
-                            due.append((time.monotonic() + self.delay, event.stream_id, name))
-                            with self.lock:
-                                self.most_open = max(self.most_open, len(due))
+                            partial[event.stream_id] = (name, event.headers, bytearray())
                         elif isinstance(event, h2.events.StreamReset):  # cancelled
                             due = [item for item in due if item[1] != event.stream_id]
-                        elif isinstance(event, h2.events.StreamEnded):
+                            partial.pop(event.stream_id, None)
+                        elif isinstance(event, h2.events.StreamEnded):  # answered from now
                             if event.stream_id in partial:
+                                name, headers, body = partial.pop(event.stream_id)
+                                due.append((time.monotonic() + self.delay, event.stream_id, name))
                                 with self.lock:
-                                    self.seen.append(partial.pop(event.stream_id))
+                                    self.seen.append((headers, body))
+                                    self.most_open = max(self.most_open, len(due))
                         elif isinstance(event, h2.events.DataReceived):
-                            partial[event.stream_id][1].extend(event.data)
+                            if event.stream_id in partial:
+                                partial[event.stream_id][2].extend(event.data)
                             conn.acknowledge_received_data(
                                 event.flow_controlled_length, event.stream_id
                             )
