@@ -57,9 +57,14 @@ def free_port() -> int:
 
 
 class Target:
-    """nginx (or the demo server) on loopback, with a request counter."""
+    """nginx (or the demo server) on loopback, with a request counter.
 
-    def __init__(self) -> None:
+    Args:
+        servers: more nginx ``server`` blocks (``bench/protocols_http2.py``'s h2c one),
+            counted by the same counter.
+    """
+
+    def __init__(self, servers: str = "") -> None:
         self.tmp = tempfile.mkdtemp(prefix="mpswarm-bench-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -72,7 +77,8 @@ class Target:
                 "http { access_log off; keepalive_requests 1000000;\n"
                 f"  server {{ listen 127.0.0.1:{self.port};\n"
                 "    location = /nginx_status { stub_status; }\n"
-                '    location / { return 200 "ok\\n"; } } }\n'
+                '    location / { return 200 "ok\\n"; } }\n'
+                f"{servers}}}\n"
             )
             self.proc = subprocess.Popen(
                 [nginx, "-p", self.tmp, "-c", str(conf)], stderr=subprocess.DEVNULL

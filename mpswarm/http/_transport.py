@@ -3,9 +3,9 @@
 The session (``_session``) decides everything a request is: its URL, its headers and body,
 cookies, auth, redirects, caps, and the bytes of its head. A transport only moves it: it
 connects (TLS, a proxy's tunnel), sends the head and body the session made, reads the response
-under the caps and keeps the connection for the next request. Two implement ``Transport``:
+under the caps and keeps the connection for the next request. Three implement ``Transport``:
 urllib3's connections and response for HttpUser (``_urllib3``), the lean httptools client for
-FastHttpUser (``_lean``).
+FastHttpUser (``_lean``), and h2's HTTP/2 for FastHttpUser with ``http2 = True`` (``_h2``).
 """
 
 from __future__ import annotations
@@ -290,9 +290,12 @@ def shared(owner: Any, make: Callable[[], T]) -> T:
     return found[1]
 
 
-def tls_context(verify: bool | str, cert: str | tuple[str, str] | None = None) -> ssl.SSLContext:
-    """The process's TLS context for ``verify`` and ``cert``, made once (loading a CA bundle
-    takes milliseconds: once per connection it would be a load test of its own).
+def tls_context(
+    verify: bool | str, cert: str | tuple[str, str] | None = None, alpn: tuple[str, ...] = ()
+) -> ssl.SSLContext:
+    """The process's TLS context for ``verify``, ``cert`` and the ALPN protocols offered
+    (``alpn``, HTTP/2's), made once (loading a CA bundle takes milliseconds: once per
+    connection it would be a load test of its own).
 
     ``verify=True`` trusts requests' CA bundle (certifi's), as requests does; a path trusts
     the CA bundle file or the folder of hashed certificates it names; False verifies nothing.
@@ -300,10 +303,12 @@ def tls_context(verify: bool | str, cert: str | tuple[str, str] | None = None) -
     Raises:
         OSError: a path that does not exist (requests' error and text).
     """
-    key = (verify, cert)
+    key = (verify, cert, alpn)
     context = _TLS_CONTEXTS.get(key)
     if context is None:
         context = _make_context(verify, cert)
+        if alpn:
+            context.set_alpn_protocols(list(alpn))
         if len(_TLS_CONTEXTS) < 64:
             _TLS_CONTEXTS[key] = context
     return context

@@ -28,6 +28,17 @@ def _headers() -> CaseInsensitiveDict:
     return headers
 
 
+def _h2_transport() -> Any:
+    """The HTTP/2 transport class, imported only when asked for (h2 is an optional extra)."""
+    try:
+        from mpswarm.http._h2 import H2Transport
+    except ImportError as exc:
+        raise ImportError(
+            f"http2=True needs the h2 package ({exc}): pip install 'mpswarm[http2]'"
+        ) from None
+    return H2Transport
+
+
 class FastHttpSession(Session):
     """requests' Session API on the lean client, with Locust's FastHttpSession options.
 
@@ -42,6 +53,10 @@ class FastHttpSession(Session):
         max_body_size: the cap on a response body (default ``max_body_size``, 32 MiB).
         client_pool: sessions given the same object share their idle connections.
         ssl_context_factory: makes the ``ssl.SSLContext`` of each new https connection.
+        http2: speak HTTP/2 (httpx's ``http2=True``): h2c with prior knowledge on http://,
+            ALPN on https:// (a server choosing HTTP/1.1 gets it); requests the user's
+            greenlets issue at once share one connection per origin. Needs the ``h2``
+            package (``pip install 'mpswarm[http2]'``).
     """
 
     default_headers = _headers()
@@ -60,15 +75,24 @@ class FastHttpSession(Session):
         max_body_size: int | None = None,
         client_pool: Any = None,
         ssl_context_factory: Any = None,
+        http2: bool = False,
     ) -> None:
         super().__init__(base_url, request_event, user, max_body_size, insecure)
         if max_redirects != self.max_redirects:
             self.max_redirects = max_redirects
         if (connection_timeout, network_timeout) != self._timeouts:
             self._timeouts = (connection_timeout, network_timeout)
-        self._transport = LeanTransport(client_pool, ssl_context_factory)
+        if http2:
+            self._transport = _h2_transport()(client_pool, ssl_context_factory)
+        else:
+            self._transport = LeanTransport(client_pool, ssl_context_factory)
 
     _timeouts = (_DEFAULT_TIMEOUT_S, _DEFAULT_TIMEOUT_S)
+
+    @property
+    def http2(self) -> bool:
+        """Whether this client speaks HTTP/2 (given when it was made: ``http2=True``)."""
+        return type(self._transport) is not LeanTransport
 
     @property
     def cookiejar(self) -> Any:

@@ -46,13 +46,16 @@ class Nginx:
         executable: the nginx binary.
         prefix: an empty folder of its own (config, pid file, logs, temp folders).
         servers: name -> directives added to that server block (``keepalive_requests 10;``).
+        listen: parameters of every ``listen`` (``http2``: h2c; ``ssl http2``: over TLS).
     """
 
-    def __init__(self, executable: str, prefix: Path, servers: dict[str, str]) -> None:
+    def __init__(
+        self, executable: str, prefix: Path, servers: dict[str, str], listen: str = ""
+    ) -> None:
         self.prefix = prefix
         self.ports = {name: _free_port() for name in servers}
         blocks = "".join(
-            f"  server {{ listen 127.0.0.1:{self.ports[name]};\n"
+            f"  server {{ listen 127.0.0.1:{self.ports[name]} {listen};\n"
             f"    access_log {prefix / f'{name}.log'} truth;\n"
             f"    {directives}\n"
             '    location / { return 200 "ok"; }\n'
@@ -63,8 +66,11 @@ class Nginx:
             for name, directives in servers.items()
         )
         conf = prefix / "nginx.conf"
+        # Under root the workers would run as nobody, who cannot read or write the test's
+        # folders (0700): they run as the user who started nginx instead.
+        user = "user root;\n" if os.geteuid() == 0 else ""
         conf.write_text(
-            "worker_processes 1; daemon off; pid nginx.pid;\n"
+            f"{user}worker_processes 1; daemon off; pid nginx.pid;\n"
             f"error_log {prefix / 'error.log'} warn;\n"
             "events { worker_connections 1024; }\n"
             "http {\n"
@@ -143,7 +149,7 @@ class Nginx:
         assert not alive, f"nginx workers outlived their master: {alive}"
 
 
-def open_nginx(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Nginx]]:
+def open_nginx(tmp_path: Path) -> Iterator[Callable[..., Nginx]]:
     """For a fixture: yields ``start(servers)``, which starts a private nginx (see ``Nginx``);
     every nginx started is stopped afterwards. Skips where nginx is not installed, unless
     ``MPSWARM_REQUIRE_NGINX=1``."""
@@ -154,10 +160,10 @@ def open_nginx(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Nginx]]:
         pytest.skip("nginx is not installed")
     started: list[Nginx] = []
 
-    def start(servers: dict[str, str]) -> Nginx:
+    def start(servers: dict[str, str], listen: str = "") -> Nginx:
         prefix = tmp_path / f"nginx{len(started)}"
         prefix.mkdir()
-        server = Nginx(executable, prefix, servers)
+        server = Nginx(executable, prefix, servers, listen)
         started.append(server)
         return server
 
