@@ -32,10 +32,12 @@ def _h2_transport() -> Any:
     """The HTTP/2 transport class, imported only when asked for (h2 is an optional extra)."""
     try:
         from mpswarm.http._h2 import H2Transport
-    except ImportError as exc:
-        raise ImportError(
-            f"http2=True needs the h2 package ({exc}): pip install 'mpswarm[http2]'"
-        ) from None
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith(("h2", "hpack", "hyperframe")):
+            raise  # (a module of ours: a bug, not a missing extra)
+        from mpswarm.protocols import missing_extra
+
+        raise missing_extra("http2 = True", "h2", "http2", exc) from None
     return H2Transport
 
 
