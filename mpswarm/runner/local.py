@@ -1,6 +1,6 @@
 """``LocalRunner``: a whole run in the caller's process (Locust's library API).
 
-    env = Environment(user_classes=[MyUser], host="http://127.0.0.1:8089")
+    env = Environment(user_classes=[MyUser], host="http://127.0.0.1:8088")
     runner = env.create_local_runner()
     runner.start(10, spawn_rate=5)
     gevent.spawn_later(30, runner.quit)
