@@ -85,6 +85,10 @@ def main() -> int:
     print(table(rows))
     for protocol, reason in skipped.items():
         print(f"{protocol}: skipped ({reason})")
+    # A case that measured nothing failed (a client that could not run): never a result.
+    empty = [f"{row['protocol']}: {row['case']}" for row in rows if row["messages_per_cpu_s"] <= 0]
+    for case in empty:
+        print(f"{case}: measured no messages (the case failed to run)")
     if not args.no_save:
         RESULTS.mkdir(exist_ok=True)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -96,10 +100,11 @@ def main() -> int:
             "seconds": args.seconds,
             "rows": rows,
             "skipped": skipped,
+            "failed": empty,
         }
         path.write_text(json.dumps(saved, indent=2) + "\n")
         print(f"saved {path.relative_to(BENCH.parent)}")
-    return 1 if skipped else 0
+    return 1 if skipped or empty else 0
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ def measure(runs: int, seconds: float, users: int = 10) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--client", choices=("h2", "httpcore"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
