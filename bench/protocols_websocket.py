@@ -13,7 +13,12 @@ server saw and the CPU time (user + sys) of the load generator's process tree on
   websockets sync client, websocket-client;
 - (b) mpswarm's ``WebSocketUser`` (``self.ws.request``), ``--processes 1``, ``USERS`` users;
 - (c) Locust 2.47 with wsproto on a gevent socket wired up by hand in a locustfile
-  (``events.request.fire``), the baseline for (b).
+  (``events.request.fire``), the baseline for (b);
+- (d) Locust 2.47 running WebSocketUser's client (``WebSocketClient``) in a User of its own:
+  against (c) the client's own cost, against (b) the run loops'. Two passes on 2026-12-07:
+  (d) 6 678 and 6 364 round trips per CPU-second, (b) 6 707 and 5 523, (c) 7 256 and 8 520:
+  the client cost 8 to 25 % more than the hand loop, mpswarm's run loop 0 to 13 % more than
+  Locust's; both contribute, within this machine's noise.
 
 Choice. Two runs of this script on 2026-12-07, on the 2-core development machine shared with
 other engineers' tests (3 runs of 10 s each, medians in round trips per client CPU-second;
@@ -201,10 +206,13 @@ def _library_run(server: EchoServer, library: str, seconds: float) -> float:
     return float(found["messages"] / found["cpu_s"])
 
 
+_LOCUSTFILES = {"mpswarm": "ws_mpswarm.py", "locust": "ws_locust.py",
+                "locust-client": "ws_client_in_locust.py"}  # fmt: skip
+
+
 def _tool_run(server: EchoServer, tool: str, seconds: float) -> float:
-    locustfile = "ws_mpswarm.py" if tool == "mpswarm" else "ws_locust.py"
-    command = tool_command("mpswarm", locustfile, server.url, USERS, int(seconds), 1)
-    if tool == "locust":  # the Locust of this environment (2.47), not benchmark.py's own venv
+    command = tool_command("mpswarm", _LOCUSTFILES[tool], server.url, USERS, int(seconds), 1)
+    if tool != "mpswarm":  # the Locust of this environment (2.47), not benchmark.py's own venv
         command[:3] = [sys.executable, "-m", "locust"]
         at = command.index("--processes")  # Locust's would add a master: one process here
         del command[at : at + 2]
@@ -221,6 +229,7 @@ def measure(runs: int, seconds: float) -> list[dict[str, Any]]:
     cases: dict[str, Any] = {f"{library} alone": library for library in LIBRARIES}
     cases["mpswarm WebSocketUser --processes 1"] = "mpswarm"
     cases["Locust 2.47 + wsproto by hand"] = "locust"
+    cases["Locust 2.47 + WebSocketUser's client"] = "locust-client"
     values: dict[str, list[float]] = {case: [] for case in cases}
     server = EchoServer()
     try:
@@ -232,7 +241,10 @@ def measure(runs: int, seconds: float) -> list[dict[str, Any]]:
                     values[case].append(_tool_run(server, what, seconds))
     finally:
         server.close()
-    baselines = {"mpswarm WebSocketUser --processes 1": "Locust 2.47 + wsproto by hand"}
+    baselines = {
+        "mpswarm WebSocketUser --processes 1": "Locust 2.47 + wsproto by hand",
+        "Locust 2.47 + WebSocketUser's client": "Locust 2.47 + wsproto by hand",
+    }
     return [
         {
             "protocol": "websocket",
