@@ -227,7 +227,7 @@ def select_classes(
 
 
 #: What an HttpUser's host starts with.
-HTTP_SCHEMES = ("http", "https")
+HTTP_SCHEMES: tuple[str, ...] = HttpUser._host_schemes
 
 
 def check_host_url(url: str, source: str, schemes: tuple[str, ...] = HTTP_SCHEMES) -> None:
@@ -248,12 +248,9 @@ def check_host_url(url: str, source: str, schemes: tuple[str, ...] = HTTP_SCHEME
 
 
 def host_schemes(cls: type) -> tuple[str, ...] | None:
-    """The schemes a user class's host may have (its ``_host_schemes``), or None when its host
-    is its own client's business (an MQTT broker's name), as in Locust: not checked."""
-    schemes = getattr(cls, "_host_schemes", None)
-    if schemes is None and issubclass(cls, HttpUser):
-        return HTTP_SCHEMES
-    return schemes
+    """The schemes a user class's host may have (``User._host_schemes``), or None when its
+    host is its own client's business (an MQTT broker's name), as in Locust: not checked."""
+    return getattr(cls, "_host_schemes", None)
 
 
 def _host_problem(url: str, schemes: tuple[str, ...]) -> str | None:

@@ -19,7 +19,9 @@ class Recorder:
 
     __slots__ = ("context", "event", "length", "meta_url", "method", "name", "start", "wall")
 
-    def __init__(self, event: Any, method: str, name: str | None, url: str, context: Any) -> None:
+    def __init__(
+        self, event: Any, method: str, name: str | None, url: str | None, context: Any
+    ) -> None:
         self.event = event
         self.method = method
         self.name: Any = name
@@ -33,7 +35,7 @@ class Recorder:
         return (time.perf_counter() - self.start) * 1000.0
 
     def meta(
-        self, response: Response, exception: BaseException | None, ms: float | None = None
+        self, response: Any, exception: BaseException | str | None, ms: float | None = None
     ) -> dict[str, Any]:
         """The request event's arguments, as a dict (``response.request_meta``)."""
         return {

@@ -26,15 +26,13 @@ its ``with``).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from gevent import GreenletExit
 
 from mpswarm.http._errors import Interrupted
+from mpswarm.http._recording import Recorder
 from mpswarm.stats import in_flight
-
-_now = time.perf_counter
 
 
 class Timing:
@@ -60,12 +58,13 @@ def phases_us(connect_s: float | None, tls_s: float | None, ttfb_s: float | None
     return (us(connect_s), us(tls_s), us(ttfb_s), sent)
 
 
-class Call:
-    """One call, recorded when its ``with`` block ends (see the module docstring).
+class Call(Recorder):
+    """One call, recorded when its ``with`` block ends (see the module docstring); fired as
+    HTTP's requests are (``http._recording.Recorder``).
 
     Args:
         user: the calling user (None: a client used outside a run; then nothing stops it).
-        request_type: the statistics' method column (``grpc``, ``WS``...).
+        request_type: the statistics' method column (``grpc``, ``WS-SEND``...).
         name: the statistics' name column.
         url: the ``url`` argument of the request event.
         event: the request event (default: the user's environment's).
@@ -73,25 +72,11 @@ class Call:
 
     Attributes:
         length: the response's size in bytes (the statistics' average size).
-        response: passed to the listeners as ``response`` (default: a ``Timing``, or None).
         phases: the timing breakdown, or None.
         exception: the failure recorded, if any (``fail``, or what the block raised).
     """
 
-    __slots__ = (
-        "_control",
-        "_event",
-        "_start",
-        "_wall",
-        "context",
-        "exception",
-        "length",
-        "name",
-        "phases",
-        "request_type",
-        "response",
-        "url",
-    )
+    __slots__ = ("_control", "exception", "phases")
 
     def __init__(
         self,
@@ -102,23 +87,16 @@ class Call:
         event: Any = None,
         context: dict[str, Any] | None = None,
     ) -> None:
-        self.request_type = request_type
-        self.name = name
-        self.url = url
-        self.length = 0
-        self.response: Any = None
+        if event is None:
+            event = user.environment.events.request
+        if user is None:
+            merged = dict(context or {})
+        else:  # Locust's merge: a copy, whatever context() returns
+            merged = {**user.context(), **context} if context else {**user.context()}
+        super().__init__(event, request_type, name, url, merged)
         self.phases: tuple[int, int, int, int] | None = None
         self.exception: BaseException | str | None = None
         self._control = getattr(user, "_mpswarm", None)
-        if event is None:
-            event = user.environment.events.request
-        self._event = event
-        if user is None:
-            self.context = dict(context or {})
-        else:  # Locust's merge: a copy, whatever context() returns
-            self.context = {**user.context(), **context} if context else {**user.context()}
-        self._start = 0.0
-        self._wall = 0.0
 
     def __enter__(self) -> Call:
         control = self._control
@@ -127,13 +105,12 @@ class Call:
                 raise GreenletExit()  # being stopped: begin nothing new
             control.in_request += 1
         in_flight.counter[0] += 1
-        self._wall = time.time()
-        self._start = _now()
         return self
 
-    def elapsed_ms(self) -> float:
-        """Milliseconds since the call began."""
-        return (_now() - self._start) * 1000.0
+    def fire(self, response: Any, exception: BaseException | str | None, ms: float) -> None:
+        """Fire the request event through its ``fire()``: any event with Locust's EventHook API
+        will do (HTTP's hot path calls the listeners directly instead)."""
+        self.event.fire(**self.meta(response, exception, ms))
 
     def fail(self, exception: BaseException | str) -> None:
         """Record the call as failed with ``exception`` (its text is the errors table's)."""
@@ -147,26 +124,10 @@ class Call:
             control.in_request -= 1
         if exc is not None:
             self.exception = Interrupted() if isinstance(exc, GreenletExit) else exc
-        self.fire(ms)
+        phases = self.phases
+        self.fire(None if phases is None else Timing(phases), self.exception, ms)
         if exc is None and control is not None and control.stop_after_request:
             raise GreenletExit()
-
-    def fire(self, ms: float) -> None:
-        """Fire the request event for this call (once: ``__exit__`` does)."""
-        response = self.response
-        if response is None and self.phases is not None:
-            response = Timing(self.phases)
-        self._event.fire(
-            request_type=self.request_type,
-            name=self.name,
-            response_time=ms,
-            response_length=self.length,
-            response=response,
-            context=self.context,
-            exception=self.exception,
-            start_time=self._wall,
-            url=self.url,
-        )
 
 
 __all__ = ["Call", "Timing", "phases_us"]

@@ -64,6 +64,10 @@ class User(metaclass=UserMeta):
     fixed_count: int = 0
     abstract = True
     keep_greenlet = False
+    #: The schemes this class's host may have ("" among them: a bare HOST:PORT too), checked
+    #: before any load (``_locustfile.check_hosts``); None: the host is its client's business
+    #: (an MQTT broker's name), unchecked, as in Locust.
+    _host_schemes: tuple[str, ...] | None = None
 
     def __init__(self, environment: Any) -> None:
         self.environment = environment
@@ -253,6 +257,7 @@ class HttpUser(User):
     """
 
     abstract = True
+    _host_schemes = ("http", "https")
     max_body_size: int = MAX_BODY_SIZE
     #: Users whose classes name the same object here share their connections (Locust's
     #: attribute, where it is a urllib3 PoolManager: any object will do).
